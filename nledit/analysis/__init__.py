@@ -1,0 +1,46 @@
+"""Distribution analysis of concept-conditioned neuron activations (paper §3, §4, App. D-F).
+
+`stats` holds the numbers (normality, pairwise AUROC, salient-set overlap, bound examples),
+`plots` turns them into PNG figures, `build` assembles an `InspectReport` from raw activations
+and `report` writes it as a self-contained HTML page plus a JSON file.
+
+Names are resolved lazily so that importing `nledit.analysis.stats` does not load matplotlib.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "AurocSummary": "stats",
+    "DistributionStats": "stats",
+    "auroc_summary": "stats",
+    "distribution_stats": "stats",
+    "nearest_to_bounds": "stats",
+    "pairwise_auroc": "stats",
+    "top_neurons": "stats",
+    "topk_overlap": "stats",
+    "plot_kde": "plots",
+    "plot_overlap_heatmap": "plots",
+    "BoundExamples": "report",
+    "ExampleText": "report",
+    "InspectReport": "report",
+    "KdeFigure": "report",
+    "write_report": "report",
+    "all_layer_stats": "build",
+    "build_report": "build",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

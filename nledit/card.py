@@ -1,0 +1,318 @@
+"""The model card (README.md) of an exported checkpoint.
+
+Front matter (base model, tags, data, a ``model-index`` of what was measured) is built with
+huggingface_hub's ``ModelCardData``; the body says what was edited, how to load the checkpoint,
+the erasure table, general-capability numbers and the recipe. Metrics that were not measured
+are left out, never written as ``None``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from . import __version__
+
+TAGS = ["nledit", "neuronlens", "range-masking", "custom_code"]
+WIKITEXT = ("Salesforce/wikitext", "WikiText-2 (raw)", "wikitext-2-raw-v1")
+MMLU = ("cais/mmlu", "MMLU", "all")
+# Operator parameters that matter for each operator (the rest of a dumped spec is noise).
+_OPERATOR_PARAMS = {
+    "zero": (),
+    "dampen": ("alpha",),
+    "mean": ("mean_source",),
+    "adaptive": ("beta",),
+    "steer": ("strength",),
+}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class CardInfo:
+    """Everything the card says; ``metrics`` uses the layout of ``nledit.evaluate``."""
+
+    base_model: str
+    base_revision: str | None = None
+    license: str | None = None
+    datasets: list[str] = field(default_factory=list)
+    edits: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    recipe_yaml: str = ""
+    repo_id: str | None = None
+    nledit_version: str = __version__
+    method: str = "range"  # the erasure method this checkpoint carries
+    auto_class: str = "AutoModelForCausalLM"
+
+
+def render_card(info: CardInfo) -> ModelCard:
+    """Build the card; its front matter parses back with ``ModelCard.load``."""
+    hub_base = info.base_model if is_hub_id(info.base_model) else None
+    results = eval_results(info)
+    data = ModelCardData(
+        base_model=hub_base,
+        library_name="transformers",
+        license=info.license,
+        datasets=list(info.datasets) or None,
+        tags=list(TAGS),
+        pipeline_tag="text-generation" if "CausalLM" in info.auto_class else None,
+        model_name=_model_name(info) if results else None,
+        eval_results=results or None,
+    )
+    content = f"---\n{data.to_yaml()}\n---\n\n{_body(info)}"
+    return ModelCard(content)
+
+
+def write_card(out_dir: Path, info: CardInfo) -> Path:
+    """Write ``out_dir/README.md`` and return its path."""
+    path = Path(out_dir) / "README.md"
+    render_card(info).save(path)
+    return path
+
+
+def is_hub_id(name: str) -> bool:
+    """True for ``owner/name`` ids; local paths, GGUF files and ``pypi:`` sources are not."""
+    return bool(_HUB_ID.match(name)) and not Path(name).exists() and ".." not in name
+
+
+# -- model-index --------------------------------------------------------------------------------
+
+
+def eval_results(info: CardInfo) -> list[EvalResult]:
+    """One ``EvalResult`` per measured value of this checkpoint (baselines stay in the body)."""
+    m = info.metrics
+    out: list[EvalResult] = []
+    ds = info.datasets[0] if info.datasets else "nledit-concepts"
+    for row in m.get("erasure") or []:
+        if row.get("method", info.method) != info.method:
+            continue
+        dataset = str(row.get("dataset") or ds)
+        concept = row.get("concept")
+        for key, name in (("acc", f"Acc on {concept}"), ("cacc", f"CAcc, other than {concept}")):
+            if _num(row, key) is not None:
+                out.append(_result("text-classification", (dataset, dataset, None), key, row, name))
+    ppl_block = m.get("perplexity") or {}
+    ppl = _num(ppl_block, info.method)
+    if ppl is not None:
+        src = ppl_block.get("dataset")  # optional: the text perplexity was measured on
+        ppl_ds = (src, src, None) if isinstance(src, str) else WIKITEXT
+        out.append(_result("text-generation", ppl_ds, "perplexity", {"perplexity": ppl}))
+    edited = (m.get("lm_eval") or {}).get("edited") or {}
+    acc = _num(edited.get("mmlu") or {}, "acc", "acc,none")
+    if acc is not None:
+        out.append(_result("text-generation", MMLU, "accuracy", {"accuracy": acc}, "MMLU acc"))
+    wppl = _num(edited.get("wikitext") or {}, "word_perplexity", "word_perplexity,none")
+    if wppl is not None:
+        row = {"perplexity": wppl}
+        out.append(_result("text-generation", WIKITEXT, "perplexity", row, "word perplexity"))
+    return out
+
+
+def _result(
+    task: str,
+    dataset: tuple[str, str, str | None],
+    key: str,
+    values: Mapping[str, Any],
+    metric_name: str | None = None,
+) -> EvalResult:
+    dtype, dname, config = dataset
+    metric = "accuracy" if key in ("acc", "cacc") else key
+    return EvalResult(
+        task_type=task,
+        dataset_type=dtype,
+        dataset_name=dname,
+        dataset_config=config,
+        metric_type=metric,
+        metric_value=float(values[key]),
+        metric_name=metric_name,
+    )
+
+
+def _model_name(info: CardInfo) -> str:
+    if info.repo_id:
+        return info.repo_id.split("/")[-1]
+    return f"{info.base_model.split('/')[-1]}-nledit"
+
+
+def _num(d: Mapping[str, Any], *keys: str) -> float | None:
+    """First finite number under ``keys`` (numpy scalars included), else None."""
+    for key in keys:
+        v = d.get(key)
+        if isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v):
+            return float(v)
+    return None
+
+
+# -- body ---------------------------------------------------------------------------------------
+
+
+def _body(info: CardInfo) -> str:
+    parts = [
+        _intro(info),
+        _edits(info),
+        _loading(info),
+        _erasure(info),
+        _general(info),
+        _recipe(info),
+    ]
+    return "\n".join(p for p in parts if p)
+
+
+def _intro(info: CardInfo) -> str:
+    title = info.repo_id or _model_name(info)
+    base = f"`{info.base_model}`"
+    if info.base_revision:
+        base += f" (revision `{info.base_revision}`)"
+    return (
+        f"# {title}\n\n"
+        f"{base} edited with nledit {info.nledit_version} "
+        "by NeuronLens range masking: for a few salient neurons of one layer, an operator acts "
+        "only while the activation lies inside the band the concept occupies "
+        "(mean ± tau·std), and leaves it untouched outside that band. The base weights are "
+        "unchanged; the ranges ship in `nledit_ranges.safetensors` and are applied by "
+        "`modeling_nledit.py`.\n"
+    )
+
+
+def _edits(info: CardInfo) -> str:
+    if not info.edits:
+        return ""
+    head = ["edit", "concepts", "layer", "saliency", "top p", "tau", "operator", "neurons"]
+    rows = []
+    for i, e in enumerate(info.edits):
+        op, params = _operator(e)
+        if params:
+            op += " (" + ", ".join(f"{k}={v}" for k, v in params.items()) + ")"
+        rows.append(
+            [
+                e.get("name") or f"edit{i}",
+                ", ".join(str(c) for c in e.get("concepts") or []),
+                e.get("layer"),
+                e.get("saliency"),
+                e.get("top_p"),
+                e.get("tau"),
+                op,
+                e.get("n_neurons"),
+            ]
+        )
+    return ("## Edits" if len(rows) > 1 else "## Edit") + "\n\n" + _table(head, rows)
+
+
+def _operator(edit: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    op = edit.get("operator") or "zero"
+    explicit = edit.get("operator_params", edit.get("params"))
+    if isinstance(op, Mapping):
+        name = str(op.get("name", "zero"))
+        wanted = _OPERATOR_PARAMS.get(name)
+        params = {k: v for k, v in op.items() if k != "name" and (wanted is None or k in wanted)}
+    else:
+        name, params = str(op), {}
+    if isinstance(explicit, Mapping):
+        params = dict(explicit)
+    return name, {k: v for k, v in params.items() if v is not None}
+
+
+def _loading(info: CardInfo) -> str:
+    repo = info.repo_id or "path/to/this/checkpoint"
+    cls = info.auto_class
+    return (
+        "## How to load\n\n"
+        "The edit lives in custom modelling code, so loading needs `trust_remote_code=True`. "
+        "That runs `modeling_nledit.py` from this repository: read it once, then pin the "
+        "revision (a commit hash) you read, so later pushes cannot change the code you run.\n\n"
+        "```python\n"
+        f"from transformers import AutoTokenizer, {cls}\n\n"
+        f'repo = "{repo}"\n'
+        'revision = "main"  # pin a commit hash\n'
+        "tokenizer = AutoTokenizer.from_pretrained(repo, revision=revision)\n"
+        f"model = {cls}.from_pretrained(repo, trust_remote_code=True, revision=revision)\n\n"
+        "model.nledit_enabled(False)  # the base model, exactly\n"
+        "model.nledit_enabled(True)  # the edited model (the default)\n"
+        "```\n\n"
+        "No nledit install is needed; `lm_eval --model hf --model_args "
+        f"pretrained={repo},trust_remote_code=True` evaluates it as it stands.\n"
+    )
+
+
+_ERASURE_COLS = ("acc", "conf", "cacc", "cconf")
+
+
+def _erasure(info: CardInfo) -> str:
+    rows_in = info.metrics.get("erasure") or []
+    if not rows_in:
+        return ""
+    head = ["concept", "method", "Acc", "ΔAcc", "Conf", "ΔConf", "CAcc", "ΔCAcc", "CConf", "ΔCConf"]
+    rows = []
+    for r in rows_in:
+        cells: list[Any] = [r.get("concept"), r.get("method")]
+        for key in _ERASURE_COLS:
+            v, b = _num(r, key), _num(r, f"base_{key}")
+            cells += [_fmt(v), _fmt(v - b, signed=True) if v is not None and b is not None else ""]
+        rows.append(cells)
+    return (
+        "## Concept erasure\n\n"
+        "Acc and Conf (probability of the gold label) on the edited concept's examples; CAcc and "
+        "CConf on all other concepts' examples. Δ is the change against the unedited model: "
+        "a good edit has a large negative ΔAcc with ΔCAcc and ΔCConf near zero.\n\n"
+        + _table(head, rows)
+    )
+
+
+def _general(info: CardInfo) -> str:
+    m = info.metrics
+    ppl = m.get("perplexity") or {}
+    lm = m.get("lm_eval") or {}
+    base_lm, edited_lm = lm.get("base") or {}, lm.get("edited") or {}
+    rows: list[list[Any]] = []
+    base_ppl = _num(ppl, "base")
+    methods = [k for k in ppl if k != "base" and _num(ppl, k) is not None]
+    for k in methods:
+        label = f"perplexity ({k} masking)" if k in ("range", "neuron") else f"perplexity ({k})"
+        rows.append([label, _fmt(base_ppl, 2), _fmt(_num(ppl, k), 2)])
+    if base_ppl is not None and not methods:
+        rows.append(["perplexity", _fmt(base_ppl, 2), ""])
+    for task, keys, label, nd in (
+        ("mmlu", ("acc", "acc,none"), "MMLU accuracy (lm-eval)", 4),
+        ("wikitext", ("word_perplexity", "word_perplexity,none"), "WikiText word perplexity", 2),
+    ):
+        b = _num(base_lm.get(task) or {}, *keys)
+        e = _num(edited_lm.get(task) or {}, *keys)
+        if b is not None or e is not None:
+            rows.append([label, _fmt(b, nd), _fmt(e, nd)])
+    if not rows:
+        return ""
+    return "## General capability\n\n" + _table(["metric", "base", "edited"], rows)
+
+
+def _recipe(info: CardInfo) -> str:
+    text = info.recipe_yaml
+    if not text.strip():
+        return ""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    body = text if text.endswith("\n") else text + "\n"
+    return f"## Recipe\n\n{fence}yaml\n{body}{fence}\n"
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _fmt(value: float | None, digits: int = 4, *, signed: bool = False) -> str:
+    if value is None:
+        return ""
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"

@@ -1,0 +1,161 @@
+"""One streaming pass: per-concept sufficient statistics of layer activations.
+
+For each edited layer and concept: count, sum, sum of squares and sum of |x| in float64. Memory
+is O(layers x concepts x d), flat in the number of examples, and statistics from several
+processes merge exactly by addition. The forward pass stops after the deepest edited layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from .concept import ConceptModel
+from .data import Examples
+from .reservoir import Reservoir
+
+
+class StopForward(Exception):
+    """Raised by a hook to end a forward pass once the last needed layer has run."""
+
+
+class ActivationError(ValueError):
+    """Activations that cannot be summarised (NaN or inf)."""
+
+
+def _hidden(output: object) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output  # type: ignore[return-value,index]
+
+
+@contextlib.contextmanager
+def capture(
+    model: torch.nn.Module, paths: dict[int, str], stop: bool
+) -> Iterator[dict[int, torch.Tensor]]:
+    """Record the output hidden state of each layer in ``paths``; optionally stop after the last."""
+    seen: dict[int, torch.Tensor] = {}
+    deepest = max(paths)
+    handles = []
+    for layer, path in paths.items():
+
+        def hook(_m: object, _a: object, out: object, layer: int = layer) -> None:
+            seen[layer] = _hidden(out)
+            if stop and layer == deepest:
+                raise StopForward
+
+        handles.append(model.get_submodule(path).register_forward_hook(hook))
+    try:
+        yield seen
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@dataclass
+class ConceptStats:
+    """Float64 sufficient statistics per layer: tensors of shape (concepts, d)."""
+
+    n_concepts: int
+    d: int
+    count: dict[int, torch.Tensor] = field(default_factory=dict)
+    total: dict[int, torch.Tensor] = field(default_factory=dict)
+    sumsq: dict[int, torch.Tensor] = field(default_factory=dict)
+    sumabs: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def _init(self, layer: int) -> None:
+        if layer not in self.count:
+            z = torch.zeros(self.n_concepts, self.d, dtype=torch.float64)
+            self.count[layer] = torch.zeros(self.n_concepts, dtype=torch.float64)
+            self.total[layer], self.sumsq[layer], self.sumabs[layer] = z, z.clone(), z.clone()
+
+    def update(self, layer: int, h: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add rows ``h`` (B, d) with concept ids ``labels`` (B,)."""
+        self._init(layer)
+        x = h.detach().to("cpu", torch.float64)
+        y = labels.to("cpu", torch.long)
+        self.count[layer].index_add_(0, y, torch.ones(len(y), dtype=torch.float64))
+        self.total[layer].index_add_(0, y, x)
+        self.sumsq[layer].index_add_(0, y, x * x)
+        self.sumabs[layer].index_add_(0, y, x.abs())
+
+    def merge(self, other: ConceptStats) -> ConceptStats:
+        for layer in other.count:
+            self._init(layer)
+            self.count[layer] += other.count[layer]
+            self.total[layer] += other.total[layer]
+            self.sumsq[layer] += other.sumsq[layer]
+            self.sumabs[layer] += other.sumabs[layer]
+        return self
+
+    def mean(self, layer: int) -> torch.Tensor:
+        return self.total[layer] / self.count[layer].clamp_min(1).unsqueeze(-1)
+
+    def std(self, layer: int) -> torch.Tensor:
+        """Population standard deviation (the paper's sigma)."""
+        mu = self.mean(layer)
+        var = self.sumsq[layer] / self.count[layer].clamp_min(1).unsqueeze(-1) - mu * mu
+        return var.clamp_min(0).sqrt()
+
+    def mean_abs(self, layer: int) -> torch.Tensor:
+        return self.sumabs[layer] / self.count[layer].clamp_min(1).unsqueeze(-1)
+
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for layer in self.count:
+            for name in ("count", "total", "sumsq", "sumabs"):
+                out[f"{layer}.{name}"] = getattr(self, name)[layer]
+        return out
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> ConceptStats:
+        layers = sorted({int(k.split(".")[0]) for k in tensors})
+        first = tensors[f"{layers[0]}.total"]
+        stats = cls(first.shape[0], first.shape[1])
+        for layer in layers:
+            for name in ("count", "total", "sumsq", "sumabs"):
+                getattr(stats, name)[layer] = tensors[f"{layer}.{name}"].to(torch.float64)
+        return stats
+
+
+def read_rows(hidden: torch.Tensor, read: torch.Tensor) -> torch.Tensor:
+    """The read token's hidden state per row: (B, T, d) -> (B, d)."""
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    return hidden[rows, read.to(hidden.device)]
+
+
+@torch.no_grad()
+def collect(
+    cm: ConceptModel,
+    examples: Examples,
+    layers: list[int],
+    batch_size: int,
+    reservoir: Reservoir | None = None,
+    desc: str = "fit",
+) -> ConceptStats:
+    """Stream ``examples`` through the model up to the deepest of ``layers``."""
+    stats = ConceptStats(len(cm.label_names), cm.layout.hidden_size)
+    paths = {layer: cm.layout.layer_path(layer) for layer in layers}
+    labels = torch.tensor(examples.labels)
+    bar = tqdm(total=len(examples), desc=desc, unit="ex", leave=False)
+    for batch in cm.batches(examples.texts, batch_size):
+        with capture(cm.model, paths, stop=True) as seen, contextlib.suppress(StopForward):
+            cm.model(**batch.inputs)
+        y = labels[batch.rows]
+        for layer in layers:
+            h = read_rows(seen[layer], batch.read)
+            bad = ~torch.isfinite(h).all(dim=-1)
+            if bad.any():
+                i = batch.rows.start + int(bad.nonzero()[0])
+                raise ActivationError(
+                    f"non-finite activation (NaN/inf) at layer {layer} for example {i}: "
+                    f"{examples.texts[i][:80]!r}; try model.dtype: float32"
+                )
+            stats.update(layer, h, y)
+            if reservoir is not None:
+                reservoir.add(layer, h, y, list(range(batch.rows.start, batch.rows.stop)))
+        bar.update(len(y))
+    bar.close()
+    return stats

@@ -1,0 +1,254 @@
+"""Evaluate an edit the way the paper does (§5.3): the concept-erasure table and perplexity.
+
+For each target concept c: Acc and Conf (probability of the gold label) on c's examples, CAcc
+and CConf averaged over the other concepts, for the base model, range masking (the edit) and
+neuron masking (same neurons, same operator on the whole neuron). All conditions share one pass
+up to the edited layer (see ``fastpath``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .arch import Layout
+from .collect import capture
+from .concept import Batch, ConceptModel
+from .data import Examples
+from .fastpath import replay_from
+from .fit import Fitted
+from .gate import RangeGate, install_gates, remove_gates
+
+
+@dataclass
+class Condition:
+    """One way of running the model: a method ("base", "range", "neuron") and its gates."""
+
+    method: str
+    concept: str | None
+    gates: list[RangeGate]
+
+    @property
+    def key(self) -> str:
+        return "base" if self.concept is None else f"{self.method}:{self.concept}"
+
+
+@dataclass
+class ConceptRow:
+    """One line of the erasure table."""
+
+    concept: str
+    method: str
+    acc: float
+    conf: float
+    cacc: float
+    cconf: float
+    base_acc: float
+    base_conf: float
+    base_cacc: float
+    base_cconf: float
+    n_target: int
+    n_other: int
+
+    @property
+    def deltas(self) -> dict[str, float]:
+        return {
+            "d_acc": self.acc - self.base_acc,
+            "d_conf": self.conf - self.base_conf,
+            "d_cacc": self.cacc - self.base_cacc,
+            "d_cconf": self.cconf - self.base_cconf,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), **self.deltas}
+
+
+@dataclass
+class EvalResult:
+    rows: list[ConceptRow]
+    perplexity: dict[str, float] = field(default_factory=dict)  # condition key -> PPL
+    n_eval: int = 0
+    curated: bool = False
+    calibrated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "erasure": [r.to_dict() for r in self.rows],
+            "perplexity": self.perplexity,
+            "n_eval": self.n_eval,
+            "curated": self.curated,
+            "calibrated": self.calibrated,
+        }
+
+
+def conditions_for(fitted: Fitted, baseline: bool = True) -> list[Condition]:
+    conds = [Condition("base", None, [])]
+    for gate in fitted.gates:
+        conds.append(Condition("range", gate.spec["concept"], [gate]))
+    if baseline:
+        for gate in fitted.baseline:
+            conds.append(Condition("neuron", gate.spec["concept"], [gate]))
+    return conds
+
+
+@contextlib.contextmanager
+def applied(model: Any, layers_path: str, gates: list[RangeGate]) -> Iterator[None]:
+    """The model with exactly ``gates`` installed (none for the base model)."""
+    install_gates(model, layers_path, gates)
+    try:
+        yield
+    finally:
+        remove_gates(model)
+
+
+def _with_prefix(inputs: dict[str, Any], prefix: Any) -> dict[str, Any]:
+    """A batch's inputs with a fresh, batch-sized copy of a prompt-head cache."""
+    inputs = dict(inputs)
+    if prefix is not None:
+        cache = copy.deepcopy(prefix)
+        cache.batch_repeat_interleave(inputs["input_ids"].shape[0])
+        inputs["past_key_values"] = cache
+    return inputs
+
+
+Reduce = Callable[[Any, Any], torch.Tensor]
+
+
+@torch.no_grad()
+def run_conditions(
+    model: Any,
+    layout: Layout,
+    batches: Iterable[tuple[dict[str, Any], Any]],
+    conditions: list[Condition],
+    reduce: Reduce,
+    prefixes: dict[str, Any] | None = None,
+    fast: bool = True,
+    total: int | None = None,
+    desc: str = "eval",
+) -> dict[str, torch.Tensor]:
+    """``reduce(model_output, context)`` per batch and condition, concatenated per condition.
+
+    ``fast``: one base pass records the shallowest edited layer's output; each other condition
+    then runs only the later layers. Otherwise one full forward pass per condition.
+    """
+    layers = [int(g.spec["layer"]) for c in conditions for g in c.gates]
+    lmin = min(layers) if layers else None
+    prefixes = prefixes or {}
+    out: dict[str, list[torch.Tensor]] = {c.key: [] for c in conditions}
+    bar = tqdm(total=total, desc=desc, unit="batch", leave=False)
+    for inputs, ctx in batches:
+        state, as_tuple = None, False
+        if fast and lmin is not None:
+            with capture(model, {lmin: layout.layer_path(lmin)}, stop=False) as seen:
+                res = model(**inputs)
+            raw = seen[lmin]
+            state, as_tuple = (raw[0], True) if isinstance(raw, tuple) else (raw, False)
+        else:
+            res = model(**inputs)
+        out["base"].append(reduce(res, ctx).cpu())
+        for cond in conditions:
+            if cond.concept is None:
+                continue
+            cond_inputs = _with_prefix(inputs, prefixes.get(cond.key))
+            with applied(model, layout.layers_path, cond.gates):
+                if state is not None:
+                    with replay_from(model, layout, lmin, state, as_tuple):  # type: ignore[arg-type]
+                        res = model(**cond_inputs)
+                else:
+                    res = model(**cond_inputs)
+            out[cond.key].append(reduce(res, ctx).cpu())
+        bar.update(1)
+    bar.close()
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def label_probs(
+    cm: ConceptModel,
+    texts: list[str],
+    conditions: list[Condition],
+    batch_size: int,
+    fast: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Full-vocabulary label probabilities (N, C) per condition key."""
+    prefixes: dict[str, Any] = {}
+    for cond in conditions:  # the shared prompt head, as each condition's model sees it
+        with applied(cm.model, cm.layout.layers_path, cond.gates):
+            prefixes[cond.key] = cm.prefix_cache() if cm.use_prefix_cache else None
+    batches = ((b.inputs, b) for b in cm.batches(texts, batch_size, prefix=prefixes["base"]))
+
+    def reduce(res: Any, batch: Batch) -> torch.Tensor:
+        return cm.label_probs(cm.read_logits(res, batch))
+
+    n_batches = math.ceil(len(texts) / batch_size)
+    return run_conditions(
+        cm.model, cm.layout, batches, conditions, reduce, prefixes, fast, n_batches
+    )
+
+
+def _metrics(probs: torch.Tensor, pred: torch.Tensor, gold: torch.Tensor, concept: int, n: int):
+    """(acc, conf) on the concept's examples; (cacc, cconf) averaged over other concepts."""
+    conf_all = probs[torch.arange(len(gold)), gold]
+    hit = (pred == gold).float()
+    target = gold == concept
+    accs, confs = [], []
+    for c in range(n):
+        sel = gold == c
+        if c != concept and sel.any():
+            accs.append(hit[sel].mean().item())
+            confs.append(conf_all[sel].mean().item())
+    acc = hit[target].mean().item() if target.any() else math.nan
+    conf = conf_all[target].mean().item() if target.any() else math.nan
+    cacc = sum(accs) / len(accs) if accs else math.nan
+    cconf = sum(confs) / len(confs) if confs else math.nan
+    return acc, conf, cacc, cconf
+
+
+@torch.no_grad()
+def calibrate(cm: ConceptModel, batch_size: int) -> None:
+    """Contextual calibration: label probabilities of a content-free query ("N/A")."""
+    probs = label_probs(cm, ["N/A"], [Condition("base", None, [])], batch_size)
+    cm.calibration = probs["base"][0]
+
+
+def erasure_table(
+    fitted: Fitted, examples: Examples | None = None, fast: bool = True
+) -> EvalResult:
+    """The erasure table on the held-out evaluation examples."""
+    recipe, cm = fitted.recipe, fitted.cm
+    examples = examples or fitted.data.eval
+    if recipe.prompt.calibrate and cm.is_lm:
+        calibrate(cm, recipe.batch_size)
+    gold = torch.tensor(examples.labels)
+    conds = conditions_for(fitted, recipe.eval.baseline)
+    probs = label_probs(cm, examples.texts, conds, recipe.batch_size, fast=fast)
+    preds = {k: cm.predict(p) for k, p in probs.items()}
+    keep = torch.ones(len(gold), dtype=torch.bool)
+    if recipe.eval.curate:
+        keep = preds["base"] == gold
+    n = len(cm.label_names)
+    rows = []
+    for cond in conds:
+        if cond.concept is None:
+            continue
+        c = cm.label_names.index(cond.concept)
+        k = cond.key
+        base = _metrics(probs["base"][keep], preds["base"][keep], gold[keep], c, n)
+        edit = _metrics(probs[k][keep], preds[k][keep], gold[keep], c, n)
+        rows.append(
+            ConceptRow(
+                cond.concept,
+                cond.method,
+                *edit,
+                *base,
+                int((gold[keep] == c).sum()),
+                int((gold[keep] != c).sum()),
+            )
+        )
+    return EvalResult(rows, {}, int(keep.sum()), recipe.eval.curate, cm.calibration is not None)

@@ -1,0 +1,123 @@
+"""Fit a recipe: load data and model, one streaming pass, then ranges and gates."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .arch import Layout, find_layout, resolve_layer
+from .collect import ConceptStats, collect
+from .concept import ConceptModel
+from .data import ConceptData, DataError, load_concept_data
+from .gate import RangeGate
+from .models import ModelSource, load_model, resolve_source
+from .ranges import RangeTable, fit_ranges, make_gate, operator_value
+from .recipe import Recipe
+from .reservoir import Reservoir
+
+
+@dataclass
+class Fitted:
+    """Everything a fitted recipe produced, in memory."""
+
+    recipe: Recipe
+    recipe_text: str
+    source: ModelSource
+    data: ConceptData
+    cm: ConceptModel
+    layout: Layout
+    layers: list[int]  # resolved layer per edit
+    stats: ConceptStats
+    tables: list[RangeTable]
+    gates: list[RangeGate]  # range gates: the edit
+    baseline: list[RangeGate]  # neuron gates: the neuron-masking baseline
+    reservoir: Reservoir | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def model(self) -> Any:
+        return self.cm.model
+
+
+def check_concepts(recipe: Recipe, label_names: list[str]) -> None:
+    problems = []
+    for i, edit in enumerate(recipe.edits):
+        for c in edit.concepts:
+            if c not in label_names:
+                problems.append(
+                    f"edits.{i}.concepts: {c!r} is not a label; labels are {label_names}"
+                )
+    if problems:
+        raise DataError("\n".join(problems))
+
+
+def load_for_recipe(
+    recipe: Recipe,
+) -> tuple[ConceptData, ModelSource, ConceptModel, Layout, list[int]]:
+    """Data first (cheap, fails early), then the model; layers resolved and checked."""
+    data = load_concept_data(recipe.data, recipe.prompt.shots, recipe.seed)
+    check_concepts(recipe, data.label_names)
+    source = resolve_source(recipe.model)
+    model, tokenizer, task = load_model(recipe.model, source)
+    layout = find_layout(model)
+    layers = [resolve_layer(e.layer, layout.n_layers) for e in recipe.edits]
+    shots = data.shots if task == "causal-lm" else data.shots.__class__([], [])
+    cm = ConceptModel(
+        model,
+        tokenizer,
+        task,
+        layout,
+        data.label_names,
+        recipe.prompt,
+        shots,
+        recipe.data.max_length,
+    )
+    return data, source, cm, layout, layers
+
+
+def fit(recipe: Recipe, recipe_text: str) -> Fitted:
+    """Run the whole fit: one pass over the fitting examples, then ranges and gates."""
+    t0 = time.perf_counter()
+    data, source, cm, layout, layers = load_for_recipe(recipe)
+    t1 = time.perf_counter()
+    needs_reservoir = any(e.saliency == "probe" for e in recipe.edits)
+    reservoir = Reservoir(512, recipe.seed) if needs_reservoir else None
+    stats = collect(cm, data.fit, sorted(set(layers)), recipe.batch_size, reservoir)
+    t2 = time.perf_counter()
+    general_mean = (
+        _general_mean(stats) if any(e.operator.name == "mean" for e in recipe.edits) else None
+    )
+    tables, gates, baseline = [], [], []
+    for i, (edit, layer) in enumerate(zip(recipe.edits, layers)):
+        for table in fit_ranges(edit, i, layer, stats, data.label_names, recipe.seed, reservoir):
+            value = operator_value(table, edit, stats, general_mean)
+            tables.append(table)
+            gates.append(make_gate(table, edit, value, "range"))
+            baseline.append(make_gate(table, edit, value, "neuron"))
+    timings = {"load_s": t1 - t0, "fit_pass_s": t2 - t1, "ranges_s": time.perf_counter() - t2}
+    return Fitted(
+        recipe,
+        recipe_text,
+        source,
+        data,
+        cm,
+        layout,
+        layers,
+        stats,
+        tables,
+        gates,
+        baseline,
+        reservoir,
+        timings,
+    )
+
+
+def _general_mean(stats: ConceptStats) -> dict[int, torch.Tensor]:
+    """Per-layer, per-neuron mean over all concepts' examples (for the `mean` operator)."""
+    return {
+        layer: stats.total[layer].sum(0) / count.sum().clamp_min(1)
+        for layer, count in stats.count.items()
+    }

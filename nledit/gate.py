@@ -1,0 +1,312 @@
+# Range-gated neuron editing (NeuronLens, "Neurons Speak in Ranges", arXiv 2502.06809).
+#
+# This one file is the whole run-time of an nledit edit. nledit uses it in memory, and copies it
+# unchanged into every exported checkpoint as `modeling_nledit.py`, so it imports only torch,
+# transformers and safetensors.
+#
+# An edit picks k neurons (components of the hidden state h) at the output of one layer and a
+# range [lo, hi] per neuron. At run time, for each selected neuron j:
+#     h_j <- phi(h_j)  if lo_j <= h_j <= hi_j   (mode "range": the NeuronLens edit)
+#     h_j <- phi(h_j)  always                   (mode "neuron": the neuron-masking baseline)
+# with phi one of
+#     zero      0
+#     dampen    alpha * x
+#     mean      value_j                     (mean of h_j over general text)
+#     adaptive  beta * |x - mu_j| / (tau * sigma_j) * x
+#     steer     x + strength * value_j      (value = steering direction r)
+# Mode "vector" acts on the whole hidden state (index = all neurons) for the steering baselines:
+#     steer     h + strength * r
+#     ablate    h - r_hat r_hat^T h         (directional ablation, r_hat = r / |r|)
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import transformers
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+from transformers import AutoConfig, PreTrainedConfig, PreTrainedModel
+
+FORMAT = "nledit-ranges/1"
+RANGES_FILE = "nledit_ranges.safetensors"
+OPERATORS = ("zero", "dampen", "mean", "adaptive", "steer", "ablate")
+MODES = ("range", "neuron", "vector")
+TENSORS = ("index", "lo", "hi", "mu", "sigma", "value")
+
+
+class NleditLoadError(RuntimeError):
+    """The range tensors do not match the checkpoint's configuration."""
+
+
+class RangeGate(nn.Module):
+    """One edit at one layer: a range-gated operator over k neurons.
+
+    ``spec`` holds the JSON-able settings (name, layer, operator, mode, positions, parameters);
+    the tensors are buffers that are not part of the model's state dict.
+    """
+
+    def __init__(self, spec: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.spec = dict(spec)
+        for key in TENSORS:
+            self.register_buffer(key, tensors[key], persistent=False)
+        self.enabled = True
+
+    def extra_repr(self) -> str:
+        s = self.spec
+        return f"{s['name']}: layer={s['layer']} op={s['operator']} mode={s['mode']} k={s['k']}"
+
+    def phi(self, x: torch.Tensor) -> torch.Tensor:
+        """The operator on the selected components ``x`` (..., k)."""
+        op = self.spec["operator"]
+        params = self.spec.get("params", {})
+        value = self.value.to(x.dtype)
+        if op == "zero":
+            return torch.zeros_like(x)
+        if op == "dampen":
+            return x * float(params.get("alpha", 0.5))
+        if op == "mean":
+            return value.expand_as(x)
+        if op == "adaptive":
+            tau = float(params.get("tau", 2.5))
+            scale = (tau * self.sigma.to(x.dtype)).clamp_min(torch.finfo(x.dtype).tiny)
+            return float(params.get("beta", 0.5)) * (x - self.mu.to(x.dtype)).abs() / scale * x
+        if op == "steer":
+            return x + float(params.get("strength", 1.0)) * value
+        if op == "ablate":
+            r_hat = value / value.norm().clamp_min(torch.finfo(x.dtype).tiny)
+            return x - (x @ r_hat).unsqueeze(-1) * r_hat
+        raise ValueError(f"unknown operator {op!r}; known: {', '.join(OPERATORS)}")
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return h
+        if self.spec.get("positions", "all") == "last":
+            last = self._edit(h[:, -1:, :]) if h.dim() == 3 else self._edit(h)
+            return torch.cat([h[:, :-1, :], last], dim=1) if h.dim() == 3 else last
+        return self._edit(h)
+
+    def _edit(self, h: torch.Tensor) -> torch.Tensor:
+        index = self.index.to(h.device)
+        x = h.index_select(-1, index)
+        y = self.phi(x)
+        if self.spec["mode"] == "range":
+            inside = (x >= self.lo.to(x.dtype)) & (x <= self.hi.to(x.dtype))
+            y = torch.where(inside, y, x)
+        return h.index_copy(-1, index, y.to(h.dtype))
+
+
+class LayerGates(nn.Module):
+    """The gates of one layer, applied in order to the layer's output hidden state."""
+
+    def __init__(self, gates: list[RangeGate]) -> None:
+        super().__init__()
+        self.gates = nn.ModuleList(gates)
+
+    def hook(self, module: nn.Module, args: Any, output: Any) -> Any:
+        if isinstance(output, tuple):
+            return (self(output[0]), *output[1:])
+        if hasattr(output, "last_hidden_state"):  # ModelOutput-returning blocks
+            output.last_hidden_state = self(output.last_hidden_state)
+            return output
+        return self(output)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        for gate in self.gates:
+            h = gate(h)
+        return h
+
+
+def install_gates(model: nn.Module, layers_path: str, gates: list[RangeGate]) -> nn.ModuleDict:
+    """Attach ``gates`` to the outputs of their layers (``{layers_path}.{layer}``).
+
+    Gate tensors go to the device of their layer (works with accelerate device maps). Returns
+    the container, also kept as ``model.nledit_gates``; ``remove_gates`` undoes it.
+    """
+    remove_gates(model)
+    by_layer: dict[int, list[RangeGate]] = {}
+    for gate in gates:
+        by_layer.setdefault(int(gate.spec["layer"]), []).append(gate)
+    container = nn.ModuleDict()
+    handles = []
+    for layer, layer_gates in sorted(by_layer.items()):
+        block = model.get_submodule(f"{layers_path}.{layer}")
+        device = next((p.device for p in block.parameters()), torch.device("cpu"))
+        lg = LayerGates(layer_gates).to(device)
+        container[str(layer)] = lg
+        handles.append(block.register_forward_hook(lg.hook))
+    object.__setattr__(model, "_nledit_handles", handles)
+    model.nledit_gates = container
+    return container
+
+
+def remove_gates(model: nn.Module) -> None:
+    """Detach every gate ``install_gates`` attached."""
+    for handle in getattr(model, "_nledit_handles", []):
+        handle.remove()
+    object.__setattr__(model, "_nledit_handles", [])
+    if "nledit_gates" in model._modules:
+        del model._modules["nledit_gates"]
+
+
+def set_gates_enabled(model: nn.Module, enabled: bool, names: list[str] | None = None) -> None:
+    """Switch all gates (or those named) on or off at run time."""
+    for module in model.modules():
+        if isinstance(module, RangeGate) and (names is None or module.spec["name"] in names):
+            module.enabled = enabled
+
+
+@contextlib.contextmanager
+def gates_disabled(model: nn.Module) -> Iterator[None]:
+    """Run the base model: every gate off inside the block, restored afterwards."""
+    gates = [m for m in model.modules() if isinstance(m, RangeGate)]
+    before = [g.enabled for g in gates]
+    for g in gates:
+        g.enabled = False
+    try:
+        yield
+    finally:
+        for g, b in zip(gates, before):
+            g.enabled = b
+
+
+# ---- range file ------------------------------------------------------------------------------
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over names, dtypes, shapes and bytes of the range tensors (order-independent)."""
+    h = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key].detach().to("cpu").contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def gate_tensors(gates: list[RangeGate]) -> dict[str, torch.Tensor]:
+    return {
+        f"{g.spec['name']}.{key}": getattr(g, key).detach().to("cpu").contiguous()
+        for g in gates
+        for key in TENSORS
+    }
+
+
+def save_ranges(path: str, gates: list[RangeGate], metadata: dict[str, str]) -> dict[str, Any]:
+    """Write the gates' tensors; return the config block that must accompany them."""
+    tensors = gate_tensors(gates)
+    specs = [g.spec for g in gates]
+    meta = {**metadata, "format": FORMAT, "edits": json.dumps(specs, sort_keys=True)}
+    save_file(tensors, path, metadata=meta)
+    return {"format": FORMAT, "edits": specs, "ranges_sha256": tensors_digest(tensors)}
+
+
+def load_gates(path: str, block: dict[str, Any]) -> list[RangeGate]:
+    """Read the range file and check it against the config's ``nledit`` block."""
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    except Exception as err:  # a truncated or foreign file
+        raise NleditLoadError(f"cannot read range tensors {path}: {err}") from err
+    if meta.get("format") != FORMAT:
+        raise NleditLoadError(f"{path}: not an nledit range file (format {meta.get('format')!r})")
+    specs = block.get("edits", [])
+    if json.loads(meta.get("edits", "null")) != specs:
+        raise NleditLoadError(f"{path}: the edits in the range file differ from config.json")
+    expected = {f"{s['name']}.{key}" for s in specs for key in TENSORS}
+    missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+    if missing or extra:
+        raise NleditLoadError(f"{path}: missing tensors {missing}, unexpected tensors {extra}")
+    if tensors_digest(tensors) != block.get("ranges_sha256"):
+        raise NleditLoadError(f"{path}: range tensors were altered (sha256 mismatch)")
+    gates = []
+    for s in specs:
+        parts = {key: tensors[f"{s['name']}.{key}"] for key in TENSORS}
+        if any(parts[key].shape != (s["k"],) for key in TENSORS if key != "value"):
+            raise NleditLoadError(f"{path}: tensors of edit {s['name']!r} do not have k={s['k']}")
+        gates.append(RangeGate(s, parts))
+    return gates
+
+
+# ---- the exported model classes ---------------------------------------------------------------
+
+
+class NleditConfig(PreTrainedConfig):
+    """The base model's configuration plus an ``nledit`` block naming the edits."""
+
+    model_type = "nledit"
+    nledit: dict | None = None
+
+    def base_config(self) -> PreTrainedConfig:
+        block = self.nledit or {}
+        fields = self.to_dict()
+        for key in ("model_type", "auto_map", "nledit", "transformers_version"):
+            fields.pop(key, None)
+        return AutoConfig.for_model(block["base_model_type"], **fields)
+
+
+class NleditMixin:
+    """Run-time switches added to the loaded base model class."""
+
+    def nledit_enabled(self, enabled: bool = True, names: list[str] | None = None) -> None:
+        set_gates_enabled(self, enabled, names)  # type: ignore[arg-type]
+
+    def nledit_disabled(self) -> contextlib.AbstractContextManager[None]:
+        return gates_disabled(self)  # type: ignore[arg-type]
+
+
+_EDITED_CLASSES: dict[type, type] = {}
+
+
+def _edited_class(base_cls: type) -> type:
+    if base_cls not in _EDITED_CLASSES:
+        _EDITED_CLASSES[base_cls] = type(f"Nledit{base_cls.__name__}", (NleditMixin, base_cls), {})
+    return _EDITED_CLASSES[base_cls]
+
+
+_HUB_KWARGS = ("revision", "cache_dir", "force_download", "local_files_only", "token", "subfolder")
+
+
+class _NleditAutoModel(PreTrainedModel):
+    """Loads the base architecture with its weights untouched, then installs the gates."""
+
+    config_class = NleditConfig
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("nledit checkpoints are created with from_pretrained(path)")
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, *args: Any, **kwargs: Any):  # type: ignore[override]
+        from transformers.utils import cached_file
+
+        path = str(pretrained_model_name_or_path)
+        config = kwargs.pop("config", None)
+        hub = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
+        if not isinstance(config, NleditConfig):
+            config = NleditConfig.from_pretrained(path, **hub)
+        block = config.nledit or {}
+        if block.get("format") != FORMAT:
+            raise NleditLoadError(f"{path}: config.json has no valid nledit block")
+        base_cls = getattr(transformers, block["base_architecture"])
+        model = _edited_class(base_cls).from_pretrained(
+            path, *args, config=config.base_config(), **kwargs
+        )
+        ranges = cached_file(path, RANGES_FILE, **hub)
+        if ranges is None:
+            raise NleditLoadError(f"{path}: {RANGES_FILE} is missing")
+        install_gates(model, block["layers_path"], load_gates(ranges, block))
+        model.config.nledit = block
+        return model
+
+
+class NleditForCausalLM(_NleditAutoModel):
+    pass
+
+
+class NleditForSequenceClassification(_NleditAutoModel):
+    pass

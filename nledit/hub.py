@@ -1,0 +1,182 @@
+"""Publish an exported checkpoint to the Hugging Face Hub in one commit.
+
+The token is never handled here: huggingface_hub reads it from ``HF_TOKEN`` or the cached login
+for each request, so it cannot end up in a file, a log line or the returned result.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, get_token
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
+from huggingface_hub.utils import validate_repo_id
+
+from . import __version__
+
+try:  # the HTTP library under huggingface_hub: httpx2 from 2.x, httpx in 1.x
+    from httpx2 import HTTPError as _TransportError
+except ImportError:  # pragma: no cover
+    from httpx import HTTPError as _TransportError
+
+REQUIRED_FILES = ("config.json", "modeling_nledit.py", "nledit_ranges.safetensors", "README.md")
+DEFAULT_MESSAGE = "Upload nledit checkpoint"
+_STATUS_HINTS = {
+    401: "the token was rejected; set HF_TOKEN or run `hf auth login`",
+    403: "the token has no write access to this namespace or repository",
+    404: "the repository or revision does not exist or is not visible with this token",
+    409: "conflict with the current state of the repository",
+    429: "rate limited by the Hub; try again later",
+}
+
+
+class NleditHubError(Exception):
+    """A push that cannot go ahead; the message says why, no traceback needed."""
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str  # relative, POSIX
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PushResult:
+    repo_id: str
+    revision: str | None
+    files: list[FileEntry]
+    dry_run: bool
+    commit_url: str | None = None
+    commit_oid: str | None = None
+    skipped: list[str] = field(default_factory=list)  # hidden or cache files not uploaded
+
+    def summary(self) -> str:
+        """Human-readable listing for the CLI."""
+        total = sum(f.size for f in self.files)
+        where = self.repo_id + (f"@{self.revision}" if self.revision else "")
+        verb = "would upload" if self.dry_run else "uploaded"
+        lines = [f"{verb} {len(self.files)} files ({_human(total)}) to {where}"]
+        lines += [f"  {f.sha256}  {_human(f.size):>9}  {f.path}" for f in self.files]
+        if self.commit_url:
+            lines.append(f"commit {self.commit_oid}: {self.commit_url}")
+        return "\n".join(lines)
+
+
+def check_export(out_dir: Path) -> None:
+    """Raise ``NleditHubError`` unless ``out_dir`` looks like an nledit export."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise NleditHubError(f"{out_dir} is not a directory")
+    for name in REQUIRED_FILES:
+        if not (out_dir / name).is_file():
+            raise NleditHubError(f"{out_dir} is not an nledit export: {name} is missing")
+    try:
+        config = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise NleditHubError(f"{out_dir / 'config.json'} is not valid JSON: {e}") from None
+    if not isinstance(config, dict) or not isinstance(config.get("nledit"), dict):
+        raise NleditHubError(f"{out_dir / 'config.json'} has no `nledit` block")
+    try:
+        ModelCard.load(out_dir / "README.md")
+    except (ValueError, TypeError) as e:
+        raise NleditHubError(f"{out_dir / 'README.md'} has invalid metadata: {e}") from None
+
+
+def _collect(out_dir: Path) -> tuple[list[Path], list[str]]:
+    keep, skipped = [], []
+    for p in sorted(out_dir.rglob("*")):
+        rel = p.relative_to(out_dir)
+        hidden = any(part.startswith(".") or part == "__pycache__" for part in rel.parts)
+        if hidden:
+            if p.is_file():
+                skipped.append(rel.as_posix())
+        elif p.is_file():
+            keep.append(p)
+    return keep, skipped
+
+
+def push(
+    out_dir: Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    dry_run: bool = False,
+    commit_message: str | None = None,
+    endpoint: str | None = None,
+) -> PushResult:
+    """Upload every file of ``out_dir`` to ``repo_id`` (created if missing) in one commit."""
+    out_dir = Path(out_dir)
+    check_export(out_dir)
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise NleditHubError(f"invalid repository id {repo_id!r}: {e}") from None
+    paths, skipped = _collect(out_dir)
+    ops = [
+        CommitOperationAdd(path_in_repo=p.relative_to(out_dir).as_posix(), path_or_fileobj=p)
+        for p in paths
+    ]
+    files = [
+        FileEntry(op.path_in_repo, op.upload_info.size, op.upload_info.sha256.hex()) for op in ops
+    ]
+    if dry_run:
+        return PushResult(repo_id, revision, files, dry_run=True, skipped=skipped)
+
+    if get_token() is None:
+        raise NleditHubError("not logged in to the Hub: set HF_TOKEN or run `hf auth login`")
+    api = HfApi(endpoint=endpoint, library_name="nledit", library_version=__version__)
+    try:
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        if revision is not None:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        info = api.create_commit(
+            repo_id,
+            ops,
+            commit_message=commit_message or DEFAULT_MESSAGE,
+            revision=revision,
+        )
+    except HfHubHTTPError as e:
+        raise NleditHubError(_http_message(e, repo_id)) from None
+    except OfflineModeIsEnabled:
+        raise NleditHubError("HF_HUB_OFFLINE is set; unset it to push") from None
+    except _TransportError as e:
+        raise NleditHubError(f"cannot reach the Hub: {_scrub(str(e))}") from None
+    except (HFValidationError, ValueError) as e:
+        raise NleditHubError(f"the Hub refused the upload: {_scrub(str(e))}") from None
+    return PushResult(
+        repo_id,
+        revision,
+        files,
+        dry_run=False,
+        commit_url=info.commit_url,
+        commit_oid=info.oid,
+        skipped=skipped,
+    )
+
+
+def _http_message(e: HfHubHTTPError, repo_id: str) -> str:
+    status = e.response.status_code if e.response is not None else None
+    hint = _STATUS_HINTS.get(status or 0, "request failed")
+    msg = f"Hub error for {repo_id} (HTTP {status}): {hint}"
+    if e.server_message:
+        msg += f"\n  server: {e.server_message.strip()}"
+    return _scrub(msg)
+
+
+def _scrub(text: str) -> str:
+    # Belt and braces: a server echoing the token back must not put it in our message.
+    token = get_token()
+    return text.replace(token, "***") if token else text
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover

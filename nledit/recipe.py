@@ -1,0 +1,353 @@
+"""The recipe: a YAML file naming the base model, the concept data, the prompt and the edits.
+
+Every error is reported at once as ``field.path: message``; unknown keys are rejected with the
+nearest valid name. Nothing is loaded before a recipe is valid.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Dtype = Literal["float32", "bfloat16", "float16"]
+Saliency = Literal["max", "probeless", "probe", "random"]
+OperatorName = Literal["zero", "dampen", "mean", "adaptive", "steer"]
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; ``problems`` lists every ``field.path: message``."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"invalid recipe {source}:\n{lines}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class ModelSpec(_Strict):
+    """The base model: a Hub id, a local folder, a GGUF file or ``pypi:<package>``."""
+
+    id: str = Field(description="Hub id, local folder, .gguf file, or pypi:<package> (offline)")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit)")
+    gguf_file: str | None = Field(None, description="GGUF file name inside `id` (folder or repo)")
+    dtype: Dtype = "float32"
+    device: str = Field("cpu", description="torch device when device_map is not set")
+    device_map: str | dict[str, Any] | None = Field(None, description="accelerate device_map")
+    max_memory: dict[str, str] | None = Field(None, description="per-device memory caps")
+    task: Literal["auto", "causal-lm", "sequence-classification"] = "auto"
+
+    @field_validator("device_map", mode="before")
+    @classmethod
+    def _device_map(cls, v: Any) -> Any:
+        if v is None or isinstance(v, (str, dict)):
+            return v
+        raise ValueError(
+            "must be a string such as 'auto' or a mapping of module names to devices, "
+            f"got {_yaml_type(v)}"
+        )
+
+    @field_validator("id")
+    @classmethod
+    def _nonempty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+
+class DataSpec(_Strict):
+    """Labelled concept data: a Hub data set id or a local .jsonl/.json/.csv file."""
+
+    source: str = Field(description="Hub data set id or local jsonl/json/csv file")
+    config: str | None = Field(None, description="Hub data set configuration (subset)")
+    split: str = "train"
+    eval_source: str | None = Field(None, description="separate evaluation data (default: source)")
+    eval_split: str | None = None
+    text_field: str = "text"
+    label_field: str = "label"
+    label_names: list[str] | None = Field(None, description="names of the label ids, in order")
+    fit_per_class: Annotated[int, Field(ge=2)] = 100
+    eval_per_class: Annotated[int, Field(ge=1)] = 50
+    max_length: Annotated[int, Field(ge=8)] = 256
+
+
+class PromptSpec(_Strict):
+    """Few-shot prompt for decoder LMs; the hidden state is read at the last prompt token."""
+
+    instruction: str = ""
+    template: str = Field("{text}", description="query template with a {text} placeholder")
+    answer_prefix: str = Field("", description="text between the query and the label word")
+    shots: Annotated[int, Field(ge=0)] = 4
+    shot_separator: str = "\n\n"
+    label_words: list[str] | None = Field(None, description="one word per label, e.g. ' Sports'")
+    calibrate: bool = Field(False, description="contextual calibration with a content-free query")
+    chat: bool = Field(False, description="wrap the prompt in the tokenizer's chat template")
+
+    @field_validator("template")
+    @classmethod
+    def _has_text(cls, v: str) -> str:
+        if "{text}" not in v:
+            raise ValueError("must contain the placeholder {text}")
+        return v
+
+
+class OperatorSpec(_Strict):
+    """The range-gated operator phi and its parameters."""
+
+    name: OperatorName = "zero"
+    alpha: Annotated[float, Field(ge=0)] = 0.5
+    beta: Annotated[float, Field(ge=0)] = 0.5
+    strength: float = Field(1.0, description="steering coefficient a")
+    mean_source: str | None = Field(None, description="general text for `mean` (default: data)")
+
+
+class EditSpec(_Strict):
+    """One edit: which concepts, where, which neurons, which range width, which operator."""
+
+    name: str | None = None
+    concepts: list[str] = Field(min_length=1)
+    layer: int | Literal["last"] = "last"
+    saliency: Saliency = "max"
+    top_p: Annotated[float, Field(gt=0, le=1)] = 0.3
+    tau: Annotated[float, Field(gt=0)] = 2.5
+    operator: OperatorSpec = OperatorSpec()
+    positions: Literal["all", "last"] = Field("all", description="tokens the gate acts on")
+
+    @field_validator("layer", mode="before")
+    @classmethod
+    def _layer(cls, v: Any) -> Any:
+        if v == "last" or (isinstance(v, int) and not isinstance(v, bool)):
+            return v
+        if isinstance(v, str) and v.lstrip("-").isdigit():
+            return int(v)
+        raise ValueError(f"must be a layer index (0, 1, ..., -1 for the last) or 'last', got {v!r}")
+
+    @field_validator("operator", mode="before")
+    @classmethod
+    def _operator_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return {"name": v}
+        if not isinstance(v, (bool, int, float, list)):
+            return v
+        raise ValueError(
+            f"must be an operator name or a mapping with a `name` key, got {_yaml_type(v)}"
+        )
+
+
+class EvalSpec(_Strict):
+    """Evaluation of the edit."""
+
+    enabled: bool = True
+    curate: bool = Field(False, description="keep only eval examples the base model gets right")
+    baseline: bool = Field(True, description="also evaluate neuron masking")
+    perplexity_source: str | None = Field(None, description="raw text file or Hub data set")
+    perplexity_windows: Annotated[int, Field(ge=0)] = 8
+    perplexity_window: Annotated[int, Field(ge=16)] = 256
+
+
+class OutputSpec(_Strict):
+    dir: str = "out"
+    overwrite: bool = False
+
+
+class Recipe(_Strict):
+    """A whole nledit recipe."""
+
+    model: ModelSpec
+    data: DataSpec
+    prompt: PromptSpec = PromptSpec()
+    edits: list[EditSpec] = Field(min_length=1)
+    eval: EvalSpec = EvalSpec()
+    output: OutputSpec = OutputSpec()
+    seed: int = 0
+    batch_size: Annotated[int, Field(ge=1)] = 8
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Recipe:
+        problems: list[str] = []
+        names = self.data.label_names
+        words = self.prompt.label_words
+        for dup in _duplicates(names or []):
+            problems.append(f"data.label_names: {dup!r} is listed twice; names must be unique")
+        if names is not None and words is not None and len(words) != len(names):
+            problems.append(
+                f"prompt.label_words: {len(words)} words for {len(names)} labels in "
+                "data.label_names"
+            )
+        seen: set[str] = set()
+        for i, edit in enumerate(self.edits):
+            for c in edit.concepts if names is not None else []:
+                if c not in names:
+                    problems.append(
+                        f"edits.{i}.concepts: {c!r} is not a label; labels are {names}"
+                        + _suggest(c, names)
+                    )
+            for dup in _duplicates(edit.concepts):
+                problems.append(f"edits.{i}.concepts: {dup!r} is listed twice")
+            name = edit_name(edit, i)
+            if name in seen:
+                problems.append(f"edits.{i}.name: duplicate edit name {name!r}")
+            seen.add(name)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+def edit_name(edit: EditSpec, index: int) -> str:
+    """A stable name for an edit: its own, or one built from its concepts and index."""
+    if edit.name:
+        return edit.name
+    return f"edit{index}_" + "_".join(_slug(c) for c in edit.concepts)
+
+
+def _duplicates(items: list[str]) -> list[str]:
+    """Items that occur more than once, each named once, in order of first repeat."""
+    seen: set[str] = set()
+    dups: list[str] = []
+    for x in items:
+        if x in seen and x not in dups:
+            dups.append(x)
+        seen.add(x)
+    return dups
+
+
+def _slug(s: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in s).strip("-").lower() or "c"
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """Valid field names of the model that holds the field at ``loc`` (for suggestions)."""
+    model: Any = Recipe
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        ann = field.annotation
+        inner = getattr(ann, "__args__", None)
+        model = next((a for a in (inner or (ann,)) if hasattr(a, "model_fields")), None)
+        if model is None:
+            return []
+    return list(model.model_fields) if hasattr(model, "model_fields") else []
+
+
+def _format_errors(err: ValidationError) -> list[str]:
+    out: list[str] = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        path = ".".join(str(p) for p in loc) or "recipe"
+        if e["type"] == "extra_forbidden":
+            key = str(loc[-1])
+            out.append(f"{path}: unknown key{_suggest(key, _fields_at(loc))}")
+        elif e["type"] == "missing":
+            out.append(f"{path}: required field is missing")
+        elif e["type"] == "model_type":
+            out.append(f"{path}: expected a mapping, got {_yaml_type(e['input'])}")
+        elif e["type"] == "too_short" and e.get("ctx", {}).get("min_length") == 1:
+            out.append(f"{path}: must not be empty")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            if path == "recipe":  # cross-field checks carry their own paths
+                out.extend(msg.splitlines())
+            else:
+                out.append(f"{path}: {msg}")
+    return out
+
+
+def _yaml_type(value: Any) -> str:
+    """The YAML name of a parsed value's type, for messages."""
+    if value is None:
+        return "nothing (null)"
+    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    kinds |= {list: "a list", dict: "a mapping"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
+    """Validate a mapping as a recipe, raising :class:`RecipeError` with every problem."""
+    if data is None:
+        raise RecipeError(
+            source, ["recipe: the recipe is empty; expected a mapping with model, data and edits"]
+        )
+    if not isinstance(data, dict):
+        raise RecipeError(
+            source,
+            [f"recipe: expected a mapping with model, data and edits, got {_yaml_type(data)}"],
+        )
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as err:
+        raise RecipeError(source, _format_errors(err)) from None
+
+
+def load_recipe_text(path: str | Path) -> tuple[str, Any]:
+    """Read a recipe file with ``yaml.safe_load``; errors name the file and line."""
+    p = Path(path)
+    if not p.is_file():
+        raise RecipeError(str(p), [f"recipe: file not found: {p}"])
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise RecipeError(str(p), [f"recipe: not a UTF-8 text file ({err.reason})"]) from None
+    try:
+        return text, yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        context, start = getattr(err, "context", None), getattr(err, "context_mark", None)
+        if context and start and start.line != getattr(mark, "line", None):
+            problem += (
+                f" ({context} that starts at line {start.line + 1}, column {start.column + 1})"
+            )
+        if "'\\t'" in problem:
+            problem += "; indent with spaces, not tabs"
+        elif "<block" in problem or "mapping values are not allowed" in problem:
+            problem += "; check the indentation"
+        raise RecipeError(str(p), [f"recipe: YAML syntax error at {where}{problem}"]) from None
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Recipe, str]:
+    """Load and validate a recipe file; ``overrides`` maps dotted paths to values."""
+    text, data = load_recipe_text(path)
+    if overrides and (data is None or isinstance(data, dict)):
+        data = data or {}
+        for dotted, value in overrides.items():
+            try:
+                set_dotted(data, dotted, value)
+            except (LookupError, TypeError, AttributeError) as err:
+                raise RecipeError(
+                    str(path), [f"{dotted}: cannot apply this override ({err})"]
+                ) from None
+        text = yaml.safe_dump(data, sort_keys=False)
+    return parse_recipe(data, str(path)), text
+
+
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.0.c`` in nested dicts/lists, creating mappings on the way."""
+    parts = dotted.split(".")
+    cur: Any = data
+    for part in parts[:-1]:
+        key: Any = int(part) if part.isdigit() and isinstance(cur, list) else part
+        cur = cur.setdefault(key, {}) if isinstance(cur, dict) else cur[key]
+    last: Any = int(parts[-1]) if parts[-1].isdigit() and isinstance(cur, list) else parts[-1]
+    cur[last] = value
+
+
+def recipe_hash(text: str) -> str:
+    """sha256 of the recipe text as given (the recipe is stored verbatim next to the model)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,7 @@
+"""lm-evaluation-harness task templates that read local files (``nledit_mmlu``, ``nledit_wikitext``).
+
+The YAML files here are templates: ``${...}`` fields stand for absolute paths on the machine that
+runs the evaluation. ``nledit.lmeval.prepare_tasks`` fills them in and writes a folder to pass to
+``lm_eval --include_path``. ``wikitext_results.py`` is copied beside the WikiText task so that the
+written folder needs nothing but lm-eval.
+"""
