@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +12,7 @@ import torch
 from .arch import Layout, find_layout, resolve_layer
 from .collect import ConceptStats, collect
 from .concept import ConceptModel
-from .data import ConceptData, DataError, load_concept_data
+from .data import ConceptData, DataError, Examples, load_concept_data
 from .gate import RangeGate
 from .models import ModelSource, load_model, resolve_source
 from .ranges import RangeTable, fit_ranges, make_gate, operator_value
@@ -64,7 +65,7 @@ def load_for_recipe(
     model, tokenizer, task = load_model(recipe.model, source)
     layout = find_layout(model)
     layers = [resolve_layer(e.layer, layout.n_layers) for e in recipe.edits]
-    shots = data.shots if task == "causal-lm" else data.shots.__class__([], [])
+    shots = data.shots if task == "causal-lm" else Examples([], [])
     cm = ConceptModel(
         model,
         tokenizer,
@@ -78,14 +79,29 @@ def load_for_recipe(
     return data, source, cm, layout, layers
 
 
-def fit(recipe: Recipe, recipe_text: str) -> Fitted:
-    """Run the whole fit: one pass over the fitting examples, then ranges and gates."""
+def fit(
+    recipe: Recipe,
+    recipe_text: str,
+    shard: tuple[int, int] | None = None,
+    reduce: Callable[[ConceptStats], ConceptStats] | None = None,
+) -> Fitted:
+    """Run the whole fit: one pass over the fitting examples, then ranges and gates.
+
+    ``shard=(index, count)`` streams every count-th example from ``index`` and ``reduce``
+    combines the statistics of all shards (see ``distributed``).
+    """
     t0 = time.perf_counter()
     data, source, cm, layout, layers = load_for_recipe(recipe)
     t1 = time.perf_counter()
     needs_reservoir = any(e.saliency == "probe" for e in recipe.edits)
     reservoir = Reservoir(512, recipe.seed) if needs_reservoir else None
-    stats = collect(cm, data.fit, sorted(set(layers)), recipe.batch_size, reservoir)
+    examples = data.fit
+    if shard is not None:
+        index, count = shard
+        examples = Examples(examples.texts[index::count], examples.labels[index::count])
+    stats = collect(cm, examples, sorted(set(layers)), recipe.batch_size, reservoir)
+    if reduce is not None:
+        stats = reduce(stats)
     t2 = time.perf_counter()
     general_mean = (
         _general_mean(stats) if any(e.operator.name == "mean" for e in recipe.edits) else None

@@ -247,6 +247,7 @@ class NleditConfig(PreTrainedConfig):
         fields = self.to_dict()
         for key in ("model_type", "auto_map", "nledit", "transformers_version"):
             fields.pop(key, None)
+        fields["architectures"] = [block["base_architecture"]]
         return AutoConfig.for_model(block["base_model_type"], **fields)
 
 

@@ -1,4 +1,4 @@
-"""lm-evaluation-harness task templates that read local files (``nledit_mmlu``, ``nledit_wikitext``).
+"""lm-eval task templates that read local files: ``nledit_mmlu`` and ``nledit_wikitext``.
 
 The YAML files here are templates: ``${...}`` fields stand for absolute paths on the machine that
 runs the evaluation. ``nledit.lmeval.prepare_tasks`` fills them in and writes a folder to pass to

@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-def process_results(doc: Mapping[str, Any], results: Sequence[float]) -> dict[str, tuple[float, int]]:
+def process_results(
+    doc: Mapping[str, Any], results: Sequence[float]
+) -> dict[str, tuple[float, int]]:
     """Pair the document's total log-likelihood with the counts each metric divides by."""
     (loglikelihood,) = results
     words = int(doc["words"])

@@ -1,0 +1,303 @@
+"""The `nledit` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .recipe import Recipe, RecipeError, load_recipe
+
+EXAMPLES = {
+    "check": """
+        nledit check recipes/quickstart.yaml
+        nledit check recipes/quickstart.yaml --set edits.0.layer=12""",
+    "run": """
+        nledit run recipes/quickstart.yaml
+        nledit run recipes/quickstart.yaml --out out/sports --overwrite
+        nledit run recipes/quickstart.yaml --set edits.0.tau=1.5 --set edits.0.top_p=0.1""",
+    "fit": """
+        nledit fit recipes/quickstart.yaml --out runs/sports-fit
+        accelerate launch --num_processes 2 -m nledit fit recipes/quickstart.yaml""",
+    "export": """
+        nledit export runs/sports-fit --out out/sports""",
+    "eval": """
+        nledit eval out --tasks mmlu,wikitext --data-dir ../shared/data --limit 20
+        nledit eval out --tasks mmlu --hub   # stock lm-eval tasks from the Hub (online)""",
+    "push": """
+        nledit push out --repo me/smollm2-no-sports --dry-run
+        HF_TOKEN=hf_... nledit push out --repo me/smollm2-no-sports --private""",
+    "inspect": """
+        nledit inspect recipes/quickstart.yaml --out runs/inspect""",
+    "verify": """
+        nledit verify out""",
+}
+
+# Exit code for bad input: the message names the problem, no traceback.
+USAGE_ERROR = 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .arch import ArchError
+    from .collect import ActivationError
+    from .concept import ConceptModelError
+    from .data import DataError
+    from .export import ExportError
+    from .gate import NleditLoadError
+    from .hub import NleditHubError
+    from .models import ModelLoadError
+    from .perplexity import PerplexityError
+
+    return (
+        RecipeError,
+        ArchError,
+        ActivationError,
+        ConceptModelError,
+        DataError,
+        ExportError,
+        NleditLoadError,
+        NleditHubError,
+        ModelLoadError,
+        PerplexityError,
+        FileNotFoundError,
+        FileExistsError,
+    )
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RecipeError("--set", [f"--set {item!r}: expected key=value, e.g. edits.0.tau=2"])
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _recipe(args: argparse.Namespace) -> tuple[Recipe, str]:
+    overrides = _parse_set(args.set or [])
+    for flag, key in (
+        ("out", "output.dir"),
+        ("device", "model.device"),
+        ("dtype", "model.dtype"),
+        ("batch_size", "batch_size"),
+        ("seed", "seed"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[key] = value
+    if getattr(args, "overwrite", False):
+        overrides["output.overwrite"] = True
+    return load_recipe(args.recipe, overrides or None)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .plan import make_plan
+
+    recipe, _ = _recipe(args)
+    plan = make_plan(recipe)
+    print(f"recipe {args.recipe} is valid")
+    print(plan.render())
+    return USAGE_ERROR if plan.problems else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import run
+
+    recipe, text = _recipe(args)
+    run(recipe, text, Path(recipe.output.dir), recipe.output.overwrite)
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from .distributed import fit_distributed_or_local
+    from .pipeline import save_fit
+
+    recipe, text = _recipe(args)
+    out = Path(args.out or (recipe.output.dir + "-fit"))
+    from .export import check_destination
+
+    check_destination(out, recipe.output.overwrite)
+    fitted = fit_distributed_or_local(recipe, text)
+    if fitted is not None:  # the main process writes
+        save_fit(fitted, out, recipe.output.overwrite)
+        print(f"fit written to {out} ({len(fitted.gates)} range gate(s))")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import check_destination
+    from .pipeline import evaluate, export_fitted, load_fit
+    from .results import summary
+
+    fit_dir = Path(args.fit_dir)
+    if not (fit_dir / "nledit_fit.json").is_file():
+        raise FileNotFoundError(f"{fit_dir}: not a fit directory (no nledit_fit.json)")
+    args.recipe = str(fit_dir / "nledit_recipe.yaml")
+    recipe, text = _recipe(args)
+    out = Path(recipe.output.dir)
+    check_destination(out, recipe.output.overwrite)
+    fitted = load_fit(fit_dir, recipe, text)
+    result = evaluate(fitted) if (recipe.eval.enabled and not args.no_eval) else None
+    if result is not None:
+        print(summary(result))
+    export_fitted(fitted, out, result, recipe.output.overwrite)
+    print(f"exported checkpoint to {out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .lmeval_cli import run_eval
+
+    return run_eval(args)
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from .hub import push
+
+    result = push(
+        Path(args.out),
+        args.repo,
+        private=args.private,
+        revision=args.revision,
+        dry_run=args.dry_run,
+    )
+    print(result.summary())
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .inspect import inspect
+
+    recipe, text = _recipe(args)
+    path = inspect(
+        recipe,
+        text,
+        Path(args.report or "runs/inspect"),
+        recipe.output.overwrite,
+        all_layers=args.all_layers,
+    )
+    print(f"report written to {path}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import verify
+
+    report = verify(Path(args.out), device=args.device)
+    print(report.render())
+    return 0 if report.ok else 1
+
+
+def _common(p: argparse.ArgumentParser, recipe: bool = True) -> None:
+    if recipe:
+        p.add_argument("recipe", help="recipe YAML file")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a recipe field, e.g. edits.0.tau=1.5 (repeatable)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing output (output.overwrite)"
+    )
+    p.add_argument("--device", help="torch device (model.device)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="model.dtype")
+    p.add_argument("--batch-size", type=int, help="batch_size")
+    p.add_argument("--seed", type=int, help="seed")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nledit",
+        description="Edit what a language model knows about a concept by gating the activation "
+        "ranges of its neurons (NeuronLens), evaluate the edit, and export a patched checkpoint.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:" + "".join(textwrap.dedent(e) for e in EXAMPLES.values()),
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            epilog="examples:" + textwrap.dedent(EXAMPLES[name]),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    p = add("check", "validate a recipe and print the plan, without loading weights")
+    _common(p)
+    p.set_defaults(func=cmd_check)
+
+    p = add("run", "fit, evaluate and export in one go")
+    _common(p)
+    p.add_argument("--out", help="checkpoint directory (output.dir)")
+    p.set_defaults(func=cmd_run)
+
+    p = add("fit", "one streaming pass: statistics, ranges and gates, into a fit directory")
+    _common(p)
+    p.add_argument("--out", help="fit directory (default: <output.dir>-fit)")
+    p.set_defaults(func=cmd_fit)
+
+    p = add("export", "evaluate a fit directory and export the patched checkpoint")
+    p.add_argument("fit_dir", help="directory written by `nledit fit`")
+    _common(p, recipe=False)
+    p.add_argument("--out", help="checkpoint directory (output.dir)")
+    p.add_argument("--no-eval", action="store_true", help="skip the erasure table (eval.enabled)")
+    p.set_defaults(func=cmd_export)
+
+    p = add("eval", "run lm-evaluation-harness on an exported checkpoint and its base")
+    p.add_argument("out", help="exported checkpoint directory")
+    p.add_argument("--tasks", default="mmlu,wikitext", help="comma-separated: mmlu, wikitext")
+    p.add_argument("--data-dir", help="local data folder with mmlu/ and wikitext2/ (offline)")
+    p.add_argument("--hub", action="store_true", help="use the stock Hub tasks instead")
+    p.add_argument("--limit", type=float, help="examples per task (or fraction)")
+    p.add_argument("--num-fewshot", type=int, help="few-shot examples (MMLU: 0 as in the paper)")
+    p.add_argument("--batch-size", default="1", help="lm-eval batch size")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--no-base", action="store_true", help="skip evaluating the base model")
+    p.set_defaults(func=cmd_eval)
+
+    p = add("push", "publish an exported checkpoint to the Hugging Face Hub")
+    p.add_argument("out", help="exported checkpoint directory")
+    p.add_argument("--repo", required=True, help="user/name")
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--revision", help="branch to push to (created if missing)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be uploaded")
+    p.set_defaults(func=cmd_push)
+
+    p = add("inspect", "distribution statistics, plots and an HTML report for a recipe's layer")
+    _common(p)
+    p.add_argument("--report", help="report directory (default runs/inspect)")
+    p.add_argument("--all-layers", action="store_true", help="Table 9: statistics of every layer")
+    p.set_defaults(func=cmd_inspect)
+
+    p = add("verify", "check an exported checkpoint's files and reproduce its reference logits")
+    p.add_argument("out", help="exported checkpoint directory")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as err:
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

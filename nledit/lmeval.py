@@ -1,0 +1,413 @@
+"""Run lm-evaluation-harness on nledit checkpoints, offline.
+
+Two tasks read local files instead of the Hub: ``nledit_mmlu`` (a group of one task per MMLU
+subject; zero-shot unless ``num_fewshot`` is given, few-shot examples from the dev split) and
+``nledit_wikitext`` (rolling log-likelihood over the WikiText-2 test articles). Their names never
+clash with lm-eval's own ``mmlu`` and ``wikitext``, which keep working for online users.
+
+The YAML files shipped in ``nledit/tasks`` are templates. ``prepare_tasks`` fills in absolute
+paths for one data directory and returns the folder to pass as ``--include_path``; ``run_lm_eval``
+then calls ``lm_eval.simple_evaluate`` with the ``hf`` model, so every score is lm-eval's own.
+
+Expected data layout (``data_dir``)::
+
+    mmlu/test.jsonl, mmlu/dev.jsonl   {"subject", "question", "choices": [4 str], "answer": 0-3}
+    wikitext2/wiki.test.raw           WikiText-2 raw test file; articles start with " = Title = "
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+import shutil
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any
+
+TASK_MMLU = "nledit_mmlu"
+TASK_WIKITEXT = "nledit_wikitext"
+DEFAULT_TASKS = (TASK_MMLU, TASK_WIKITEXT)
+# Short names accepted by ``resolve_task_names`` (for ``nledit eval --tasks mmlu,wikitext``).
+TASK_ALIASES = {"mmlu": TASK_MMLU, "wikitext": TASK_WIKITEXT}
+MMLU_TEST = Path("mmlu/test.jsonl")
+MMLU_DEV = Path("mmlu/dev.jsonl")
+WIKITEXT_TEST = Path("wikitext2/wiki.test.raw")
+
+_INCLUDE_DIR = "lm_eval_tasks"
+_MMLU_DESCRIPTION = "The following are multiple choice questions (with answers) about"
+_MARKER = ".nledit_tasks"
+_SUBJECT = re.compile(r"[a-z0-9_]+")
+_TITLE = re.compile(r" = (?P<title>[^=].*?) = ")
+# WikiText-2 raw is tokenised: "guest @-@ starring", "Teddy 's", "( song )", '" Craig "'.
+_DETOKENISE: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r" @([-,.])@ "), r"\1"),
+    (re.compile(r"(?<=\w) '(s|t|d|m|ll|re|ve)\b"), r"'\1"),
+    (re.compile(r"(?<=s) ' (?=\S)"), "' "),
+    (re.compile(r" ([.,;:!?%)\]}°])"), r"\1"),
+    (re.compile(r"([(\[{]) "), r"\1"),
+    (re.compile(r'" ([^"\n]*?) "'), r'"\1"'),
+    (re.compile(r"(?<==) (?==)"), ""),
+    (re.compile(r"^ +| +$", re.MULTILINE), ""),
+)
+
+
+class TaskDataError(ValueError):
+    """The data directory cannot back the requested tasks; the message names the file."""
+
+
+def resolve_task_names(names: Iterable[str]) -> list[str]:
+    """Map the short names ``mmlu``/``wikitext`` to the offline tasks; keep other names as given."""
+    return [TASK_ALIASES.get(name.strip(), name.strip()) for name in names if name.strip()]
+
+
+# ---------------------------------------------------------------- task folder
+
+
+def prepare_tasks(
+    data_dir: Path,
+    work_dir: Path,
+    subjects: list[str] | None = None,
+    *,
+    tasks: Sequence[str] = DEFAULT_TASKS,
+) -> Path:
+    """Write the offline task folder for ``data_dir`` under ``work_dir``; return the include path.
+
+    ``subjects`` restricts ``nledit_mmlu`` to some MMLU subjects (fast runs); ``tasks`` selects
+    which of ``nledit_mmlu`` / ``nledit_wikitext`` to write, so only their files are required.
+    Data files derived from ``data_dir`` (one JSON Lines file per subject and split, one per
+    WikiText article list) and the datasets cache also live in ``work_dir``.
+    """
+    data_dir, work_dir = Path(data_dir).resolve(), Path(work_dir).resolve()
+    unknown = sorted(set(tasks) - set(DEFAULT_TASKS))
+    if unknown:
+        raise ValueError(f"prepare_tasks writes {' and '.join(DEFAULT_TASKS)}, not {unknown}")
+    required = {TASK_MMLU: (MMLU_TEST, MMLU_DEV), TASK_WIKITEXT: (WIKITEXT_TEST,)}
+    for task in tasks:
+        for relative in required[task]:
+            _require(data_dir, relative)
+    include = work_dir / _INCLUDE_DIR
+    _reset_dir(include)
+    cache_dir, data_out = work_dir / "hf_datasets", work_dir / "data"
+    if TASK_MMLU in tasks:
+        _write_mmlu(data_dir, data_out / "mmlu", include / TASK_MMLU, cache_dir, subjects)
+    if TASK_WIKITEXT in tasks:
+        _write_wikitext(data_dir, data_out / "wikitext", include / TASK_WIKITEXT, cache_dir)
+    return include
+
+
+def _reset_dir(include: Path) -> None:
+    """Empty a task folder written earlier (stale subjects would join the group); refuse others."""
+    if include.exists():
+        if any(include.iterdir()) and not (include / _MARKER).exists():
+            raise TaskDataError(f"{include} was not written by nledit; choose another work_dir")
+        shutil.rmtree(include)
+    include.mkdir(parents=True)
+    (include / _MARKER).write_text("written by nledit.lmeval.prepare_tasks\n", encoding="utf-8")
+
+
+def _require(data_dir: Path, relative: Path) -> Path:
+    path = data_dir / relative
+    if not path.is_file():
+        raise TaskDataError(f"missing data file {path} (expected {relative} under {data_dir})")
+    return path
+
+
+def _read_mmlu(path: Path) -> dict[str, list[dict[str, Any]]]:
+    by_subject: dict[str, list[dict[str, Any]]] = {}
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                subject, choices, answer = row["subject"], row["choices"], row["answer"]
+                question = row["question"]
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise TaskDataError(f"{path}:{number}: not an MMLU row ({err})") from None
+            if not (isinstance(choices, list) and len(choices) == 4 and answer in (0, 1, 2, 3)):
+                raise TaskDataError(f"{path}:{number}: need 4 choices and an answer in 0-3")
+            if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
+                raise TaskDataError(f"{path}:{number}: bad subject name {subject!r}")
+            by_subject.setdefault(subject, []).append(
+                {"question": question, "choices": choices, "answer": answer}
+            )
+    if not by_subject:
+        raise TaskDataError(f"{path} holds no MMLU rows")
+    return by_subject
+
+
+def _write_mmlu(
+    data_dir: Path, data_out: Path, task_dir: Path, cache_dir: Path, subjects: list[str] | None
+) -> None:
+    test_path, dev_path = _require(data_dir, MMLU_TEST), _require(data_dir, MMLU_DEV)
+    test, dev = _read_mmlu(test_path), _read_mmlu(dev_path)
+    chosen = sorted(test) if subjects is None else list(dict.fromkeys(subjects))
+    missing = [s for s in chosen if s not in test]
+    if missing or not chosen:
+        raise TaskDataError(f"no MMLU subject {', '.join(missing) or '(none)'} in {test_path}")
+    no_dev = [s for s in chosen if s not in dev]
+    if no_dev:
+        raise TaskDataError(f"{dev_path} has no few-shot rows for {', '.join(no_dev)}")
+    task_dir.mkdir(parents=True)
+    shutil.copyfile(_template(TASK_MMLU, "nledit_mmlu.yaml"), task_dir / "nledit_mmlu.yaml")
+    template = Template(_template(TASK_MMLU, "subject.yaml").read_text(encoding="utf-8"))
+    for subject in chosen:
+        files = {}
+        for split, rows in (("test", test[subject]), ("dev", dev[subject])):
+            files[split] = data_out / f"{subject}.{split}.jsonl"
+            _write_if_changed(files[split], "".join(json.dumps(r) + "\n" for r in rows))
+        name = subject.replace("_", " ")
+        fields = {
+            "task": f"{TASK_MMLU}_{subject}",
+            "alias": name,
+            "test_file": str(files["test"]),
+            "dev_file": str(files["dev"]),
+            "cache_dir": str(cache_dir),
+            "description": f"{_MMLU_DESCRIPTION} {name}.\n\n",
+        }
+        _write_yaml(template, fields, task_dir / f"{TASK_MMLU}_{subject}.yaml")
+
+
+def split_wikitext(raw: str) -> list[tuple[str, str]]:
+    """Cut a WikiText raw file into ``(title, page)`` articles at the `` = Title = `` lines.
+
+    Pages are exact slices of the file: joined, they give it back from the first title on.
+    """
+    articles: list[tuple[str, list[str]]] = []
+    for line in raw.replace("\r\n", "\n").splitlines(keepends=True):
+        match = _TITLE.fullmatch(line.rstrip("\n"))
+        if match:
+            articles.append((match["title"], [line]))
+        elif articles:
+            articles[-1][1].append(line)
+    return [(title, "".join(lines)) for title, lines in articles]
+
+
+def detokenize_wikitext(page: str) -> str:
+    """Undo WikiText's tokenisation (spaces around punctuation, ``@-@`` and friends)."""
+    for pattern, replacement in _DETOKENISE:
+        page = pattern.sub(replacement, page)
+    return page.strip()
+
+
+def _write_wikitext(data_dir: Path, data_out: Path, task_dir: Path, cache_dir: Path) -> None:
+    raw_path = _require(data_dir, WIKITEXT_TEST)
+    articles = split_wikitext(raw_path.read_text(encoding="utf-8"))
+    if not articles:
+        raise TaskDataError(f"{raw_path} has no article title lines like ' = Title = '")
+    docs = [
+        {
+            "title": title,
+            "page": page,
+            "text": detokenize_wikitext(page),
+            "words": len(page.split()),
+            "bytes": len(page.encode("utf-8")),
+        }
+        for title, page in articles
+    ]
+    test_file = data_out / "test.jsonl"
+    _write_if_changed(test_file, "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
+    task_dir.mkdir(parents=True)
+    template_path = _template(TASK_WIKITEXT, "nledit_wikitext.yaml")
+    template = Template(template_path.read_text(encoding="utf-8"))
+    fields = {"test_file": str(test_file), "cache_dir": str(cache_dir)}
+    _write_yaml(template, fields, task_dir / "nledit_wikitext.yaml")
+    shutil.copyfile(_template("wikitext_results.py"), task_dir / "wikitext_results.py")
+
+
+def _template(*parts: str) -> Path:
+    return Path(str(resources.files("nledit.tasks").joinpath(*parts)))
+
+
+def _write_yaml(template: Template, fields: Mapping[str, str], path: Path) -> None:
+    """Fill a template with quoted values (a JSON string is a valid YAML double-quoted scalar)."""
+    quoted = {key: json.dumps(value, ensure_ascii=False) for key, value in fields.items()}
+    header = "# Written by nledit.lmeval.prepare_tasks; regenerate it rather than editing it.\n"
+    path.write_text(header + template.substitute(quoted), encoding="utf-8")
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Keep the file (and its mtime, so the datasets cache stays valid) when nothing changed."""
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+# ---------------------------------------------------------------- running lm-eval
+
+
+def run_lm_eval(
+    model_path: str | Path,
+    tasks: Sequence[str],
+    *,
+    include_path: Path | None = None,
+    limit: int | float | None = None,
+    num_fewshot: int | None = None,
+    batch_size: int | str = 1,
+    device: str = "cpu",
+    dtype: str = "auto",
+    trust_remote_code: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a checkpoint folder with lm-eval's ``hf`` model; return compact metrics.
+
+    Returns ``{task: {metric: value}, "_meta": {...}}`` with lm-eval's ``,none`` filter suffix
+    stripped; groups (``nledit_mmlu``) carry their aggregate next to each subject's own row.
+    """
+    import lm_eval
+
+    names = list(tasks)
+    model_args: dict[str, str | bool] = {
+        "pretrained": str(model_path),
+        "trust_remote_code": trust_remote_code,
+        "dtype": dtype,
+    }
+    start = time.perf_counter()
+    results = lm_eval.simple_evaluate(
+        model="hf",
+        model_args=model_args,
+        tasks=names,
+        num_fewshot=num_fewshot,
+        batch_size=batch_size,
+        device=device,
+        limit=limit,
+        task_manager=_task_manager(include_path, names),
+        log_samples=False,
+    )
+    if results is None:  # only on non-zero ranks of a distributed run
+        raise RuntimeError("lm-eval returned no results in this process")
+    compact: dict[str, Any] = summarize(results)
+    n_samples = {k: v.get("effective") for k, v in results.get("n-samples", {}).items()}
+    for task, metrics in results["results"].items():  # groups report their size here
+        if task not in n_samples and "sample_len" in metrics:
+            n_samples[task] = metrics["sample_len"]
+    compact["_meta"] = {
+        "lm_eval": lm_eval.__version__,
+        "tasks": names,
+        "limit": limit,
+        "num_fewshot": num_fewshot,
+        "model_args": model_args,
+        "batch_size": batch_size,
+        "device": device,
+        "include_path": None if include_path is None else str(include_path),
+        "n_samples": n_samples,
+        "task_versions": dict(results.get("versions", {})),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    return compact
+
+
+def _task_manager(include_path: Path | None, names: Sequence[str]) -> Any:
+    """Index only the include path when it has every task: lm-eval's own index takes ~13 s."""
+    from lm_eval.tasks import TaskManager
+
+    if include_path is None:
+        missing = [n for n in names if n.startswith("nledit_")]
+        if missing:
+            raise TaskDataError(f"{', '.join(missing)} need include_path (from prepare_tasks)")
+        return TaskManager()
+    if not Path(include_path).is_dir():
+        raise TaskDataError(f"include path {include_path} is not a folder; run prepare_tasks")
+    local = TaskManager(include_path=str(include_path), include_defaults=False)
+    if all(name in local.all_tasks for name in names):
+        return local
+    return TaskManager(include_path=str(include_path))
+
+
+def summarize(results: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
+    """``results["results"]`` without aliases, sizes and ``,none`` suffixes; NaN/inf -> None."""
+    compact: dict[str, dict[str, float | None]] = {}
+    for task, metrics in results["results"].items():
+        row: dict[str, float | None] = {}
+        for key, value in metrics.items():
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if key == "sample_len" or not numeric:
+                continue  # a size, an "alias", an "N/A" stderr
+            row[key.removesuffix(",none")] = float(value) if math.isfinite(value) else None
+        compact[task] = row
+    return compact
+
+
+def compare(
+    base_path: str | Path,
+    edited_path: str | Path,
+    tasks: Sequence[str],
+    *,
+    include_path: Path | None = None,
+    limit: int | float | None = None,
+    num_fewshot: int | None = None,
+    batch_size: int | str = 1,
+    device: str = "cpu",
+    dtype: str = "auto",
+    trust_remote_code: bool = True,
+) -> dict[str, Any]:
+    """Evaluate the base and the edited checkpoint the same way; ``delta`` is edited - base."""
+    options: dict[str, Any] = {
+        "include_path": include_path,
+        "limit": limit,
+        "num_fewshot": num_fewshot,
+        "batch_size": batch_size,
+        "device": device,
+        "dtype": dtype,
+        "trust_remote_code": trust_remote_code,
+    }
+    base = run_lm_eval(base_path, tasks, **options)
+    edited = run_lm_eval(edited_path, tasks, **options)
+    return {"base": base, "edited": edited, "delta": metric_delta(base, edited)}
+
+
+def metric_delta(base: Mapping[str, Any], edited: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """edited - base for every metric both runs report (standard errors left out)."""
+    delta: dict[str, dict[str, float]] = {}
+    for task, metrics in edited.items():
+        if task.startswith("_") or task not in base:
+            continue
+        row = {
+            name: value - base[task][name]
+            for name, value in metrics.items()
+            if not name.endswith("_stderr")
+            and value is not None
+            and base[task].get(name) is not None
+        }
+        if row:
+            delta[task] = row
+    return delta
+
+
+def lm_eval_command(
+    model_path: str | Path,
+    tasks: Sequence[str] = DEFAULT_TASKS,
+    include_path: Path | str | None = None,
+    *,
+    limit: int | float | None = None,
+    num_fewshot: int | None = None,
+    batch_size: int | str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    trust_remote_code: bool = True,
+) -> str:
+    """The ``lm_eval`` shell command equivalent to ``run_lm_eval`` (for docs and model cards)."""
+    if "," in str(model_path):
+        raise ValueError(f"lm_eval --model_args cannot carry a path with a comma: {model_path}")
+    model_args = f"pretrained={model_path}"
+    if trust_remote_code:
+        model_args += ",trust_remote_code=True"
+    if dtype is not None:
+        model_args += f",dtype={dtype}"
+    argv = ["lm_eval", "--model", "hf", "--model_args", model_args, "--tasks", ",".join(tasks)]
+    if include_path is not None:
+        argv += ["--include_path", str(include_path)]
+    for flag, value in (
+        ("--num_fewshot", num_fewshot),
+        ("--limit", limit),
+        ("--batch_size", batch_size),
+        ("--device", device),
+    ):
+        if value is not None:
+            argv += [flag, str(value)]
+    return shlex.join(argv)

@@ -1,0 +1,223 @@
+"""The jobs behind the CLI: fit, evaluate, export, and all three in one run."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+
+from . import __version__, gate
+from .card import CardInfo
+from .evaluate import EvalResult, conditions_for, erasure_table
+from .export import atomic_dir, check_destination, export_checkpoint
+from .fit import Fitted, fit, load_for_recipe
+from .perplexity import load_text, perplexity
+from .recipe import Recipe, edit_name, recipe_hash
+from .results import result_files, summary
+
+REFERENCE_TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "In 1969, the first humans landed on the Moon.",
+]
+FIT_STATS = "nledit_stats.safetensors"
+FIT_GATES = "nledit_fit_ranges.safetensors"
+FIT_META = "nledit_fit.json"
+
+
+@dataclass
+class RunOutput:
+    fitted: Fitted
+    result: EvalResult | None
+    out: Path
+
+
+def evaluate(fitted: Fitted) -> EvalResult:
+    """Erasure table and perplexity for a fitted recipe (as the recipe's eval section says)."""
+    recipe = fitted.recipe
+    t0 = time.perf_counter()
+    result = erasure_table(fitted)
+    fitted.timings["eval_s"] = time.perf_counter() - t0
+    ev = recipe.eval
+    if ev.perplexity_source and ev.perplexity_windows and fitted.cm.is_lm:
+        t1 = time.perf_counter()
+        text = load_text(ev.perplexity_source)
+        conds = conditions_for(fitted, ev.baseline)
+        result.perplexity = perplexity(
+            fitted.model,
+            fitted.layout,
+            fitted.cm.tokenizer,
+            text,
+            conds,
+            ev.perplexity_window,
+            ev.perplexity_windows,
+            recipe.batch_size,
+        )
+        fitted.timings["perplexity_s"] = time.perf_counter() - t1
+    return result
+
+
+def edit_summaries(fitted: Fitted) -> list[dict[str, Any]]:
+    out = []
+    for i, (edit, layer) in enumerate(zip(fitted.recipe.edits, fitted.layers)):
+        name = edit_name(edit, i)
+        k = sum(g.spec["k"] for g in fitted.gates if g.spec["edit"] == name)
+        out.append(
+            {
+                "name": name,
+                "concepts": edit.concepts,
+                "layer": layer,
+                "saliency": edit.saliency,
+                "top_p": edit.top_p,
+                "tau": edit.tau,
+                "operator": edit.operator.model_dump(),
+                "n_neurons": k,
+            }
+        )
+    return out
+
+
+def manifest(fitted: Fitted, result: EvalResult | None) -> dict[str, Any]:
+    recipe = fitted.recipe
+    return {
+        "seed": recipe.seed,
+        "base_model": {
+            "origin": fitted.source.origin,
+            "kind": fitted.source.kind,
+            "revision": fitted.source.revision,
+            "gguf_sha256": fitted.source.gguf_sha256,
+        },
+        "data": {
+            "source": recipe.data.source,
+            "sha256": fitted.data.digest,
+            "fit_examples": len(fitted.data.fit),
+            "eval_examples": len(fitted.data.eval),
+            "shots": len(fitted.data.shots),
+            "label_names": fitted.data.label_names,
+        },
+        "edits": edit_summaries(fitted),
+        "timings": dict(fitted.timings),
+        "metrics": result.to_dict() if result else {},
+    }
+
+
+def card_info(fitted: Fitted, result: EvalResult | None) -> CardInfo:
+    recipe = fitted.recipe
+    metrics: dict[str, Any] = {}
+    if result is not None:
+        metrics["erasure"] = [r.to_dict() for r in result.rows]
+        if result.perplexity:
+            metrics["perplexity"] = result.perplexity
+    data = (
+        [recipe.data.source]
+        if "/" in recipe.data.source and not Path(recipe.data.source).exists()
+        else []
+    )
+    return CardInfo(
+        base_model=fitted.source.origin,
+        base_revision=fitted.source.revision,
+        datasets=data,
+        edits=edit_summaries(fitted),
+        metrics=metrics,
+        recipe_yaml=fitted.recipe_text,
+        auto_class="AutoModelForCausalLM"
+        if fitted.cm.is_lm
+        else "AutoModelForSequenceClassification",
+    )
+
+
+def export_fitted(fitted: Fitted, out: Path, result: EvalResult | None, overwrite: bool) -> Path:
+    extra: dict[str, str] = {}
+    if result is not None:
+        settings = {"recipe_sha256": recipe_hash(fitted.recipe_text), "nledit": __version__}
+        extra = result_files(result, settings, f"nledit evaluation: {fitted.source.origin}")
+    return export_checkpoint(
+        out,
+        model=fitted.model,
+        tokenizer=fitted.cm.tokenizer,
+        task=fitted.cm.task,
+        source=fitted.source,
+        layers_path=fitted.layout.layers_path,
+        gates=fitted.gates,
+        recipe_text=fitted.recipe_text,
+        recipe_sha256=recipe_hash(fitted.recipe_text),
+        manifest=manifest(fitted, result),
+        card=card_info(fitted, result),
+        reference_texts=REFERENCE_TEXTS,
+        overwrite=overwrite,
+        extra_files=extra,
+    )
+
+
+def run(recipe: Recipe, text: str, out: Path, overwrite: bool, log: Any = print) -> RunOutput:
+    """Fit, evaluate, export; prints the erasure summary."""
+    check_destination(out, overwrite)
+    fitted = fit(recipe, text)
+    log(
+        f"fitted {len(fitted.gates)} range gate(s) in {fitted.timings['fit_pass_s']:.1f}s "
+        f"({len(fitted.data.fit)} examples, layer(s) {sorted(set(fitted.layers))})"
+    )
+    result = evaluate(fitted) if recipe.eval.enabled else None
+    if result is not None:
+        log(summary(result))
+    export_fitted(fitted, out, result, overwrite)
+    log(f"exported checkpoint to {out}")
+    return RunOutput(fitted, result, out)
+
+
+def save_fit(fitted: Fitted, out: Path, overwrite: bool) -> Path:
+    """A fit directory: statistics, range and baseline gates, the recipe and fit metadata."""
+    with atomic_dir(out, overwrite) as tmp:
+        save_file(
+            {k: v.contiguous() for k, v in fitted.stats.to_tensors().items()}, str(tmp / FIT_STATS)
+        )
+        gate.save_ranges(
+            str(tmp / FIT_GATES), fitted.gates + fitted.baseline, {"nledit_version": __version__}
+        )
+        (tmp / "nledit_recipe.yaml").write_text(fitted.recipe_text, encoding="utf-8")
+        meta = {
+            "layers": fitted.layers,
+            "label_names": fitted.data.label_names,
+            "timings": fitted.timings,
+            "data_sha256": fitted.data.digest,
+            "recipe_sha256": recipe_hash(fitted.recipe_text),
+            "nledit_version": __version__,
+            "gates": [g.spec for g in fitted.gates + fitted.baseline],
+        }
+        (tmp / FIT_META).write_text(json.dumps(meta, indent=2) + "\n")
+    return out
+
+
+def load_fit(fit_dir: Path, recipe: Recipe, text: str) -> Fitted:
+    """Rebuild a Fitted from a fit directory (loads the model, no data pass)."""
+    from .collect import ConceptStats
+
+    meta = json.loads((fit_dir / FIT_META).read_text())
+    data, source, cm, layout, layers = load_for_recipe(recipe)
+    from safetensors import safe_open
+
+    with safe_open(str(fit_dir / FIT_GATES), framework="pt") as f:
+        block_meta = f.metadata() or {}
+    specs = json.loads(block_meta.get("edits", "[]"))
+    tensors = load_file(str(fit_dir / FIT_GATES))
+    block = {"edits": specs, "ranges_sha256": gate.tensors_digest(tensors), "format": gate.FORMAT}
+    gates = gate.load_gates(str(fit_dir / FIT_GATES), block)
+    stats = ConceptStats.from_tensors(load_file(str(fit_dir / FIT_STATS)))
+    return Fitted(
+        recipe,
+        text,
+        source,
+        data,
+        cm,
+        layout,
+        layers,
+        stats,
+        [],
+        [g for g in gates if g.spec["mode"] == "range"],
+        [g for g in gates if g.spec["mode"] != "range"],
+        None,
+        dict(meta.get("timings", {})),
+    )

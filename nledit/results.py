@@ -1,0 +1,127 @@
+"""Evaluation outputs: results.json, report.md (the paper's table layout), a CSV, and a summary."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from typing import Any
+
+from scipy.stats import trim_mean
+
+from .evaluate import EvalResult
+
+COLUMNS = ("acc", "conf", "cacc", "cconf")
+HEADER = ("Acc", "Conf", "CAcc", "CConf")
+
+
+def aggregate(rows: list[dict[str, Any]], proportion: float = 0.1) -> dict[str, dict[str, float]]:
+    """Per method: mean and 10%-trimmed mean (Table 3) over concepts of each value and delta."""
+    out: dict[str, dict[str, float]] = {}
+    for method in dict.fromkeys(r["method"] for r in rows):
+        sel = [r for r in rows if r["method"] == method]
+        agg: dict[str, float] = {}
+        for key in [*COLUMNS, *(f"d_{c}" for c in COLUMNS)]:
+            vals = [r[key] for r in sel if not math.isnan(r[key])]
+            agg[f"mean_{key}"] = sum(vals) / len(vals) if vals else math.nan
+            agg[f"trim_{key}"] = float(trim_mean(vals, proportion)) if vals else math.nan
+        out[method] = agg
+    return out
+
+
+def _f(v: float, signed: bool = False) -> str:
+    return "n/a" if v is None or math.isnan(v) else (f"{v:+.3f}" if signed else f"{v:.3f}")
+
+
+def markdown_table(result: EvalResult) -> str:
+    """Base values, then each method's deltas, per concept (Table 3 layout)."""
+    rows = [r.to_dict() for r in result.rows]
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    head = ["Concept", *(f"Base {h}" for h in HEADER)]
+    for m in methods:
+        head += [f"{m} Δ{h}" for h in HEADER]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for concept in dict.fromkeys(r["concept"] for r in rows):
+        sel = {r["method"]: r for r in rows if r["concept"] == concept}
+        first = next(iter(sel.values()))
+        cells = [concept, *(_f(first[f"base_{c}"]) for c in COLUMNS)]
+        for m in methods:
+            r = sel.get(m)
+            cells += [_f(r[f"d_{c}"], True) if r else "" for c in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    agg = aggregate(rows)
+    if len(lines) > 3:
+        cells = ["trimmed mean", *("" for _ in COLUMNS)]
+        for m in methods:
+            cells += [_f(agg[m][f"trim_d_{c}"], True) for c in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ppl_table(ppl: dict[str, float]) -> str:
+    if not ppl:
+        return ""
+    base = ppl.get("base", math.nan)
+    lines = ["| Condition | PPL | ΔPPL |", "|---|---|---|"]
+    for key, v in ppl.items():
+        lines.append(f"| {key} | {v:.2f} | {'' if key == 'base' else f'{v - base:+.2f}'} |")
+    return "\n".join(lines)
+
+
+def summary(result: EvalResult) -> str:
+    """Plain-text summary for the terminal."""
+    out = [
+        f"Concept erasure ({result.n_eval} eval examples"
+        + (", curated" if result.curated else "")
+        + (", calibrated" if result.calibrated else "")
+        + ")"
+    ]
+    out.append(f"{'concept':<12}{'method':<8}" + "".join(f"{h:>8}{'Δ':>8}" for h in HEADER))
+    for r in result.rows:
+        d = r.to_dict()
+        vals = "".join(f"{d[c]:>8.3f}{d['d_' + c]:>+8.3f}" for c in COLUMNS)
+        out.append(f"{r.concept[:11]:<12}{r.method:<8}{vals}")
+    if result.perplexity:
+        base = result.perplexity.get("base", math.nan)
+        out.append(
+            "Perplexity: "
+            + ", ".join(
+                f"{k} {v:.2f}" + ("" if k == "base" else f" ({v - base:+.2f})")
+                for k, v in result.perplexity.items()
+            )
+        )
+    return "\n".join(out)
+
+
+def csv_text(result: EvalResult) -> str:
+    rows = [r.to_dict() for r in result.rows]
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return buf.getvalue()
+
+
+def report_md(result: EvalResult, title: str) -> str:
+    parts = [f"# {title}", "", "## Concept erasure", "", markdown_table(result)]
+    if result.perplexity:
+        parts += ["", "## Perplexity", "", ppl_table(result.perplexity)]
+    return "\n".join(parts) + "\n"
+
+
+def results_doc(result: EvalResult, settings: dict[str, Any]) -> dict[str, Any]:
+    doc = result.to_dict()
+    doc["aggregate"] = aggregate(doc["erasure"])
+    doc["settings"] = settings
+    return doc
+
+
+def result_files(result: EvalResult, settings: dict[str, Any], title: str) -> dict[str, str]:
+    """The three result files, as name -> text (written by the caller, e.g. into an export)."""
+    return {
+        "results.json": json.dumps(results_doc(result, settings), indent=2, default=str) + "\n",
+        "report.md": report_md(result, title),
+        "results.csv": csv_text(result),
+    }
