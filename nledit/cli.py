@@ -172,7 +172,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .inspect import inspect
+    from .inspection import inspect
 
     recipe, text = _recipe(args)
     path = inspect(

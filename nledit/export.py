@@ -69,6 +69,9 @@ def atomic_dir(out: Path, overwrite: bool) -> Iterator[Path]:
     check_destination(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a checkpoint is meant to be shared
     try:
         yield tmp
         if out.exists():
@@ -148,9 +151,10 @@ def reference_logits(model: Any, tokenizer: Any, texts: list[str]) -> dict[str, 
     with torch.no_grad():
         for i, text in enumerate(texts):
             ids = tokenizer(text, return_tensors="pt")["input_ids"][:, :64]
-            logits = model(input_ids=ids.to(device)).logits
+            logits = model(input_ids=ids.to(device)).logits[0]
+            logits = logits[-1] if logits.dim() == 2 else logits  # LM: last position
             out[f"input_ids.{i}"] = ids[0].contiguous()
-            out[f"logits.{i}"] = logits[0, -1].float().cpu().contiguous()
+            out[f"logits.{i}"] = logits.float().cpu().contiguous()
     return out
 
 

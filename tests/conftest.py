@@ -153,8 +153,8 @@ def _configs(vocab: int) -> dict[str, tuple[str, Any]]:
     }
 
 
-# Qwen2 shares the Llama layout (`model.layers`); its fixture is left out because transformers
-# maps a qwen2 folder to its own BPE tokenizer class, which cannot carry the word-level test vocabulary.
+# Qwen2 shares the Llama layout (`model.layers`); it has no fixture because transformers maps a
+# qwen2 folder to its own BPE tokenizer class, which cannot hold the word-level test vocabulary.
 FAMILIES = ["llama", "gpt2", "gemma3", "bert", "distilbert"]
 DECODERS = ["llama", "gpt2", "gemma3"]
 

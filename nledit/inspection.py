@@ -1,0 +1,59 @@
+"""`nledit inspect`: distributions of concept-conditioned activations, as an HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .analysis.build import all_layer_stats, build_report
+from .analysis.report import write_report
+from .collect import collect
+from .fit import load_for_recipe
+from .ranges import fit_ranges
+from .recipe import Recipe
+from .reservoir import Reservoir
+
+RESERVOIR = 400  # activations kept per (layer, concept): bounded memory
+
+
+def inspect(
+    recipe: Recipe, text: str, out: Path, overwrite: bool, all_layers: bool = False
+) -> Path:
+    """One pass over the fitting examples; report on the first edit's layer."""
+    data, source, cm, _layout, layers = load_for_recipe(recipe)
+    layer, edit = layers[0], recipe.edits[0]
+    wanted = list(range(layer + 1)) if all_layers else [layer]
+    reservoir = Reservoir(RESERVOIR, recipe.seed)
+    stats = collect(cm, data.fit, wanted, recipe.batch_size, reservoir, desc="inspect")
+    names = data.label_names
+    edit_all = edit.model_copy(update={"concepts": list(names)})
+    tables = fit_ranges(edit_all, 0, layer, stats, names, recipe.seed, reservoir)
+
+    def samples_at(at: int) -> dict[str, np.ndarray]:
+        per_id = reservoir.samples(at, len(names))
+        return {names[c]: x for c, x in per_id.items() if x.size}
+
+    samples = samples_at(layer)
+    texts = {
+        names[c]: [data.fit.texts[i] for i in reservoir.example_ids(layer, c)]
+        for c in range(len(names))
+        if names[c] in samples
+    }
+    saliency = {t.concept: t.scores.numpy() for t in tables}
+    ranges = {
+        t.concept: (t.index.numpy(), t.lo.numpy(), t.hi.numpy(), t.mu.numpy()) for t in tables
+    }
+    layer_stats = all_layer_stats({at: samples_at(at) for at in wanted}) if all_layers else None
+    report = build_report(
+        samples,
+        texts,
+        saliency,
+        ranges,
+        layer,
+        source.origin,
+        p=edit.top_p,
+        tau=edit.tau,
+        layer_stats=layer_stats,
+    )
+    return write_report(out, report, overwrite=overwrite)
