@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -127,6 +128,21 @@ def read_rows(hidden: torch.Tensor, read: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def _prefix_cache(cm: ConceptModel, paths: dict[int, str]) -> Any:
+    """The prompt head's key/value cache, filled only up to the deepest needed layer.
+
+    The blocks after it and the LM head never run, not even once for the head.
+    """
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=cm.model.config)
+    ids = torch.tensor([cm.head_ids], device=cm.device)
+    with capture(cm.model, paths, stop=True), contextlib.suppress(StopForward):
+        cm.model(input_ids=ids, past_key_values=cache, use_cache=True)
+    return cache
+
+
+@torch.no_grad()
 def collect(
     cm: ConceptModel,
     examples: Examples,
@@ -139,8 +155,9 @@ def collect(
     stats = ConceptStats(len(cm.label_names), cm.layout.hidden_size)
     paths = {layer: cm.layout.layer_path(layer) for layer in layers}
     labels = torch.tensor(examples.labels)
+    prefix = _prefix_cache(cm, paths) if cm.use_prefix_cache else None
     bar = tqdm(total=len(examples), desc=desc, unit="ex", leave=False)
-    for batch in cm.batches(examples.texts, batch_size):
+    for batch in cm.batches(examples.texts, batch_size, prefix=prefix):
         with capture(cm.model, paths, stop=True) as seen, contextlib.suppress(StopForward):
             cm.model(**batch.inputs)
         y = labels[batch.rows]
