@@ -176,3 +176,22 @@ def collect(
         bar.update(len(y))
     bar.close()
     return stats
+
+
+@torch.no_grad()
+def token_means(
+    model: torch.nn.Module, paths: dict[int, str], ids: torch.Tensor, batch_size: int
+) -> dict[int, torch.Tensor]:
+    """Per-layer mean hidden state over every token of ``ids`` (windows, (n, T)), float64."""
+    sums: dict[int, torch.Tensor] = {}
+    count = 0
+    device = next(model.parameters()).device
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start : start + batch_size].to(device)
+        with capture(model, paths, stop=True) as seen, contextlib.suppress(StopForward):
+            model(input_ids=chunk, use_cache=False)
+        for layer in paths:
+            h = seen[layer].detach().to("cpu", torch.float64).reshape(-1, seen[layer].shape[-1])
+            sums[layer] = sums.get(layer, 0) + h.sum(0)
+        count += chunk.numel()
+    return {layer: s / count for layer, s in sums.items()}

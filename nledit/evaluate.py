@@ -88,13 +88,12 @@ class EvalResult:
         }
 
 
-def conditions_for(fitted: Fitted, baseline: bool = True) -> list[Condition]:
+def conditions_for(fitted: Fitted) -> list[Condition]:
+    """The base model, each range gate alone, and each baseline gate alone."""
     conds = [Condition("base", None, [])]
-    for gate in fitted.gates:
-        conds.append(Condition("range", gate.spec["concept"], [gate]))
-    if baseline:
-        for gate in fitted.baseline:
-            conds.append(Condition("neuron", gate.spec["concept"], [gate]))
+    for gate in fitted.gates + fitted.baseline:
+        method = gate.spec.get("method", gate.spec["mode"])
+        conds.append(Condition(method, gate.spec["concept"], [gate]))
     return conds
 
 
@@ -226,7 +225,7 @@ def erasure_table(
     if recipe.prompt.calibrate and cm.is_lm:
         calibrate(cm, recipe.batch_size)
     gold = torch.tensor(examples.labels)
-    conds = conditions_for(fitted, recipe.eval.baseline)
+    conds = conditions_for(fitted)
     probs = label_probs(cm, examples.texts, conds, recipe.batch_size, fast=fast)
     preds = {k: cm.predict(p) for k, p in probs.items()}
     keep = torch.ones(len(gold), dtype=torch.bool)

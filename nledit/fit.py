@@ -10,12 +10,12 @@ from typing import Any
 import torch
 
 from .arch import Layout, find_layout, resolve_layer
-from .collect import ConceptStats, collect
+from .collect import ConceptStats, collect, token_means
 from .concept import ConceptModel
 from .data import ConceptData, DataError, Examples, load_concept_data
 from .gate import RangeGate
 from .models import ModelSource, load_model, resolve_source
-from .ranges import RangeTable, fit_ranges, make_gate, operator_value
+from .ranges import RangeTable, fit_ranges, make_gate, operator_value, vector_gate
 from .recipe import Recipe
 from .reservoir import Reservoir
 
@@ -103,16 +103,19 @@ def fit(
     if reduce is not None:
         stats = reduce(stats)
     t2 = time.perf_counter()
-    general_mean = (
-        _general_mean(stats) if any(e.operator.name == "mean" for e in recipe.edits) else None
-    )
+    general_mean = _general_mean(recipe, cm, layout, stats)
     tables, gates, baseline = [], [], []
     for i, (edit, layer) in enumerate(zip(recipe.edits, layers)):
         for table in fit_ranges(edit, i, layer, stats, data.label_names, recipe.seed, reservoir):
             value = operator_value(table, edit, stats, general_mean)
             tables.append(table)
             gates.append(make_gate(table, edit, value, "range"))
-            baseline.append(make_gate(table, edit, value, "neuron"))
+            if "neuron" in recipe.eval.baselines:
+                baseline.append(make_gate(table, edit, value, "neuron"))
+            for method in ("steer", "ablate"):
+                if method in recipe.eval.baselines:
+                    strength = recipe.eval.steer_strength
+                    baseline.append(vector_gate(table, edit, stats, method, strength))
     timings = {"load_s": t1 - t0, "fit_pass_s": t2 - t1, "ranges_s": time.perf_counter() - t2}
     return Fitted(
         recipe,
@@ -131,9 +134,22 @@ def fit(
     )
 
 
-def _general_mean(stats: ConceptStats) -> dict[int, torch.Tensor]:
-    """Per-layer, per-neuron mean over all concepts' examples (for the `mean` operator)."""
-    return {
-        layer: stats.total[layer].sum(0) / count.sum().clamp_min(1)
-        for layer, count in stats.count.items()
-    }
+def _general_mean(
+    recipe: Recipe, cm: ConceptModel, layout: Layout, stats: ConceptStats
+) -> dict[int, torch.Tensor] | None:
+    """Per-layer neuron means for the `mean` operator: over every token of general text
+    (``operator.mean_source``, e.g. WikiText), else over all concepts' fitting examples."""
+    means = [e for e in recipe.edits if e.operator.name == "mean"]
+    if not means:
+        return None
+    source = next((e.operator.mean_source for e in means if e.operator.mean_source), None)
+    if source is None:
+        return {
+            layer: stats.total[layer].sum(0) / count.sum().clamp_min(1)
+            for layer, count in stats.count.items()
+        }
+    from .perplexity import load_text, windows
+
+    ids = windows(cm.tokenizer, load_text(source), 128, 32)
+    paths = {layer: layout.layer_path(layer) for layer in stats.count}
+    return token_means(cm.model, paths, ids, recipe.batch_size)

@@ -45,7 +45,7 @@ def evaluate(fitted: Fitted) -> EvalResult:
     if ev.perplexity_source and ev.perplexity_windows and fitted.cm.is_lm:
         t1 = time.perf_counter()
         text = load_text(ev.perplexity_source)
-        conds = conditions_for(fitted, ev.baseline)
+        conds = conditions_for(fitted)
         result.perplexity = perplexity(
             fitted.model,
             fitted.layout,

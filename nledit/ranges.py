@@ -89,6 +89,7 @@ def make_gate(
     op = edit.operator
     spec = {
         "name": table.name if mode == "range" else f"{table.name}.{mode}",
+        "method": mode,
         "edit": table.edit,
         "concept": table.concept,
         "layer": table.layer,
@@ -107,5 +108,37 @@ def make_gate(
         "mu": table.mu.to(torch.float32),
         "sigma": table.sigma.to(torch.float32),
         "value": value.to(torch.float32),
+    }
+    return RangeGate(spec, tensors)
+
+
+def vector_gate(
+    table: RangeTable, edit: EditSpec, stats: ConceptStats, method: str, strength: float
+) -> RangeGate:
+    """Whole-vector baselines (App. M): steering h + a·r, or directional ablation h - r̂r̂ᵀh."""
+    r = steering_direction(stats, table.layer, table.concept_id)
+    d = r.numel()
+    spec = {
+        "name": f"{table.name}.{method}",
+        "method": method,
+        "edit": table.edit,
+        "concept": table.concept,
+        "layer": table.layer,
+        "operator": "steer" if method == "steer" else "ablate",
+        "params": {"strength": strength},
+        "mode": "vector",
+        "positions": edit.positions,
+        "k": d,
+        "saliency": "none",
+        "top_p": 1.0,
+    }
+    zeros = torch.zeros(d, dtype=torch.float32)
+    tensors = {
+        "index": torch.arange(d),
+        "lo": zeros,
+        "hi": zeros,
+        "mu": zeros,
+        "sigma": zeros,
+        "value": r.to(torch.float32),
     }
     return RangeGate(spec, tensors)

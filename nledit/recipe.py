@@ -147,7 +147,12 @@ class EvalSpec(_Strict):
 
     enabled: bool = True
     curate: bool = Field(False, description="keep only eval examples the base model gets right")
-    baseline: bool = Field(True, description="also evaluate neuron masking")
+    baselines: list[Literal["neuron", "steer", "ablate"]] = Field(
+        ["neuron"],
+        description="comparisons: neuron masking (same operator on the whole neuron), "
+        "activation steering x + a·r, directional ablation x - r̂r̂ᵀx (r: concept minus rest)",
+    )
+    steer_strength: float = Field(-1.0, description="a of the activation-steering baseline")
     perplexity_source: str | None = Field(None, description="raw text file or Hub data set")
     perplexity_windows: Annotated[int, Field(ge=0)] = 8
     perplexity_window: Annotated[int, Field(ge=16)] = 256

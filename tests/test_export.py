@@ -42,6 +42,12 @@ AUTO = {
     "causal-lm": "AutoModelForCausalLM",
     "sequence-classification": "AutoModelForSequenceClassification",
 }
+# Texts of the concepts (encoders read their CLS token, so the inputs must look like the data).
+TEXTS = [
+    "match goal coach season league striker tennis cup",
+    "shares profit market bank earnings software chip today",
+    "the war election minister treaty after new report",
+]
 MULTI_EDITS = [
     {"concepts": ["Sports", "Business"], "layer": 0, "top_p": 0.25, "operator": "zero"},
     {
@@ -181,12 +187,8 @@ def build(family: str, base_dir: Path, data: Path, root: Path) -> Export:
     tensors[key][0] += 0.5
     save_file(tensors, path, metadata=meta)
 
-    vocab = fitted.cm.tokenizer.vocab_size
-    g = torch.Generator().manual_seed(0)
-    inputs = {
-        "input_ids": torch.randint(7, vocab, (2, 9), generator=g),
-        "attention_mask": torch.ones(2, 9, dtype=torch.long),
-    }
+    tokens = fitted.cm.tokenizer(TEXTS, return_tensors="pt", padding=True)
+    inputs = {k: tokens[k] for k in ("input_ids", "attention_mask")}
     inputs_path = root / f"{family}-inputs.safetensors"
     save_file(inputs, str(inputs_path))
     switch_off = [fitted_multi.gates[0].spec["name"]]
