@@ -9,6 +9,7 @@ so each example costs only its own tokens. Encoder classifiers read their own he
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ class Batch:
     inputs: dict[str, Any]
     read: torch.Tensor  # (B,) position of the read token per row, in the input tensor
     rows: slice
+    kept: bool = False  # the model returned logits at the read positions only
 
 
 class ConceptModel:
@@ -52,6 +54,9 @@ class ConceptModel:
         self.is_lm = task == "causal-lm"
         self.calibration: torch.Tensor | None = None
         self.use_prefix_cache = self.is_lm
+        # Models that take logits_to_keep project only the read token onto the vocabulary.
+        params = inspect.signature(model.forward).parameters
+        self.keep_logits = self.is_lm and "logits_to_keep" in params
         if not self.is_lm:
             n = getattr(model.config, "num_labels", len(label_names))
             if n != len(label_names):
@@ -109,7 +114,8 @@ class ConceptModel:
     def prefix_cache(self) -> Any:
         """Key/value cache of the shared prompt head, computed with the model as it is now."""
         ids = torch.tensor([self.head_ids], device=self.device)
-        out = self.model(input_ids=ids, use_cache=True)
+        extra = {"logits_to_keep": 1} if self.keep_logits else {}
+        out = self.model(input_ids=ids, use_cache=True, **extra)
         return out.past_key_values
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
@@ -152,12 +158,16 @@ class ConceptModel:
                 inputs["use_cache"] = True
             else:
                 inputs["attention_mask"] = mask.to(self.device)
-            yield Batch(inputs, read, slice(start, start + len(rows)))
+            if self.keep_logits:
+                inputs["logits_to_keep"] = read.unsqueeze(1).to(self.device)
+            yield Batch(inputs, read, slice(start, start + len(rows)), self.keep_logits)
 
     # ---- scoring ----------------------------------------------------------------------------
     def read_logits(self, output: Any, batch: Batch) -> torch.Tensor:
         """Logits (B, V) at the read token (LM) or of the classifier head (B, C)."""
         logits = output.logits if hasattr(output, "logits") else output
+        if batch.kept:
+            return logits[:, 0]
         if logits.dim() == 3:
             rows = torch.arange(logits.shape[0], device=logits.device)
             return logits[rows, batch.read.to(logits.device)]

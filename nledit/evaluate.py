@@ -134,21 +134,23 @@ def run_conditions(
 ) -> dict[str, torch.Tensor]:
     """``reduce(model_output, context)`` per batch and condition, concatenated per condition.
 
-    ``fast``: one base pass records the shallowest edited layer's output; each other condition
-    then runs only the later layers. Otherwise one full forward pass per condition.
+    ``fast``: one base pass records the output of each condition's shallowest edited layer;
+    each other condition then runs only the layers after its own. Otherwise one full forward
+    pass per condition.
     """
-    layers = [int(g.spec["layer"]) for c in conditions for g in c.gates]
-    lmin = min(layers) if layers else None
+    start = {c.key: min(int(g.spec["layer"]) for g in c.gates) for c in conditions if c.gates}
+    starts = sorted(set(start.values()))
     prefixes = prefixes or {}
     out: dict[str, list[torch.Tensor]] = {c.key: [] for c in conditions}
     bar = tqdm(total=total, desc=desc, unit="batch", leave=False)
     for inputs, ctx in batches:
-        state, as_tuple = None, False
-        if fast and lmin is not None:
-            with capture(model, {lmin: layout.layer_path(lmin)}, stop=False) as seen:
+        states: dict[int, tuple[torch.Tensor, bool]] = {}
+        if fast and starts:
+            paths = {layer: layout.layer_path(layer) for layer in starts}
+            with capture(model, paths, stop=False) as seen:
                 res = model(**inputs)
-            raw = seen[lmin]
-            state, as_tuple = (raw[0], True) if isinstance(raw, tuple) else (raw, False)
+            for layer, raw in seen.items():
+                states[layer] = (raw[0], True) if isinstance(raw, tuple) else (raw, False)
         else:
             res = model(**inputs)
         out["base"].append(reduce(res, ctx).cpu())
@@ -157,8 +159,9 @@ def run_conditions(
                 continue
             cond_inputs = _with_prefix(inputs, prefixes.get(cond.key))
             with applied(model, layout.layers_path, cond.gates):
-                if state is not None:
-                    with replay_from(model, layout, lmin, state, as_tuple):  # type: ignore[arg-type]
+                if cond.key in start and start[cond.key] in states:
+                    layer = start[cond.key]
+                    with replay_from(model, layout, layer, *states[layer]):
                         res = model(**cond_inputs)
                 else:
                     res = model(**cond_inputs)
@@ -177,17 +180,36 @@ def label_probs(
 ) -> dict[str, torch.Tensor]:
     """Full-vocabulary label probabilities (N, C) per condition key."""
     prefixes: dict[str, Any] = {}
+    last = cm.layout.n_layers - 1
     for cond in conditions:  # the shared prompt head, as each condition's model sees it
-        with applied(cm.model, cm.layout.layers_path, cond.gates):
-            prefixes[cond.key] = cm.prefix_cache() if cm.use_prefix_cache else None
-    batches = ((b.inputs, b) for b in cm.batches(texts, batch_size, prefix=prefixes["base"]))
+        if not cm.use_prefix_cache:
+            prefixes[cond.key] = None
+        elif cond.gates and all(int(g.spec["layer"]) == last for g in cond.gates):
+            # A gate on the last layer's output changes no key/value: the base head serves.
+            prefixes[cond.key] = prefixes["base"]
+        else:
+            for g in cond.gates:  # the head holds no read token
+                g.read_index = torch.empty(0, dtype=torch.long)
+            with applied(cm.model, cm.layout.layers_path, cond.gates):
+                prefixes[cond.key] = cm.prefix_cache()
+            for g in cond.gates:
+                g.read_index = None
+    gates = [g for c in conditions for g in c.gates]
+
+    def batches() -> Iterator[tuple[dict[str, Any], Batch]]:
+        for b in cm.batches(texts, batch_size, prefix=prefixes["base"]):
+            for g in gates:  # "last"-position gates act on each row's read token
+                g.read_index = b.read
+            yield b.inputs, b
+        for g in gates:
+            g.read_index = None
 
     def reduce(res: Any, batch: Batch) -> torch.Tensor:
         return cm.label_probs(cm.read_logits(res, batch))
 
     n_batches = math.ceil(len(texts) / batch_size)
     return run_conditions(
-        cm.model, cm.layout, batches, conditions, reduce, prefixes, fast, n_batches
+        cm.model, cm.layout, batches(), conditions, reduce, prefixes, fast, n_batches
     )
 
 

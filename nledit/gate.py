@@ -56,6 +56,7 @@ class RangeGate(nn.Module):
         for key in TENSORS:
             self.register_buffer(key, tensors[key], persistent=False)
         self.enabled = True
+        self.read_index: torch.Tensor | None = None  # for positions "last", see forward
 
     def extra_repr(self) -> str:
         s = self.spec
@@ -86,9 +87,17 @@ class RangeGate(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             return h
-        if self.spec.get("positions", "all") == "last":
-            last = self._edit(h[:, -1:, :]) if h.dim() == 3 else self._edit(h)
-            return torch.cat([h[:, :-1, :], last], dim=1) if h.dim() == 3 else last
+        if self.spec.get("positions", "all") == "last" and h.dim() == 3:
+            # The token that carries the concept: the last position, unless the caller knows
+            # better (right-padded batches set `read_index`; an empty one edits nothing).
+            rows = torch.arange(h.shape[0], device=h.device)
+            pos = self.read_index
+            if pos is None:
+                pos = torch.full_like(rows, h.shape[1] - 1)
+            elif pos.numel() == 0:
+                return h
+            pos = pos.to(h.device)
+            return h.index_put((rows, pos), self._edit(h[rows, pos]))
         return self._edit(h)
 
     def _edit(self, h: torch.Tensor) -> torch.Tensor:
@@ -297,7 +306,10 @@ class _NleditAutoModel(PreTrainedModel):
         model = _edited_class(base_cls).from_pretrained(
             path, *args, config=config.base_config(), **kwargs
         )
-        ranges = cached_file(path, RANGES_FILE, **hub)
+        try:
+            ranges = cached_file(path, RANGES_FILE, **hub)
+        except OSError as err:  # transformers raises for a missing file; say what it means
+            raise NleditLoadError(f"{path}: {RANGES_FILE} is missing ({err})") from err
         if ranges is None:
             raise NleditLoadError(f"{path}: {RANGES_FILE} is missing")
         install_gates(model, block["layers_path"], load_gates(ranges, block))

@@ -163,6 +163,34 @@ class OutputSpec(_Strict):
     overwrite: bool = False
 
 
+class SweepSpec(_Strict):
+    """`nledit sweep`: range vs neuron masking of the first edit over one of its settings."""
+
+    over: Literal["tau", "top_p", "layer"] = Field("tau", description="the setting to vary")
+    values: list[int | float] | None = Field(
+        None, description="values to try (default: App. I taus, Fig. 4 fractions, or a spread)"
+    )
+    out: str = Field("runs/sweep", description="directory for sweep_<over>.{csv,json,md,png}")
+
+    @field_validator("values")
+    @classmethod
+    def _values_fit(cls, values: list[int | float] | None, info: Any) -> list[int | float] | None:
+        over = info.data.get("over")
+        if values is not None and not values:
+            raise ValueError("must not be empty (leave it out for the defaults)")
+        bad = []
+        for v in values or []:
+            if over == "tau" and not v > 0:
+                bad.append(f"{v!r} (tau must be > 0)")
+            elif over == "top_p" and not 0 < v <= 1:
+                bad.append(f"{v!r} (top_p must be in (0, 1])")
+            elif over == "layer" and float(v) != int(v):
+                bad.append(f"{v!r} (layers are whole numbers)")
+        if bad:
+            raise ValueError(f"not valid for sweep.over {over!r}: " + ", ".join(bad))
+        return values
+
+
 class Recipe(_Strict):
     """A whole nledit recipe."""
 
@@ -172,6 +200,7 @@ class Recipe(_Strict):
     edits: list[EditSpec] = Field(min_length=1)
     eval: EvalSpec = EvalSpec()
     output: OutputSpec = OutputSpec()
+    sweep: SweepSpec = SweepSpec()
     seed: int = 0
     batch_size: Annotated[int, Field(ge=1)] = 8
 

@@ -119,7 +119,7 @@ def test_statistics_merge_exactly(concept_model: Callable[[str], Any]) -> None:
 
 
 def test_merge_into_empty_and_round_trip(concept_model: Callable[[str], Any]) -> None:
-    data, cm, layout = concept_model("llama")
+    data, cm, _ = concept_model("llama")
     stats = collect(cm, data.fit, [1], batch_size=8)
     empty = ConceptStats(stats.n_concepts, stats.d)
     merged = empty.merge(stats)
@@ -227,7 +227,9 @@ def head_of(model: Any, is_encoder: bool) -> torch.nn.Module:
 @contextlib.contextmanager
 def counting(model: Any, layout: Any) -> Iterator[dict[str, int]]:
     calls: dict[str, int] = {}
-    modules = {f"block{i}": model.get_submodule(layout.layer_path(i)) for i in range(layout.n_layers)}
+    modules = {
+        f"block{i}": model.get_submodule(layout.layer_path(i)) for i in range(layout.n_layers)
+    }
     modules["head"] = head_of(model, layout.is_encoder)
     handles = []
     for name, module in modules.items():

@@ -378,10 +378,10 @@ def test_load_fails_when_the_edits_differ_from_the_config(
     path, block = saved
     changed = json.loads(json.dumps(block))
     changed["edits"][0]["params"]["alpha"] = 0.9
-    with pytest.raises(NleditLoadError, match="differ from config.json"):
+    with pytest.raises(NleditLoadError, match=r"differ from config\.json"):
         load_gates(str(path), changed)
     fewer = {**block, "edits": block["edits"][:1]}
-    with pytest.raises(NleditLoadError, match="differ from config.json"):
+    with pytest.raises(NleditLoadError, match=r"differ from config\.json"):
         load_gates(str(path), fewer)
 
 

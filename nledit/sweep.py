@@ -1,0 +1,446 @@
+"""`nledit sweep`: range masking against neuron masking over tau, top_p or the edited layer.
+
+The paper's ablations (App. I: tau, Fig. 4: share of masked neurons, App. F: layer) as one
+cheap job for the first edit of a recipe:
+
+- one statistics pass covers every swept layer (a tau or top_p sweep needs one layer);
+- per value only ranges and gates are built (no model work);
+- every (value, method, concept) becomes one evaluation condition, and all conditions share
+  one base pass per batch (``run_conditions``: layers up to the edited one run once);
+- conditions that are the same computation (neuron masking does not depend on tau) run once.
+
+Outputs per sweep, in ``sweep.out``: ``sweep_<over>.csv``, ``.json``, ``.md`` and ``.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .arch import resolve_layer
+from .collect import collect
+from .evaluate import Condition, _metrics, calibrate, label_probs
+from .export import ExportError
+from .fit import _general_mean, load_for_recipe
+from .gate import RangeGate
+from .perplexity import load_text, perplexity
+from .ranges import fit_ranges, make_gate, operator_value
+from .recipe import Recipe, recipe_hash
+from .reservoir import Reservoir
+
+METHODS = ("range", "neuron")
+DEFAULT_TAUS = [round(0.3 * i, 1) for i in range(1, 16)]  # Table 17: 0.3, 0.6, ..., 4.5
+DEFAULT_TOP_PS = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]  # Fig. 4, 5%..100%
+LAYER_SPREAD = 6
+SUFFIXES = (".csv", ".json", ".md", ".png")
+
+
+def layer_spread(n_layers: int, count: int = LAYER_SPREAD) -> list[int]:
+    """About ``count`` evenly spaced layers from the first to the last (App. F)."""
+    if n_layers <= count:
+        return list(range(n_layers))
+    return sorted({round(i * (n_layers - 1) / (count - 1)) for i in range(count)})
+
+
+def default_values(over: str, n_layers: int) -> list[int | float]:
+    if over == "tau":
+        return list(DEFAULT_TAUS)
+    if over == "top_p":
+        return list(DEFAULT_TOP_PS)
+    return list(layer_spread(n_layers))
+
+
+def fingerprint(gate: RangeGate) -> str:
+    """What a gate computes: equal fingerprints give equal outputs, whatever the names say.
+
+    A neuron gate ignores its range, so it is the same for every tau (unless the operator
+    is ``adaptive``, whose phi reads tau and sigma).
+    """
+    s = gate.spec
+    op, mode = s["operator"], s["mode"]
+    params = s.get("params", {})
+    used = {"zero": (), "dampen": ("alpha",), "adaptive": ("beta", "tau"), "steer": ("strength",)}
+    h = hashlib.sha256()
+    head = [mode, op, s["layer"], s.get("positions", "all")]
+    head += [params.get(p) for p in used.get(op, ())]
+    h.update(json.dumps(head).encode())
+    tensors = ["index", "value"]
+    tensors += ["lo", "hi"] if mode == "range" else []
+    tensors += ["mu", "sigma"] if op == "adaptive" else []
+    for name in tensors:
+        t = getattr(gate, name).detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class SweepPoint:
+    """One (value, method, concept): its gate and the condition that evaluates it."""
+
+    value: int | float
+    method: str
+    concept: str
+    layer: int
+    gate: RangeGate
+    key: str = ""  # the condition key that holds its numbers (shared by identical gates)
+
+
+@dataclass
+class SweepResult:
+    over: str
+    values: list[int | float]
+    rows: list[dict[str, Any]]
+    settings: dict[str, Any]
+    base: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "over": self.over,
+            "values": self.values,
+            "settings": self.settings,
+            "base": self.base,
+            "timings": self.timings,
+            "rows": self.rows,
+        }
+
+
+def _conditions(points: list[SweepPoint]) -> list[Condition]:
+    """One condition per distinct gate; each point learns the key holding its numbers."""
+    by_print: dict[str, str] = {}
+    conds = [Condition("base", None, [])]
+    for p in points:
+        fp = fingerprint(p.gate)
+        if fp not in by_print:
+            cond = Condition(f"{p.method}#{len(conds)}", p.concept, [p.gate])
+            by_print[fp] = cond.key
+            conds.append(cond)
+        p.key = by_print[fp]
+    return conds
+
+
+def build_points(
+    recipe: Recipe,
+    over: str,
+    values: list[int | float],
+    layers: list[int],
+    stats: Any,
+    label_names: list[str],
+    general_mean: dict[int, torch.Tensor] | None,
+    reservoir: Reservoir | None = None,
+) -> list[SweepPoint]:
+    """Ranges and both gates of the first edit at every value (no model work)."""
+    edit = recipe.edits[0]
+    points = []
+    for value, layer in zip(values, layers):
+        changed = edit if over == "layer" else edit.model_copy(update={over: value})
+        for table in fit_ranges(changed, 0, layer, stats, label_names, recipe.seed, reservoir):
+            v = operator_value(table, changed, stats, general_mean)
+            for method in METHODS:
+                gate = make_gate(table, changed, v, method)
+                points.append(SweepPoint(value, method, table.concept, layer, gate))
+    return points
+
+
+def _swept(
+    recipe: Recipe, over: str, values: list[int | float], n_layers: int, base_layer: int
+) -> tuple[list[int | float], list[int]]:
+    """The values (layer values resolved, repeats dropped) and the layer of each."""
+    if over != "layer":
+        return list(values), [base_layer] * len(values)
+    resolved = list(dict.fromkeys(resolve_layer(int(v), n_layers) for v in values))
+    return list(resolved), resolved
+
+
+def sweep(recipe: Recipe, text: str, command: str | None = None, log: Any = print) -> SweepResult:
+    """Run the recipe's sweep (``recipe.sweep``) and return its table."""
+    spec, edit = recipe.sweep, recipe.edits[0]
+    over = spec.over
+    t0 = time.perf_counter()
+    data, source, cm, layout, layers = load_for_recipe(recipe)
+    values = spec.values or default_values(over, layout.n_layers)
+    values, at = _swept(recipe, over, values, layout.n_layers, layers[0])
+    t1 = time.perf_counter()
+    reservoir = Reservoir(512, recipe.seed) if edit.saliency == "probe" else None
+    wanted = sorted(set(at))
+    log(f"statistics: {len(data.fit)} examples, one pass for layer(s) {wanted}")
+    stats = collect(cm, data.fit, wanted, recipe.batch_size, reservoir, desc="statistics")
+    first = recipe.model_copy(update={"edits": [edit]})
+    general_mean = _general_mean(first, cm, layout, stats)
+    t2 = time.perf_counter()
+    points = build_points(
+        recipe, over, values, at, stats, data.label_names, general_mean, reservoir
+    )
+    conds = _conditions(points)
+    t3 = time.perf_counter()
+    log(
+        f"{over} sweep: {len(values)} values x {len(METHODS)} methods x "
+        f"{len(edit.concepts)} concept(s) = {len(points)} edits, {len(conds) - 1} distinct; "
+        f"{len(data.eval)} eval examples"
+    )
+    if recipe.prompt.calibrate and cm.is_lm:
+        calibrate(cm, recipe.batch_size)
+    ev = data.eval
+    probs = label_probs(cm, ev.texts, conds, recipe.batch_size)
+    t4 = time.perf_counter()
+    ppl: dict[str, float] = {}
+    e = recipe.eval
+    if e.perplexity_source and e.perplexity_windows and cm.is_lm:
+        ppl = perplexity(
+            cm.model,
+            layout,
+            cm.tokenizer,
+            load_text(e.perplexity_source),
+            conds,
+            e.perplexity_window,
+            e.perplexity_windows,
+            recipe.batch_size,
+        )
+    t5 = time.perf_counter()
+    gold = torch.tensor(ev.labels)
+    preds = {k: cm.predict(p) for k, p in probs.items()}
+    keep = preds["base"] == gold if e.curate else torch.ones(len(gold), dtype=torch.bool)
+    rows = _rows(points, probs, preds, gold, keep, ppl, data.label_names, over)
+    base = {"ppl": ppl["base"]} if ppl else {}
+    if rows:
+        base |= {k: rows[0][f"base_{k}"] for k in ("acc", "conf", "cacc", "cconf")}
+    settings = {
+        "model": source.origin,
+        "layer": at[0] if over != "layer" else None,
+        "n_layers": layout.n_layers,
+        "hidden_size": layout.hidden_size,
+        "concepts": list(edit.concepts),
+        "saliency": edit.saliency,
+        "top_p": edit.top_p if over != "top_p" else None,
+        "tau": edit.tau if over != "tau" else None,
+        "operator": edit.operator.model_dump(),
+        "n_eval": int(keep.sum()),
+        "n_fit": len(data.fit),
+        "curated": e.curate,
+        "calibrated": cm.calibration is not None,
+        "conditions": len(conds) - 1,
+        "recipe_sha256": recipe_hash(text),
+        "nledit": __version__,
+        "command": command,
+    }
+    timings = {
+        "load_s": t1 - t0,
+        "statistics_s": t2 - t1,
+        "gates_s": t3 - t2,
+        "eval_s": t4 - t3,
+        "perplexity_s": t5 - t4,
+        "total_s": time.perf_counter() - t0,
+    }
+    return SweepResult(over, values, rows, settings, base, timings)
+
+
+def _rows(
+    points: list[SweepPoint],
+    probs: dict[str, torch.Tensor],
+    preds: dict[str, torch.Tensor],
+    gold: torch.Tensor,
+    keep: torch.Tensor,
+    ppl: dict[str, float],
+    label_names: list[str],
+    over: str,
+) -> list[dict[str, Any]]:
+    n = len(label_names)
+    rows = []
+    for p in points:
+        c = label_names.index(p.concept)
+        base = _metrics(probs["base"][keep], preds["base"][keep], gold[keep], c, n)
+        edit = _metrics(probs[p.key][keep], preds[p.key][keep], gold[keep], c, n)
+        g = p.gate
+        width = (g.hi - g.lo).mean().item() if p.method == "range" else None
+        row: dict[str, Any] = {
+            over: p.value,
+            "method": p.method,
+            "concept": p.concept,
+            "layer": p.layer,
+            "k": int(g.spec["k"]),
+            "tau": g.spec["params"]["tau"],
+            "top_p": g.spec["top_p"],
+            "mean_width": width,
+        }
+        for i, name in enumerate(("acc", "conf", "cacc", "cconf")):
+            row[name], row[f"base_{name}"] = edit[i], base[i]
+            row[f"d_{name}"] = edit[i] - base[i]
+        if ppl:
+            row["ppl"], row["d_ppl"] = ppl[p.key], ppl[p.key] - ppl["base"]
+        row["n_target"] = int((gold[keep] == c).sum())
+        row["n_other"] = int((gold[keep] != c).sum())
+        rows.append(row)
+    return rows
+
+
+# ---- outputs ---------------------------------------------------------------------------------
+
+
+def csv_text(result: SweepResult) -> str:
+    buf = io.StringIO()
+    if result.rows:
+        writer = csv.DictWriter(buf, fieldnames=list(result.rows[0]))
+        writer.writeheader()
+        writer.writerows(result.rows)
+    return buf.getvalue()
+
+
+def _f(v: Any, signed: bool = False, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+
+
+def _value(over: str, v: int | float) -> str:
+    return str(int(v)) if over == "layer" else f"{v:g}"
+
+
+def markdown(result: SweepResult) -> str:
+    """The command, the setting, the base model's values, then one line per value (and concept)."""
+    s, over = result.settings, result.over
+    has_ppl = "ppl" in result.base
+    concepts = s["concepts"]
+    fixed = [f"layer {s['layer']}" if s["layer"] is not None else None]
+    fixed += [f"top_p {s['top_p']}" if s["top_p"] is not None else None]
+    fixed += [f"tau {s['tau']}" if s["tau"] is not None else None]
+    fixed = [f for f in fixed if f]
+    lines = [f"# nledit sweep over {over}: range masking vs neuron masking", ""]
+    if s.get("command"):
+        lines += ["```", s["command"], "```", ""]
+    lines += [
+        f"Model `{s['model']}`, concept(s) {', '.join(concepts)}, {s['saliency']} saliency, "
+        f"operator {s['operator']['name']}, {', '.join(fixed)}; {s['n_eval']} eval examples"
+        + (" (curated)" if s["curated"] else "")
+        + (", calibrated" if s["calibrated"] else "")
+        + f"; statistics from {s['n_fit']} fitting examples. "
+        f"{s['conditions']} distinct edited conditions, wall time "
+        f"{result.timings.get('total_s', math.nan):.0f} s.",
+        "",
+        "Base model: "
+        + ", ".join(
+            f"{h} {_f(result.base.get(k))}"
+            for h, k in (("Acc", "acc"), ("Conf", "conf"), ("CAcc", "cacc"), ("CConf", "cconf"))
+        )
+        + (f", PPL {result.base['ppl']:.2f}" if has_ppl else "")
+        + ". Acc/Conf: target concept; CAcc/CConf: the other concepts (collateral). "
+        "Values are deltas against the base model.",
+        "",
+    ]
+    metrics = [("ΔAcc", "d_acc"), ("ΔConf", "d_conf"), ("ΔCAcc", "d_cacc"), ("ΔCConf", "d_cconf")]
+    if has_ppl:
+        metrics.append(("ΔPPL", "d_ppl"))
+    head = [over] + (["concept"] if len(concepts) > 1 else []) + ["k", "range width"]
+    for method in METHODS:
+        head += [f"{method} {h}" for h, _ in metrics]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for value in result.values:
+        for concept in concepts:
+            sel = {
+                r["method"]: r
+                for r in result.rows
+                if r[over] == value and r["concept"] == concept
+            }
+            if not sel:
+                continue
+            rng = sel["range"]
+            cells = [_value(over, value)] + ([concept] if len(concepts) > 1 else [])
+            cells += [str(rng["k"]), _f(rng["mean_width"], digits=2)]
+            for method in METHODS:
+                r = sel[method]
+                cells += [
+                    _f(r[k], True, 2 if k == "d_ppl" else 3) for _, k in metrics
+                ]
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "k: neurons edited; range width: mean of hi - lo = 2·tau·sigma over those neurons. "
+        "Neuron masking applies the same operator to the same k neurons whatever their value"
+        + (", so it does not change with tau." if over == "tau" else "."),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def summary(result: SweepResult) -> str:
+    """A short terminal table: target and collateral accuracy deltas per value."""
+    over = result.over
+    has_ppl = "ppl" in result.base
+    head = f"{over:>8}  {'k':>5}  " + "  ".join(
+        f"{m + ' ' + h:>14}"
+        for m in METHODS
+        for h in ("ΔAcc", "ΔCAcc") + (("ΔPPL",) if has_ppl else ())
+    )
+    out = [head]
+    for value in result.values:
+        sel = [r for r in result.rows if r[over] == value]
+        line = f"{_value(over, value):>8}  {sel[0]['k']:>5}  "
+        cells = []
+        for m in METHODS:
+            rs = [r for r in sel if r["method"] == m]
+            for k in ("d_acc", "d_cacc") + (("d_ppl",) if has_ppl else ()):
+                cells.append(f"{sum(r[k] for r in rs) / len(rs):>+14.3f}")
+        out.append(line + "  ".join(cells))
+    return "\n".join(out)
+
+
+def _finite(x: Any) -> Any:
+    """NaN (a metric with no examples) as JSON null."""
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return x
+
+
+def paths_for(out: Path, over: str) -> dict[str, Path]:
+    return {suffix: out / f"sweep_{over}{suffix}" for suffix in SUFFIXES}
+
+
+def check_outputs(out: Path, over: str, overwrite: bool) -> None:
+    """Refuse to replace an earlier sweep's files unless ``overwrite`` (before any work)."""
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"sweep.out: {out} exists and is not a directory")
+    existing = [p.name for p in paths_for(out, over).values() if p.exists()]
+    if existing and not overwrite:
+        raise ExportError(
+            f"sweep.out: {out} already holds {', '.join(existing)} (pass --overwrite to replace)"
+        )
+
+
+def write_outputs(result: SweepResult, out: Path) -> dict[str, Path]:
+    from .sweep_plot import plot_sweep
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = paths_for(out, result.over)
+    paths[".csv"].write_text(csv_text(result), encoding="utf-8")
+    doc = json.dumps(_finite(result.to_dict()), indent=2, default=str)
+    paths[".json"].write_text(doc + "\n", encoding="utf-8")
+    md = markdown(result) + f"\n![sweep over {result.over}]({paths['.png'].name})\n"
+    paths[".md"].write_text(md, encoding="utf-8")
+    plot_sweep(result, paths[".png"])
+    return paths
+
+
+def run_sweep(
+    recipe: Recipe, text: str, command: str | None = None, log: Any = print
+) -> tuple[SweepResult, dict[str, Path]]:
+    """Check the destination, sweep, write the four files, print a summary."""
+    out = Path(recipe.sweep.out)
+    check_outputs(out, recipe.sweep.over, recipe.output.overwrite)
+    result = sweep(recipe, text, command, log)
+    paths = write_outputs(result, out)
+    log(summary(result))
+    log(f"sweep written to {paths['.md']} ({result.timings['total_s']:.0f} s)")
+    return result, paths
