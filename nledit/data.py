@@ -43,6 +43,7 @@ class ConceptData:
     eval: Examples
     digest: str  # sha256 of the loaded rows (for the manifest)
     meta: dict[str, int] = field(default_factory=dict)
+    val: Examples = field(default_factory=lambda: Examples([], []))  # `nledit tune` only
 
 
 def _is_local(source: str) -> bool:
@@ -140,19 +141,42 @@ def _digest(ex: Examples) -> str:
     return h.hexdigest()
 
 
-def load_concept_data(spec: DataSpec, shots: int, seed: int) -> ConceptData:
-    """Load the data and split it per class into shots, fit and eval (never overlapping)."""
-    rows = _load_rows(spec.source, spec.config, spec.split, spec)
-    names = _label_names(spec, spec.source, rows)
-    pool = _to_examples(rows, spec, names, spec.source)
+def load_concept_data(
+    spec: DataSpec,
+    shots: int,
+    seed: int,
+    label_words: list[str] | None = None,
+    val_per_class: int = 0,
+) -> ConceptData:
+    """Load the data and split it per class into shots, fit and eval (never overlapping).
+
+    With ``spec.token_classes`` the data is running text scanned for the classes' words
+    (``tokens``); ``label_words`` then say which whitespace form of a target counts.
+    """
+    if spec.token_classes is not None:
+        from .tokens import token_examples
+
+        names = list(spec.token_classes)
+        pool = Examples(*token_examples(spec, spec.source, spec.split, label_words, "data.source"))
+    else:
+        rows = _load_rows(spec.source, spec.config, spec.split, spec)
+        names = _label_names(spec, spec.source, rows)
+        pool = _to_examples(rows, spec, names, spec.source)
     rng = random.Random(seed)
     by_class: dict[int, list[str]] = {c: list(dict.fromkeys(pool.of(c))) for c in range(len(names))}
     for texts in by_class.values():
         rng.shuffle(texts)
     eval_pool: dict[int, list[str]] | None = None
     if spec.eval_source:
-        eval_rows = _load_rows(spec.eval_source, spec.config, spec.eval_split or "test", spec)
-        ev = _to_examples(eval_rows, spec, names, spec.eval_source)
+        split = spec.eval_split or "test"
+        if spec.token_classes is not None:
+            from .tokens import token_examples
+
+            field = "data.eval_source"
+            ev = Examples(*token_examples(spec, spec.eval_source, split, label_words, field))
+        else:
+            eval_rows = _load_rows(spec.eval_source, spec.config, split, spec)
+            ev = _to_examples(eval_rows, spec, names, spec.eval_source)
         eval_pool = {c: list(dict.fromkeys(ev.of(c))) for c in range(len(names))}
         for c, texts in eval_pool.items():
             rng.shuffle(texts)
@@ -160,6 +184,7 @@ def load_concept_data(spec: DataSpec, shots: int, seed: int) -> ConceptData:
             by_class[c] = [t for t in by_class[c] if t not in seen]
 
     shot_ex, fit_ex, eval_ex = Examples([], []), Examples([], []), Examples([], [])
+    val_ex = Examples([], [])  # validation for tuning: after the fitting examples, disjoint
     n_shots = [
         shots // len(names) + (1 if c < shots % len(names) else 0) for c in range(len(names))
     ]
@@ -180,10 +205,14 @@ def load_concept_data(spec: DataSpec, shots: int, seed: int) -> ConceptData:
             )
         fit_ex.texts += fits
         fit_ex.labels += [c] * len(fits)
+        vals = rest[spec.fit_per_class : spec.fit_per_class + val_per_class]
+        val_ex.texts += vals
+        val_ex.labels += [c] * len(vals)
         eval_ex.texts += evals
         eval_ex.labels += [c] * len(evals)
     # Interleave the shots so the prompt does not list one class after another.
     order = list(range(len(shot_ex)))
     rng.shuffle(order)
     shot_ex = Examples([shot_ex.texts[i] for i in order], [shot_ex.labels[i] for i in order])
-    return ConceptData(names, shot_ex, fit_ex, eval_ex, _digest(pool), {"rows": len(pool)})
+    meta = {"rows": len(pool)}
+    return ConceptData(names, shot_ex, fit_ex, eval_ex, _digest(pool), meta, val=val_ex)

@@ -56,10 +56,15 @@ def check_concepts(recipe: Recipe, label_names: list[str]) -> None:
 
 
 def load_for_recipe(
-    recipe: Recipe,
+    recipe: Recipe, val_per_class: int = 0
 ) -> tuple[ConceptData, ModelSource, ConceptModel, Layout, list[int]]:
-    """Data first (cheap, fails early), then the model; layers resolved and checked."""
-    data = load_concept_data(recipe.data, recipe.prompt.shots, recipe.seed)
+    """Data first (cheap, fails early), then the model; layers resolved and checked.
+
+    ``val_per_class`` also carves a validation split (for ``nledit tune``) after the fitting
+    examples; shots, fit and eval are the same with or without it."""
+    data = load_concept_data(
+        recipe.data, recipe.prompt.shots, recipe.seed, recipe.prompt.label_words, val_per_class
+    )
     check_concepts(recipe, data.label_names)
     source = resolve_source(recipe.model)
     model, tokenizer, task = load_model(recipe.model, source)
@@ -93,7 +98,7 @@ def fit(
     t0 = time.perf_counter()
     data, source, cm, layout, layers = load_for_recipe(recipe)
     t1 = time.perf_counter()
-    needs_reservoir = any(e.saliency == "probe" for e in recipe.edits)
+    needs_reservoir = any(e.saliency == "probe" or e.range == "quantile" for e in recipe.edits)
     reservoir = Reservoir(512, recipe.seed) if needs_reservoir else None
     examples = data.fit
     if shard is not None:

@@ -199,7 +199,7 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
 
 def gate_tensors(gates: list[RangeGate]) -> dict[str, torch.Tensor]:
     return {
-        f"{g.spec['name']}.{key}": getattr(g, key).detach().to("cpu").contiguous()
+        f"{g.spec['name']}.{key}": getattr(g, key).detach().to("cpu").clone()
         for g in gates
         for key in TENSORS
     }
@@ -296,6 +296,9 @@ class _NleditAutoModel(PreTrainedModel):
 
         path = str(pretrained_model_name_or_path)
         config = kwargs.pop("config", None)
+        enabled = kwargs.pop("nledit_enabled", True)  # False: load with every gate off (A/B)
+        if isinstance(enabled, str):
+            enabled = enabled.lower() not in ("false", "0", "no")
         hub = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
         if not isinstance(config, NleditConfig):
             config = NleditConfig.from_pretrained(path, **hub)
@@ -313,6 +316,7 @@ class _NleditAutoModel(PreTrainedModel):
         if ranges is None:
             raise NleditLoadError(f"{path}: {RANGES_FILE} is missing")
         install_gates(model, block["layers_path"], load_gates(ranges, block))
+        set_gates_enabled(model, bool(enabled))
         model.config.nledit = block
         return model
 

@@ -56,6 +56,10 @@ _DETOKENISE: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+_Rows = list[dict[str, Any]]
+ModelArg = str | int | float | bool
+
+
 class TaskDataError(ValueError):
     """The data directory cannot back the requested tasks; the message names the file."""
 
@@ -86,17 +90,16 @@ def prepare_tasks(
     unknown = sorted(set(tasks) - set(DEFAULT_TASKS))
     if unknown:
         raise ValueError(f"prepare_tasks writes {' and '.join(DEFAULT_TASKS)}, not {unknown}")
-    required = {TASK_MMLU: (MMLU_TEST, MMLU_DEV), TASK_WIKITEXT: (WIKITEXT_TEST,)}
-    for task in tasks:
-        for relative in required[task]:
-            _require(data_dir, relative)
+    # Read and check everything before the task folder is touched.
+    mmlu = _load_mmlu(data_dir, subjects) if TASK_MMLU in tasks else None
+    wikitext = _load_wikitext(data_dir) if TASK_WIKITEXT in tasks else None
     include = work_dir / _INCLUDE_DIR
     _reset_dir(include)
     cache_dir, data_out = work_dir / "hf_datasets", work_dir / "data"
-    if TASK_MMLU in tasks:
-        _write_mmlu(data_dir, data_out / "mmlu", include / TASK_MMLU, cache_dir, subjects)
-    if TASK_WIKITEXT in tasks:
-        _write_wikitext(data_dir, data_out / "wikitext", include / TASK_WIKITEXT, cache_dir)
+    if mmlu is not None:
+        _write_mmlu(mmlu, data_out / "mmlu", include / TASK_MMLU, cache_dir)
+    if wikitext is not None:
+        _write_wikitext(wikitext, data_out / "wikitext", include / TASK_WIKITEXT, cache_dir)
     return include
 
 
@@ -117,8 +120,8 @@ def _require(data_dir: Path, relative: Path) -> Path:
     return path
 
 
-def _read_mmlu(path: Path) -> dict[str, list[dict[str, Any]]]:
-    by_subject: dict[str, list[dict[str, Any]]] = {}
+def _read_mmlu(path: Path) -> dict[str, _Rows]:
+    by_subject: dict[str, _Rows] = {}
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -141,9 +144,8 @@ def _read_mmlu(path: Path) -> dict[str, list[dict[str, Any]]]:
     return by_subject
 
 
-def _write_mmlu(
-    data_dir: Path, data_out: Path, task_dir: Path, cache_dir: Path, subjects: list[str] | None
-) -> None:
+def _load_mmlu(data_dir: Path, subjects: list[str] | None) -> dict[str, tuple[_Rows, _Rows]]:
+    """``{subject: (test rows, dev rows)}`` for the chosen subjects, in order."""
     test_path, dev_path = _require(data_dir, MMLU_TEST), _require(data_dir, MMLU_DEV)
     test, dev = _read_mmlu(test_path), _read_mmlu(dev_path)
     chosen = sorted(test) if subjects is None else list(dict.fromkeys(subjects))
@@ -153,12 +155,18 @@ def _write_mmlu(
     no_dev = [s for s in chosen if s not in dev]
     if no_dev:
         raise TaskDataError(f"{dev_path} has no few-shot rows for {', '.join(no_dev)}")
+    return {subject: (test[subject], dev[subject]) for subject in chosen}
+
+
+def _write_mmlu(
+    mmlu: Mapping[str, tuple[_Rows, _Rows]], data_out: Path, task_dir: Path, cache_dir: Path
+) -> None:
     task_dir.mkdir(parents=True)
     shutil.copyfile(_template(TASK_MMLU, "nledit_mmlu.yaml"), task_dir / "nledit_mmlu.yaml")
     template = Template(_template(TASK_MMLU, "subject.yaml").read_text(encoding="utf-8"))
-    for subject in chosen:
+    for subject, (test, dev) in mmlu.items():
         files = {}
-        for split, rows in (("test", test[subject]), ("dev", dev[subject])):
+        for split, rows in (("test", test), ("dev", dev)):
             files[split] = data_out / f"{subject}.{split}.jsonl"
             _write_if_changed(files[split], "".join(json.dumps(r) + "\n" for r in rows))
         name = subject.replace("_", " ")
@@ -195,12 +203,13 @@ def detokenize_wikitext(page: str) -> str:
     return page.strip()
 
 
-def _write_wikitext(data_dir: Path, data_out: Path, task_dir: Path, cache_dir: Path) -> None:
+def _load_wikitext(data_dir: Path) -> _Rows:
+    """One document per article: the page as in the file, the text the model reads, counts."""
     raw_path = _require(data_dir, WIKITEXT_TEST)
     articles = split_wikitext(raw_path.read_text(encoding="utf-8"))
     if not articles:
         raise TaskDataError(f"{raw_path} has no article title lines like ' = Title = '")
-    docs = [
+    return [
         {
             "title": title,
             "page": page,
@@ -210,6 +219,9 @@ def _write_wikitext(data_dir: Path, data_out: Path, task_dir: Path, cache_dir: P
         }
         for title, page in articles
     ]
+
+
+def _write_wikitext(docs: _Rows, data_out: Path, task_dir: Path, cache_dir: Path) -> None:
     test_file = data_out / "test.jsonl"
     _write_if_changed(test_file, "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
     task_dir.mkdir(parents=True)
@@ -253,19 +265,22 @@ def run_lm_eval(
     device: str = "cpu",
     dtype: str = "auto",
     trust_remote_code: bool = True,
+    extra_model_args: Mapping[str, ModelArg] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint folder with lm-eval's ``hf`` model; return compact metrics.
 
     Returns ``{task: {metric: value}, "_meta": {...}}`` with lm-eval's ``,none`` filter suffix
     stripped; groups (``nledit_mmlu``) carry their aggregate next to each subject's own row.
+    ``extra_model_args`` go to lm-eval's ``HFLM`` as well, e.g. ``{"max_length": 2048}``.
     """
     import lm_eval
 
     names = list(tasks)
-    model_args: dict[str, str | bool] = {
+    model_args: dict[str, ModelArg] = {
         "pretrained": str(model_path),
         "trust_remote_code": trust_remote_code,
         "dtype": dtype,
+        **(extra_model_args or {}),
     }
     start = time.perf_counter()
     results = lm_eval.simple_evaluate(
@@ -345,9 +360,11 @@ def compare(
     device: str = "cpu",
     dtype: str = "auto",
     trust_remote_code: bool = True,
+    extra_model_args: Mapping[str, ModelArg] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the base and the edited checkpoint the same way; ``delta`` is edited - base."""
     options: dict[str, Any] = {
+        "extra_model_args": extra_model_args,
         "include_path": include_path,
         "limit": limit,
         "num_fewshot": num_fewshot,
@@ -390,6 +407,7 @@ def lm_eval_command(
     device: str | None = None,
     dtype: str | None = None,
     trust_remote_code: bool = True,
+    extra_model_args: Mapping[str, ModelArg] | None = None,
 ) -> str:
     """The ``lm_eval`` shell command equivalent to ``run_lm_eval`` (for docs and model cards)."""
     if "," in str(model_path):
@@ -399,6 +417,8 @@ def lm_eval_command(
         model_args += ",trust_remote_code=True"
     if dtype is not None:
         model_args += f",dtype={dtype}"
+    for key, value in (extra_model_args or {}).items():
+        model_args += f",{key}={value}"
     argv = ["lm_eval", "--model", "hf", "--model_args", model_args, "--tasks", ",".join(tasks)]
     if include_path is not None:
         argv += ["--include_path", str(include_path)]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import saliency
+from . import saliency, shapes
 from .collect import ConceptStats
 from .gate import RangeGate
 from .recipe import EditSpec, edit_name
@@ -43,15 +43,27 @@ def fit_ranges(
     seed: int,
     reservoir: Reservoir | None = None,
 ) -> list[RangeTable]:
-    """Rank neurons, keep the top-p fraction, give each the range mu ± tau·sigma."""
+    """Rank neurons, keep the top-p fraction, give each its range (``shapes``: mu ± tau·sigma,
+    quantiles, optionally trimmed where other concepts dominate)."""
     tables = []
     mean, std = stats.mean(layer), stats.std(layer)
     for concept in edit.concepts:
         c = label_names.index(concept)
-        score = saliency.scores(edit.saliency, stats, layer, c, seed, reservoir)
+        lo_all, hi_all = shapes.neuron_ranges(edit, stats, layer, c, reservoir)
+        score = saliency.scores(
+            edit.saliency,
+            stats,
+            layer,
+            c,
+            seed,
+            reservoir,
+            (lo_all, hi_all),
+            edit.selectivity,
+            edit.magnitude_weight,
+        )
         index = saliency.top_fraction(score, edit.top_p)
         mu, sigma = mean[c, index], std[c, index]
-        lo, hi = mu - edit.tau * sigma, mu + edit.tau * sigma
+        lo, hi = lo_all[index], hi_all[index]
         name = edit_name(edit, edit_index)
         tables.append(RangeTable(name, concept, c, layer, index, lo, hi, mu, sigma, score))
     return tables

@@ -12,10 +12,22 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Dtype = Literal["float32", "bfloat16", "float16"]
-Saliency = Literal["max", "probeless", "probe", "random"]
+Saliency = Literal["max", "probeless", "probe", "random", "selective"]
+RangeShape = Literal["sigma", "quantile"]
+Selectivity = Literal["mass", "auroc"]
+TunableOperator = Literal["zero", "dampen", "mean", "adaptive"]
+Objective = Literal["d_acc", "d_conf", "d_cacc", "d_cconf", "d_ppl"]
 OperatorName = Literal["zero", "dampen", "mean", "adaptive", "steer"]
 
 
@@ -77,6 +89,22 @@ class DataSpec(_Strict):
     fit_per_class: Annotated[int, Field(ge=2)] = 100
     eval_per_class: Annotated[int, Field(ge=1)] = 50
     max_length: Annotated[int, Field(ge=8)] = 256
+    token_classes: dict[str, list[str]] | None = Field(
+        None,
+        description="token-level concepts (App. K): class -> words, e.g. {he: [he], she: [she]}; "
+        "`source` is then running text (.txt/.raw file or Hub text data set) and each example "
+        "is the context right before one of the words",
+    )
+    context_words: Annotated[int, Field(ge=1)] = Field(
+        48, description="token concepts: words of context before each target word"
+    )
+
+    @field_validator("token_classes", mode="before")
+    @classmethod
+    def _one_word_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: [w] if isinstance(w, str) else w for k, w in v.items()}
+        return v
 
 
 class PromptSpec(_Strict):
@@ -120,6 +148,40 @@ class EditSpec(_Strict):
     tau: Annotated[float, Field(gt=0)] = 2.5
     operator: OperatorSpec = OperatorSpec()
     positions: Literal["all", "last"] = Field("all", description="tokens the gate acts on")
+    range: RangeShape = Field(
+        "sigma", description="range shape: mu ± tau·sigma, or empirical quantiles (`quantiles`)"
+    )
+    quantiles: list[float] | None = Field(
+        None,
+        description="[q_lo, q_hi] of the concept's activations for range: quantile "
+        "(default [0.01, 0.99])",
+    )
+    trim_overlap: bool = Field(
+        False,
+        description="shrink each range to where the concept's density exceeds the pooled "
+        "density of the other concepts (Gaussian statistics)",
+    )
+    selectivity: Selectivity = Field(
+        "mass",
+        description="saliency selective: mass (share of the concept inside its range minus "
+        "the others' share) or auroc (Gaussian |2·AUROC - 1| against each other concept)",
+    )
+    magnitude_weight: Annotated[float, Field(ge=0)] = Field(
+        0.0, description="saliency selective: score = selectivity × (mean|h| / max mean|h|)^w"
+    )
+
+    @field_validator("quantiles")
+    @classmethod
+    def _quantiles(cls, v: list[float] | None) -> list[float] | None:
+        if v is None:
+            return v
+        if len(v) != 2:
+            raise ValueError(f"must be two numbers [q_lo, q_hi], got {len(v)}")
+        if not all(0 < q < 1 for q in v):
+            raise ValueError(f"each quantile must lie strictly between 0 and 1, got {v}")
+        if v[0] >= v[1]:
+            raise ValueError(f"must be in increasing order (q_lo < q_hi), got {v}")
+        return v
 
     @field_validator("layer", mode="before")
     @classmethod
@@ -158,6 +220,92 @@ class EvalSpec(_Strict):
     perplexity_window: Annotated[int, Field(ge=16)] = 256
 
 
+def _interval(v: list[float]) -> list[float]:
+    if len(v) != 2 or v[0] > v[1]:
+        raise ValueError(f"must be [low, high] with low <= high, got {v}")
+    return v
+
+
+Interval = Annotated[list[float], AfterValidator(_interval)]
+
+
+class SearchSpace(_Strict):
+    """What `nledit tune` searches over; a list of one value or [x, x] fixes a parameter."""
+
+    layers: list[int | Literal["last"]] = Field(
+        ["last"], min_length=1, description="candidate layers (indices, negative, or last)"
+    )
+    saliency: list[Saliency] = Field(["max", "probeless", "selective"], min_length=1)
+    top_p: Interval = Field([0.02, 0.5], description="fraction of neurons, [low, high]")
+    log_top_p: bool = Field(True, description="sample top_p on a log scale")
+    range: list[RangeShape] = Field(["sigma", "quantile"], min_length=1)
+    tau: Interval = Field([0.5, 4.0], description="range width for range: sigma (and adaptive)")
+    q_lo: Interval = Field([0.001, 0.2], description="lower quantile for range: quantile")
+    q_hi: Interval = Field([0.8, 0.999], description="upper quantile for range: quantile")
+    trim_overlap: list[bool] = Field([False, True], min_length=1)
+    selectivity: list[Selectivity] = Field(["mass", "auroc"], min_length=1)
+    magnitude_weight: Interval = Field([0.0, 2.0], description="for saliency: selective")
+    operators: list[TunableOperator] = Field(["zero"], min_length=1)
+    alpha: Interval = Field([0.0, 1.0], description="dampen factor")
+    beta: Interval = Field([0.1, 1.0], description="adaptive factor")
+
+    def problems(self, at: str = "tune.space") -> list[str]:
+        """Bounds the interval fields must respect, as ``field.path: message``."""
+        out = []
+        if not (self.top_p[0] > 0 and self.top_p[1] <= 1):
+            out.append(f"{at}.top_p: must lie in (0, 1], got {self.top_p}")
+        if self.tau[0] <= 0:
+            out.append(f"{at}.tau: must be positive, got {self.tau}")
+        for name in ("q_lo", "q_hi"):
+            q = getattr(self, name)
+            if not (q[0] > 0 and q[1] < 1):
+                out.append(f"{at}.{name}: quantiles must lie strictly between 0 and 1, got {q}")
+        if self.q_lo[1] >= self.q_hi[0]:
+            out.append(
+                f"{at}.q_lo: its high end {self.q_lo[1]} must be below the low end of "
+                f"{at}.q_hi ({self.q_hi[0]})"
+            )
+        for name in ("magnitude_weight", "alpha", "beta"):
+            if getattr(self, name)[0] < 0:
+                out.append(f"{at}.{name}: must be >= 0, got {getattr(self, name)}")
+        return out
+
+
+class TuneSpec(_Strict):
+    """`nledit tune`: a multi-objective search over one edit, on a validation split."""
+
+    trials: Annotated[int, Field(ge=1)] = Field(
+        30, description="finished trials the study should hold; a rerun continues up to it"
+    )
+    seed: int | None = Field(None, description="sampler seed (default: the recipe's seed)")
+    sampler: Literal["tpe", "nsga2", "random"] = "tpe"
+    dir: str = Field("runs/tune", description="output folder: study, tables, plot, recipe")
+    storage: str | None = Field(None, description="Optuna storage URL (default: sqlite in dir)")
+    study: str | None = Field(None, description="study name (default: from the recipe's hash)")
+    edit: Annotated[int, Field(ge=0)] = Field(0, description="index of the edit to tune")
+    val_per_class: Annotated[int, Field(ge=2)] = Field(
+        40, description="validation examples per concept, after the fitting examples"
+    )
+    perplexity_windows: Annotated[int, Field(ge=0)] = Field(
+        4, description="perplexity windows for tuning, after eval.perplexity_windows"
+    )
+    objectives: list[Objective] = Field(["d_acc", "d_cacc", "d_ppl"], min_length=1)
+    keep: Annotated[float, Field(gt=0)] = Field(
+        0.9, description="pick rule: keep at least this share of the reference's target drop"
+    )
+    pick: int | None = Field(None, description="trial number to pick instead of the rule")
+    evaluate: bool = Field(True, description="evaluate the pick on the held-out eval split")
+    space: SearchSpace = SearchSpace()
+
+    @field_validator("objectives")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dups = [x for i, x in enumerate(v) if x in v[:i]]
+        if dups:
+            raise ValueError(f"{dups[0]!r} is listed twice")
+        return v
+
+
 class OutputSpec(_Strict):
     dir: str = "out"
     overwrite: bool = False
@@ -191,6 +339,32 @@ class SweepSpec(_Strict):
         return values
 
 
+class TrainHeadSpec(_Strict):
+    """`nledit train-head`: fine-tune a classification head on a plain encoder (App. H)."""
+
+    base: str = Field(description="encoder without a head: Hub id, local folder or pypi:<pkg>")
+    data: str = Field(description="labelled training data: local jsonl/json/csv or Hub id")
+    split: str = "train"
+    eval_data: str | None = Field(None, description="held-out data (default: split off `data`)")
+    eval_split: str = "test"
+    text_field: str = "text"
+    label_field: str = "label"
+    label_names: list[str] | None = Field(None, description="default: labels.json or the data")
+    train_examples: Annotated[int, Field(ge=2)] = Field(
+        2000, description="training examples, balanced over the classes"
+    )
+    eval_examples: Annotated[int, Field(ge=1)] = Field(400, description="held-out examples")
+    epochs: Annotated[int, Field(ge=1)] = 1
+    lr: Annotated[float, Field(gt=0)] = 5e-5
+    weight_decay: Annotated[float, Field(ge=0)] = 0.01
+    warmup: Annotated[float, Field(ge=0, lt=1)] = Field(0.1, description="share of steps")
+    batch_size: Annotated[int, Field(ge=1)] = 16
+    max_length: Annotated[int, Field(ge=8)] = 64
+    seed: int = 0
+    out: str | None = Field(None, description="checkpoint folder (default: the recipe's model.id)")
+    overwrite: bool = False
+
+
 class Recipe(_Strict):
     """A whole nledit recipe."""
 
@@ -200,7 +374,11 @@ class Recipe(_Strict):
     edits: list[EditSpec] = Field(min_length=1)
     eval: EvalSpec = EvalSpec()
     output: OutputSpec = OutputSpec()
+    tune: TuneSpec = TuneSpec()
     sweep: SweepSpec = SweepSpec()
+    train_head: TrainHeadSpec | None = Field(
+        None, description="how `nledit train-head` makes the classifier that model.id names"
+    )
     seed: int = 0
     batch_size: Annotated[int, Field(ge=1)] = 8
 
@@ -208,6 +386,10 @@ class Recipe(_Strict):
     def _cross_checks(self) -> Recipe:
         problems: list[str] = []
         names = self.data.label_names
+        if self.data.token_classes is not None:  # token concepts: running text, no shots
+            problems += _token_problems(self.data, self.prompt)
+            self.prompt = _token_prompt(self.data, self.prompt)
+            names = names or list(self.data.token_classes)
         words = self.prompt.label_words
         for dup in _duplicates(names or []):
             problems.append(f"data.label_names: {dup!r} is listed twice; names must be unique")
@@ -226,13 +408,82 @@ class Recipe(_Strict):
                     )
             for dup in _duplicates(edit.concepts):
                 problems.append(f"edits.{i}.concepts: {dup!r} is listed twice")
+            problems += _edit_combos(edit, i)
             name = edit_name(edit, i)
             if name in seen:
                 problems.append(f"edits.{i}.name: duplicate edit name {name!r}")
             seen.add(name)
+        problems += self.tune.space.problems()
+        if self.tune.edit >= len(self.edits):
+            problems.append(
+                f"tune.edit: {self.tune.edit} is not an edit index; the recipe has "
+                f"{len(self.edits)} edit(s)"
+            )
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+
+def _token_problems(data: DataSpec, prompt: PromptSpec) -> list[str]:
+    """Token concepts (App. K): one-unit words in one class each; a prompt that is the text."""
+    import re
+
+    classes = data.token_classes or {}
+    out = []
+    if len(classes) < 2:
+        out.append(f"data.token_classes: needs at least two classes, got {len(classes)}")
+    owner: dict[str, str] = {}
+    for name, words in classes.items():
+        if not words:
+            out.append(f"data.token_classes.{name}: must list at least one word")
+        for w in words:
+            if re.fullmatch(r"\w+|[^\w\s]", w) is None:
+                out.append(
+                    f"data.token_classes.{name}: {w!r} is not a single word or punctuation mark"
+                )
+            elif owner.setdefault(w, name) != name:
+                out.append(f"data.token_classes.{name}: {w!r} is also a word of {owner[w]!r}")
+    if data.label_names is not None and data.label_names != list(classes):
+        out.append(
+            f"data.label_names: token concepts are named by the keys of data.token_classes "
+            f"({list(classes)}); leave label_names out"
+        )
+    if "shots" in prompt.model_fields_set and prompt.shots:
+        out.append("prompt.shots: token concepts read running text and take no shots; use 0")
+    for key in ("instruction", "answer_prefix"):
+        if getattr(prompt, key):
+            out.append(f"prompt.{key}: token concepts read running text as it is; leave it empty")
+    if prompt.template != "{text}":
+        out.append("prompt.template: token concepts read running text as it is; use '{text}'")
+    if prompt.chat:
+        out.append("prompt.chat: token concepts read running text, not a chat; use false")
+    for w in prompt.label_words or []:
+        if not w.strip():
+            out.append(f"prompt.label_words: {w!r} has no word after its whitespace")
+    return out
+
+
+def _token_prompt(data: DataSpec, prompt: PromptSpec) -> PromptSpec:
+    """Token concepts take no shots; each class is scored by " " + its first word."""
+    update: dict[str, Any] = {}
+    if "shots" not in prompt.model_fields_set:
+        update["shots"] = 0
+    if prompt.label_words is None and data.token_classes:
+        update["label_words"] = [" " + (ws[0] if ws else "") for ws in data.token_classes.values()]
+    return prompt.model_copy(update=update) if update else prompt
+
+
+def _edit_combos(edit: EditSpec, i: int) -> list[str]:
+    """Options that only make sense together with another option's value."""
+    out = []
+    if edit.quantiles is not None and edit.range != "quantile":
+        out.append(f"edits.{i}.quantiles: only used with range: quantile (range is {edit.range})")
+    if edit.saliency != "selective":
+        if edit.selectivity != "mass":
+            out.append(f"edits.{i}.selectivity: only used with saliency: selective")
+        if edit.magnitude_weight != 0:
+            out.append(f"edits.{i}.magnitude_weight: only used with saliency: selective")
+    return out
 
 
 def edit_name(edit: EditSpec, index: int) -> str:

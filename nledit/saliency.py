@@ -8,7 +8,7 @@ import torch
 from .collect import ConceptStats
 from .reservoir import Reservoir
 
-METHODS = ("max", "probeless", "probe", "random")
+METHODS = ("max", "probeless", "probe", "random", "selective")
 
 
 def max_activation(stats: ConceptStats, layer: int, concept: int) -> torch.Tensor:
@@ -60,8 +60,20 @@ def scores(
     concept: int,
     seed: int,
     reservoir: Reservoir | None = None,
+    ranges: tuple[torch.Tensor, torch.Tensor] | None = None,
+    selectivity: str = "mass",
+    magnitude_weight: float = 0.0,
 ) -> torch.Tensor:
-    """Saliency score per neuron (higher = more salient)."""
+    """Saliency score per neuron (higher = more salient).
+
+    ``selective`` reads the target's range bounds of every neuron from ``ranges`` (lo, hi);
+    see ``nledit.selectivity`` for its formula.
+    """
+    if method == "selective":
+        from .selectivity import selective_scores
+
+        lo, hi = ranges if ranges is not None else (None, None)
+        return selective_scores(stats, layer, concept, lo, hi, selectivity, magnitude_weight)
     if method == "max":
         return max_activation(stats, layer, concept)
     if method == "probeless":

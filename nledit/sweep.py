@@ -32,7 +32,7 @@ from .collect import collect
 from .evaluate import Condition, _metrics, calibrate, label_probs
 from .export import ExportError
 from .fit import _general_mean, load_for_recipe
-from .gate import RangeGate
+from .gate import TENSORS, RangeGate
 from .perplexity import load_text, perplexity
 from .ranges import fit_ranges, make_gate, operator_value
 from .recipe import Recipe, recipe_hash
@@ -43,6 +43,9 @@ DEFAULT_TAUS = [round(0.3 * i, 1) for i in range(1, 16)]  # Table 17: 0.3, 0.6, 
 DEFAULT_TOP_PS = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]  # Fig. 4, 5%..100%
 LAYER_SPREAD = 6
 SUFFIXES = (".csv", ".json", ".md", ".png")
+LABELS = ("name", "method", "edit", "concept", "k", "saliency", "top_p")  # names, not behaviour
+KNOWN_PARAMS = ("alpha", "beta", "tau", "strength")
+USED_PARAMS = {"dampen": ("alpha",), "adaptive": ("beta", "tau"), "steer": ("strength",)}
 
 
 def layer_spread(n_layers: int, count: int = LAYER_SPREAD) -> list[int]:
@@ -63,21 +66,21 @@ def default_values(over: str, n_layers: int) -> list[int | float]:
 def fingerprint(gate: RangeGate) -> str:
     """What a gate computes: equal fingerprints give equal outputs, whatever the names say.
 
-    A neuron gate ignores its range, so it is the same for every tau (unless the operator
-    is ``adaptive``, whose phi reads tau and sigma).
+    Everything counts except labels and the settings a gate is known not to read: a neuron
+    gate ignores its range, so it is the same for every tau (unless the operator is
+    ``adaptive``, whose phi reads tau, mu and sigma). Unknown settings always count.
     """
     s = gate.spec
     op, mode = s["operator"], s["mode"]
-    params = s.get("params", {})
-    used = {"zero": (), "dampen": ("alpha",), "adaptive": ("beta", "tau"), "steer": ("strength",)}
-    h = hashlib.sha256()
-    head = [mode, op, s["layer"], s.get("positions", "all")]
-    head += [params.get(p) for p in used.get(op, ())]
-    h.update(json.dumps(head).encode())
-    tensors = ["index", "value"]
-    tensors += ["lo", "hi"] if mode == "range" else []
-    tensors += ["mu", "sigma"] if op == "adaptive" else []
-    for name in tensors:
+    used = USED_PARAMS.get(op, ())
+    params = {k: v for k, v in s.get("params", {}).items() if k in used or k not in KNOWN_PARAMS}
+    head = {k: v for k, v in s.items() if k not in LABELS and k != "params"}
+    h = hashlib.sha256(json.dumps([head, params], sort_keys=True, default=str).encode())
+    for name in TENSORS:
+        if (name in ("lo", "hi") and mode != "range") or (
+            name in ("mu", "sigma") and op != "adaptive"
+        ):
+            continue
         t = getattr(gate, name).detach().to("cpu").contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.numpy().tobytes())
@@ -104,6 +107,12 @@ class SweepResult:
     settings: dict[str, Any]
     base: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> SweepResult:
+        """Back from ``sweep_<over>.json`` (e.g. to redraw the figure)."""
+        keys = ("over", "values", "rows", "settings", "base", "timings")
+        return cls(**{k: doc[k] for k in keys})
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -172,7 +181,8 @@ def sweep(recipe: Recipe, text: str, command: str | None = None, log: Any = prin
     values = spec.values or default_values(over, layout.n_layers)
     values, at = _swept(recipe, over, values, layout.n_layers, layers[0])
     t1 = time.perf_counter()
-    reservoir = Reservoir(512, recipe.seed) if edit.saliency == "probe" else None
+    # The bounded sample the probe saliency and quantile ranges read (cheap; exact for small fits).
+    reservoir = Reservoir(512, recipe.seed)
     wanted = sorted(set(at))
     log(f"statistics: {len(data.fit)} examples, one pass for layer(s) {wanted}")
     stats = collect(cm, data.fit, wanted, recipe.batch_size, reservoir, desc="statistics")
@@ -347,9 +357,7 @@ def markdown(result: SweepResult) -> str:
     for value in result.values:
         for concept in concepts:
             sel = {
-                r["method"]: r
-                for r in result.rows
-                if r[over] == value and r["concept"] == concept
+                r["method"]: r for r in result.rows if r[over] == value and r["concept"] == concept
             }
             if not sel:
                 continue
@@ -358,9 +366,7 @@ def markdown(result: SweepResult) -> str:
             cells += [str(rng["k"]), _f(rng["mean_width"], digits=2)]
             for method in METHODS:
                 r = sel[method]
-                cells += [
-                    _f(r[k], True, 2 if k == "d_ppl" else 3) for _, k in metrics
-                ]
+                cells += [_f(r[k], True, 2 if k == "d_ppl" else 3) for _, k in metrics]
             lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",

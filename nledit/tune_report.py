@@ -1,0 +1,240 @@
+"""What `nledit tune` writes: the trials (CSV), the Pareto front (Markdown table and PNG plot)
+and the held-out comparison of the picked edit with the recipe's own edit."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+from .evaluate import EvalResult
+from .results import markdown_table, ppl_table, summary
+
+COLUMNS = [
+    "trial",
+    "pareto",
+    "layer",
+    "saliency",
+    "selectivity",
+    "magnitude_weight",
+    "top_p",
+    "k",
+    "range",
+    "tau",
+    "q_lo",
+    "q_hi",
+    "trim_overlap",
+    "operator",
+    "alpha",
+    "beta",
+    "d_acc",
+    "d_conf",
+    "d_cacc",
+    "d_cconf",
+    "d_ppl",
+    "seconds",
+]
+
+
+def trial_rows(trials: list[Any], pareto: set[int]) -> list[dict[str, Any]]:
+    """One flat row per finished trial: its settings and validation metrics."""
+    rows = []
+    for t in trials:
+        a, p = t.user_attrs, t.user_attrs.get("params", {})
+        q = p.get("quantiles") or [None, None]
+        row = {
+            "trial": t.number,
+            "pareto": t.number in pareto,
+            "layer": p.get("layer"),
+            "saliency": p.get("saliency"),
+            "selectivity": p.get("selectivity"),
+            "magnitude_weight": p.get("magnitude_weight"),
+            "top_p": p.get("top_p"),
+            "k": a.get("k"),
+            "range": p.get("range"),
+            "tau": p.get("tau"),
+            "q_lo": q[0],
+            "q_hi": q[1],
+            "trim_overlap": p.get("trim_overlap"),
+            "operator": p.get("operator"),
+            "alpha": p.get("alpha"),
+            "beta": p.get("beta"),
+        }
+        row |= {k: a.get(k) for k in ("d_acc", "d_conf", "d_cacc", "d_cconf", "d_ppl", "seconds")}
+        rows.append(row)
+    return rows
+
+
+def _n(v: Any, fmt: str = "{:.3f}") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return fmt.format(v)
+
+
+def _shape(r: dict[str, Any]) -> str:
+    quantile = r["range"] == "quantile"
+    s = f"q [{r['q_lo']:.3f}, {r['q_hi']:.3f}]" if quantile else f"τ {r['tau']:.2f}"
+    return s + (" trim" if r["trim_overlap"] else "")
+
+
+def _saliency(r: dict[str, Any]) -> str:
+    if r["saliency"] != "selective":
+        return str(r["saliency"])
+    return f"selective/{r['selectivity']} w={r['magnitude_weight']:.2f}"
+
+
+def _operator(r: dict[str, Any]) -> str:
+    op = str(r["operator"])
+    if r.get("alpha") is not None:
+        op += f" α={r['alpha']:.2f}"
+    if r.get("beta") is not None:
+        op += f" β={r['beta']:.2f}"
+    return op
+
+
+def pareto_markdown(rows: list[dict[str, Any]], reference: dict[str, Any], chosen: int) -> str:
+    """The Pareto-optimal trials (validation), best target drop first, and the reference."""
+    head = "| trial | layer | saliency | top p (k) | range | operator | ΔAcc ↓ | ΔCAcc ↑ | ΔPPL ↓ |"
+    lines = [
+        "Pareto front on the validation split (ΔAcc: target, lower = more erased; ΔCAcc: "
+        "other concepts, higher = less collateral; ΔPPL: general text, lower = better)",
+        "",
+        head,
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    front = sorted((r for r in rows if r["pareto"]), key=lambda r: (r["d_acc"], -r["d_cacc"]))
+    for r in front:
+        mark = " ★" if r["trial"] == chosen else ""
+        lines.append(
+            f"| {r['trial']}{mark} | {r['layer']} | {_saliency(r)} | {r['top_p']:.3f} ({r['k']}) "
+            f"| {_shape(r)} | {_operator(r)} | {r['d_acc']:+.3f} | {r['d_cacc']:+.3f} "
+            f"| {_n(r['d_ppl'], '{:+.2f}')} |"
+        )
+    if chosen not in {r["trial"] for r in front}:
+        r = next(r for r in rows if r["trial"] == chosen)
+        lines.append(
+            f"| {r['trial']} ★ (off front) | {r['layer']} | {_saliency(r)} | {r['top_p']:.3f} "
+            f"({r['k']}) | {_shape(r)} | {_operator(r)} | {r['d_acc']:+.3f} | "
+            f"{r['d_cacc']:+.3f} | {_n(r['d_ppl'], '{:+.2f}')} |"
+        )
+    lines.append(
+        f"| reference | | recipe's edit | ({reference['k']}) | | | {reference['d_acc']:+.3f} | "
+        f"{reference['d_cacc']:+.3f} | {_n(reference.get('d_ppl'), '{:+.2f}')} |"
+    )
+    lines.append("")
+    lines.append(f"★ picked. {len(front)} of {len(rows)} finished trials are Pareto-optimal.")
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def plot_front(
+    path: Path, rows: list[dict[str, Any]], reference: dict[str, Any], chosen: int
+) -> Path:
+    """Two panels: ΔAcc against ΔCAcc (colour: ΔPPL) and ΔAcc against ΔPPL."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    has_ppl = any(r["d_ppl"] is not None for r in rows)
+    fig, axes = plt.subplots(1, 2 if has_ppl else 1, figsize=(11 if has_ppl else 6, 4.5))
+    axes = list(axes) if has_ppl else [axes]
+    x = [r["d_acc"] for r in rows]
+    ppl = [r["d_ppl"] if r["d_ppl"] is not None else 0.0 for r in rows]
+    front = [r for r in rows if r["pareto"]]
+    pick = next(r for r in rows if r["trial"] == chosen)
+    panels = [("d_cacc", "ΔCAcc (other concepts; higher = less collateral)")]
+    if has_ppl:
+        panels.append(("d_ppl", "ΔPPL (general text; lower = better)"))
+    for ax, (key, label) in zip(axes, panels):
+        y = [r[key] if r[key] is not None else 0.0 for r in rows]
+        colour: dict[str, Any] = {"c": ppl, "cmap": "viridis"} if has_ppl else {"c": "tab:blue"}
+        sc = ax.scatter(x, y, s=28, alpha=0.8, **colour)
+        ax.scatter(
+            [r["d_acc"] for r in front],
+            [r[key] for r in front],
+            facecolors="none",
+            edgecolors="black",
+            s=80,
+            label="Pareto-optimal",
+        )
+        ref_y = reference.get(key)
+        if ref_y is not None:
+            ax.scatter(
+                [reference["d_acc"]], [ref_y], marker="*", s=220, c="tab:red", label="reference"
+            )
+        ax.scatter(
+            [pick["d_acc"]], [pick[key]], marker="D", s=90, facecolors="none", edgecolors="tab:red"
+        )
+        ax.annotate(
+            f"pick #{chosen}",
+            (pick["d_acc"], pick[key]),
+            xytext=(6, 6),
+            fontsize=8,
+            textcoords="offset points",
+        )
+        ax.set_xlabel("ΔAcc (target concept; lower = more erased)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        if key == "d_cacc" and has_ppl:
+            fig.colorbar(sc, ax=ax, label="ΔPPL")
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle("nledit tune: trials on the validation split")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_study_files(
+    out: Path, rows: list[dict[str, Any]], reference: dict[str, Any], chosen: int
+) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = [write_csv(out / "trials.csv", rows)]
+    md = out / "pareto.md"
+    md.write_text("# nledit tune\n\n" + pareto_markdown(rows, reference, chosen) + "\n")
+    files.append(md)
+    files.append(plot_front(out / "pareto.png", rows, reference, chosen))
+    return files
+
+
+def comparison_text(result: EvalResult) -> str:
+    return "Held-out evaluation split: the recipe's edit (default) against the pick (tuned)\n" + (
+        summary(result)
+    )
+
+
+def write_comparison(out: Path, result: EvalResult, pick: Any, reference: dict[str, Any]) -> Path:
+    """comparison.md: the erasure table (Table 3 layout) and perplexity, both edits."""
+    a = pick.trial.user_attrs
+    parts = [
+        "# The tuned edit against the recipe's edit, on the held-out evaluation split",
+        "",
+        "Methods: `default` = the recipe's edit (range masking), `neuron` = neuron masking of "
+        "its neurons (the paper's baseline), `tuned` = the picked trial (range masking), "
+        "`tuned-nm` = neuron masking of the tuned neurons.",
+        "",
+        f"Picked trial {pick.trial.number}: {pick.rule}.",
+        f"Validation: tuned ΔAcc {a['d_acc']:+.3f}, ΔCAcc {a['d_cacc']:+.3f}"
+        + (f", ΔPPL {a['d_ppl']:+.2f}" if a.get("d_ppl") is not None else "")
+        + f"; reference ΔAcc {reference['d_acc']:+.3f}, ΔCAcc {reference['d_cacc']:+.3f}"
+        + (f", ΔPPL {reference['d_ppl']:+.2f}" if reference.get("d_ppl") is not None else "")
+        + ".",
+        "",
+        "## Concept erasure",
+        "",
+        markdown_table(result),
+    ]
+    if result.perplexity:
+        parts += ["", "## Perplexity", "", ppl_table(result.perplexity)]
+    path = out / "comparison.md"
+    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,226 @@
+"""`nledit tune` on tiny models: cheap trials equal the plain forward pass, the study resumes,
+the pick rule does what it says, and the written recipe is a valid recipe."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+import yaml
+
+from nledit.cli import main
+from nledit.evaluate import Condition, applied, label_probs
+from nledit.recipe import Recipe, load_recipe, parse_recipe
+from nledit.tune import (
+    build_gates,
+    complete_trials,
+    edit_mapping,
+    open_study,
+    pick_trial,
+    prepare,
+    run_tune,
+    suggest,
+    to_edit,
+)
+
+optuna = pytest.importorskip("optuna")
+
+WORDS = [
+    "the",
+    "match",
+    "of",
+    "the",
+    "market",
+    "in",
+    "software",
+    "news",
+    "says",
+    "the",
+    "coach",
+    "and",
+    "the",
+    "bank",
+]
+
+
+@pytest.fixture
+def wiki(tmp_path: Path) -> Path:
+    path = tmp_path / "wiki.txt"
+    path.write_text(" ".join(WORDS[i % len(WORDS)] for i in range(800)))
+    return path
+
+
+def _tune_recipe(make_recipe, tiny_models, tiny_data, wiki: Path, out: Path, **tune) -> Path:
+    extra = {
+        "eval": {"perplexity_source": str(wiki), "perplexity_windows": 2, "perplexity_window": 24},
+        "tune": {
+            "dir": str(out),
+            "trials": 3,
+            "val_per_class": 6,
+            "perplexity_windows": 2,
+            "evaluate": False,
+            "space": {"layers": [1, "last"], "operators": ["zero", "dampen"]},
+            **tune,
+        },
+    }
+    return make_recipe(tiny_models["llama"], tiny_data, extra)
+
+
+def test_a_cached_trial_equals_the_plain_forward_pass(
+    make_recipe, tiny_models, tiny_data, wiki, tmp_path
+) -> None:
+    path = _tune_recipe(make_recipe, tiny_models, tiny_data, wiki, tmp_path / "t")
+    recipe, text = load_recipe(path, {"eval.perplexity_windows": 0})
+    ctx = prepare(recipe, text, log=lambda *_: None)
+    cm = ctx.cm
+    for layer, positions, op in ((1, "all", "zero"), (2, "last", "dampen"), (1, "last", "zero")):
+        edit = ctx.edit.model_copy(
+            update={"layer": layer, "positions": positions, "top_p": 0.5}
+        ).model_copy(update={"operator": ctx.edit.operator.model_copy(update={"name": op})})
+        gates = build_gates(ctx, edit)
+        probs, ppl = ctx.cache.run(gates)
+        cond = Condition("range", "Sports", gates)
+        plain = label_probs(cm, ctx.data.val.texts, [Condition("base", None, []), cond], 4, False)
+        torch.testing.assert_close(probs, plain[cond.key], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(ctx.cache.base_probs, plain["base"], atol=1e-5, rtol=1e-4)
+        ids = ctx.ppl_ids
+        with applied(cm.model, cm.layout.layers_path, gates), torch.no_grad():
+            logits = cm.model(input_ids=ids, use_cache=False).logits
+        logp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, ids[:, 1:, None])
+        want = torch.exp(-logp.sum() / (ids.shape[0] * (ids.shape[1] - 1))).item()
+        assert ppl == pytest.approx(want, rel=1e-4)
+    assert set(ctx.data.val.texts).isdisjoint(ctx.data.eval.texts)
+    assert set(ctx.data.val.texts).isdisjoint(ctx.data.fit.texts)
+
+
+def test_tune_runs_resumes_and_writes_a_valid_recipe(
+    make_recipe, tiny_models, tiny_data, wiki, tmp_path
+) -> None:
+    out = tmp_path / "tune"
+    path = _tune_recipe(make_recipe, tiny_models, tiny_data, wiki, out)
+    lines: list[str] = []
+    recipe, text = load_recipe(path)
+    first = run_tune(recipe, text, log=lines.append)
+    assert first.trials == 3 and (out / "tune.db").is_file()
+    assert any("[3/3] trial 2" in line for line in lines)
+    study = open_study(recipe)
+    before = {t.number: t.params for t in complete_trials(study)}
+    assert len(before) == 3
+
+    recipe5, text5 = load_recipe(path, {"tune.trials": 5})
+    lines.clear()
+    second = run_tune(recipe5, text5, log=lines.append)
+    assert second.study == first.study and second.trials == 5
+    assert any("3 finished, running 2 more" in line for line in lines)
+    after = {t.number: t.params for t in complete_trials(open_study(recipe5))}
+    assert len(after) == 5 and all(after[n] == p for n, p in before.items())
+    assert not any(after[n] == after[m] for n in (3, 4) for m in before)  # new points
+
+    tuned, _ = load_recipe(second.recipe_path)
+    assert isinstance(tuned, Recipe) and "tune" not in yaml.safe_load(
+        second.recipe_path.read_text()
+    )
+    picked = second.pick.trial.user_attrs["edit"]
+    assert tuned.edits[0].model_dump(exclude_unset=True) == to_edit(picked).model_dump(
+        exclude_unset=True
+    )
+    with (out / "trials.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 5 and {"d_acc", "d_cacc", "d_ppl", "pareto"} <= set(rows[0])
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Pareto front" in (out / "pareto.md").read_text()
+    doc = json.loads((out / "tune.json").read_text())
+    assert doc["trials"] == 5 and doc["objectives"]["d_cacc"] == "maximize"
+
+
+def test_cli_pick_evaluates_on_the_held_out_split(
+    make_recipe, tiny_models, tiny_data, wiki, tmp_path, capsys
+) -> None:
+    out = tmp_path / "tune"
+    path = _tune_recipe(make_recipe, tiny_models, tiny_data, wiki, out, trials=2, evaluate=True)
+    assert main(["tune", str(path), "--pick", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "picked trial 1" in printed and "Held-out evaluation split" in printed
+    table = (out / "comparison.md").read_text()
+    for method in ("default", "tuned", "neuron", "tuned-nm"):
+        assert f"{method} ΔAcc" in table
+    assert "| tuned:Sports |" in table
+    doc = json.loads((out / "tune.json").read_text())
+    assert doc["pick"]["trial"] == 1
+    rows = doc["held_out"]["erasure"]
+    assert {r["method"] for r in rows} == {"default", "tuned", "neuron", "tuned-nm"}
+    assert all(r["n_target"] == 6 for r in rows)  # the evaluation split, not validation
+    assert main(["tune", str(path), "--pick", "7", "--out", str(out)]) == 2
+    assert "tune.pick: trial 7" in capsys.readouterr().err
+
+
+def test_tune_without_perplexity_on_an_encoder(make_recipe, tiny_models, tiny_data, tmp_path):
+    out = tmp_path / "tune"
+    extra = {
+        "tune": {
+            "dir": str(out),
+            "trials": 2,
+            "val_per_class": 4,
+            "objectives": ["d_acc", "d_cacc"],
+            "evaluate": False,
+        }
+    }
+    path = make_recipe(tiny_models["bert"], tiny_data, extra)
+    recipe, text = load_recipe(path)
+    result = run_tune(recipe, text, log=lambda *_: None)
+    assert result.trials == 2 and "d_ppl" not in result.reference
+    path = make_recipe(tiny_models["bert"], tiny_data, {"tune": {"dir": str(out)}})
+    recipe, text = load_recipe(path)
+    with pytest.raises(ValueError, match="d_ppl needs"):
+        run_tune(recipe, text, log=lambda *_: None)
+
+
+def _trial(number: int, d_acc: float, d_cacc: float, d_ppl: float = 0.0) -> SimpleNamespace:
+    attrs = {"d_acc": d_acc, "d_cacc": d_cacc, "d_ppl": d_ppl}
+    return SimpleNamespace(number=number, user_attrs=attrs)
+
+
+def test_pick_rule() -> None:
+    trials = [
+        _trial(0, -0.95, -0.30),
+        _trial(1, -0.85, -0.05, 1.0),
+        _trial(2, -0.86, -0.05, 0.5),  # same collateral as 1, less perplexity damage
+        _trial(3, -0.40, 0.00),  # harmless but erases too little
+    ]
+    ref = {"d_acc": -0.9, "d_cacc": -0.3}
+    pick = pick_trial(trials, ref, keep=0.9)  # needs d_acc <= -0.81
+    assert pick.trial.number == 2 and "-0.810" in pick.rule
+    assert pick_trial(trials, ref, keep=0.4).trial.number == 3
+    # a reference that erases nothing: the best trial's drop is the anchor
+    assert pick_trial(trials, {"d_acc": 0.0, "d_cacc": 0.0}, keep=1.0).trial.number == 0
+    # nobody reaches keep × reference: fall back to the best trial's drop
+    assert pick_trial(trials, {"d_acc": -1.0, "d_cacc": 0.0}, keep=1.0).trial.number == 0
+
+
+def test_every_sampled_point_is_a_valid_edit() -> None:
+    recipe = parse_recipe(
+        {
+            "model": {"id": "x"},
+            "data": {"source": "d.jsonl"},
+            "edits": [{"concepts": ["A"], "operator": {"name": "zero", "alpha": 0.3}}],
+            "tune": {"space": {"operators": ["zero", "dampen", "mean", "adaptive"]}},
+        }
+    )
+    study = optuna.create_study(
+        directions=["minimize"], sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+    base = {"concepts": ["A"], "name": "mine", "operator": {"name": "zero", "alpha": 0.3}}
+    for _ in range(60):
+        trial = study.ask()
+        p = suggest(trial, recipe.tune.space, [3, 5])
+        mapping = edit_mapping(base, p)
+        doc = recipe.model_dump(mode="json", exclude_unset=True)
+        doc["edits"] = [mapping]
+        parsed = parse_recipe(doc).edits[0]  # passes the cross-field checks
+        assert parsed.name == "mine" and parsed.layer in (3, 5)
+        assert (parsed.range == "quantile") == (parsed.quantiles is not None)
+        study.tell(trial, 0.0)
