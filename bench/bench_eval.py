@@ -17,27 +17,34 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
+from common import machine
 
-from nledit.evaluate import Condition, conditions_for, label_probs  # noqa: E402
-from nledit.fit import fit  # noqa: E402
-from nledit.perplexity import load_text, perplexity  # noqa: E402
-from nledit.recipe import load_recipe  # noqa: E402
+from nledit.evaluate import Condition, conditions_for, label_probs
+from nledit.fit import fit
+from nledit.perplexity import load_text, perplexity
+from nledit.recipe import load_recipe
 
 CONCEPTS = ["World", "Sports", "Business", "Sci/Tech"]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--recipe", default="recipes/quickstart.yaml")
     ap.add_argument("--eval", type=int, default=20, help="eval examples per concept")
     ap.add_argument("--windows", type=int, default=4)
     ap.add_argument("--json")
     args = ap.parse_args()
-    recipe, text = load_recipe(args.recipe, {
-        "edits.0.concepts": CONCEPTS, "data.eval_per_class": args.eval,
-        "data.fit_per_class": 20, "eval.perplexity_windows": args.windows,
-    })
+    recipe, text = load_recipe(
+        args.recipe,
+        {
+            "edits.0.concepts": CONCEPTS,
+            "data.eval_per_class": args.eval,
+            "data.fit_per_class": 20,
+            "eval.perplexity_windows": args.windows,
+        },
+    )
     fitted = fit(recipe, text)
     cm, ev = fitted.cm, recipe.eval
     texts = fitted.data.eval.texts
@@ -48,8 +55,17 @@ def main() -> None:
     def table(conditions, fast: bool) -> float:
         t0 = time.perf_counter()
         label_probs(cm, texts, conditions, recipe.batch_size, fast=fast)
-        perplexity(cm.model, fitted.layout, cm.tokenizer, corpus, conditions,
-                   ev.perplexity_window, ev.perplexity_windows, recipe.batch_size, fast=fast)
+        perplexity(
+            cm.model,
+            fitted.layout,
+            cm.tokenizer,
+            corpus,
+            conditions,
+            ev.perplexity_window,
+            ev.perplexity_windows,
+            recipe.batch_size,
+            fast=fast,
+        )
         return time.perf_counter() - t0
 
     table(base, True)  # warm-up
@@ -58,9 +74,14 @@ def main() -> None:
     naive = table(conds, False)
     res = {
         "machine": machine(),
-        "conditions": len(conds), "examples": len(texts), "windows": ev.perplexity_windows,
-        "plain_base_pass_s": plain, "fast_table_s": fast, "naive_table_s": naive,
-        "fast_ratio": fast / plain, "naive_ratio": naive / plain,
+        "conditions": len(conds),
+        "examples": len(texts),
+        "windows": ev.perplexity_windows,
+        "plain_base_pass_s": plain,
+        "fast_table_s": fast,
+        "naive_table_s": naive,
+        "fast_ratio": fast / plain,
+        "naive_ratio": naive / plain,
     }
     print(json.dumps(res, indent=2))
     if args.json:

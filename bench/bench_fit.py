@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -21,12 +20,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, timed  # noqa: E402
+from common import machine, timed
 
-from nledit.collect import collect  # noqa: E402
-from nledit.data import Examples  # noqa: E402
-from nledit.fit import load_for_recipe  # noqa: E402
-from nledit.recipe import load_recipe  # noqa: E402
+from nledit.collect import collect
+from nledit.data import Examples
+from nledit.fit import load_for_recipe
+from nledit.recipe import load_recipe
 
 
 def speed(recipe_path: str, n: int, repeat: int) -> dict[str, float]:
@@ -48,8 +47,13 @@ def speed(recipe_path: str, n: int, repeat: int) -> dict[str, float]:
         fits.append(timed(fit_pass))
         fulls.append(timed(full_pass))
     fit_t, full_t = sorted(fits)[repeat // 2], sorted(fulls)[repeat // 2]
-    return {"examples": n, "layer": layers[0], "fit_s": fit_t, "full_forward_s": full_t,
-            "ratio": fit_t / full_t}
+    return {
+        "examples": n,
+        "layer": layers[0],
+        "fit_s": fit_t,
+        "full_forward_s": full_t,
+        "ratio": fit_t / full_t,
+    }
 
 
 def peak_rss_child(recipe_path: str, n: int) -> float:
@@ -72,7 +76,9 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--recipe", default="recipes/quickstart.yaml")
     ap.add_argument("--n", type=int, default=32, help="examples for the timing and N for memory")
     ap.add_argument("--repeat", type=int, default=3)

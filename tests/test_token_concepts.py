@@ -127,8 +127,8 @@ def test_recipe_defaults_for_token_concepts(text_file: Path) -> None:
     assert recipe.prompt.label_words == [" match", " shares", " software"]
     assert recipe.prompt.template == "{text}"
     one = token_recipe(text_file)
-    one["data"]["token_classes"] = {"a": "match", "b": "goal"}  # one word may be a string
-    assert parse_recipe(one).data.token_classes == {"a": ["match"], "b": ["goal"]}
+    one["data"]["token_classes"] = {"sport": "match", "tech": "chip"}  # one word: a string
+    assert parse_recipe(one).data.token_classes == {"sport": ["match"], "tech": ["chip"]}
 
 
 def test_recipe_errors_for_token_concepts(text_file: Path) -> None:
