@@ -56,6 +56,8 @@ class ConceptRow:
     base_cconf: float
     n_target: int
     n_other: int
+    edit: str = ""
+    operator: str = ""
 
     @property
     def deltas(self) -> dict[str, float]:
@@ -270,6 +272,8 @@ def erasure_table(
                 *base,
                 int((gold[keep] == c).sum()),
                 int((gold[keep] != c).sum()),
+                str(cond.gates[0].spec.get("edit", "")),
+                str(cond.gates[0].spec.get("operator", "")),
             )
         )
     return EvalResult(rows, {}, int(keep.sum()), recipe.eval.curate, cm.calibration is not None)

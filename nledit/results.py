@@ -16,11 +16,17 @@ COLUMNS = ("acc", "conf", "cacc", "cconf")
 HEADER = ("Acc", "Conf", "CAcc", "CConf")
 
 
+def method_label(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The method, prefixed with the edit's name when the table holds several edits."""
+    several = len({r.get("edit", "") for r in rows}) > 1
+    return f"{row.get('edit', '')}:{row['method']}" if several else row["method"]
+
+
 def aggregate(rows: list[dict[str, Any]], proportion: float = 0.1) -> dict[str, dict[str, float]]:
     """Per method: mean and 10%-trimmed mean (Table 3) over concepts of each value and delta."""
     out: dict[str, dict[str, float]] = {}
-    for method in dict.fromkeys(r["method"] for r in rows):
-        sel = [r for r in rows if r["method"] == method]
+    for method in dict.fromkeys(method_label(r, rows) for r in rows):
+        sel = [r for r in rows if method_label(r, rows) == method]
         agg: dict[str, float] = {}
         for key in [*COLUMNS, *(f"d_{c}" for c in COLUMNS)]:
             vals = [r[key] for r in sel if not math.isnan(r[key])]
@@ -37,13 +43,13 @@ def _f(v: float, signed: bool = False) -> str:
 def markdown_table(result: EvalResult) -> str:
     """Base values, then each method's deltas, per concept (Table 3 layout)."""
     rows = [r.to_dict() for r in result.rows]
-    methods = list(dict.fromkeys(r["method"] for r in rows))
+    methods = list(dict.fromkeys(method_label(r, rows) for r in rows))
     head = ["Concept", *(f"Base {h}" for h in HEADER)]
     for m in methods:
         head += [f"{m} Δ{h}" for h in HEADER]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for concept in dict.fromkeys(r["concept"] for r in rows):
-        sel = {r["method"]: r for r in rows if r["concept"] == concept}
+        sel = {method_label(r, rows): r for r in rows if r["concept"] == concept}
         first = next(iter(sel.values()))
         cells = [concept, *(_f(first[f"base_{c}"]) for c in COLUMNS)]
         for m in methods:
@@ -78,10 +84,10 @@ def summary(result: EvalResult) -> str:
         + ")"
     ]
     out.append(f"{'concept':<12}{'method':<8}" + "".join(f"{h:>8}{'Δ':>8}" for h in HEADER))
-    for r in result.rows:
-        d = r.to_dict()
+    dicts = [r.to_dict() for r in result.rows]
+    for d in dicts:
         vals = "".join(f"{d[c]:>8.3f}{d['d_' + c]:>+8.3f}" for c in COLUMNS)
-        out.append(f"{r.concept[:11]:<12}{r.method:<8}{vals}")
+        out.append(f"{d['concept'][:11]:<12}{method_label(d, dicts):<8}{vals}")
     if result.perplexity:
         base = result.perplexity.get("base", math.nan)
         out.append(
