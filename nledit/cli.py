@@ -363,7 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="values, comma- or space-separated (sweep.values; default: App. I taus "
         "0.3..4.5, Fig. 4 fractions 0.05..1, or six layers from first to last)",
     )
-    p.add_argument("--out", dest="sweep_out", help="directory for the four files (sweep.out)")
+    p.add_argument(
+        "--out", dest="sweep_out", metavar="DIR", help="directory for the four files (sweep.out)"
+    )
     p.set_defaults(func=cmd_sweep)
 
     p = add("tune", "multi-objective search (Optuna) for an edit on a validation split")

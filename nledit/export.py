@@ -74,6 +74,9 @@ def atomic_dir(out: Path, overwrite: bool) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a checkpoint is meant to be shared
     try:
         yield tmp
+        for p in tmp.iterdir():  # readable by others, as the umask allows
+            if p.is_file() and p.stat().st_nlink == 1:
+                os.chmod(p, 0o666 & ~umask)
         if out.exists():
             trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.replace(out, trash / out.name)

@@ -224,7 +224,7 @@ def sweep(recipe: Recipe, text: str, command: str | None = None, log: Any = prin
     rows = _rows(points, probs, preds, gold, keep, ppl, data.label_names, over)
     base = {"ppl": ppl["base"]} if ppl else {}
     if rows:
-        base |= {k: rows[0][f"base_{k}"] for k in ("acc", "conf", "cacc", "cconf")}
+        base |= {k: rows[0][f"base_{k}"] for k in ("acc", "conf", "cacc", "cconf", "label_mass")}
     settings = {
         "model": source.origin,
         "layer": at[0] if over != "layer" else None,
@@ -286,6 +286,10 @@ def _rows(
         for i, name in enumerate(("acc", "conf", "cacc", "cconf")):
             row[name], row[f"base_{name}"] = edit[i], base[i]
             row[f"d_{name}"] = edit[i] - base[i]
+        # Probability on any label word: near 0, the edit broke the answer format rather
+        # than the concept, and (calibrated) accuracy no longer measures erasure.
+        row["label_mass"] = probs[p.key][keep].sum(-1).mean().item()
+        row["base_label_mass"] = probs["base"][keep].sum(-1).mean().item()
         if ppl:
             row["ppl"], row["d_ppl"] = ppl[p.key], ppl[p.key] - ppl["base"]
         row["n_target"] = int((gold[keep] == c).sum())
@@ -343,13 +347,15 @@ def markdown(result: SweepResult) -> str:
             for h, k in (("Acc", "acc"), ("Conf", "conf"), ("CAcc", "cacc"), ("CConf", "cconf"))
         )
         + (f", PPL {result.base['ppl']:.2f}" if has_ppl else "")
+        + f", label mass {_f(result.base.get('label_mass'))}"
         + ". Acc/Conf: target concept; CAcc/CConf: the other concepts (collateral). "
-        "Values are deltas against the base model.",
+        "Values are deltas against the base model, except label mass.",
         "",
     ]
     metrics = [("ΔAcc", "d_acc"), ("ΔConf", "d_conf"), ("ΔCAcc", "d_cacc"), ("ΔCConf", "d_cconf")]
     if has_ppl:
         metrics.append(("ΔPPL", "d_ppl"))
+    metrics.append(("mass", "label_mass"))
     head = [over] + (["concept"] if len(concepts) > 1 else []) + ["k", "range width"]
     for method in METHODS:
         head += [f"{method} {h}" for h, _ in metrics]
@@ -366,13 +372,18 @@ def markdown(result: SweepResult) -> str:
             cells += [str(rng["k"]), _f(rng["mean_width"], digits=2)]
             for method in METHODS:
                 r = sel[method]
-                cells += [_f(r[k], True, 2 if k == "d_ppl" else 3) for _, k in metrics]
+                cells += [
+                    _f(r.get(k), k.startswith("d_"), 2 if k == "d_ppl" else 3) for _, k in metrics
+                ]
             lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
         "k: neurons edited; range width: mean of hi - lo = 2·tau·sigma over those neurons. "
         "Neuron masking applies the same operator to the same k neurons whatever their value"
-        + (", so it does not change with tau." if over == "tau" else "."),
+        + (", so it does not change with tau." if over == "tau" else ".")
+        + " mass: mean probability on any of the label words (all examples); when an edit drives "
+        "it towards 0 the model no longer answers with a label at all, and accuracy after "
+        "contextual calibration says little about erasure: read Conf and CConf then.",
     ]
     return "\n".join(lines) + "\n"
 

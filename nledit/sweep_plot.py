@@ -59,21 +59,32 @@ def _panel(ax: Any, result: SweepResult, keys: tuple[str, str], title: str, ylab
     ax.set_ylabel(ylabel)
 
 
+def _compact(v: float, _pos: Any = None) -> str:
+    """Tick labels for a log-like axis: 1, 10, 100, 1k, 10k, 1M."""
+    a, sign = abs(v), "-" if v < 0 else ""
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if a >= scale:
+            return f"{sign}{a / scale:g}{unit}"
+    return f"{v:g}"
+
+
 def _ppl_panel(ax: Any, result: SweepResult) -> None:
     x = _x(result)
-    top = 0.0
+    values: list[float] = []
     for method in ("neuron", "range"):
         y = series(result, method, "d_ppl")
-        top = max([top, *(v for v in y if v == v)])
+        values += [v for v in y if v == v]
         ax.plot(x, y, color=COLOR[method], marker="o", markersize=4, linewidth=1.8)
+    low, top = min([0.0, *values]), max([0.0, *values])
     ax.axhline(0.0, color="0.45", linewidth=0.9, alpha=0.7)
     ax.set_title(f"Perplexity increase (base {result.base['ppl']:.1f})", fontsize=11)
     ax.set_ylabel("ΔPPL on general text")
     if top > 20:  # neuron masking can blow perplexity up by orders of magnitude
-        from matplotlib.ticker import ScalarFormatter
+        from matplotlib.ticker import FuncFormatter
 
         ax.set_yscale("symlog", linthresh=1.0)
-        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_major_formatter(FuncFormatter(_compact))
+        ax.set_ylim(low * 3 if low < 0 else 0.0, top * 3)
         ax.set_ylabel("ΔPPL on general text (symlog scale)")
 
 
@@ -88,6 +99,12 @@ def plot_sweep(result: SweepResult, path: Path | None = None, dpi: int = 110) ->
     axes = fig.subplots(1, n, squeeze=False)[0]
     _panel(axes[0], result, ("acc", "cacc"), "Accuracy", "accuracy")
     _panel(axes[1], result, ("conf", "cconf"), "Confidence (p of the gold label)", "probability")
+    has_mass = any(r.get("label_mass") is not None for r in result.rows)
+    for method in ("neuron", "range") if has_mass else ():
+        y = series(result, method, "label_mass")
+        axes[1].plot(_x(result), y, color=COLOR[method], linestyle=":", linewidth=1.5)
+    if has_mass and result.base.get("label_mass") is not None:
+        axes[1].axhline(result.base["label_mass"], color="0.45", linestyle=":", linewidth=0.9)
     if has_ppl:
         _ppl_panel(axes[2], result)
     for ax in axes:
@@ -109,7 +126,12 @@ def plot_sweep(result: SweepResult, path: Path | None = None, dpi: int = 110) ->
         Line2D([], [], color="0.2", linestyle="--", label="other concepts (collateral)"),
         Line2D([], [], color="0.45", linewidth=0.9, label="base model"),
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=5, fontsize=9, frameon=False)
+    if has_mass:
+        mass = "p of any label word (all examples)"
+        handles.insert(4, Line2D([], [], color="0.2", linestyle=":", label=mass))
+    fig.legend(
+        handles=handles, loc="outside lower center", ncols=len(handles), fontsize=9, frameon=False
+    )
     s = result.settings
     fixed = [f"layer {s['layer']}" if s.get("layer") is not None else ""]
     fixed += [f"top_p {s['top_p']}" if s.get("top_p") is not None else ""]

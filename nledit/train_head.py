@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -292,11 +293,13 @@ def accuracy(
 
 def train_head(spec: TrainHeadSpec, log: Any = print) -> tuple[HeadResult, Any, Any]:
     """Train, evaluate on held-out examples and save; returns (result, model, tokenizer)."""
-    from .export import atomic_dir, check_destination, versions
+    from .export import ExportError, atomic_dir, check_destination, versions
 
     if spec.out is None:
-        raise RecipeError("train_head", ["train_head.out: where to save the classifier?"])
+        raise RecipeError("train_head", ["train_head.out: required (give --out)"])
     out = Path(spec.out)
+    if out.exists() and not spec.overwrite:
+        raise ExportError(f"train_head.out: {out} already exists (pass --overwrite to replace it)")
     check_destination(out, spec.overwrite)
     t0 = time.perf_counter()
     names, train, held = load_splits(spec)
@@ -327,6 +330,7 @@ def train_head(spec: TrainHeadSpec, log: Any = print) -> tuple[HeadResult, Any, 
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / HEAD_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        _shareable(tmp)
     result.timings["save_s"] = time.perf_counter() - t3
     log(
         f"held-out accuracy {acc:.3f} on {len(held.texts)} examples ("
@@ -335,6 +339,15 @@ def train_head(spec: TrainHeadSpec, log: Any = print) -> tuple[HeadResult, Any, 
     )
     log(f"saved classifier to {out}")
     return result, model, tokenizer
+
+
+def _shareable(folder: Path) -> None:
+    """Files as the umask allows (safetensors writes its files owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in folder.iterdir():
+        if f.is_file():
+            os.chmod(f, 0o666 & ~umask)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -26,9 +26,10 @@ the recipe's own edit as written (for ``recipes/quickstart.yaml`` the paper's de
 measured on the same validation split. Among the finished trials whose d_acc is at most
 ``tune.keep`` × the reference's d_acc (they keep at least that share of its target drop), take
 the largest d_cacc, then the smallest d_ppl, then the smallest d_acc. When the reference drops
-nothing, the best d_acc of any trial takes its place. The pick is written as a recipe and,
-with ``tune.evaluate``, evaluated on the held-out evaluation split side by side with the
-reference (erasure table and perplexity, neuron masking of both for comparison).
+nothing, the best d_acc of any trial takes its place. With ``d_conf``/``d_cconf`` among the
+objectives (and not d_acc/d_cacc), the rule reads those instead. The pick is written as a
+recipe and, with ``tune.evaluate``, evaluated on the held-out evaluation split side by side with
+the reference (erasure table and perplexity, neuron masking of both for comparison).
 
 The study lives in an Optuna RDB storage (default ``<tune.dir>/tune.db``, SQLite); running the
 command again continues it up to ``tune.trials`` finished trials.
@@ -212,18 +213,29 @@ def build_gates(
 
 
 def evaluate_edit(ctx: TuneContext, edit: EditSpec) -> dict[str, Any]:
-    """Validation metrics of one edit (memoised: the same edit is measured once)."""
+    """Validation metrics of one edit (memoised: the same edit is measured once).
+
+    As in the erasure table, each concept's gate is measured on its own; the metrics (and
+    perplexities) are averaged over the edit's concepts. ``k``: neurons summed over concepts.
+    """
     key = json.dumps(edit.model_dump(mode="json"), sort_keys=True)
     if key in ctx.memo:
         return dict(ctx.memo[key])
     t0 = time.perf_counter()
     gates = build_gates(ctx, edit)
-    probs, ppl = ctx.cache.run(gates)
-    concepts = [ctx.data.label_names.index(c) for c in edit.concepts]
-    out: dict[str, Any] = ctx.cache.metrics(probs, concepts)
+    out: dict[str, Any] = {}
+    ppls = []
+    for gate in gates:
+        probs, ppl = ctx.cache.run([gate])
+        concept = ctx.data.label_names.index(gate.spec["concept"])
+        for name, value in ctx.cache.metrics(probs, [concept]).items():
+            out[name] = out.get(name, 0.0) + value / len(gates)
+        if ppl is not None:
+            ppls.append(ppl)
     out["k"] = sum(int(g.spec["k"]) for g in gates)
-    if ppl is not None and ctx.cache.base_ppl is not None:
-        out["ppl"], out["d_ppl"] = ppl, ppl - ctx.cache.base_ppl
+    if ppls and ctx.cache.base_ppl is not None:
+        out["ppl"] = sum(ppls) / len(ppls)
+        out["d_ppl"] = out["ppl"] - ctx.cache.base_ppl
     out["seconds"] = time.perf_counter() - t0
     ctx.memo[key] = dict(out)
     return out
@@ -417,7 +429,8 @@ def _fmt(p: dict[str, Any]) -> str:
 
 
 def _fmt_metrics(m: dict[str, Any]) -> str:
-    s = f"dAcc {m['d_acc']:+.3f} dCAcc {m['d_cacc']:+.3f}"
+    s = f"dAcc {m['d_acc']:+.3f} dConf {m['d_conf']:+.3f} dCAcc {m['d_cacc']:+.3f}"
+    s += f" dCConf {m['d_cconf']:+.3f}"
     return s + (f" dPPL {m['d_ppl']:+.2f}" if "d_ppl" in m else "")
 
 
@@ -479,31 +492,46 @@ class Pick:
     rule: str
 
 
-def pick_trial(trials: list[Any], reference: dict[str, Any], keep: float) -> Pick:
+def pick_metrics(objectives: list[str]) -> tuple[str, str]:
+    """The target and collateral metrics the pick rule reads: the first target-type
+    (d_acc, d_conf) and collateral-type (d_cacc, d_cconf) objective, else d_acc and d_cacc."""
+    target = next((o for o in objectives if o in ("d_acc", "d_conf")), "d_acc")
+    collateral = next((o for o in objectives if o in ("d_cacc", "d_cconf")), "d_cacc")
+    return target, collateral
+
+
+def pick_trial(
+    trials: list[Any],
+    reference: dict[str, Any],
+    keep: float,
+    target: str = "d_acc",
+    collateral: str = "d_cacc",
+) -> Pick:
     """The stated rule (module docstring) over finished trials."""
     if not trials:
         raise TuneError("tune: no finished trial to pick from")
-    best = min(t.user_attrs["d_acc"] for t in trials)
-    anchor, what = reference["d_acc"], "the recipe's edit"
+    best = min(t.user_attrs[target] for t in trials)
+    anchor, what = reference[target], "the recipe's edit"
     if anchor >= -_TOL:
         anchor, what = best, "the best trial"
     if anchor >= -_TOL:
-        t = min(trials, key=lambda t: (t.user_attrs["d_acc"], t.number))
-        return Pick(t, "no trial lowers the target accuracy; took the lowest d_acc")
+        t = min(trials, key=lambda t: (t.user_attrs[target], t.number))
+        return Pick(t, f"no trial lowers the target ({target}); took the lowest {target}")
     threshold = keep * anchor
-    ok = [t for t in trials if t.user_attrs["d_acc"] <= threshold + _TOL]
+    ok = [t for t in trials if t.user_attrs[target] <= threshold + _TOL]
     if not ok:
         threshold, what = keep * best, "the best trial"
-        ok = [t for t in trials if t.user_attrs["d_acc"] <= threshold + _TOL]
+        ok = [t for t in trials if t.user_attrs[target] <= threshold + _TOL]
 
     def key(t: Any) -> tuple[float, ...]:
         a = t.user_attrs
-        return (-a["d_cacc"], a.get("d_ppl", 0.0), a["d_acc"], t.number)
+        return (-a[collateral], a.get("d_ppl", 0.0), a[target], t.number)
 
     chosen = min(ok, key=key)
     rule = (
-        f"largest d_cacc (then smallest d_ppl) among the {len(ok)} trial(s) with d_acc <= "
-        f"{threshold:+.3f} ({keep:g} × {anchor:+.3f}, the d_acc of {what} on validation)"
+        f"largest {collateral} (then smallest d_ppl) among the {len(ok)} trial(s) with "
+        f"{target} <= {threshold:+.3f} ({keep:g} × {anchor:+.3f}, the {target} of {what} on "
+        "validation)"
     )
     return Pick(chosen, rule)
 
@@ -512,7 +540,8 @@ def choose(ctx: TuneContext, study: Any, reference: dict[str, Any]) -> Pick:
     trials = complete_trials(study)
     n = ctx.recipe.tune.pick
     if n is None:
-        return pick_trial(trials, reference, ctx.recipe.tune.keep)
+        target, collateral = pick_metrics(ctx.recipe.tune.objectives)
+        return pick_trial(trials, reference, ctx.recipe.tune.keep, target, collateral)
     for t in trials:
         if t.number == n:
             return Pick(t, f"trial {n} chosen by tune.pick")
@@ -611,8 +640,9 @@ def run_tune(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> T
     pareto = {t.number for t in study.best_trials} if trials else set()
     out = Path(recipe.tune.dir).expanduser()
     rows = tune_report.trial_rows(trials, pareto)
-    files = tune_report.write_study_files(out, rows, ref, pick.trial.number)
-    log(tune_report.pareto_markdown(rows, ref, pick.trial.number))
+    metrics = pick_metrics(recipe.tune.objectives)
+    files = tune_report.write_study_files(out, rows, ref, pick.trial.number, metrics)
+    log(tune_report.pareto_markdown(rows, ref, pick.trial.number, *metrics))
     log(f"tune: picked trial {pick.trial.number}: {pick.rule}")
     recipe_path = out / "tuned.yaml"
     recipe_path.write_text(tuned_recipe_text(ctx, pick, study), encoding="utf-8")

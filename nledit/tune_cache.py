@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from .collect import capture
 from .concept import Batch, ConceptModel
@@ -59,6 +60,7 @@ class ValidationCache:
         self.base_prefix = cm.prefix_cache() if cm.use_prefix_cache else None
         self.batches: list[_Cached] = []
         probs = []
+        bar = tqdm(total=len(examples), desc="base (validation)", unit="ex", leave=False)
         for b in cm.batches(examples.texts, batch_size, prefix=self.base_prefix):
             with capture(model, paths, stop=False) as seen:
                 res = model(**b.inputs)
@@ -66,6 +68,8 @@ class ValidationCache:
             inputs = {k: v for k, v in b.inputs.items() if k != "past_key_values"}
             states = {layer: _state(seen[layer]) for layer in self.layers}
             self.batches.append(_Cached(inputs, replace(b, inputs=inputs), states))
+            bar.update(len(b.read))
+        bar.close()
         self.gold = torch.tensor(examples.labels)
         self.base_probs = torch.cat(probs)
         self.base_pred = cm.predict(self.base_probs)

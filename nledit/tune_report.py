@@ -93,37 +93,54 @@ def _operator(r: dict[str, Any]) -> str:
     return op
 
 
-def pareto_markdown(rows: list[dict[str, Any]], reference: dict[str, Any], chosen: int) -> str:
+LABELS = {
+    "d_acc": "ΔAcc",
+    "d_conf": "ΔConf",
+    "d_cacc": "ΔCAcc",
+    "d_cconf": "ΔCConf",
+    "d_ppl": "ΔPPL",
+}
+
+
+def _cells(r: dict[str, Any]) -> str:
+    metrics = " | ".join(_n(r.get(k), "{:+.3f}") for k in ("d_acc", "d_conf", "d_cacc", "d_cconf"))
+    return f"{metrics} | {_n(r.get('d_ppl'), '{:+.2f}')} |"
+
+
+def pareto_markdown(
+    rows: list[dict[str, Any]],
+    reference: dict[str, Any],
+    chosen: int,
+    target: str = "d_acc",
+    collateral: str = "d_cacc",
+) -> str:
     """The Pareto-optimal trials (validation), best target drop first, and the reference."""
-    head = "| trial | layer | saliency | top p (k) | range | operator | ΔAcc ↓ | ΔCAcc ↑ | ΔPPL ↓ |"
     lines = [
-        "Pareto front on the validation split (ΔAcc: target, lower = more erased; ΔCAcc: "
-        "other concepts, higher = less collateral; ΔPPL: general text, lower = better)",
+        "Pareto front on the validation split. Target concept: ΔAcc, ΔConf (lower = more "
+        "erased); other concepts: ΔCAcc, ΔCConf (higher = less collateral); general text: ΔPPL "
+        "(lower = better). All deltas against the unedited model.",
         "",
-        head,
-        "|---|---|---|---|---|---|---|---|---|",
+        "| trial | layer | saliency | top p (k) | range | operator | ΔAcc | ΔConf | ΔCAcc "
+        "| ΔCConf | ΔPPL |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    front = sorted((r for r in rows if r["pareto"]), key=lambda r: (r["d_acc"], -r["d_cacc"]))
-    for r in front:
+    front = sorted((r for r in rows if r["pareto"]), key=lambda r: (r[target], -r[collateral]))
+    picked = [r for r in rows if r["trial"] == chosen and not r["pareto"]]
+    for r in front + picked:
         mark = " ★" if r["trial"] == chosen else ""
+        mark += " (off the front)" if not r["pareto"] else ""
         lines.append(
             f"| {r['trial']}{mark} | {r['layer']} | {_saliency(r)} | {r['top_p']:.3f} ({r['k']}) "
-            f"| {_shape(r)} | {_operator(r)} | {r['d_acc']:+.3f} | {r['d_cacc']:+.3f} "
-            f"| {_n(r['d_ppl'], '{:+.2f}')} |"
-        )
-    if chosen not in {r["trial"] for r in front}:
-        r = next(r for r in rows if r["trial"] == chosen)
-        lines.append(
-            f"| {r['trial']} ★ (off front) | {r['layer']} | {_saliency(r)} | {r['top_p']:.3f} "
-            f"({r['k']}) | {_shape(r)} | {_operator(r)} | {r['d_acc']:+.3f} | "
-            f"{r['d_cacc']:+.3f} | {_n(r['d_ppl'], '{:+.2f}')} |"
+            f"| {_shape(r)} | {_operator(r)} | {_cells(r)}"
         )
     lines.append(
-        f"| reference | | recipe's edit | ({reference['k']}) | | | {reference['d_acc']:+.3f} | "
-        f"{reference['d_cacc']:+.3f} | {_n(reference.get('d_ppl'), '{:+.2f}')} |"
+        f"| reference | | the recipe's edit | ({reference['k']}) | | | {_cells(reference)}"
     )
     lines.append("")
-    lines.append(f"★ picked. {len(front)} of {len(rows)} finished trials are Pareto-optimal.")
+    lines.append(
+        f"★ picked. {len(front)} of {len(rows)} finished trials are Pareto-optimal; sorted by "
+        f"{LABELS[target]}."
+    )
     return "\n".join(lines)
 
 
@@ -136,9 +153,14 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def plot_front(
-    path: Path, rows: list[dict[str, Any]], reference: dict[str, Any], chosen: int
+    path: Path,
+    rows: list[dict[str, Any]],
+    reference: dict[str, Any],
+    chosen: int,
+    target: str = "d_acc",
+    collateral: str = "d_cacc",
 ) -> Path:
-    """Two panels: ΔAcc against ΔCAcc (colour: ΔPPL) and ΔAcc against ΔPPL."""
+    """Two panels: target against collateral (colour: ΔPPL), and target against ΔPPL."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -147,11 +169,11 @@ def plot_front(
     has_ppl = any(r["d_ppl"] is not None for r in rows)
     fig, axes = plt.subplots(1, 2 if has_ppl else 1, figsize=(11 if has_ppl else 6, 4.5))
     axes = list(axes) if has_ppl else [axes]
-    x = [r["d_acc"] for r in rows]
+    x = [r[target] for r in rows]
     ppl = [r["d_ppl"] if r["d_ppl"] is not None else 0.0 for r in rows]
     front = [r for r in rows if r["pareto"]]
     pick = next(r for r in rows if r["trial"] == chosen)
-    panels = [("d_cacc", "ΔCAcc (other concepts; higher = less collateral)")]
+    panels = [(collateral, f"{LABELS[collateral]} (other concepts; higher = less collateral)")]
     if has_ppl:
         panels.append(("d_ppl", "ΔPPL (general text; lower = better)"))
     for ax, (key, label) in zip(axes, panels):
@@ -159,34 +181,38 @@ def plot_front(
         colour: dict[str, Any] = {"c": ppl, "cmap": "viridis"} if has_ppl else {"c": "tab:blue"}
         sc = ax.scatter(x, y, s=28, alpha=0.8, **colour)
         ax.scatter(
-            [r["d_acc"] for r in front],
+            [r[target] for r in front],
             [r[key] for r in front],
             facecolors="none",
             edgecolors="black",
             s=80,
             label="Pareto-optimal",
         )
-        ref_y = reference.get(key)
-        if ref_y is not None:
+        if reference.get(key) is not None:
             ax.scatter(
-                [reference["d_acc"]], [ref_y], marker="*", s=220, c="tab:red", label="reference"
+                [reference[target]],
+                [reference[key]],
+                marker="*",
+                s=220,
+                c="tab:red",
+                label="reference (recipe's edit)",
             )
         ax.scatter(
-            [pick["d_acc"]], [pick[key]], marker="D", s=90, facecolors="none", edgecolors="tab:red"
+            [pick[target]], [pick[key]], marker="D", s=90, facecolors="none", edgecolors="tab:red"
         )
         ax.annotate(
             f"pick #{chosen}",
-            (pick["d_acc"], pick[key]),
+            (pick[target], pick[key]),
             xytext=(6, 6),
-            fontsize=8,
             textcoords="offset points",
+            fontsize=8,
         )
-        ax.set_xlabel("ΔAcc (target concept; lower = more erased)")
+        ax.set_xlabel(f"{LABELS[target]} (target concept; lower = more erased)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        if key == "d_cacc" and has_ppl:
+        if key == collateral and has_ppl:
             fig.colorbar(sc, ax=ax, label="ΔPPL")
-    axes[0].legend(fontsize=8, loc="lower right")
+    axes[0].legend(fontsize=8, loc="best")
     fig.suptitle("nledit tune: trials on the validation split")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -195,14 +221,18 @@ def plot_front(
 
 
 def write_study_files(
-    out: Path, rows: list[dict[str, Any]], reference: dict[str, Any], chosen: int
+    out: Path,
+    rows: list[dict[str, Any]],
+    reference: dict[str, Any],
+    chosen: int,
+    metrics: tuple[str, str] = ("d_acc", "d_cacc"),
 ) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     files = [write_csv(out / "trials.csv", rows)]
     md = out / "pareto.md"
-    md.write_text("# nledit tune\n\n" + pareto_markdown(rows, reference, chosen) + "\n")
+    md.write_text("# nledit tune\n\n" + pareto_markdown(rows, reference, chosen, *metrics) + "\n")
     files.append(md)
-    files.append(plot_front(out / "pareto.png", rows, reference, chosen))
+    files.append(plot_front(out / "pareto.png", rows, reference, chosen, *metrics))
     return files
 
 

@@ -65,6 +65,7 @@ def test_tau_sweep_writes_table_markdown_and_plot(
         for key in ("acc", "conf", "cacc", "cconf"):
             assert 0.0 <= float(r[key]) <= 1.0
         assert float(r["ppl"]) > 1.0
+        assert 0.0 < float(r["label_mass"]) <= 1.0
     rng = [r for r in rows if r["method"] == "range"]
     widths = [float(r["mean_width"]) for r in rng]
     assert widths[0] < widths[1] < widths[2]  # the range grows with tau ...

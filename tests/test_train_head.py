@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,9 @@ def test_saved_folder_is_a_plain_classifier(trained) -> None:
     _, model, _, out = trained
     assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
     assert not list(out.parent.glob(".clf.tmp-*"))  # written atomically
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["architectures"] == ["BertForSequenceClassification"]
     assert cfg["id2label"] == {str(i): n for i, n in enumerate(LABELS)}
@@ -144,7 +148,9 @@ def test_edit_the_trained_classifier_and_reload_the_export(trained, head_data, t
     assert exported.config.id2label == {i: n for i, n in enumerate(LABELS)}
 
 
-def test_cli_reads_the_recipe_section_and_flags(bare_bert: Path, head_data, tmp_path: Path):
+def test_cli_reads_the_recipe_section_and_flags(
+    bare_bert: Path, head_data, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     train_path, held = head_data
     clf = tmp_path / "clf"
     d = recipe_dict(clf, held)
@@ -164,6 +170,7 @@ def test_cli_reads_the_recipe_section_and_flags(bare_bert: Path, head_data, tmp_
     assert record["settings"]["max_length"] == 16
     # an existing folder is refused, --overwrite replaces it
     assert main(["train-head", str(path)]) == 2
+    assert "train_head.out: " in capsys.readouterr().err
     assert main(["train-head", str(path), "--overwrite", "--set", "train_head.seed=3"]) == 0
     assert json.loads((clf / HEAD_RECORD).read_text())["settings"]["seed"] == 3
 

@@ -20,6 +20,7 @@ from nledit.tune import (
     complete_trials,
     edit_mapping,
     open_study,
+    pick_metrics,
     pick_trial,
     prepare,
     run_tune,
@@ -199,6 +200,13 @@ def test_pick_rule() -> None:
     assert pick_trial(trials, {"d_acc": 0.0, "d_cacc": 0.0}, keep=1.0).trial.number == 0
     # nobody reaches keep × reference: fall back to the best trial's drop
     assert pick_trial(trials, {"d_acc": -1.0, "d_cacc": 0.0}, keep=1.0).trial.number == 0
+    # confidence objectives: the rule reads d_conf and d_cconf
+    assert pick_metrics(["d_conf", "d_cconf", "d_ppl"]) == ("d_conf", "d_cconf")
+    assert pick_metrics(["d_ppl"]) == ("d_acc", "d_cacc")
+    for t, (conf, cconf) in zip(trials, [(-0.1, 0.0), (-0.3, -0.2), (-0.28, -0.1), (0.0, 0.0)]):
+        t.user_attrs |= {"d_conf": conf, "d_cconf": cconf}
+    pick = pick_trial(trials, {"d_conf": -0.3}, 0.9, "d_conf", "d_cconf")
+    assert pick.trial.number == 2 and "d_conf <= -0.270" in pick.rule
 
 
 def test_every_sampled_point_is_a_valid_edit() -> None:
