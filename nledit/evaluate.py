@@ -34,10 +34,13 @@ class Condition:
     method: str
     concept: str | None
     gates: list[RangeGate]
+    tag: str = ""  # the edit's name, when several edits share a run
 
     @property
     def key(self) -> str:
-        return "base" if self.concept is None else f"{self.method}:{self.concept}"
+        if self.concept is None:
+            return "base"
+        return f"{self.method}:{self.concept}" + (f"@{self.tag}" if self.tag else "")
 
 
 @dataclass
@@ -93,9 +96,12 @@ class EvalResult:
 def conditions_for(fitted: Fitted) -> list[Condition]:
     """The base model, each range gate alone, and each baseline gate alone."""
     conds = [Condition("base", None, [])]
-    for gate in fitted.gates + fitted.baseline:
+    gates = fitted.gates + fitted.baseline
+    several = len({g.spec.get("edit") for g in gates}) > 1
+    for gate in gates:
         method = gate.spec.get("method", gate.spec["mode"])
-        conds.append(Condition(method, gate.spec["concept"], [gate]))
+        tag = str(gate.spec.get("edit", "")) if several else ""
+        conds.append(Condition(method, gate.spec["concept"], [gate], tag))
     return conds
 
 

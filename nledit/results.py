@@ -83,11 +83,20 @@ def summary(result: EvalResult) -> str:
         + (", calibrated" if result.calibrated else "")
         + ")"
     ]
-    out.append(f"{'concept':<12}{'method':<8}" + "".join(f"{h:>8}{'Δ':>8}" for h in HEADER))
+    width = max(
+        [
+            8,
+            *(
+                len(method_label(r.to_dict(), [x.to_dict() for x in result.rows])) + 1
+                for r in result.rows
+            ),
+        ]
+    )
+    out.append(f"{'concept':<12}{'method':<{width}}" + "".join(f"{h:>8}{'Δ':>8}" for h in HEADER))
     dicts = [r.to_dict() for r in result.rows]
     for d in dicts:
         vals = "".join(f"{d[c]:>8.3f}{d['d_' + c]:>+8.3f}" for c in COLUMNS)
-        out.append(f"{d['concept'][:11]:<12}{method_label(d, dicts):<8}{vals}")
+        out.append(f"{d['concept'][:11]:<12}{method_label(d, dicts):<{width}}{vals}")
     if result.perplexity:
         base = result.perplexity.get("base", math.nan)
         out.append(
