@@ -189,7 +189,8 @@ def label_probs(
     """Full-vocabulary label probabilities (N, C) per condition key."""
     prefixes: dict[str, Any] = {}
     last = cm.layout.n_layers - 1
-    for cond in conditions:  # the shared prompt head, as each condition's model sees it
+    heads = tqdm(conditions, desc="prompt head", unit="condition", leave=False)
+    for cond in heads:  # the shared prompt head, as each condition's model sees it
         if not cm.use_prefix_cache:
             prefixes[cond.key] = None
         elif cond.gates and all(int(g.spec["layer"]) == last for g in cond.gates):

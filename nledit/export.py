@@ -189,6 +189,7 @@ def export_checkpoint(
     gates: list[gate.RangeGate],
     recipe_text: str,
     recipe_sha256: str,
+    edit_sha256: str,
     manifest: dict[str, Any],
     card: CardInfo,
     reference_texts: list[str],
@@ -200,11 +201,9 @@ def export_checkpoint(
     src = source_folder(source)
     with atomic_dir(out, overwrite) as tmp:
         weights = _copy_weights(src, tmp, model)
-        meta = {"nledit_version": __version__, "recipe_sha256": recipe_sha256}
+        meta = {"nledit_version": __version__, "edit_sha256": edit_sha256}
         block = gate.save_ranges(str(tmp / gate.RANGES_FILE), gates, meta)
-        block.update(
-            layers_path=layers_path, nledit_version=__version__, recipe_sha256=recipe_sha256
-        )
+        block.update(layers_path=layers_path, nledit_version=__version__, edit_sha256=edit_sha256)
         cfg = nledit_config(src, model, task, block)
         (tmp / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
         shutil.copyfile(gate.__file__, tmp / "modeling_nledit.py")

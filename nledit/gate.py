@@ -209,7 +209,9 @@ def save_ranges(path: str, gates: list[RangeGate], metadata: dict[str, str]) -> 
     """Write the gates' tensors; return the config block that must accompany them."""
     tensors = gate_tensors(gates)
     specs = [g.spec for g in gates]
-    meta = {**metadata, "format": FORMAT, "edits": json.dumps(specs, sort_keys=True)}
+    # One metadata entry: safetensors orders several keys arbitrarily, and the same edit must
+    # give the same bytes.
+    meta = {"nledit": json.dumps({**metadata, "format": FORMAT, "edits": specs}, sort_keys=True)}
     save_file(tensors, path, metadata=meta)
     return {"format": FORMAT, "edits": specs, "ranges_sha256": tensors_digest(tensors)}
 
@@ -218,14 +220,14 @@ def load_gates(path: str, block: dict[str, Any]) -> list[RangeGate]:
     """Read the range file and check it against the config's ``nledit`` block."""
     try:
         with safe_open(path, framework="pt") as f:
-            meta = f.metadata() or {}
+            meta = json.loads((f.metadata() or {}).get("nledit", "{}"))
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     except Exception as err:  # a truncated or foreign file
         raise NleditLoadError(f"cannot read range tensors {path}: {err}") from err
     if meta.get("format") != FORMAT:
         raise NleditLoadError(f"{path}: not an nledit range file (format {meta.get('format')!r})")
     specs = block.get("edits", [])
-    if json.loads(meta.get("edits", "null")) != specs:
+    if meta.get("edits") != specs:
         raise NleditLoadError(f"{path}: the edits in the range file differ from config.json")
     expected = {f"{s['name']}.{key}" for s in specs for key in TENSORS}
     missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)

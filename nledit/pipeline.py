@@ -16,7 +16,7 @@ from .evaluate import EvalResult, conditions_for, erasure_table
 from .export import atomic_dir, check_destination, export_checkpoint
 from .fit import Fitted, fit, load_for_recipe
 from .perplexity import load_text, perplexity
-from .recipe import Recipe, edit_name, recipe_hash
+from .recipe import Recipe, edit_hash, edit_name, recipe_hash
 from .results import result_files, summary
 
 REFERENCE_TEXTS = [
@@ -75,6 +75,11 @@ def edit_summaries(fitted: Fitted) -> list[dict[str, Any]]:
                 "tau": edit.tau,
                 "operator": edit.operator.model_dump(),
                 "n_neurons": k,
+                **edit.model_dump(
+                    include={"range", "quantiles", "trim_overlap", "selectivity"}
+                    | ({"magnitude_weight"} if edit.saliency == "selective" else set()),
+                    exclude_defaults=True,
+                ),
             }
         )
     return out
@@ -144,6 +149,7 @@ def export_fitted(fitted: Fitted, out: Path, result: EvalResult | None, overwrit
         gates=fitted.gates,
         recipe_text=fitted.recipe_text,
         recipe_sha256=recipe_hash(fitted.recipe_text),
+        edit_sha256=edit_hash(fitted.recipe),
         manifest=manifest(fitted, result),
         card=card_info(fitted, result),
         reference_texts=REFERENCE_TEXTS,
@@ -200,8 +206,8 @@ def load_fit(fit_dir: Path, recipe: Recipe, text: str) -> Fitted:
     from safetensors import safe_open
 
     with safe_open(str(fit_dir / FIT_GATES), framework="pt") as f:
-        block_meta = f.metadata() or {}
-    specs = json.loads(block_meta.get("edits", "[]"))
+        block_meta = json.loads((f.metadata() or {}).get("nledit", "{}"))
+    specs = block_meta.get("edits", [])
     tensors = load_file(str(fit_dir / FIT_GATES))
     block = {"edits": specs, "ranges_sha256": gate.tensors_digest(tensors), "format": gate.FORMAT}
     gates = gate.load_gates(str(fit_dir / FIT_GATES), block)

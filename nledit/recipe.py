@@ -636,3 +636,15 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
 def recipe_hash(text: str) -> str:
     """sha256 of the recipe text as given (the recipe is stored verbatim next to the model)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def edit_hash(recipe: Recipe) -> str:
+    """sha256 of what defines the edit: the validated recipe without its output section.
+
+    Equal for the same recipe wherever it is written to, so the same recipe and seed give a
+    byte-identical range file.
+    """
+    import json
+
+    body = recipe.model_dump(mode="json", exclude={"output"})
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

@@ -499,8 +499,7 @@ def test_config_and_manifest(exports: dict[str, Export], family: str) -> None:
             manifest["recipe_sha256"]
             == hashlib.sha256((folder / RECIPE_FILE).read_bytes()).hexdigest()
         )
-        assert manifest["recipe_sha256"] == block["recipe_sha256"]
         with safe_open(str(folder / RANGES_FILE), framework="pt") as f:
-            meta = f.metadata()
-        assert meta["recipe_sha256"] == block["recipe_sha256"]
-        assert json.loads(meta["edits"]) == block["edits"]
+            meta = json.loads(f.metadata()["nledit"])
+        assert meta["edit_sha256"] == block["edit_sha256"]
+        assert meta["edits"] == block["edits"]

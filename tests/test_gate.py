@@ -320,9 +320,10 @@ def saved(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     return path, block
 
 
-def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     with safe_open(str(path), framework="pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata())  # noqa: SIM118
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        return tensors, json.loads(f.metadata()["nledit"])
 
 
 def test_save_and_load_round_trip(saved: tuple[Path, dict[str, Any]]) -> None:
@@ -348,7 +349,7 @@ def test_load_fails_on_a_missing_tensor(saved: tuple[Path, dict[str, Any]]) -> N
     path, block = saved
     tensors, meta = read(path)
     del tensors["edit1.tech.sigma"]
-    save_file(tensors, str(path), metadata=meta)
+    save_file(tensors, str(path), metadata={"nledit": json.dumps(meta)})
     with pytest.raises(NleditLoadError, match=r"missing tensors \['edit1.tech.sigma'\]"):
         load_gates(str(path), block)
 
@@ -357,7 +358,7 @@ def test_load_fails_on_an_unexpected_tensor(saved: tuple[Path, dict[str, Any]]) 
     path, block = saved
     tensors, meta = read(path)
     tensors["edit2.other.lo"] = torch.zeros(2)
-    save_file(tensors, str(path), metadata=meta)
+    save_file(tensors, str(path), metadata={"nledit": json.dumps(meta)})
     with pytest.raises(NleditLoadError, match="unexpected tensors"):
         load_gates(str(path), block)
 
@@ -367,7 +368,7 @@ def test_load_fails_on_an_altered_value(saved: tuple[Path, dict[str, Any]], key:
     path, block = saved
     tensors, meta = read(path)
     tensors[key][0] += 1
-    save_file(tensors, str(path), metadata=meta)
+    save_file(tensors, str(path), metadata={"nledit": json.dumps(meta)})
     with pytest.raises(NleditLoadError, match="sha256 mismatch"):
         load_gates(str(path), block)
 
@@ -410,7 +411,7 @@ def test_load_fails_on_a_wrong_format_tag(
         del meta["format"]
     else:
         meta["format"] = tag
-    save_file(tensors, str(path), metadata=meta)
+    save_file(tensors, str(path), metadata={"nledit": json.dumps(meta)})
     with pytest.raises(NleditLoadError, match="not an nledit range file"):
         load_gates(str(path), block)
 
@@ -422,8 +423,8 @@ def test_load_fails_when_k_does_not_match(tmp_path: Path) -> None:
     block = save_ranges(str(path), [gate], {})
     tensors, meta = read(path)
     tensors = {k: torch.cat([v, v[:1]]) for k, v in tensors.items()}
-    specs = json.loads(meta["edits"])
-    save_file(tensors, str(path), metadata=meta)
+    specs = meta["edits"]
+    save_file(tensors, str(path), metadata={"nledit": json.dumps(meta)})
     from nledit.gate import tensors_digest
 
     block = {**block, "edits": specs, "ranges_sha256": tensors_digest(tensors)}

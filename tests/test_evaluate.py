@@ -1,0 +1,98 @@
+"""Erasure metrics against hand-computed values; fast path equals the plain path."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import yaml
+from conftest import DECODERS, FAMILIES, recipe_dict
+from scipy.stats import trim_mean
+
+from nledit.evaluate import _metrics, conditions_for, label_probs
+from nledit.fit import fit
+from nledit.recipe import parse_recipe
+from nledit.results import aggregate
+
+
+def test_metrics_by_hand() -> None:
+    # 3 concepts; gold 0,0,1,1,2,2; probabilities of each label per example.
+    probs = torch.tensor(
+        [
+            [0.6, 0.3, 0.1],
+            [0.2, 0.5, 0.3],
+            [0.1, 0.8, 0.1],
+            [0.4, 0.4, 0.2],
+            [0.1, 0.1, 0.8],
+            [0.5, 0.2, 0.3],
+        ]
+    )
+    gold = torch.tensor([0, 0, 1, 1, 2, 2])
+    pred = torch.tensor([0, 1, 1, 0, 2, 0])
+    acc, conf, cacc, cconf = _metrics(probs, pred, gold, concept=0, n=3)
+    assert acc == pytest.approx(0.5)  # example 0 right, example 1 wrong
+    assert conf == pytest.approx((0.6 + 0.2) / 2)
+    # other concepts: concept 1 acc 0.5, conf (0.8+0.4)/2; concept 2 acc 0.5, conf (0.8+0.3)/2
+    assert cacc == pytest.approx(0.5)
+    assert cconf == pytest.approx(((0.8 + 0.4) / 2 + (0.8 + 0.3) / 2) / 2)
+
+
+def test_metrics_absent_concept_is_nan() -> None:
+    probs = torch.full((2, 3), 1 / 3)
+    acc, conf, _, _ = _metrics(probs, torch.tensor([1, 2]), torch.tensor([1, 2]), concept=0, n=3)
+    assert math.isnan(acc) and math.isnan(conf)
+
+
+def test_trimmed_mean_matches_scipy() -> None:
+    values = [0.1, -0.4, 0.3, 0.05, -0.2, 0.9, -0.7, 0.0, 0.25, -0.1, 0.6]
+    rows = [
+        {
+            "method": "range",
+            "acc": v,
+            "conf": v,
+            "cacc": v,
+            "cconf": v,
+            "d_acc": v,
+            "d_conf": v,
+            "d_cacc": v,
+            "d_cconf": v,
+        }
+        for v in values
+    ]
+    agg = aggregate(rows)["range"]
+    assert agg["trim_d_acc"] == pytest.approx(trim_mean(values, 0.1))
+    assert agg["mean_d_acc"] == pytest.approx(sum(values) / len(values))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("layer", [0, "last"])
+def test_fast_path_equals_plain_path(tiny_models, tiny_data, family: str, layer) -> None:
+    d = recipe_dict(tiny_models[family], tiny_data, layer=layer, positions="all")
+    d["eval"]["baselines"] = ["neuron", "steer", "ablate"]
+    fitted = fit(parse_recipe(d), yaml.safe_dump(d))
+    conds = conditions_for(fitted)
+    texts = fitted.data.eval.texts
+    fast = label_probs(fitted.cm, texts, conds, 4, fast=True)
+    plain = label_probs(fitted.cm, texts, conds, 4, fast=False)
+    assert fast.keys() == plain.keys()
+    for key in fast:
+        assert (fast[key] - plain[key]).abs().max().item() <= 1e-5, key
+    # the interventions do change the outputs, so the equality above is not vacuous
+    assert any((fast[k] - fast["base"]).abs().max().item() > 1e-6 for k in fast if k != "base")
+
+
+@pytest.mark.parametrize("family", DECODERS)
+def test_perplexity_fast_equals_plain(tiny_models, tiny_data, tmp_path, family: str) -> None:
+    from nledit.perplexity import perplexity
+
+    text = " ".join(["the match of the season in the league after the coach says"] * 40)
+    d = recipe_dict(tiny_models[family], tiny_data, layer=1)
+    fitted = fit(parse_recipe(d), yaml.safe_dump(d))
+    conds = conditions_for(fitted)
+    args = (fitted.model, fitted.layout, fitted.cm.tokenizer, text, conds, 32, 3, 2)
+    fast = perplexity(*args, fast=True)
+    plain = perplexity(*args, fast=False)
+    for key in fast:
+        assert fast[key] == pytest.approx(plain[key], rel=1e-5)
+    assert fast["base"] > 1.0
