@@ -37,22 +37,29 @@ def speed(recipe_path: str, n: int, repeat: int) -> dict[str, float]:
         collect(cm, ex, sorted(set(layers)), recipe.batch_size)
 
     @torch.no_grad()
-    def full_pass() -> None:
+    def full_pass(keep_read_only: bool = False) -> None:
         for batch in cm.batches(ex.texts, recipe.batch_size):
-            cm.model(**batch.inputs)
+            inputs = dict(batch.inputs)
+            if not keep_read_only:  # a plain forward: logits at every position
+                inputs.pop("logits_to_keep", None)
+            cm.model(**inputs)
 
     fit_pass(), full_pass()  # warm-up
-    fits, fulls = [], []
-    for _ in range(repeat):  # interleaved so drift hits both alike
+    fits, fulls, reads = [], [], []
+    for _ in range(repeat):  # interleaved so drift hits all alike
         fits.append(timed(fit_pass))
         fulls.append(timed(full_pass))
-    fit_t, full_t = sorted(fits)[repeat // 2], sorted(fulls)[repeat // 2]
+        reads.append(timed(lambda: full_pass(True)))
+    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    fit_t, full_t, read_t = med(fits), med(fulls), med(reads)
     return {
         "examples": n,
         "layer": layers[0],
         "fit_s": fit_t,
         "full_forward_s": full_t,
+        "read_token_forward_s": read_t,
         "ratio": fit_t / full_t,
+        "ratio_vs_read_token_forward": fit_t / read_t,
     }
 
 

@@ -70,6 +70,15 @@ def render() -> str:
         if name == "fit":
             s, mem = doc["speed"], doc["memory"]
             parts.append(_row("fit pass / full forward", s["ratio"], "<= 0.8", s["ratio"] <= 0.8))
+            if "ratio_vs_read_token_forward" in s:
+                parts.append(
+                    _row(
+                        "fit pass / forward with logits at the read token only",
+                        s["ratio_vs_read_token_forward"],
+                        "",
+                        None,
+                    )
+                )
             parts.append(
                 _row(
                     f"peak RSS 8N / N - 1 (N={mem['n']})",
