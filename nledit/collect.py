@@ -156,7 +156,24 @@ def collect(
     paths = {layer: cm.layout.layer_path(layer) for layer in layers}
     labels = torch.tensor(examples.labels)
     prefix = _prefix_cache(cm, paths) if cm.use_prefix_cache else None
-    bar = tqdm(total=len(examples), desc=desc, unit="ex", leave=False)
+    with tqdm(total=len(examples), desc=desc, unit="ex", leave=False) as bar:
+        _stream(cm, examples, layers, batch_size, prefix, paths, labels, stats, reservoir, bar)
+    return stats
+
+
+def _stream(
+    cm: ConceptModel,
+    examples: Examples,
+    layers: list[int],
+    batch_size: int,
+    prefix: Any,
+    paths: dict[int, str],
+    labels: torch.Tensor,
+    stats: ConceptStats,
+    reservoir: Reservoir | None,
+    bar: Any,
+) -> None:
+    """The batches of one collection pass (the bar closes even when one fails)."""
     for batch in cm.batches(examples.texts, batch_size, prefix=prefix):
         with capture(cm.model, paths, stop=True) as seen, contextlib.suppress(StopForward):
             cm.model(**batch.inputs)
@@ -174,8 +191,6 @@ def collect(
             if reservoir is not None:
                 reservoir.add(layer, h, y, list(range(batch.rows.start, batch.rows.stop)))
         bar.update(len(y))
-    bar.close()
-    return stats
 
 
 @torch.no_grad()
