@@ -26,17 +26,20 @@ BENCHES = {
 }
 
 
-def run(recipe: str, which: list[str]) -> None:
+def run(recipe: str, which: list[str], extra: dict[str, list[str]]) -> None:
     STORE.mkdir(parents=True, exist_ok=True)
     stem = Path(recipe).stem
     for name in which:
         script, _ = BENCHES[name]
         out = STORE / f"{stem}.{name}.json"
         cmd = [sys.executable, str(ROOT / "bench" / script), "--recipe", recipe, "--json", str(out)]
+        cmd += extra.get(name, [])
         print("+", " ".join(cmd[1:]), flush=True)
         subprocess.run(cmd, check=True, cwd=ROOT)
         doc = json.loads(out.read_text())
-        doc["command"] = f".venv/bin/python bench/{script} --recipe {recipe}"
+        doc["command"] = " ".join(
+            [".venv/bin/python", f"bench/{script}", "--recipe", recipe, *extra.get(name, [])]
+        )
         out.write_text(json.dumps(doc, indent=2) + "\n")
 
 
@@ -129,9 +132,10 @@ def main() -> None:
     ap.add_argument("--recipe", default="recipes/quickstart.yaml")
     ap.add_argument("--only", nargs="*", choices=sorted(BENCHES), default=sorted(BENCHES))
     ap.add_argument("--render", action="store_true", help="only rewrite the document")
+    ap.add_argument("--eval-args", default="", help="extra arguments for bench_eval.py")
     args = ap.parse_args()
     if not args.render:
-        run(args.recipe, args.only)
+        run(args.recipe, args.only, {"eval": args.eval_args.split()})
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(render())
     print(f"wrote {DOC}")
