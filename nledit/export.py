@@ -17,7 +17,6 @@ an interrupted export leaves nothing at the destination.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -34,7 +33,7 @@ from safetensors.torch import save_file
 
 from . import __version__, gate
 from .card import CardInfo, write_card
-from .models import ModelSource
+from .models import ModelSource, sha256_file
 
 WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json")
 COPY_FILES = ("generation_config.json",)
@@ -99,14 +98,6 @@ def source_folder(source: ModelSource) -> Path:
     return Path(
         snapshot_download(source.location, revision=source.revision, allow_patterns=patterns)
     )
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _copy_weights(src: Path, dst: Path, model: Any) -> list[str]:

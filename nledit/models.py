@@ -65,7 +65,8 @@ def _pypi_location(name: str) -> Path:
     raise ModelLoadError(f"model.id: pypi:{name}: no GGUF file or model folder in {root}")
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """sha256 of a file, read in chunks."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 22), b""):
@@ -96,7 +97,7 @@ def resolve_source(spec: ModelSpec) -> ModelSource:
 def _gguf_folder(gguf: Path, origin: str) -> ModelSource:
     if not gguf.is_file():
         raise ModelLoadError(f"model.gguf_file: no such file: {gguf}")
-    digest = _sha256(gguf)
+    digest = sha256_file(gguf)
     folder = cache_dir() / "gguf" / digest[:16]
     if not (folder / "config.json").is_file():
         convert_gguf(gguf, folder)
