@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -25,6 +26,7 @@ from nledit.fit import fit
 from nledit.pipeline import evaluate
 from nledit.recipe import load_recipe
 from nledit.results import markdown_table, ppl_table
+from nledit.train_head import train_head
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE = ROOT / "docs" / "reproduction"
@@ -34,6 +36,12 @@ DOC = ROOT / "docs" / "REPRODUCTION.md"
 def run_one(path: Path) -> dict:
     recipe, text = load_recipe(path)
     t0 = time.perf_counter()
+    head = None
+    if recipe.train_head is not None and not Path(recipe.model.id).is_dir():
+        # An encoder without a classifier: train its head first (`nledit train-head`).
+        out = recipe.train_head.out or recipe.model.id
+        spec = recipe.train_head.model_copy(update={"out": out})
+        head = asdict(train_head(spec)[0])
     fitted = fit(recipe, text)
     result = evaluate(fitted)
     return {
@@ -44,6 +52,7 @@ def run_one(path: Path) -> dict:
         "machine": machine(),
         "result": result.to_dict(),
         "timings": fitted.timings,
+        "head": head,
     }
 
 

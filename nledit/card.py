@@ -169,13 +169,18 @@ def _intro(info: CardInfo) -> str:
     base = f"`{info.base_model}`"
     if info.base_revision:
         base += f" (revision `{info.base_revision}`)"
-    return (
-        f"# {title}\n\n"
-        f"{base} edited with nledit {info.nledit_version} "
+    how = (
         "by NeuronLens range masking: for a few salient neurons of one layer, an operator acts "
         "only while the activation lies inside the band the concept occupies "
-        "(mean ± tau·std), and leaves it untouched outside that band. The base weights are "
-        "unchanged; the ranges ship in `nledit_ranges.safetensors` and are applied by "
+        "(mean ± tau·std), and leaves it untouched outside that band."
+        if info.method == "range"
+        else "by neuron masking, the baseline NeuronLens compares against: an operator acts on "
+        "the whole activation of a few salient neurons of one layer, whatever its value."
+    )
+    return (
+        f"# {title}\n\n"
+        f"{base} edited with nledit {info.nledit_version} {how} The base weights are "
+        "unchanged; the gates ship in `nledit_ranges.safetensors` and are applied by "
         "`modeling_nledit.py`.\n"
     )
 

@@ -20,12 +20,14 @@ EXAMPLES = {
     "run": """
         nledit run recipes/quickstart.yaml
         nledit run recipes/quickstart.yaml --out out/sports --overwrite
+        nledit run recipes/quickstart.yaml --method neuron --out out/sports-neuron
         nledit run recipes/quickstart.yaml --set edits.0.tau=1.5 --set edits.0.top_p=0.1""",
     "fit": """
         nledit fit recipes/quickstart.yaml --out runs/sports-fit
         accelerate launch --num_processes 2 -m nledit fit recipes/quickstart.yaml""",
     "export": """
-        nledit export runs/sports-fit --out out/sports""",
+        nledit export runs/sports-fit --out out/sports
+        nledit export runs/sports-fit --out out/sports-neuron --method neuron   # A/B baseline""",
     "eval": """
         nledit eval out --tasks mmlu,wikitext --data-dir ../shared/data --limit 20
         nledit eval out --tasks mmlu --hub   # stock lm-eval tasks from the Hub (online)""",
@@ -99,6 +101,15 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _method(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--method",
+        choices=["range", "neuron"],
+        help="gates the checkpoint carries: the range edit, or the neuron-masking baseline "
+        "(output.method)",
+    )
+
+
 def _recipe(args: argparse.Namespace) -> tuple[Recipe, str]:
     overrides = _parse_set(args.set or [])
     for flag, key in (
@@ -107,6 +118,7 @@ def _recipe(args: argparse.Namespace) -> tuple[Recipe, str]:
         ("dtype", "model.dtype"),
         ("batch_size", "batch_size"),
         ("seed", "seed"),
+        ("method", "output.method"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
@@ -312,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("run", "fit, evaluate and export in one go")
     _common(p)
     p.add_argument("--out", help="checkpoint directory (output.dir)")
+    _method(p)
     p.set_defaults(func=cmd_run)
 
     p = add("fit", "one streaming pass: statistics, ranges and gates, into a fit directory")
@@ -324,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, recipe=False)
     p.add_argument("--out", help="checkpoint directory (output.dir)")
     p.add_argument("--no-eval", action="store_true", help="skip the erasure table (eval.enabled)")
+    _method(p)
     p.set_defaults(func=cmd_export)
 
     p = add("eval", "run lm-evaluation-harness on an exported checkpoint and its base")

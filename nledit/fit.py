@@ -115,7 +115,7 @@ def fit(
             value = operator_value(table, edit, stats, general_mean)
             tables.append(table)
             gates.append(make_gate(table, edit, value, "range"))
-            if "neuron" in recipe.eval.baselines:
+            if "neuron" in recipe.eval.baselines or recipe.output.method == "neuron":
                 baseline.append(make_gate(table, edit, value, "neuron"))
             for method in ("steer", "ablate"):
                 if method in recipe.eval.baselines:

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from . import __version__, gate
 from .card import CardInfo
 from .evaluate import EvalResult, conditions_for, erasure_table
-from .export import atomic_dir, check_destination, export_checkpoint
+from .export import ExportError, atomic_dir, check_destination, export_checkpoint
 from .fit import Fitted, fit, load_for_recipe
 from .perplexity import load_text, perplexity
 from .recipe import Recipe, edit_hash, edit_name, recipe_hash
@@ -88,6 +88,7 @@ def edit_summaries(fitted: Fitted) -> list[dict[str, Any]]:
 def manifest(fitted: Fitted, result: EvalResult | None) -> dict[str, Any]:
     recipe = fitted.recipe
     return {
+        "method": recipe.output.method,
         "seed": recipe.seed,
         "base_model": {
             "origin": fitted.source.origin,
@@ -128,10 +129,24 @@ def card_info(fitted: Fitted, result: EvalResult | None) -> CardInfo:
         edits=edit_summaries(fitted),
         metrics=metrics,
         recipe_yaml=fitted.recipe_text,
+        method=recipe.output.method,
         auto_class="AutoModelForCausalLM"
         if fitted.cm.is_lm
         else "AutoModelForSequenceClassification",
     )
+
+
+def checkpoint_gates(fitted: Fitted) -> list[gate.RangeGate]:
+    """The gates an export carries: the range edit, or its neuron-masking baseline."""
+    if fitted.recipe.output.method == "range":
+        return fitted.gates
+    gates = [g for g in fitted.baseline if g.spec["mode"] == "neuron"]
+    if len(gates) != len(fitted.gates):
+        raise ExportError(
+            "output.method: neuron needs the neuron-masking gates; this fit has none "
+            "(add neuron to eval.baselines and fit again)"
+        )
+    return gates
 
 
 def export_fitted(fitted: Fitted, out: Path, result: EvalResult | None, overwrite: bool) -> Path:
@@ -146,7 +161,7 @@ def export_fitted(fitted: Fitted, out: Path, result: EvalResult | None, overwrit
         task=fitted.cm.task,
         source=fitted.source,
         layers_path=fitted.layout.layers_path,
-        gates=fitted.gates,
+        gates=checkpoint_gates(fitted),
         recipe_text=fitted.recipe_text,
         recipe_sha256=recipe_hash(fitted.recipe_text),
         edit_sha256=edit_hash(fitted.recipe),

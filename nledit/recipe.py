@@ -309,6 +309,12 @@ class TuneSpec(_Strict):
 class OutputSpec(_Strict):
     dir: str = "out"
     overwrite: bool = False
+    method: Literal["range", "neuron"] = Field(
+        "range",
+        description="gates the checkpoint carries: `range` (the edit) or `neuron` (the same "
+        "neurons and operator on the whole neuron, the neuron-masking baseline, for A/B "
+        "comparisons under lm-eval)",
+    )
 
 
 class SweepSpec(_Strict):

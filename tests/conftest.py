@@ -30,6 +30,12 @@ TOPIC_WORDS = {
 COMMON = "the a of in on and to says after new report today week with for by"
 SPECIAL = ["<pad>", "<unk>", "<s>", "</s>", "<cls>", "<sep>", "<mask>"]
 PROMPT_WORDS = "Article : Topic Classify news N/A World Sports Business Tech \n"
+DECODER_SPECIAL = {
+    "unk_token": "<unk>",
+    "pad_token": "<pad>",
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+}
 
 
 def _vocab() -> list[str]:
@@ -39,16 +45,19 @@ def _vocab() -> list[str]:
     return SPECIAL + sorted(words)
 
 
-def make_tokenizer(encoder: bool = False) -> Any:
+def make_tokenizer(kind: str = "word") -> Any:
+    """The test vocabulary as a tokenizer: ``word`` (decoders), ``encoder`` (CLS/SEP) or ``bpe``."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
+    if kind == "bpe":
+        return _bpe_tokenizer()
     vocab = {w: i for i, w in enumerate(_vocab())}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
     )
-    if encoder:
+    if kind == "encoder":
         cls_id, sep_id = vocab["<cls>"], vocab["<sep>"]
         tok.post_processor = processors.TemplateProcessing(
             single="<cls> $A <sep>", special_tokens=[("<cls>", cls_id), ("<sep>", sep_id)]
@@ -61,13 +70,33 @@ def make_tokenizer(encoder: bool = False) -> Any:
             sep_token="<sep>",
             mask_token="<mask>",
         )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="<unk>",
-        pad_token="<pad>",
-        bos_token="<s>",
-        eos_token="</s>",
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **DECODER_SPECIAL)
+
+
+def _bpe_tokenizer() -> Any:
+    """A byte-level BPE tokenizer in which every test word, with or without a leading space, is
+    one token, and the special tokens keep the ids of the word-level one.
+
+    transformers loads a ``qwen2`` folder with Qwen2Tokenizer whatever tokenizer_config.json
+    names (qwen2 is in its MODELS_WITH_INCORRECT_HUB_TOKENIZER_CLASS), and that class rebuilds a
+    byte-level BPE from the saved vocab and merges only, so a word-level tokenizer cannot be saved
+    there. Any text still encodes: the vocabulary holds every byte.
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=100_000,  # not reached: training merges until every word is one token
+        special_tokens=SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
+    tok.train_from_iterator([f"{w} {w}" for w in _vocab() if w not in SPECIAL], trainer)
+    model = json.loads(tok.to_str())["model"]
+    merges = [tuple(m.split(" ") if isinstance(m, str) else m) for m in model["merges"]]
+    return Qwen2Tokenizer(vocab=model["vocab"], merges=merges, **DECODER_SPECIAL)
 
 
 def _configs(vocab: int) -> dict[str, tuple[str, Any]]:
@@ -77,6 +106,7 @@ def _configs(vocab: int) -> dict[str, tuple[str, Any]]:
         Gemma3TextConfig,
         GPT2Config,
         LlamaConfig,
+        MistralConfig,
         Qwen2Config,
     )
 
@@ -124,6 +154,19 @@ def _configs(vocab: int) -> dict[str, tuple[str, Any]]:
                 **small,
             ),
         ),
+        "mistral": (
+            "MistralForCausalLM",
+            MistralConfig(
+                hidden_size=32,
+                num_hidden_layers=3,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                intermediate_size=64,
+                sliding_window=16,  # shorter than the few-shot prompts, so the window is used
+                max_position_embeddings=512,
+                **small,
+            ),
+        ),
         "bert": (
             "BertForSequenceClassification",
             BertConfig(
@@ -153,24 +196,24 @@ def _configs(vocab: int) -> dict[str, tuple[str, Any]]:
     }
 
 
-# Qwen2 shares the Llama layout (`model.layers`); it has no fixture because transformers maps a
-# qwen2 folder to its own BPE tokenizer class, which cannot hold the word-level test vocabulary.
-FAMILIES = ["llama", "gpt2", "gemma3", "bert", "distilbert"]
-DECODERS = ["llama", "gpt2", "gemma3"]
+FAMILIES = ["llama", "gpt2", "gemma3", "qwen2", "mistral", "bert", "distilbert"]
+DECODERS = ["llama", "gpt2", "gemma3", "qwen2", "mistral"]
+# The tokenizer kind of each family (make_tokenizer); the others use the word-level one.
+TOKENIZER_KINDS = {"bert": "encoder", "distilbert": "encoder", "qwen2": "bpe"}
 
 
 def build_model(family: str, folder: Path) -> Path:
     import transformers
 
-    vocab = len(_vocab())
-    arch, config = _configs(vocab)[family]
+    tokenizer = make_tokenizer(TOKENIZER_KINDS.get(family, "word"))
+    arch, config = _configs(len(tokenizer))[family]
     torch.manual_seed(0)
     model = getattr(transformers, arch)(config)
     with torch.no_grad():  # larger weights give activations with some spread
         for p in model.parameters():
             p.mul_(3.0)
     model.eval().save_pretrained(folder)
-    make_tokenizer(encoder=family in ("bert", "distilbert")).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
     return folder
 
 

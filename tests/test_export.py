@@ -132,12 +132,13 @@ class Export:
     out: Path  # the one-edit recipe
     multi: Path  # the two-edit recipe
     empty: Path  # the one-edit gates with every range empty
+    neuron: Path  # the one-edit recipe exported with output.method: neuron
     missing: Path  # `out` without its range file
     altered: Path  # `out` with one range value changed
     fitted: Fitted
     fitted_multi: Fitted
     inputs: Path
-    logits: dict[str, torch.Tensor]  # base, edited, multi, multi_switched_off
+    logits: dict[str, torch.Tensor]  # base, edited, neuron, multi, multi_switched_off
     switch_off: list[str]
 
 
@@ -168,6 +169,10 @@ def logits_of(fitted: Fitted, inputs: dict[str, torch.Tensor], gates: list[Range
         remove_gates(model)
 
 
+def neuron_gates(fitted: Fitted) -> list[RangeGate]:
+    return [g for g in fitted.baseline if g.spec["mode"] == "neuron"]
+
+
 def build(family: str, base_dir: Path, data: Path, root: Path) -> Export:
     out, multi, empty = root / f"{family}-out", root / f"{family}-multi", root / f"{family}-empty"
     fitted = run_recipe(base_dir, data, out)
@@ -175,6 +180,10 @@ def build(family: str, base_dir: Path, data: Path, root: Path) -> Export:
     pipeline.export_fitted(
         dataclasses.replace(fitted, gates=empty_ranges(fitted.gates)), empty, None, False
     )
+    neuron = root / f"{family}-neuron"
+    output = fitted.recipe.output.model_copy(update={"method": "neuron"})
+    neuron_recipe = fitted.recipe.model_copy(update={"output": output})
+    pipeline.export_fitted(dataclasses.replace(fitted, recipe=neuron_recipe), neuron, None, False)
     missing, altered = root / f"{family}-missing", root / f"{family}-altered"
     shutil.copytree(out, missing)
     (missing / RANGES_FILE).unlink()
@@ -195,6 +204,7 @@ def build(family: str, base_dir: Path, data: Path, root: Path) -> Export:
     logits = {
         "base": logits_of(fitted, inputs, []),
         "edited": logits_of(fitted, inputs, fitted.gates),
+        "neuron": logits_of(fitted, inputs, neuron_gates(fitted)),
         "multi": logits_of(fitted_multi, inputs, fitted_multi.gates),
         "multi_switched_off": logits_of(fitted_multi, inputs, fitted_multi.gates[1:]),
     }
@@ -204,6 +214,7 @@ def build(family: str, base_dir: Path, data: Path, root: Path) -> Export:
         out,
         multi,
         empty,
+        neuron,
         missing,
         altered,
         fitted,
@@ -239,6 +250,7 @@ def loaded(
             ("out", e.out, None),
             ("multi", e.multi, e.switch_off),
             ("empty", e.empty, None),
+            ("neuron", e.neuron, None),
             ("missing", e.missing, None),
             ("altered", e.altered, None),
         ):
@@ -318,6 +330,32 @@ def test_export_loads_without_nledit_with_equal_logits(
     assert max_diff(e.logits["edited"], e.logits["base"]) > 1e-3
     assert max_diff(got["logits"]["edited"], e.logits["edited"]) <= 1e-6
     assert max_diff(got["logits"]["enabled_again"], e.logits["edited"]) <= 1e-6
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_neuron_method_exports_the_neuron_masking_baseline(
+    exports: dict[str, Export], loaded: dict[str, dict[str, Any]], family: str
+) -> None:
+    e = exports[family]
+    got = entry(loaded, f"{family}/neuron")
+    assert got["gates"] == sorted(g.spec["name"] for g in neuron_gates(e.fitted))
+    assert max_diff(e.logits["neuron"], e.logits["base"]) > 1e-3
+    assert max_diff(got["logits"]["edited"], e.logits["neuron"]) <= 1e-6
+    assert torch.equal(got["logits"]["disabled"], e.logits["base"])
+    assert json.loads((e.neuron / MANIFEST_FILE).read_text())["method"] == "neuron"
+    assert "by neuron masking" in (e.neuron / "README.md").read_text()
+    assert "by NeuronLens range masking" in (e.out / "README.md").read_text()
+
+
+def test_neuron_method_needs_the_neuron_gates(exports: dict[str, Export], tmp_path: Path) -> None:
+    fitted = next(iter(exports.values())).fitted
+    output = fitted.recipe.output.model_copy(update={"method": "neuron"})
+    recipe = fitted.recipe.model_copy(update={"output": output})
+    with pytest.raises(pipeline.ExportError, match=r"output\.method: neuron needs"):
+        pipeline.export_fitted(
+            dataclasses.replace(fitted, recipe=recipe, baseline=[]), tmp_path / "x", None, False
+        )
+    assert not (tmp_path / "x").exists()
 
 
 # ---- (b) gates off, or every range empty: the base model, exactly ------------------------------
