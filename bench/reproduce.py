@@ -2,11 +2,16 @@
 
     .venv/bin/python bench/reproduce.py recipes/paper/smollm2_agnews.yaml [more recipes ...]
     .venv/bin/python bench/reproduce.py --all
+    .venv/bin/python bench/reproduce.py --lm-eval 2 --lm-eval-only recipes/paper/smollm2_agnews.yaml
 
 Each recipe is fitted and evaluated (erasure table for every concept, range vs neuron masking
 for each operator, perplexity on WikiText-2); the per-recipe results are kept as JSON under
 docs/reproduction/ so the document can be regenerated from them without rerunning
-(`--render`). Tables come from the measurements only.
+(`--render`). Tables come from the measurements only. `--lm-eval N` adds the Table 4 analogue
+for language models: zero-shot MMLU through lm-eval (N questions per subject) for base, range and
+neuron masking of one concept (`bench/repro_mmlu.py`); `--lm-eval-only` adds just that to a
+recipe's stored results. The tau and top-p sections embed the `nledit sweep` outputs kept in
+docs/sweeps/.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
+from repro_mmlu import mmlu_block, mmlu_table
 
 from nledit.evaluate import ConceptRow, EvalResult
 from nledit.fit import fit
@@ -88,6 +94,13 @@ def render() -> str:
             markdown_table(res),
             "",
         ]
+        if doc.get("head"):
+            head = doc["head"]
+            parts += [
+                f"Classifier: head trained on {head['n_train']} examples; held-out accuracy "
+                f"{head['accuracy']:.3f} on {head['n_eval']} examples.",
+                "",
+            ]
         if res.perplexity:
             parts += [
                 "Perplexity (WikiText-2 raw, fixed windows):",
@@ -95,10 +108,50 @@ def render() -> str:
                 ppl_table(res.perplexity),
                 "",
             ]
+        if doc.get("mmlu"):
+            m = doc["mmlu"]
+            parts += [
+                f"Zero-shot MMLU through lm-eval ({m['limit_per_subject']} questions per subject), "
+                f"edit `{m['edit']}` on concept {m['concept']} alone, {m['seconds'] / 60:.1f} min:",
+                "",
+                f"    {doc['mmlu_command']}",
+                "",
+                mmlu_table(m),
+                "",
+            ]
+    parts += sweep_sections()
     extra = ROOT / "docs" / "reproduction_notes.md"
     if extra.is_file():
         parts += [extra.read_text()]
     return "\n".join(parts) + "\n"
+
+
+SWEEPS = (
+    ("tau", "Tau ablation (the paper's Table 17, App. I)"),
+    ("top_p", "Share of masked neurons (the paper's Fig. 4)"),
+)
+
+
+def sweep_sections() -> list[str]:
+    """The tau and top-p sweeps as `nledit sweep` wrote them (table, command, plot)."""
+    parts = []
+    for over, title in SWEEPS:
+        md = ROOT / "docs" / "sweeps" / f"sweep_{over}.md"
+        if not md.is_file():
+            continue
+        body = md.read_text().split("\n", 1)[1].strip()  # drop its own title
+        body = body.replace("](sweep_", "](sweeps/sweep_")  # its plot, seen from docs/
+        parts += [f"## {title}", "", body, ""]
+    return parts
+
+
+def add_mmlu(path: Path, doc: dict, data_dir: Path, limit: int) -> dict:
+    doc["mmlu"] = mmlu_block(path, data_dir, limit)
+    rel = path.relative_to(ROOT)
+    doc["mmlu_command"] = (
+        f".venv/bin/python bench/reproduce.py --lm-eval {limit} --lm-eval-only {rel}"
+    )
+    return doc
 
 
 def main() -> None:
@@ -108,13 +161,24 @@ def main() -> None:
     ap.add_argument("recipes", nargs="*", type=Path)
     ap.add_argument("--all", action="store_true", help="every recipe in recipes/paper/")
     ap.add_argument("--render", action="store_true", help="only rewrite the document")
+    ap.add_argument(
+        "--lm-eval", type=int, metavar="N", help="MMLU through lm-eval, N questions per subject"
+    )
+    ap.add_argument(
+        "--lm-eval-only", action="store_true", help="add MMLU to the stored results only"
+    )
+    ap.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     args = ap.parse_args()
     STORE.mkdir(parents=True, exist_ok=True)
     paths = sorted((ROOT / "recipes" / "paper").glob("*.yaml")) if args.all else args.recipes
     if not args.render:
         for path in paths:
-            doc = run_one(path.resolve())
-            (STORE / f"{path.stem}.json").write_text(json.dumps(doc, indent=2) + "\n")
+            path = path.resolve()
+            store = STORE / f"{path.stem}.json"
+            doc = json.loads(store.read_text()) if args.lm_eval_only else run_one(path)
+            if args.lm_eval and doc["result"]["perplexity"] is not None:  # language models
+                doc = add_mmlu(path, doc, args.data_dir, args.lm_eval)
+            store.write_text(json.dumps(doc, indent=2) + "\n")
     DOC.write_text(render())
     print(f"wrote {DOC}")
 
