@@ -9,6 +9,7 @@ the range checkpoint loaded with ``nledit_enabled=False``. The checkpoints are d
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import tempfile
 import time
@@ -57,10 +58,14 @@ def mmlu_block(
                 batch_size=batch_size,
                 extra_model_args=extra,
             )
+            acc, n = res[TASK_MMLU]["acc"], res["_meta"]["n_samples"].get(TASK_MMLU)
+            stderr = res[TASK_MMLU].get("acc_stderr")
+            if stderr is None and n:  # lm-eval leaves it out for small groups: binomial
+                stderr = math.sqrt(acc * (1 - acc) / n)
             scores[method] = {
-                "acc": res[TASK_MMLU]["acc"],
-                "acc_stderr": res[TASK_MMLU].get("acc_stderr"),
-                "n": res["_meta"]["n_samples"].get(TASK_MMLU),
+                "acc": acc,
+                "acc_stderr": stderr,
+                "n": n,
                 "seconds": res["_meta"]["seconds"],
             }
     finally:
@@ -79,10 +84,10 @@ def mmlu_table(block: dict[str, Any]) -> str:
     """Markdown: accuracy and its change per method."""
     scores = block["scores"]
     base = scores["base"]["acc"]
-    rows = ["| method | MMLU acc | ± stderr | Δ vs base |", "|---|---|---|---|"]
+    rows = ["| method | MMLU acc | ± stderr | questions | Δ vs base |", "|---|---|---|---|---|"]
     for method in METHODS:
         s = scores[method]
         err = "" if s.get("acc_stderr") is None else f"{s['acc_stderr']:.3f}"
         delta = "" if method == "base" else f"{s['acc'] - base:+.3f}"
-        rows.append(f"| {method} | {s['acc']:.3f} | {err} | {delta} |")
+        rows.append(f"| {method} | {s['acc']:.3f} | {err} | {s['n']} | {delta} |")
     return "\n".join(rows)

@@ -110,6 +110,7 @@ def fit(
     t2 = time.perf_counter()
     general_mean = _general_mean(recipe, cm, layout, stats)
     tables, gates, baseline = [], [], []
+    vectors: set[tuple[str, int, int]] = set()
     for i, (edit, layer) in enumerate(zip(recipe.edits, layers)):
         for table in fit_ranges(edit, i, layer, stats, data.label_names, recipe.seed, reservoir):
             value = operator_value(table, edit, stats, general_mean)
@@ -118,7 +119,10 @@ def fit(
             if "neuron" in recipe.eval.baselines or recipe.output.method == "neuron":
                 baseline.append(make_gate(table, edit, value, "neuron"))
             for method in ("steer", "ablate"):
-                if method in recipe.eval.baselines:
+                # whole-vector baselines depend on the concept and layer only: one per pair
+                pair = (method, table.concept_id, table.layer)
+                if method in recipe.eval.baselines and pair not in vectors:
+                    vectors.add(pair)
                     strength = recipe.eval.steer_strength
                     baseline.append(vector_gate(table, edit, stats, method, strength))
     timings = {"load_s": t1 - t0, "fit_pass_s": t2 - t1, "ranges_s": time.perf_counter() - t2}

@@ -17,9 +17,15 @@ HEADER = ("Acc", "Conf", "CAcc", "CConf")
 
 
 def method_label(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    """The method, prefixed with the edit's name when the table holds several edits."""
-    several = len({r.get("edit", "") for r in rows}) > 1
+    """The method, prefixed with the edit's name when several edits use that method."""
+    several = len({r.get("edit", "") for r in rows if r["method"] == row["method"]}) > 1
     return f"{row.get('edit', '')}:{row['method']}" if several else row["method"]
+
+
+def ppl_key(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The perplexity entry of a row's condition (``evaluate.Condition.key``)."""
+    several = len({r.get("edit", "") for r in rows}) > 1
+    return f"{row['method']}:{row['concept']}" + (f"@{row.get('edit', '')}" if several else "")
 
 
 def aggregate(rows: list[dict[str, Any]], proportion: float = 0.1) -> dict[str, dict[str, float]]:
@@ -61,6 +67,26 @@ def markdown_table(result: EvalResult) -> str:
         cells = ["trimmed mean", *("" for _ in COLUMNS)]
         for m in methods:
             cells += [_f(agg[m][f"trim_d_{c}"], True) for c in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def method_table(result: EvalResult) -> str:
+    """One line per method: 10%-trimmed means over concepts of each delta, and of ΔPPL."""
+    rows = [r.to_dict() for r in result.rows]
+    agg = aggregate(rows)
+    ppl = result.perplexity or {}
+    base = ppl.get("base", math.nan)
+    head = ["method", *(f"Δ{h}" for h in HEADER)] + (["ΔPPL", "PPL range"] if ppl else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for method, values in agg.items():
+        cells = [method, *(_f(values[f"trim_d_{c}"], True) for c in COLUMNS)]
+        if ppl:
+            sel = [ppl.get(ppl_key(r, rows)) for r in rows if method_label(r, rows) == method]
+            got = [v for v in sel if v is not None]
+            d = float(trim_mean([v - base for v in got], 0.1)) if got else math.nan
+            span = f"{min(got):,.1f}–{max(got):,.1f}" if got else "n/a"
+            cells += [f"{d:+,.1f}" if got else "n/a", span]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -120,7 +146,8 @@ def csv_text(result: EvalResult) -> str:
 
 
 def report_md(result: EvalResult, title: str) -> str:
-    parts = [f"# {title}", "", "## Concept erasure", "", markdown_table(result)]
+    parts = [f"# {title}", "", "## Concept erasure", "", method_table(result), ""]
+    parts += ["Per concept:", "", markdown_table(result)]
     if result.perplexity:
         parts += ["", "## Perplexity", "", ppl_table(result.perplexity)]
     return "\n".join(parts) + "\n"

@@ -10,10 +10,10 @@ import yaml
 from conftest import DECODERS, FAMILIES, recipe_dict
 from scipy.stats import trim_mean
 
-from nledit.evaluate import _metrics, conditions_for, label_probs
+from nledit.evaluate import ConceptRow, EvalResult, _metrics, conditions_for, label_probs
 from nledit.fit import fit
 from nledit.recipe import parse_recipe
-from nledit.results import aggregate
+from nledit.results import aggregate, method_label, method_table
 
 
 def test_metrics_by_hand() -> None:
@@ -96,3 +96,50 @@ def test_perplexity_fast_equals_plain(tiny_models, tiny_data, tmp_path, family: 
     for key in fast:
         assert fast[key] == pytest.approx(plain[key], rel=1e-5)
     assert fast["base"] > 1.0
+
+
+def _row(edit: str, method: str, concept: str, d_cconf: float) -> ConceptRow:
+    """A row whose only change against the base is ``d_cconf``."""
+    return ConceptRow(concept, method, *[0.5] * 3, 0.5 + d_cconf, *[0.5] * 4, 1, 1, edit)
+
+
+def test_method_labels_and_table_by_hand() -> None:
+    rows = [
+        _row("zero", "range", "A", -0.1),
+        _row("zero", "range", "B", -0.3),
+        _row("mean", "range", "A", -0.2),
+        _row("mean", "range", "B", -0.4),
+        _row("zero", "steer", "A", 0.1),  # a whole-vector baseline, made once
+        _row("zero", "steer", "B", 0.3),
+    ]
+    dicts = [r.to_dict() for r in rows]
+    assert [method_label(d, dicts) for d in dicts] == [
+        "zero:range",
+        "zero:range",
+        "mean:range",
+        "mean:range",
+        "steer",
+        "steer",
+    ]
+    ppl = {"base": 10.0, "range:A@zero": 12.0, "range:B@zero": 16.0, "steer:A@zero": 10.5}
+    result = EvalResult(rows, ppl, 8, False, False)
+    lines = method_table(result).splitlines()
+    assert lines[0].split(" | ")[-2:] == ["ΔPPL", "PPL range |"]
+    cells = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in lines[2:]}
+    # trimmed mean of two values is their mean; ΔPPL over the conditions measured
+    assert cells["zero:range"][4] == "-0.200" and cells["zero:range"][5] == "+4.0"
+    assert cells["zero:range"][6] == "12.0–16.0 |"
+    assert cells["mean:range"][4] == "-0.300" and cells["mean:range"][5] == "n/a"
+    assert cells["steer"][4] == "+0.200" and cells["steer"][5] == "+0.5"
+
+
+def test_whole_vector_baselines_once_per_concept_and_layer(tiny_models, tiny_data) -> None:
+    d = recipe_dict(tiny_models["llama"], tiny_data, layer=1)
+    edit = d["edits"][0]
+    d["edits"] = [edit, {**edit, "name": "damp", "operator": "dampen"}]
+    d["eval"]["baselines"] = ["neuron", "steer", "ablate"]
+    fitted = fit(parse_recipe(d), yaml.safe_dump(d))
+    methods = [g.spec["method"] for g in fitted.baseline]
+    n_concepts = len(edit["concepts"])
+    assert methods.count("neuron") == 2 * n_concepts  # per edit: the operator differs
+    assert methods.count("steer") == methods.count("ablate") == n_concepts
