@@ -108,6 +108,16 @@ def render() -> str:
                 f"| conditions, examples, windows | {doc['conditions']}, "
                 f"{doc['examples']}, {doc['windows']} | | |"
             )
+            if "labels_s" in doc:  # the split: label table (read token) and perplexity
+                lab, ppl = doc["labels_s"], doc["perplexity_s"]
+                parts.append(
+                    f"| label table: fast / plain (s) | {lab['fast']:.1f} / {lab['plain']:.1f} "
+                    f"= {lab['fast'] / lab['plain']:.2f} | | |"
+                )
+                parts.append(
+                    f"| perplexity: fast / plain (s) | {ppl['fast']:.1f} / {ppl['plain']:.1f} "
+                    f"= {ppl['fast'] / ppl['plain']:.2f} | | |"
+                )
         elif name == "export":
             parts.append(
                 _row(
