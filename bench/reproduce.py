@@ -77,7 +77,10 @@ def render() -> str:
         "number below was measured by the command named in its section. Deltas are against the",
         "unedited model on held-out examples (curated to those the base model classifies",
         "correctly, as the paper does for Llama). Methods: `range` = NeuronLens range masking,",
-        "`neuron` = the same operator on the whole neuron (the paper's neuron masking).",
+        "`neuron` = the same operator on the whole neuron (the paper's neuron masking), prefixed",
+        "with the edit's name (its operator) when a recipe has several; `steer` = activation",
+        "steering of the whole vector, x - r, and `ablate` = directional ablation, x - r̂r̂ᵀx",
+        "(App. M, M.1), with r the concept's mean minus the other concepts' mean.",
         "",
     ]
     for path in sorted(STORE.glob("*.json")):
