@@ -15,6 +15,7 @@ from .concept import ConceptModel
 from .data import ConceptData, DataError, Examples, load_concept_data
 from .gate import RangeGate
 from .models import ModelSource, load_model, resolve_source
+from .plan import missing_files
 from .ranges import RangeTable, fit_ranges, make_gate, operator_value, vector_gate
 from .recipe import Recipe
 from .reservoir import Reservoir
@@ -62,6 +63,9 @@ def load_for_recipe(
 
     ``val_per_class`` also carves a validation split (for ``nledit tune``) after the fitting
     examples; shots, fit and eval are the same with or without it."""
+    missing = missing_files(recipe)  # every file named, before any time is spent
+    if missing:
+        raise DataError("\n".join(missing))
     data = load_concept_data(
         recipe.data, recipe.prompt.shots, recipe.seed, recipe.prompt.label_words, val_per_class
     )
@@ -148,17 +152,34 @@ def _general_mean(
 ) -> dict[int, torch.Tensor] | None:
     """Per-layer neuron means for the `mean` operator: over every token of general text
     (``operator.mean_source``, e.g. WikiText), else over all concepts' fitting examples."""
-    means = [e for e in recipe.edits if e.operator.name == "mean"]
+    means = [(i, e) for i, e in enumerate(recipe.edits) if e.operator.name == "mean"]
     if not means:
         return None
-    source = next((e.operator.mean_source for e in means if e.operator.mean_source), None)
+    i, source = next(
+        ((i, e.operator.mean_source) for i, e in means if e.operator.mean_source), (0, None)
+    )
+    where = f"edits.{i}.operator.mean_source"
+    return general_means(source, where, cm, layout, stats, sorted(stats.count), recipe.batch_size)
+
+
+def general_means(
+    source: str | None,
+    field: str,
+    cm: ConceptModel,
+    layout: Layout,
+    stats: ConceptStats,
+    layers: list[int],
+    batch_size: int,
+) -> dict[int, torch.Tensor]:
+    """Per-layer neuron means over every token of the general text ``source`` (the recipe's
+    ``field``), or over all concepts' fitting examples when there is none."""
     if source is None:
         return {
-            layer: stats.total[layer].sum(0) / count.sum().clamp_min(1)
-            for layer, count in stats.count.items()
+            layer: stats.total[layer].sum(0) / stats.count[layer].sum().clamp_min(1)
+            for layer in layers
         }
     from .perplexity import load_text, windows
 
-    ids = windows(cm.tokenizer, load_text(source), 128, 32)
-    paths = {layer: layout.layer_path(layer) for layer in stats.count}
-    return token_means(cm.model, paths, ids, recipe.batch_size)
+    ids = windows(cm.tokenizer, load_text(source, field), 128, 32, field)
+    paths = {layer: layout.layer_path(layer) for layer in layers}
+    return token_means(cm.model, paths, ids, batch_size)

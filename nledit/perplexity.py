@@ -16,30 +16,33 @@ class PerplexityError(ValueError):
     """The perplexity text cannot be used."""
 
 
-def load_text(source: str) -> str:
-    """A local text file, or a Hub data set id (``name[:config]``) whose ``text`` is joined."""
+def load_text(source: str, field: str = "eval.perplexity_source") -> str:
+    """A local text file, or a Hub data set id (``name[:config]``) whose ``text`` is joined;
+    errors name the recipe ``field`` the source came from."""
     path = Path(source).expanduser()
     if path.is_file():
         return path.read_text(encoding="utf-8")
     if path.suffix or source.startswith((".", "/", "~")):
-        raise PerplexityError(f"eval.perplexity_source: no such file: {source}")
+        raise PerplexityError(f"{field}: no such file: {source}")
     import datasets
 
     name, _, config = source.partition(":")
     try:
         ds = datasets.load_dataset(name, config or None, split="test")
     except Exception as err:
-        raise PerplexityError(f"eval.perplexity_source: cannot load {source!r}: {err}") from err
+        raise PerplexityError(f"{field}: cannot load {source!r}: {err}") from err
     return "\n".join(ds["text"])
 
 
-def windows(tokenizer: Any, text: str, size: int, count: int) -> torch.Tensor:
+def windows(
+    tokenizer: Any, text: str, size: int, count: int, field: str = "eval.perplexity_source"
+) -> torch.Tensor:
     """The first ``count`` non-overlapping windows of ``size`` tokens: (count, size)."""
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     n = min(count, len(ids) // size)
     if n == 0:
         raise PerplexityError(
-            f"eval.perplexity_source: text has {len(ids)} tokens, fewer than one window of {size}"
+            f"{field}: text has {len(ids)} tokens, fewer than one window of {size}"
         )
     return torch.tensor(ids[: n * size]).view(n, size)
 

@@ -110,7 +110,29 @@ def make_plan(recipe: Recipe) -> Plan:
         weights = plan.n_params * DTYPE_BYTES[recipe.model.dtype]
         stats = len(recipe.edits) * 64 * plan.hidden_size * 4 * 8
         plan.memory_bytes = weights + stats
-    data = recipe.data.source
-    if (Path(data).suffix or data.startswith((".", "/"))) and not Path(data).expanduser().is_file():
-        plan.problems.append(f"data.source: no such file: {data}")
+    plan.problems += missing_files(recipe)
     return plan
+
+
+def _looks_local(value: str) -> bool:
+    """A file path rather than a Hub id (``name`` or ``owner/name[:config]``)."""
+    return bool(Path(value).suffix) or value.startswith((".", "/", "~"))
+
+
+def missing_files(recipe: Recipe) -> list[str]:
+    """``field: no such file`` for every local data or text file the recipe names."""
+    sources = {
+        "data.source": recipe.data.source,
+        "data.eval_source": recipe.data.eval_source,
+        "eval.perplexity_source": recipe.eval.perplexity_source
+        if recipe.eval.perplexity_windows
+        else None,
+    }
+    for i, edit in enumerate(recipe.edits):
+        if edit.operator.name == "mean":
+            sources[f"edits.{i}.operator.mean_source"] = edit.operator.mean_source
+    return [
+        f"{where}: no such file: {value}"
+        for where, value in sources.items()
+        if value and _looks_local(value) and not Path(value).expanduser().is_file()
+    ]

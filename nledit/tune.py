@@ -51,11 +51,11 @@ import torch
 import yaml
 
 from .arch import resolve_layer
-from .collect import ConceptStats, collect, token_means
+from .collect import ConceptStats, collect
 from .concept import ConceptModel
 from .data import ConceptData, DataError
 from .evaluate import EvalResult, calibrate, conditions_for, erasure_table
-from .fit import Fitted, load_for_recipe
+from .fit import Fitted, general_means, load_for_recipe
 from .gate import RangeGate
 from .models import ModelSource
 from .perplexity import PerplexityError, load_text, perplexity, windows
@@ -275,15 +275,10 @@ def _general_means(
     """Per-layer general-text means for the mean operator, for every candidate layer."""
     if not needed:
         return None
-    edit = recipe.edits[recipe.tune.edit]
-    if edit.operator.mean_source is None:
-        return {
-            layer: stats.total[layer].sum(0) / stats.count[layer].sum().clamp_min(1)
-            for layer in layers
-        }
-    ids = windows(cm.tokenizer, load_text(edit.operator.mean_source), 128, 32)
-    paths = {layer: cm.layout.layer_path(layer) for layer in layers}
-    return token_means(cm.model, paths, ids, recipe.batch_size)
+    i = recipe.tune.edit
+    source = recipe.edits[i].operator.mean_source
+    where = f"edits.{i}.operator.mean_source"
+    return general_means(source, where, cm, cm.layout, stats, layers, recipe.batch_size)
 
 
 def prepare(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> TuneContext:

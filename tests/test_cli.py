@@ -91,6 +91,30 @@ def test_unknown_model_path(tmp_path: Path, tiny_data: Path, make_recipe, capsys
     )
 
 
+def test_missing_text_files_are_named_before_any_work(
+    tmp_path: Path, tiny_models, tiny_data, make_recipe, capsys
+) -> None:
+    extra = {
+        "eval.perplexity_source": str(tmp_path / "no-wiki.txt"),
+        "eval.perplexity_windows": 2,
+        "edits.0.operator": {"name": "mean", "mean_source": str(tmp_path / "no-general.raw")},
+    }
+    recipe = make_recipe(tiny_models["llama"], tiny_data, extra=extra)
+    code, stdout, _ = cli(["check", str(recipe)], capsys)
+    assert code == 2
+    assert "problem   eval.perplexity_source: no such file: " in stdout
+    assert "problem   edits.0.operator.mean_source: no such file: " in stdout
+    out = tmp_path / "out"
+    refused(
+        ["run", str(recipe), "--out", str(out)],
+        capsys,
+        out,
+        "eval.perplexity_source: no such file",
+        "edits.0.operator.mean_source: no such file",
+        "no-general.raw",
+    )
+
+
 def test_layer_out_of_range(tmp_path: Path, tiny_models, tiny_data, make_recipe, capsys) -> None:
     recipe = make_recipe(tiny_models["llama"], tiny_data, layer=10)
     out = tmp_path / "out"
