@@ -139,18 +139,21 @@ SWEEPS = (
     ("tau", "Tau ablation (the paper's Table 17, App. I)"),
     ("top_p", "Share of masked neurons (the paper's Fig. 4)"),
 )
+# where `nledit sweep` wrote them (under docs/), and for which model
+SWEEP_DIRS = (("sweeps", "SmolLM2"), ("sweeps/minilm", "MiniLM classifier"))
 
 
 def sweep_sections() -> list[str]:
     """The tau and top-p sweeps as `nledit sweep` wrote them (table, command, plot)."""
     parts = []
     for over, title in SWEEPS:
-        md = ROOT / "docs" / "sweeps" / f"sweep_{over}.md"
-        if not md.is_file():
-            continue
-        body = md.read_text().split("\n", 1)[1].strip()  # drop its own title
-        body = body.replace("](sweep_", "](sweeps/sweep_")  # its plot, seen from docs/
-        parts += [f"## {title}", "", body, ""]
+        for folder, model in SWEEP_DIRS:
+            md = ROOT / "docs" / folder / f"sweep_{over}.md"
+            if not md.is_file():
+                continue
+            body = md.read_text().split("\n", 1)[1].strip()  # drop its own title
+            body = body.replace("](sweep_", f"]({folder}/sweep_")  # its plot, seen from docs/
+            parts += [f"## {title}: {model}", "", body, ""]
     return parts
 
 

@@ -6,6 +6,7 @@ the paper's Fig. 4: range masking green, neuron masking orange; target solid, co
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,20 +130,20 @@ def plot_sweep(result: SweepResult, path: Path | None = None, dpi: int = 110) ->
     if has_mass:
         mass = "p of any label word (all examples)"
         handles.insert(4, Line2D([], [], color="0.2", linestyle=":", label=mass))
-    fig.legend(
-        handles=handles, loc="outside lower center", ncols=len(handles), fontsize=9, frameon=False
-    )
+    # one legend row where three panels leave room for it, two rows otherwise
+    ncols = len(handles) if n == 3 else (len(handles) + 1) // 2
+    fig.legend(handles=handles, loc="outside lower center", ncols=ncols, fontsize=9, frameon=False)
     s = result.settings
     fixed = [f"layer {s['layer']}" if s.get("layer") is not None else ""]
     fixed += [f"top_p {s['top_p']}" if s.get("top_p") is not None else ""]
     fixed += [f"tau {s['tau']}" if s.get("tau") is not None else ""]
     note = " (neuron masking does not depend on tau)" if result.over == "tau" else ""
-    fig.suptitle(
+    title = (
         f"{Path(str(s['model'])).name}: erasing {', '.join(s['concepts'])}, "
         f"{s['operator']['name']} operator, {', '.join(f for f in fixed if f)}, "
-        f"{s['n_eval']} eval examples{note}",
-        fontsize=11,
+        f"{s['n_eval']} eval examples{note}"
     )
+    fig.suptitle(textwrap.fill(title, width=70 * n // 2 + 20), fontsize=11)
     if path is not None:
         fig.savefig(path, dpi=dpi)
     return fig
