@@ -77,7 +77,7 @@ def method_table(result: EvalResult) -> str:
     agg = aggregate(rows)
     ppl = result.perplexity or {}
     base = ppl.get("base", math.nan)
-    head = ["method", *(f"Δ{h}" for h in HEADER)] + (["ΔPPL", "PPL range"] if ppl else [])
+    head = ["method", *(f"Δ{h}" for h in HEADER)] + (["ΔPPL", "PPL"] if ppl else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method, values in agg.items():
         cells = [method, *(_f(values[f"trim_d_{c}"], True) for c in COLUMNS)]
@@ -85,7 +85,8 @@ def method_table(result: EvalResult) -> str:
             sel = [ppl.get(ppl_key(r, rows)) for r in rows if method_label(r, rows) == method]
             got = [v for v in sel if v is not None]
             d = float(trim_mean([v - base for v in got], 0.1)) if got else math.nan
-            span = f"{min(got):,.1f}–{max(got):,.1f}" if got else "n/a"
+            lo, hi = (f"{min(got):,.1f}", f"{max(got):,.1f}") if got else ("n/a", "n/a")
+            span = lo if lo == hi else f"{lo}–{hi}"
             cells += [f"{d:+,.1f}" if got else "n/a", span]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -124,13 +124,14 @@ def test_method_labels_and_table_by_hand() -> None:
     ppl = {"base": 10.0, "range:A@zero": 12.0, "range:B@zero": 16.0, "steer:A@zero": 10.5}
     result = EvalResult(rows, ppl, 8, False, False)
     lines = method_table(result).splitlines()
-    assert lines[0].split(" | ")[-2:] == ["ΔPPL", "PPL range |"]
+    assert lines[0].split(" | ")[-2:] == ["ΔPPL", "PPL |"]
     cells = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in lines[2:]}
     # trimmed mean of two values is their mean; ΔPPL over the conditions measured
     assert cells["zero:range"][4] == "-0.200" and cells["zero:range"][5] == "+4.0"
     assert cells["zero:range"][6] == "12.0–16.0 |"
     assert cells["mean:range"][4] == "-0.300" and cells["mean:range"][5] == "n/a"
     assert cells["steer"][4] == "+0.200" and cells["steer"][5] == "+0.5"
+    assert cells["steer"][6] == "10.5 |"  # one measured condition: its value, not a span
 
 
 def test_whole_vector_baselines_once_per_concept_and_layer(tiny_models, tiny_data) -> None:
