@@ -94,7 +94,8 @@ def render() -> str:
             "",
             f"    {doc['command']}",
             "",
-            "Per method, 10%-trimmed means over the concepts (ΔPPL: WikiText-2, below):",
+            "Per method, 10%-trimmed means over the concepts"
+            + (" (ΔPPL: WikiText-2, below):" if res.perplexity else ":"),
             "",
             method_table(res),
             "",
