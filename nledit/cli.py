@@ -67,6 +67,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .collect import ActivationError
     from .concept import ConceptModelError
     from .data import DataError
+    from .errors import NleditError
     from .export import ExportError
     from .gate import NleditLoadError
     from .hub import NleditHubError
@@ -75,6 +76,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .tune import TuneError
 
     return (
+        NleditError,
         RecipeError,
         ArchError,
         ActivationError,
@@ -152,9 +154,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     recipe, text = _recipe(args)
     out = Path(args.out or (recipe.output.dir + "-fit"))
-    from .export import check_destination
+    from .outdir import check_destination
+    from .pipeline import FIT_MARKERS
 
-    check_destination(out, recipe.output.overwrite)
+    check_destination(out, recipe.output.overwrite, FIT_MARKERS, "fit --out")
     fitted = fit_distributed_or_local(recipe, text)
     if fitted is not None:  # the main process writes
         save_fit(fitted, out, recipe.output.overwrite)
@@ -163,7 +166,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import check_destination
+    from .export import EXPORT_MARKERS
+    from .outdir import check_destination
     from .pipeline import evaluate, export_fitted, load_fit
     from .results import summary
 
@@ -173,7 +177,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     args.recipe = str(fit_dir / "nledit_recipe.yaml")
     recipe, text = _recipe(args)
     out = Path(recipe.output.dir)
-    check_destination(out, recipe.output.overwrite)
+    check_destination(out, recipe.output.overwrite, EXPORT_MARKERS)
     fitted = load_fit(fit_dir, recipe, text)
     result = evaluate(fitted) if (recipe.eval.enabled and not args.no_eval) else None
     if result is not None:
@@ -273,11 +277,11 @@ def cmd_train_head(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import verify
+    from .verify import render, verify
 
-    report = verify(Path(args.out), device=args.device)
-    print(report.render())
-    return 0 if report.ok else 1
+    findings = verify(Path(args.out), device=args.device)
+    print(render(findings))
+    return 0 if findings.ok else 1
 
 
 def _common(p: argparse.ArgumentParser, recipe: bool = True) -> None:

@@ -11,20 +11,17 @@
       nledit_manifest.json         versions, seed, data hashes, timings, metrics, file hashes
       README.md                    model card
 
-Everything is written into a temporary sibling directory that is renamed into place at the end:
-an interrupted export leaves nothing at the destination.
+Everything is written into a temporary sibling directory that is renamed into place at the end
+(``outdir.atomic_dir``): an interrupted export leaves nothing at the destination, and
+``--overwrite`` replaces only an earlier export.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +30,15 @@ from safetensors.torch import save_file
 
 from . import __version__, gate
 from .card import CardInfo, write_card
+from .errors import NleditError
+from .integrity import MANIFEST_FILE, walk
 from .models import ModelSource, sha256_file
+from .outdir import atomic_dir, copy_file
 
 WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json")
 COPY_FILES = ("generation_config.json",)
 REFERENCE_FILE = "nledit_reference.safetensors"
-MANIFEST_FILE = "nledit_manifest.json"
+EXPORT_MARKERS = (MANIFEST_FILE,)  # what makes a folder an export --overwrite may replace
 RECIPE_FILE = "nledit_recipe.yaml"
 AUTO_CLASS = {
     "causal-lm": "AutoModelForCausalLM",
@@ -50,42 +50,8 @@ WRAPPER = {
 }
 
 
-class ExportError(RuntimeError):
+class ExportError(NleditError, RuntimeError):
     """The checkpoint cannot be written."""
-
-
-def check_destination(out: Path, overwrite: bool) -> None:
-    """Refuse an existing destination unless ``overwrite`` (checked before any work starts)."""
-    if out.exists() and not overwrite:
-        raise ExportError(f"output.dir: {out} already exists (pass --overwrite to replace it)")
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"output.dir: {out} exists and is not a directory")
-
-
-@contextmanager
-def atomic_dir(out: Path, overwrite: bool) -> Iterator[Path]:
-    """A temporary sibling of ``out`` that becomes ``out`` only if the block succeeds."""
-    check_destination(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a checkpoint is meant to be shared
-    try:
-        yield tmp
-        for p in tmp.iterdir():  # readable by others, as the umask allows
-            if p.is_file() and p.stat().st_nlink == 1:
-                os.chmod(p, 0o666 & ~umask)
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, trash / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def source_folder(source: ModelSource) -> Path:
@@ -101,17 +67,14 @@ def source_folder(source: ModelSource) -> Path:
 
 
 def _copy_weights(src: Path, dst: Path, model: Any) -> list[str]:
-    """Copy the base safetensors byte for byte (hard link when possible); else save them."""
+    """Copy the base safetensors byte for byte (never a link: the copy is the user's); else save."""
     files = [p for p in sorted(src.iterdir()) if p.name.endswith(WEIGHT_SUFFIXES)]
     if not files:  # e.g. a pickle-only base: write safetensors from the loaded weights
         model.save_pretrained(dst, safe_serialization=True)
         (dst / "config.json").unlink(missing_ok=True)
         return sorted(p.name for p in dst.iterdir() if p.name.endswith(WEIGHT_SUFFIXES))
     for p in files:
-        try:
-            os.link(p.resolve(), dst / p.name)
-        except OSError:
-            shutil.copyfile(p, dst / p.name)
+        copy_file(p, dst / p.name)
     return [p.name for p in files]
 
 
@@ -190,7 +153,7 @@ def export_checkpoint(
     """Write the checkpoint directory atomically; returns ``out``."""
     t0 = time.perf_counter()
     src = source_folder(source)
-    with atomic_dir(out, overwrite) as tmp:
+    with atomic_dir(out, overwrite, EXPORT_MARKERS) as tmp:
         weights = _copy_weights(src, tmp, model)
         meta = {"nledit_version": __version__, "edit_sha256": edit_sha256}
         block = gate.save_ranges(str(tmp / gate.RANGES_FILE), gates, meta)
@@ -213,7 +176,7 @@ def export_checkpoint(
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
         write_card(tmp, card)
-        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        files = {name: sha256_file(tmp / name) for name in walk(tmp)[0]}
         doc = {
             **manifest,
             "nledit_version": __version__,

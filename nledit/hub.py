@@ -6,8 +6,7 @@ for each request, so it cannot end up in a file, a log line or the returned resu
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, get_token
@@ -15,6 +14,8 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineMod
 from huggingface_hub.utils import validate_repo_id
 
 from . import __version__
+from .errors import NleditError
+from .integrity import MANIFEST_FILE, IntegrityError, require_trusted
 
 try:  # the HTTP library under huggingface_hub: httpx2 from 2.x, httpx in 1.x
     from httpx2 import HTTPError as _TransportError
@@ -32,7 +33,7 @@ _STATUS_HINTS = {
 }
 
 
-class NleditHubError(Exception):
+class NleditHubError(NleditError):
     """A push that cannot go ahead; the message says why, no traceback needed."""
 
 
@@ -51,7 +52,6 @@ class PushResult:
     dry_run: bool
     commit_url: str | None = None
     commit_oid: str | None = None
-    skipped: list[str] = field(default_factory=list)  # hidden or cache files not uploaded
 
     def summary(self) -> str:
         """Human-readable listing for the CLI."""
@@ -65,8 +65,12 @@ class PushResult:
         return "\n".join(lines)
 
 
-def check_export(out_dir: Path) -> None:
-    """Raise ``NleditHubError`` unless ``out_dir`` looks like an nledit export."""
+def check_export(out_dir: Path) -> list[Path]:
+    """The files to upload: an export that passes every integrity check, listed by its manifest.
+
+    Nothing outside the manifest leaves the machine: no symlinks (never followed), no unlisted
+    files, no subfolders the export did not write.
+    """
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         raise NleditHubError(f"{out_dir} is not a directory")
@@ -74,28 +78,14 @@ def check_export(out_dir: Path) -> None:
         if not (out_dir / name).is_file():
             raise NleditHubError(f"{out_dir} is not an nledit export: {name} is missing")
     try:
-        config = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise NleditHubError(f"{out_dir / 'config.json'} is not valid JSON: {e}") from None
-    if not isinstance(config, dict) or not isinstance(config.get("nledit"), dict):
-        raise NleditHubError(f"{out_dir / 'config.json'} has no `nledit` block")
+        manifest = require_trusted(out_dir, "push it")
+    except IntegrityError as err:
+        raise NleditHubError(str(err)) from None
     try:
         ModelCard.load(out_dir / "README.md")
     except (ValueError, TypeError) as e:
         raise NleditHubError(f"{out_dir / 'README.md'} has invalid metadata: {e}") from None
-
-
-def _collect(out_dir: Path) -> tuple[list[Path], list[str]]:
-    keep, skipped = [], []
-    for p in sorted(out_dir.rglob("*")):
-        rel = p.relative_to(out_dir)
-        hidden = any(part.startswith(".") or part == "__pycache__" for part in rel.parts)
-        if hidden:
-            if p.is_file():
-                skipped.append(rel.as_posix())
-        elif p.is_file():
-            keep.append(p)
-    return keep, skipped
+    return [out_dir / name for name in sorted([*manifest["files"], MANIFEST_FILE])]
 
 
 def push(
@@ -108,14 +98,13 @@ def push(
     commit_message: str | None = None,
     endpoint: str | None = None,
 ) -> PushResult:
-    """Upload every file of ``out_dir`` to ``repo_id`` (created if missing) in one commit."""
+    """Upload the export in ``out_dir`` to ``repo_id`` (created if missing) in one commit."""
     out_dir = Path(out_dir)
-    check_export(out_dir)
+    paths = check_export(out_dir)
     try:
         validate_repo_id(repo_id)
     except HFValidationError as e:
         raise NleditHubError(f"invalid repository id {repo_id!r}: {e}") from None
-    paths, skipped = _collect(out_dir)
     ops = [
         CommitOperationAdd(path_in_repo=p.relative_to(out_dir).as_posix(), path_or_fileobj=p)
         for p in paths
@@ -124,7 +113,7 @@ def push(
         FileEntry(op.path_in_repo, op.upload_info.size, op.upload_info.sha256.hex()) for op in ops
     ]
     if dry_run:
-        return PushResult(repo_id, revision, files, dry_run=True, skipped=skipped)
+        return PushResult(repo_id, revision, files, dry_run=True)
 
     if get_token() is None:
         raise NleditHubError("not logged in to the Hub: set HF_TOKEN or run `hf auth login`")
@@ -154,7 +143,6 @@ def push(
         dry_run=False,
         commit_url=info.commit_url,
         commit_oid=info.oid,
-        skipped=skipped,
     )
 
 

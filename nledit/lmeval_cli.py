@@ -3,6 +3,10 @@
 The base is the same checkpoint loaded with every gate off (``nledit_enabled=False``): same
 weights, same code path, so the difference is the edit alone. Results are merged into the
 checkpoint's results.json, manifest and model card.
+
+lm-eval runs the export's own code, so the export must first pass every integrity check
+(``integrity.require_trusted``); afterwards only the hashes of the files written here are
+updated, never those of files this command did not write.
 """
 
 from __future__ import annotations
@@ -16,7 +20,11 @@ from typing import Any
 
 from .card import CardInfo, write_card
 from .export import MANIFEST_FILE, RECIPE_FILE, sha256_file
+from .integrity import require_trusted
 from .lmeval import lm_eval_command, metric_delta, prepare_tasks, resolve_task_names, run_lm_eval
+from .outdir import clean_stale_temp
+
+TEMP_PREFIX = "nledit-lmeval-"  # task folders, removed at exit (or by the next run after a kill)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -27,7 +35,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def merge_into_checkpoint(out: Path, lm: dict[str, Any]) -> None:
-    """Add lm-eval figures to results.json, the manifest and the card; refresh file hashes."""
+    """Add lm-eval figures to results.json, the manifest and the card, and their hashes."""
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     results["lm_eval"] = lm
@@ -46,18 +54,24 @@ def merge_into_checkpoint(out: Path, lm: dict[str, Any]) -> None:
         recipe_yaml=(out / RECIPE_FILE).read_text(encoding="utf-8"),
     )
     write_card(out, info)
-    manifest["files"] = {
-        p.name: sha256_file(p)
-        for p in sorted(out.iterdir())
-        if p.is_file() and p.name != MANIFEST_FILE
-    }
+    for name in ("results.json", "README.md"):  # the files written above, and only those
+        manifest["files"][name] = sha256_file(out / name)
     _write_atomic(out / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def run_eval(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    if not (out / MANIFEST_FILE).is_file():
-        raise FileNotFoundError(f"{out}: not an nledit export (no {MANIFEST_FILE})")
+    require_trusted(out, "run its code under lm-eval")
+    clean_stale_temp(TEMP_PREFIX)
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as work:
+        lm = _evaluate(out, args, Path(work))
+    require_trusted(out, "record lm-eval results in it")  # unchanged while lm-eval ran
+    merge_into_checkpoint(out, lm)
+    print(json.dumps({k: v for k, v in lm.items() if k != "_meta"}, indent=2, default=str))
+    return 0
+
+
+def _evaluate(out: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     names = [t for t in args.tasks.split(",") if t.strip()]
     include = None
     if args.hub:
@@ -66,7 +80,6 @@ def run_eval(args: argparse.Namespace) -> int:
         if not args.data_dir:
             raise FileNotFoundError("--data-dir is required for the offline tasks (or use --hub)")
         tasks = resolve_task_names(names)
-        work = Path(tempfile.mkdtemp(prefix="nledit-lmeval-"))
         include = prepare_tasks(Path(args.data_dir), work, tasks=tasks)
     limit = int(args.limit) if args.limit and args.limit >= 1 else args.limit
     common: dict[str, Any] = {
@@ -84,6 +97,4 @@ def run_eval(args: argparse.Namespace) -> int:
         base = run_lm_eval(str(out), tasks, extra_model_args={"nledit_enabled": False}, **common)
         lm["base"] = base
         lm["delta"] = metric_delta(base, edited)
-    merge_into_checkpoint(out, lm)
-    print(json.dumps({k: v for k, v in lm.items() if k != "_meta"}, indent=2, default=str))
-    return 0
+    return lm

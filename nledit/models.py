@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import json
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +20,14 @@ from typing import Any
 
 import torch
 
+from .errors import NleditError
+from .outdir import clean_leftovers
 from .recipe import ModelSpec
 
+CACHE_RECORD = "nledit_cache.json"  # sha256 of every converted file, checked before reuse
 
-class ModelLoadError(RuntimeError):
+
+class ModelLoadError(NleditError, RuntimeError):
     """The base model could not be found or loaded."""
 
 
@@ -99,9 +105,32 @@ def _gguf_folder(gguf: Path, origin: str) -> ModelSource:
         raise ModelLoadError(f"model.gguf_file: no such file: {gguf}")
     digest = sha256_file(gguf)
     folder = cache_dir() / "gguf" / digest[:16]
-    if not (folder / "config.json").is_file():
+    problem = cache_problem(folder)
+    if problem is not None and folder.exists():
+        print(f"note: {problem}; converting {gguf.name} again", file=sys.stderr)
+        shutil.rmtree(folder)
+    if problem is not None:
         convert_gguf(gguf, folder)
     return ModelSource(str(folder), None, origin, "gguf", digest)
+
+
+def cache_problem(folder: Path) -> str | None:
+    """Why a converted folder cannot be reused (None if every file matches its recorded hash)."""
+    record = folder / CACHE_RECORD
+    if not record.is_file():
+        return f"{folder} is not a complete conversion"
+    try:
+        files = json.loads(record.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{record} is unreadable"
+    present = {p.name for p in folder.iterdir()} - {CACHE_RECORD}
+    if present != set(files):
+        return f"the files of {folder} changed since conversion"
+    for name, want in files.items():
+        path = folder / name
+        if path.is_symlink() or not path.is_file() or sha256_file(path) != want:
+            return f"{path} was modified since conversion (sha256 mismatch)"
+    return None
 
 
 def convert_gguf(gguf: Path, folder: Path) -> None:
@@ -109,7 +138,8 @@ def convert_gguf(gguf: Path, folder: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
+    clean_leftovers(folder)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-{os.getpid()}-", dir=folder.parent))
     try:
         kw: dict[str, Any] = {"gguf_file": gguf.name}
         tok = AutoTokenizer.from_pretrained(gguf.parent, **kw)
@@ -121,6 +151,10 @@ def convert_gguf(gguf: Path, folder: Path) -> None:
         model.config.dtype = torch.float32
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
+        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        (tmp / CACHE_RECORD).write_text(json.dumps({"files": files}, indent=2) + "\n")
+        for p in tmp.iterdir():  # the cache is read-only: exports copy from it, never link
+            os.chmod(p, 0o444)
         os.replace(tmp, folder)
     except Exception as err:
         shutil.rmtree(tmp, ignore_errors=True)

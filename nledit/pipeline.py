@@ -13,8 +13,10 @@ from safetensors.torch import load_file, save_file
 from . import __version__, gate
 from .card import CardInfo
 from .evaluate import EvalResult, conditions_for, erasure_table
-from .export import ExportError, atomic_dir, check_destination, export_checkpoint
+from .export import EXPORT_MARKERS, ExportError, export_checkpoint
 from .fit import Fitted, fit, load_for_recipe
+from .integrity import walk
+from .outdir import atomic_dir, check_destination
 from .perplexity import load_text, perplexity
 from .recipe import Recipe, edit_hash, edit_name, recipe_hash
 from .results import result_files, summary
@@ -26,6 +28,7 @@ REFERENCE_TEXTS = [
 FIT_STATS = "nledit_stats.safetensors"
 FIT_GATES = "nledit_fit_ranges.safetensors"
 FIT_META = "nledit_fit.json"
+FIT_MARKERS = (FIT_META,)
 
 
 @dataclass
@@ -175,7 +178,7 @@ def export_fitted(fitted: Fitted, out: Path, result: EvalResult | None, overwrit
 
 def run(recipe: Recipe, text: str, out: Path, overwrite: bool, log: Any = print) -> RunOutput:
     """Fit, evaluate, export; prints the erasure summary."""
-    check_destination(out, overwrite)
+    check_destination(out, overwrite, EXPORT_MARKERS)
     fitted = fit(recipe, text)
     log(
         f"fitted {len(fitted.gates)} range gate(s) in {fitted.timings['fit_pass_s']:.1f}s "
@@ -191,7 +194,7 @@ def run(recipe: Recipe, text: str, out: Path, overwrite: bool, log: Any = print)
 
 def save_fit(fitted: Fitted, out: Path, overwrite: bool) -> Path:
     """A fit directory: statistics, range and baseline gates, the recipe and fit metadata."""
-    with atomic_dir(out, overwrite) as tmp:
+    with atomic_dir(out, overwrite, FIT_MARKERS) as tmp:
         save_file(
             {k: v.contiguous() for k, v in fitted.stats.to_tensors().items()}, str(tmp / FIT_STATS)
         )
@@ -207,6 +210,7 @@ def save_fit(fitted: Fitted, out: Path, overwrite: bool) -> Path:
             "recipe_sha256": recipe_hash(fitted.recipe_text),
             "nledit_version": __version__,
             "gates": [g.spec for g in fitted.gates + fitted.baseline],
+            "files": {name: "" for name in walk(tmp)[0]},  # what --overwrite may replace
         }
         (tmp / FIT_META).write_text(json.dumps(meta, indent=2) + "\n")
     return out

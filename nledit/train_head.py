@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,6 +33,7 @@ from .recipe import (
 )
 
 HEAD_RECORD = "nledit_head.json"
+HEAD_MARKERS = (HEAD_RECORD,)
 
 # flag -> train_head field (flags that are not None override the recipe)
 FLAGS = {
@@ -293,14 +293,14 @@ def accuracy(
 
 def train_head(spec: TrainHeadSpec, log: Any = print) -> tuple[HeadResult, Any, Any]:
     """Train, evaluate on held-out examples and save; returns (result, model, tokenizer)."""
-    from .export import ExportError, atomic_dir, check_destination, versions
+    from .export import versions
+    from .integrity import walk
+    from .outdir import atomic_dir, check_destination
 
     if spec.out is None:
         raise RecipeError("train_head", ["train_head.out: required (give --out)"])
     out = Path(spec.out)
-    if out.exists() and not spec.overwrite:
-        raise ExportError(f"train_head.out: {out} already exists (pass --overwrite to replace it)")
-    check_destination(out, spec.overwrite)
+    check_destination(out, spec.overwrite, HEAD_MARKERS, "train_head.out")
     t0 = time.perf_counter()
     names, train, held = load_splits(spec)
     model, tokenizer, location = load_base(spec, names)
@@ -326,11 +326,11 @@ def train_head(spec: TrainHeadSpec, log: Any = print) -> tuple[HeadResult, Any, 
         "eval_sha256": _digest(held),
         "versions": versions(),
     }
-    with atomic_dir(out, spec.overwrite) as tmp:
+    with atomic_dir(out, spec.overwrite, HEAD_MARKERS, "train_head.out") as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        record["files"] = {name: "" for name in walk(tmp)[0]}  # what --overwrite may replace
         (tmp / HEAD_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        _shareable(tmp)
     result.timings["save_s"] = time.perf_counter() - t3
     log(
         f"held-out accuracy {acc:.3f} on {len(held.texts)} examples ("
@@ -339,15 +339,6 @@ def train_head(spec: TrainHeadSpec, log: Any = print) -> tuple[HeadResult, Any, 
     )
     log(f"saved classifier to {out}")
     return result, model, tokenizer
-
-
-def _shareable(folder: Path) -> None:
-    """Files as the umask allows (safetensors writes its files owner-only)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for f in folder.iterdir():
-        if f.is_file():
-            os.chmod(f, 0o666 & ~umask)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ import pytest
 from nledit.analysis import report as report_mod
 from nledit.analysis.build import all_layer_stats, build_report, rank_picks
 from nledit.analysis.report import InspectReport, write_report
+from nledit.outdir import OutputError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CONCEPTS = ["World", "Sports", "Sci/Tech"]
@@ -179,11 +180,17 @@ def test_existing_dir_refused_then_overwritten(built: InspectReport, tmp_path: P
     out = tmp_path / "rep"
     out.mkdir()
     (out / "keep.txt").write_text("old")
-    with pytest.raises(FileExistsError, match="overwrite=True"):
+    with pytest.raises(OutputError, match="--overwrite"):
         write_report(out, built)
+    with pytest.raises(OutputError, match=r"not an nledit output \(analysis\.json"):
+        write_report(out, built, overwrite=True)  # a user's folder is never replaced
     assert (out / "keep.txt").read_text() == "old"
-    write_report(out, built, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "report.html").exists()
+    (out / "keep.txt").unlink()
+    out.rmdir()
+    write_report(out, built)
+    (out / "report.html").write_text("an earlier report")
+    write_report(out, built, overwrite=True)  # an earlier report is
+    assert "an earlier report" not in (out / "report.html").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]  # no temp dirs left
 
 

@@ -242,14 +242,22 @@ def test_run_with_overwrite_replaces_the_directory(
 ) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    (out / "stale.txt").write_text("old")
+    (out / "mine.txt").write_text("the user's")
     recipe = make_recipe(tiny_models["distilbert"], tiny_data)
-    code, stdout, _ = cli(["run", str(recipe), "--out", str(out), "--overwrite", *FAST], capsys)
+    argv = ["run", str(recipe), "--out", str(out), "--overwrite", *FAST]
+    code, _, stderr = cli(argv, capsys)
+    assert code == 2 and "not an nledit output" in stderr  # a user's folder is never replaced
+    assert (out / "mine.txt").read_text() == "the user's"
+    (out / "mine.txt").unlink()
+    out.rmdir()
+    assert cli(argv, capsys)[0] == 0
+    first = (out / "nledit_manifest.json").read_text()
+    code, stdout, _ = cli(argv, capsys)  # an earlier export is replaced
     assert code == 0
     assert f"exported checkpoint to {out}" in stdout
     names = {p.name for p in out.iterdir()}
-    assert "stale.txt" not in names
     assert {"config.json", "modeling_nledit.py", "nledit_ranges.safetensors"} <= names
+    assert (out / "nledit_manifest.json").read_text() != first  # new timings at least
     assert leftovers(tmp_path) == []
 
 

@@ -10,19 +10,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
 import huggingface_hub
-import numpy as np
 import pytest
+import torch
 from huggingface_hub import set_client_factory
 from huggingface_hub.utils._http import default_client_factory
-from safetensors.numpy import save_file
 
+from nledit import gate
 from nledit.card import CardInfo, write_card
 from nledit.hub import REQUIRED_FILES, NleditHubError, push
+from nledit.integrity import MANIFEST_FILE
 
 TOKEN = "hf_nleditTestSecretToken0123456789"
 OID = "0123456789abcdef0123456789abcdef01234567"
@@ -112,34 +114,51 @@ def hub(monkeypatch: pytest.MonkeyPatch, no_token: None) -> Iterator[FakeHub]:
     set_client_factory(default_client_factory)
 
 
+def write_manifest(out: Path) -> None:
+    """The manifest an export carries: every file's sha256 and the edits it describes."""
+    files = {
+        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != MANIFEST_FILE
+    }
+    manifest = {
+        "method": "range",
+        "edits": [{"name": "sports", "layer": 1, "operator": {"name": "zero"}}],
+        "files": files,
+    }
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+
+
 @pytest.fixture
 def export(tmp_path: Path) -> Path:
+    """A small export in the real layout: nledit's run-time, consistent config, ranges, manifest."""
     out = tmp_path / "out"
     out.mkdir()
+    spec = {"name": "sports", "edit": "sports", "layer": 1, "operator": "zero", "mode": "range"}
+    spec.update(k=4, params={}, positions="all")
+    tensors = {key: torch.zeros(4) for key in gate.TENSORS}
+    tensors["index"] = torch.arange(4)
+    block = gate.save_ranges(str(out / gate.RANGES_FILE), [gate.RangeGate(spec, tensors)], {})
     config = {
-        "model_type": "nledit_llama",
-        "auto_map": {"AutoConfig": "modeling_nledit.NleditConfig"},
-        "nledit": {"version": "0.1.0", "edits": [{"name": "sports", "layer": 1}]},
+        "model_type": "nledit",
+        "auto_map": {
+            "AutoConfig": "modeling_nledit.NleditConfig",
+            "AutoModelForCausalLM": "modeling_nledit.NleditForCausalLM",
+        },
+        "nledit": block,
     }
     (out / "config.json").write_text(json.dumps(config, indent=2))
-    (out / "modeling_nledit.py").write_text("import torch\n\n\nclass NleditConfig:\n    pass\n")
-    ranges = {"sports.lo": np.full(4, -1.0, np.float32), "sports.hi": np.ones(4, np.float32)}
-    save_file(ranges, str(out / "nledit_ranges.safetensors"), metadata={"nledit_version": "0.1.0"})
+    shutil.copyfile(gate.__file__, out / "modeling_nledit.py")
     (out / "nledit_recipe.yaml").write_text("model:\n  id: tiny\n")
     (out / "sub").mkdir()
     (out / "sub" / "tokenizer.json").write_text('{"version": "1.0"}')
-    (out / ".cache").mkdir()
-    (out / ".cache" / "download.lock").write_text("local only")
     write_card(out, CardInfo(base_model="HuggingFaceTB/SmolLM2-135M", repo_id="me/smol-edit"))
+    write_manifest(out)
     return out
 
 
 def expected_files(out: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(out).as_posix(): p.read_bytes()
-        for p in out.rglob("*")
-        if p.is_file() and ".cache" not in p.parts
-    }
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
 
 def test_push_uploads_every_file_in_one_commit(hub: FakeHub, export: Path) -> None:
@@ -149,7 +168,7 @@ def test_push_uploads_every_file_in_one_commit(hub: FakeHub, export: Path) -> No
     path, items = hub.commits[0]
     assert path == "/api/models/me/smol-edit/commit/main"
     assert items[0]["value"]["summary"]
-    assert hub.uploaded() == expected_files(export)  # byte for byte, hidden files left out
+    assert hub.uploaded() == expected_files(export)  # byte for byte
     assert hub.uploaded()["README.md"].startswith(b"---\n")
     assert "base_model: HuggingFaceTB/SmolLM2-135M" in hub.uploaded()["README.md"].decode()
 
@@ -164,7 +183,6 @@ def test_push_uploads_every_file_in_one_commit(hub: FakeHub, export: Path) -> No
 
     assert result.commit_oid == OID
     assert result.commit_url.endswith(f"/me/smol-edit/commit/{OID}")
-    assert result.skipped == [".cache/download.lock"]
     files = {f.path: f for f in result.files}
     assert set(files) == set(expected_files(export))
     for rel, data in expected_files(export).items():
@@ -232,7 +250,36 @@ def test_missing_export_file_is_named(hub: FakeHub, export: Path, name: str) -> 
 
 def test_config_without_nledit_block(hub: FakeHub, export: Path) -> None:
     (export / "config.json").write_text('{"model_type": "llama"}')
+    write_manifest(export)  # even with its hash recorded
     with pytest.raises(NleditHubError, match="nledit"):
+        push(export, "me/smol-edit")
+    assert hub.all == []
+
+
+def test_nothing_outside_the_export_leaves(hub: FakeHub, export: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the Hub")
+    (export / "link.txt").symlink_to(secret)
+    with pytest.raises(NleditHubError, match=r"symlinks.*link\.txt"):
+        push(export, "me/smol-edit", dry_run=True)
+    (export / "link.txt").unlink()
+    (export / "notes").mkdir()
+    (export / "notes" / "mine.txt").write_text("private")
+    with pytest.raises(NleditHubError, match=r"unlisted files: notes/mine\.txt"):
+        push(export, "me/smol-edit", dry_run=True)
+    (export / "notes" / "mine.txt").unlink()
+    (export / "notes").rmdir()
+    (export / "nledit_manifest.json").unlink()
+    with pytest.raises(NleditHubError, match=r"no nledit_manifest\.json"):
+        push(export, "me/smol-edit", dry_run=True)
+    assert hub.all == []
+
+
+def test_tampered_code_is_not_pushed_even_when_rehashed(hub: FakeHub, export: Path) -> None:
+    with (export / "modeling_nledit.py").open("a") as f:
+        f.write("\nimport os  # added later\n")
+    write_manifest(export)
+    with pytest.raises(NleditHubError, match="differs from every nledit run-time"):
         push(export, "me/smol-edit")
     assert hub.all == []
 

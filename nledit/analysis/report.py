@@ -9,9 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from html import escape
@@ -21,9 +18,11 @@ from typing import Any
 import numpy as np
 
 from nledit.analysis.stats import OVERLAP_BIN_LABELS, AurocSummary, DistributionStats
+from nledit.outdir import atomic_dir
 
 REPORT_HTML = "report.html"
 ANALYSIS_JSON = "analysis.json"
+REPORT_MARKERS = (ANALYSIS_JSON, REPORT_HTML)
 OVERLAP_PNG = "overlap.png"
 _SNIPPET_CHARS = 160
 
@@ -427,24 +426,11 @@ def render_html(report: InspectReport) -> str:
 def write_report(out_dir: Path, report: InspectReport, overwrite: bool = False) -> Path:
     """Write report.html, analysis.json and the PNG figures into `out_dir`; return the HTML path.
 
-    Everything is written to a temporary sibling directory that is renamed into place at the
-    end, so a failure leaves no half-written report. An existing `out_dir` is refused unless
-    `overwrite=True`, in which case it is replaced.
+    Written atomically (``outdir.atomic_dir``): a failure leaves no half-written report, and an
+    existing `out_dir` is replaced only with `overwrite=True` and only if it is an earlier report.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() or out_dir.is_symlink():
-        if not overwrite:
-            raise FileExistsError(
-                f"output directory {out_dir} already exists; choose another path or pass "
-                "overwrite=True to replace it"
-            )
-        if not out_dir.is_dir() or out_dir.is_symlink():
-            raise FileExistsError(f"{out_dir} exists and is not a directory; not replacing it")
-    parent = out_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
-    try:
-        os.chmod(tmp, 0o755)
+    with atomic_dir(out_dir, overwrite, REPORT_MARKERS, "inspect report") as tmp:
         if report.overlap_png:
             (tmp / OVERLAP_PNG).write_bytes(report.overlap_png)
         for fig in report.kde_figures:
@@ -452,10 +438,6 @@ def write_report(out_dir: Path, report: InspectReport, overwrite: bool = False) 
         text = json.dumps(report.to_dict(), indent=2, allow_nan=False, ensure_ascii=False)
         (tmp / ANALYSIS_JSON).write_text(text + "\n", encoding="utf-8")
         (tmp / REPORT_HTML).write_text(render_html(report), encoding="utf-8")
-        _swap_into_place(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir / REPORT_HTML
 
 
@@ -464,19 +446,3 @@ def _plain_name(name: str) -> str:
     if not name or Path(name).name != name or name in {".", "..", REPORT_HTML, ANALYSIS_JSON}:
         raise ValueError(f"invalid figure file name {name!r}")
     return name
-
-
-def _swap_into_place(tmp: Path, out_dir: Path) -> None:
-    """Rename `tmp` to `out_dir`, replacing an existing directory only once `tmp` is complete."""
-    if not out_dir.exists():
-        tmp.rename(out_dir)
-        return
-    backup = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-    backup.rmdir()
-    out_dir.rename(backup)
-    try:
-        tmp.rename(out_dir)
-    except BaseException:
-        backup.rename(out_dir)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)

@@ -1,0 +1,226 @@
+"""Is a folder an untampered nledit export? Checked before any of its code runs or leaves.
+
+An export carries code (``modeling_nledit.py``) that ``trust_remote_code=True`` executes, and a
+manifest of file hashes that lives in the same folder. Hashes alone therefore prove nothing
+against someone who edits a file and re-hashes the manifest. What nledit can check without
+running anything from the folder:
+
+- every file, recursively, is a regular file listed in the manifest with its sha256 (no
+  symlinks, no unlisted files, no missing ones);
+- ``modeling_nledit.py`` is byte-identical to a run-time nledit knows: its own ``gate.py`` or
+  one shipped by an earlier release (``KNOWN_RUNTIMES``);
+- ``config.json`` maps the auto classes to that file only, and its ``nledit`` block, the range
+  file's metadata and the manifest describe the same edits (operator, layer, method).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import gate
+from .errors import NleditError
+from .models import sha256_file
+
+MANIFEST_FILE = "nledit_manifest.json"
+MODELING_FILE = "modeling_nledit.py"
+# sha256 of modeling_nledit.py as shipped by earlier releases: their exports keep verifying.
+KNOWN_RUNTIMES = {
+    "aa8658b5a258ea3e8628f672f54c83bdfc764aab5245d786e35a2b8faae4d50b": "0.1.0",
+}
+_AUTO_TARGETS = {
+    "AutoConfig": "modeling_nledit.NleditConfig",
+    "AutoModelForCausalLM": "modeling_nledit.NleditForCausalLM",
+    "AutoModelForSequenceClassification": "modeling_nledit.NleditForSequenceClassification",
+}
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class IntegrityError(NleditError, ValueError):
+    """The folder is not an nledit export, or it was altered after export."""
+
+
+@dataclass
+class Findings:
+    """Named checks, each passed or failed with a detail."""
+
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(passed for _, passed, _ in self.checks)
+
+    def add(self, name: str, passed: bool, detail: str = "") -> None:
+        self.checks.append((name, passed, detail))
+
+    def failures(self) -> list[str]:
+        return [f"{n}: {d}" if d else n for n, p, d in self.checks if not p]
+
+
+def runtime_sha256() -> str:
+    """sha256 of this installation's run-time (``gate.py``, exported as ``modeling_nledit.py``)."""
+    return sha256_file(Path(gate.__file__))
+
+
+def is_known_runtime(digest: str) -> bool:
+    """Whether ``digest`` is the sha256 of a run-time some nledit release exports."""
+    return digest == runtime_sha256() or digest in KNOWN_RUNTIMES
+
+
+def walk(out: Path) -> tuple[list[str], list[str]]:
+    """(regular files, anything else) under ``out``, as sorted POSIX paths relative to it.
+
+    Symlinks are never followed; a symlink, socket or device file lands in the second list.
+    """
+    files, odd = [], []
+    stack = [out]
+    while stack:
+        folder = stack.pop()
+        for p in folder.iterdir():
+            rel = p.relative_to(out).as_posix()
+            if p.is_symlink():
+                odd.append(rel)
+            elif p.is_dir():
+                stack.append(p)
+            elif p.is_file():
+                files.append(rel)
+            else:
+                odd.append(rel)
+    return sorted(files), sorted(odd)
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    """The export's manifest, or an ``IntegrityError`` saying why there is none."""
+    path = out / MANIFEST_FILE
+    if not out.is_dir():
+        raise IntegrityError(f"{out}: not a folder")
+    if path.is_symlink() or not path.is_file():
+        raise IntegrityError(f"{out}: no {MANIFEST_FILE}; not an nledit export")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise IntegrityError(f"{path}: not valid JSON ({err})") from None
+    files = doc.get("files") if isinstance(doc, dict) else None
+    if not isinstance(files, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and _SHA256.fullmatch(v) for k, v in files.items()
+    ):
+        raise IntegrityError(f"{path}: no valid `files` table of sha256 digests")
+    return doc
+
+
+def check_files(out: Path, manifest: dict[str, Any], findings: Findings) -> None:
+    """Every file present, listed and intact; nothing else in the folder, at any depth."""
+    listed: dict[str, str] = manifest["files"]
+    files, odd = walk(out)
+    present = set(files) - {MANIFEST_FILE}
+    findings.add("no symlinks or special files", not odd, ", ".join(odd))
+    missing = sorted(set(listed) - present)
+    extra = sorted(present - set(listed))
+    findings.add("all files present", not missing, ", ".join(missing))
+    findings.add("no unlisted files", not extra, ", ".join(extra))
+    bad = [n for n in sorted(set(listed) & present) if sha256_file(out / n) != listed[n]]
+    findings.add("sha256 of every file", not bad, ", ".join(bad))
+
+
+def check_code(out: Path, findings: Findings) -> None:
+    """``modeling_nledit.py`` is a known run-time and the only code config.json points to."""
+    path = out / MODELING_FILE
+    if path.is_symlink() or not path.is_file():
+        findings.add("known nledit run-time", False, f"{MODELING_FILE} is missing")
+    else:
+        digest = sha256_file(path)
+        findings.add(
+            "known nledit run-time",
+            is_known_runtime(digest),
+            ""
+            if is_known_runtime(digest)
+            else f"{MODELING_FILE} differs from every nledit "
+            f"run-time (sha256 {digest[:12]}…); it was altered and will not be run",
+        )
+    config = _json(out / "config.json")
+    auto = config.get("auto_map") if isinstance(config, dict) else None
+    wrong = (
+        ["no auto_map"]
+        if not isinstance(auto, dict)
+        else [f"{k} -> {v}" for k, v in auto.items() if _AUTO_TARGETS.get(k) != v]
+    )
+    if isinstance(config, dict) and config.get("model_type") != "nledit":
+        wrong.append(f"model_type {config.get('model_type')!r}")
+    findings.add("config.json loads only the nledit run-time", not wrong, ", ".join(wrong))
+
+
+def check_agreement(out: Path, manifest: dict[str, Any], findings: Findings) -> None:
+    """config.json, the range file and the manifest describe the same edits."""
+    config = _json(out / "config.json")
+    block = config.get("nledit") if isinstance(config, dict) else None
+    specs = block.get("edits") if isinstance(block, dict) else None
+    if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
+        findings.add("config, ranges and manifest agree", False, "config.json has no nledit edits")
+        return
+    problems = []
+    meta = _range_metadata(out / gate.RANGES_FILE)
+    if meta is None:
+        problems.append(f"{gate.RANGES_FILE} is unreadable")
+    elif meta.get("edits") != specs:
+        problems.append(f"the edits in {gate.RANGES_FILE} differ from config.json")
+    recorded = {e.get("name"): e for e in manifest.get("edits", []) if isinstance(e, dict)}
+    method = manifest.get("method")
+    for s in specs:
+        entry = recorded.get(s.get("edit"))
+        if entry is None:
+            problems.append(f"edit {s.get('edit')!r} is not in the manifest")
+            continue
+        op = entry.get("operator")
+        op_name = op.get("name") if isinstance(op, dict) else op
+        if s.get("mode") in ("range", "neuron") and op_name != s.get("operator"):
+            problems.append(
+                f"{s.get('name')}: operator {s.get('operator')!r} in config.json, "
+                f"{op_name!r} in the manifest"
+            )
+        if entry.get("layer") != s.get("layer"):
+            problems.append(f"{s.get('name')}: layer differs between config.json and manifest")
+        if method in ("range", "neuron") and s.get("mode") != method:
+            problems.append(f"{s.get('name')}: mode {s.get('mode')!r}, manifest method {method!r}")
+    findings.add("config, ranges and manifest agree", not problems, "; ".join(problems))
+
+
+def inspect_export(out: Path) -> Findings:
+    """Every check that needs no code from ``out``; raises only when there is no manifest."""
+    manifest = read_manifest(out)
+    findings = Findings()
+    check_files(out, manifest, findings)
+    check_code(out, findings)
+    check_agreement(out, manifest, findings)
+    return findings
+
+
+def require_trusted(out: Path, action: str) -> dict[str, Any]:
+    """Raise ``IntegrityError`` unless ``out`` passes every check; returns its manifest."""
+    findings = inspect_export(out)
+    if not findings.ok:
+        raise IntegrityError(
+            f"{out}: refusing to {action}; the export fails verification:\n  "
+            + "\n  ".join(findings.failures())
+        )
+    return read_manifest(out)
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _range_metadata(path: Path) -> dict[str, Any] | None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("nledit", "{}"))
+    except Exception:  # a truncated or foreign file: the finding, not a crash
+        return None
+    return meta if isinstance(meta, dict) else None

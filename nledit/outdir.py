@@ -1,0 +1,209 @@
+"""Output folders written atomically, replacing only what nledit itself wrote.
+
+Every command that writes a folder (export, fit directory, inspect report, trained head) builds
+it in a hidden sibling ``.<name>.tmp-<pid>-*`` and renames it into place at the end, so an
+interrupted run never leaves a half-written folder at the destination. ``--overwrite`` replaces
+an existing folder only when it carries the marker file of that kind of output (an export's
+manifest, a fit directory's ``nledit_fit.json``, ...) and, where the marker lists the folder's
+files, holds nothing else: a user's own folder is never deleted.
+
+A run killed with SIGKILL cannot clean up after itself; the next run into the same destination
+removes the leftovers of dead processes and says so (and restores a previous output that the
+kill left in its ``.old-`` folder).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from .errors import NleditError
+
+_FICLONE = 0x40049409  # ioctl: share the blocks of a file copy-on-write (btrfs, xfs)
+
+
+class OutputError(NleditError, ValueError):
+    """The destination cannot be written or must not be replaced."""
+
+
+def _writable_ancestor(path: Path) -> Path:
+    """The nearest existing ancestor of ``path``; it must be a writable folder."""
+    probe = path.parent
+    while not probe.exists():
+        if probe.is_symlink():  # a dangling link in the way
+            break
+        probe = probe.parent
+    return probe
+
+
+def check_writable(out: Path, field: str) -> None:
+    """Refuse a destination that cannot be created (before any model work starts)."""
+    anchor = _writable_ancestor(out)
+    if not anchor.is_dir():
+        raise OutputError(f"{field}: cannot create {out}: {anchor} is not a folder")
+    if not os.access(anchor, os.W_OK | os.X_OK):
+        raise OutputError(f"{field}: cannot create {out}: {anchor} is not writable")
+    real = anchor.resolve()
+    if real == Path("/proc") or Path("/proc") in real.parents or real in (Path("/sys"),):
+        raise OutputError(f"{field}: cannot create {out} under {real}")
+
+
+def _owned(out: Path, markers: Sequence[str]) -> str | None:
+    """Why ``out`` is not a replaceable nledit output (None when it is)."""
+    for name in markers:
+        if not (out / name).is_file() or (out / name).is_symlink():
+            return f"it is not an nledit output ({name} is missing)"
+    try:
+        doc = json.loads((out / markers[0]).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return f"its {markers[0]} is not valid JSON"
+    listed = doc.get("files") if isinstance(doc, dict) else None
+    if not isinstance(listed, dict):
+        return None
+    foreign = []
+    for p in sorted(out.rglob("*")):
+        rel = p.relative_to(out).as_posix()
+        odd = p.is_symlink() or not (p.is_dir() or p.is_file())
+        if odd or (p.is_file() and rel not in listed and rel not in markers):
+            foreign.append(rel)
+        elif p.is_dir() and not any(f.startswith(rel + "/") for f in listed):
+            foreign.append(rel + "/")
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" …" if len(foreign) > 5 else "")
+        return f"it holds files nledit did not write: {shown}"
+    return None
+
+
+def check_destination(
+    out: Path, overwrite: bool, markers: Sequence[str], field: str = "output.dir"
+) -> None:
+    """Refuse an existing destination unless ``overwrite`` and it is nledit's own output."""
+    if out.is_symlink():
+        raise OutputError(f"{field}: {out} is a symbolic link; give the real folder")
+    if not out.exists():
+        check_writable(out, field)
+        return
+    if not overwrite:
+        raise OutputError(f"{field}: {out} already exists (pass --overwrite to replace it)")
+    if not out.is_dir():
+        raise OutputError(f"{field}: {out} exists and is not a folder; not replacing it")
+    real, cwd = out.resolve(), Path.cwd().resolve()
+    if real == cwd or real in cwd.parents:
+        raise OutputError(f"{field}: {out} is the current folder or holds it; not replacing it")
+    if os.path.ismount(real):
+        raise OutputError(f"{field}: {out} is a mount point; not replacing it")
+    why = _owned(out, markers)
+    if why:
+        raise OutputError(f"{field}: not replacing {out}: {why}")
+    check_writable(out, field)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _dead(name: str, marker: str) -> bool:
+    """Whether the process named in ``<...><marker><pid>-<...>`` is gone (or none is named)."""
+    pid_text = name.rsplit(marker, 1)[1].split("-", 1)[0]
+    if not pid_text.isdigit():
+        return True  # written before folders carried their owner's pid
+    pid = int(pid_text)
+    return pid != os.getpid() and not _alive(pid)
+
+
+def clean_stale_temp(prefix: str) -> list[str]:
+    """Remove ``<tmp>/<prefix><pid>-*`` folders whose process is gone; returns what went."""
+    gone = []
+    for p in sorted(Path(tempfile.gettempdir()).glob(f"{prefix}*")):
+        if p.is_dir() and not p.is_symlink() and _dead(p.name, prefix):
+            shutil.rmtree(p, ignore_errors=True)
+            gone.append(str(p))
+    for path in gone:
+        print(f"note: removed {path} left by an interrupted run", file=sys.stderr)
+    return gone
+
+
+def clean_leftovers(out: Path) -> list[str]:
+    """Remove what dead runs left beside ``out``; restore an output a kill left aside."""
+    notes: list[str] = []
+    if not out.parent.is_dir():
+        return notes
+    for kind in ("old", "tmp"):  # restore first, so a leftover tmp never shadows it
+        for p in sorted(out.parent.glob(f".{out.name}.{kind}-*")):
+            if not _dead(p.name, f".{kind}-"):
+                continue  # another run is writing there right now
+            kept = p / out.name
+            if kind == "old" and kept.is_dir() and not out.exists():
+                os.replace(kept, out)
+                notes.append(f"restored {out} from an interrupted run")
+            shutil.rmtree(p, ignore_errors=True)
+            notes.append(f"removed {p} left by an interrupted run")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return notes
+
+
+def shareable(folder: Path) -> None:
+    """Files and folders as the umask allows (safetensors and mkdtemp make them owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for p in folder.rglob("*"):
+        if p.is_symlink():
+            continue
+        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
+
+
+def copy_file(src: Path, dst: Path) -> None:
+    """An independent copy of ``src`` (copy-on-write where the file system can): never a link."""
+    with src.open("rb") as fin, dst.open("wb") as fout:
+        try:
+            import fcntl
+
+            fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
+            return
+        except (ImportError, OSError):
+            pass
+    shutil.copyfile(src, dst)
+
+
+@contextlib.contextmanager
+def atomic_dir(
+    out: Path, overwrite: bool, markers: Sequence[str], field: str = "output.dir"
+) -> Iterator[Path]:
+    """A hidden sibling of ``out`` that replaces ``out`` only if the block succeeds."""
+    clean_leftovers(out)
+    check_destination(out, overwrite, markers, field)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    try:
+        yield tmp
+        shareable(tmp)
+        if out.exists():
+            check_destination(out, overwrite, markers, field)  # still ours after the work?
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
+            os.replace(out, trash / out.name)
+            try:
+                os.replace(tmp, out)
+            except BaseException:
+                os.replace(trash / out.name, out)
+                shutil.rmtree(trash, ignore_errors=True)
+                raise
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
