@@ -49,14 +49,18 @@ class CardInfo:
     nledit_version: str = __version__
     method: str = "range"  # the erasure method this checkpoint carries
     auto_class: str = "AutoModelForCausalLM"
+    hub_base_model: str | None = None  # the base's Hub id when base_model is not one
+    weights: str = "copy"  # "reference": a weight-free checkpoint (an adapter of its base)
 
 
 def render_card(info: CardInfo) -> ModelCard:
     """Build the card; its front matter parses back with ``ModelCard.load``."""
-    hub_base = info.base_model if is_hub_id(info.base_model) else None
+    hub_base = info.hub_base_model or (info.base_model if is_hub_id(info.base_model) else None)
     results = eval_results(info)
+    relation = {"base_model_relation": "adapter"} if info.weights == "reference" else {}
     data = ModelCardData(
         base_model=hub_base,
+        **relation,
         library_name="transformers",
         license=info.license,
         datasets=list(info.datasets) or None,
@@ -85,33 +89,52 @@ def is_hub_id(name: str) -> bool:
 
 
 def eval_results(info: CardInfo) -> list[EvalResult]:
-    """One ``EvalResult`` per measured value of this checkpoint (baselines stay in the body)."""
+    """The model-index: the edit's effect first (Δ target, Δ collateral, ΔPPL against the
+    unedited model), then the values measured on this checkpoint; baselines stay in the body."""
     m = info.metrics
-    out: list[EvalResult] = []
+    effect: list[EvalResult] = []
+    values: list[EvalResult] = []
     ds = info.datasets[0] if info.datasets else "nledit-concepts"
     for row in m.get("erasure") or []:
         if row.get("method", info.method) != info.method:
             continue
         dataset = str(row.get("dataset") or ds)
+        where = (dataset, dataset, None)
         concept = row.get("concept")
-        for key, name in (("acc", f"Acc on {concept}"), ("cacc", f"CAcc, other than {concept}")):
-            if _num(row, key) is not None:
-                out.append(_result("text-classification", (dataset, dataset, None), key, row, name))
+        for key, delta_name, name in (
+            ("acc", f"ΔAcc on {concept} (target)", f"Acc on {concept}"),
+            (
+                "cacc",
+                f"ΔCAcc on classes other than {concept} (collateral)",
+                f"CAcc, other than {concept}",
+            ),
+        ):
+            v, b = _num(row, key), _num(row, f"base_{key}")
+            if v is not None and b is not None:
+                effect.append(
+                    _result("text-classification", where, "delta", {"delta": v - b}, delta_name)
+                )
+            if v is not None:
+                values.append(_result("text-classification", where, key, row, name))
     ppl_block = m.get("perplexity") or {}
-    ppl = _num(ppl_block, info.method)
+    ppl, base_ppl = _num(ppl_block, info.method), _num(ppl_block, "base")
     if ppl is not None:
         src = ppl_block.get("dataset")  # optional: the text perplexity was measured on
         ppl_ds = (src, src, None) if isinstance(src, str) else WIKITEXT
-        out.append(_result("text-generation", ppl_ds, "perplexity", {"perplexity": ppl}))
+        if base_ppl is not None:
+            effect.append(
+                _result("text-generation", ppl_ds, "delta", {"delta": ppl - base_ppl}, "ΔPPL")
+            )
+        values.append(_result("text-generation", ppl_ds, "perplexity", {"perplexity": ppl}))
     edited = (m.get("lm_eval") or {}).get("edited") or {}
     acc = _num(edited.get("mmlu") or {}, "acc", "acc,none")
     if acc is not None:
-        out.append(_result("text-generation", MMLU, "accuracy", {"accuracy": acc}, "MMLU acc"))
+        values.append(_result("text-generation", MMLU, "accuracy", {"accuracy": acc}, "MMLU acc"))
     wppl = _num(edited.get("wikitext") or {}, "word_perplexity", "word_perplexity,none")
     if wppl is not None:
         row = {"perplexity": wppl}
-        out.append(_result("text-generation", WIKITEXT, "perplexity", row, "word perplexity"))
-    return out
+        values.append(_result("text-generation", WIKITEXT, "perplexity", row, "word perplexity"))
+    return effect + values
 
 
 def _result(
@@ -122,7 +145,7 @@ def _result(
     metric_name: str | None = None,
 ) -> EvalResult:
     dtype, dname, config = dataset
-    metric = "accuracy" if key in ("acc", "cacc") else key
+    metric = {"acc": "accuracy", "cacc": "accuracy", "delta": "delta"}.get(key, key)
     return EvalResult(
         task_type=task,
         dataset_type=dtype,
@@ -157,6 +180,7 @@ def _body(info: CardInfo) -> str:
         _intro(info),
         _edits(info),
         _loading(info),
+        _serving(info),
         _erasure(info),
         _general(info),
         _recipe(info),
@@ -226,22 +250,48 @@ def _operator(edit: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 def _loading(info: CardInfo) -> str:
     repo = info.repo_id or "path/to/this/checkpoint"
     cls = info.auto_class
+    weights = (
+        "This checkpoint carries no base weights (`base_model_relation: adapter`): "
+        "`from_pretrained` loads them from the local folder or the pinned Hub commit recorded in "
+        "`config.json` (`nledit.base_weights`), honouring `HF_HUB_OFFLINE` and the Hub cache, and "
+        "checks each file's sha256 first; a missing or different file stops the load with a "
+        "message naming it. `nledit_base=<folder or repo id>` points it elsewhere.\n\n"
+        if info.weights == "reference"
+        else ""
+    )
     return (
         "## How to load\n\n"
         "The edit lives in custom modelling code, so loading needs `trust_remote_code=True`. "
         "That runs `modeling_nledit.py` from this repository: read it once, then pin the "
-        "revision (a commit hash) you read, so later pushes cannot change the code you run.\n\n"
-        "```python\n"
+        "revision (a commit hash) you read, so later pushes cannot change the code you run. "
+        "(`nledit verify` checks that the file is nledit's own run-time, byte for byte.)\n\n"
+        + weights
+        + "```python\n"
         f"from transformers import AutoTokenizer, {cls}\n\n"
         f'repo = "{repo}"\n'
         'revision = "main"  # pin a commit hash\n'
-        "tokenizer = AutoTokenizer.from_pretrained(repo, revision=revision)\n"
+        "tokenizer = AutoTokenizer.from_pretrained(repo, revision=revision, "
+        "trust_remote_code=True)\n"
         f"model = {cls}.from_pretrained(repo, trust_remote_code=True, revision=revision)\n\n"
         "model.nledit_enabled(False)  # the base model, exactly\n"
         "model.nledit_enabled(True)  # the edited model (the default)\n"
         "```\n\n"
         "No nledit install is needed; `lm_eval --model hf --model_args "
         f"pretrained={repo},trust_remote_code=True` evaluates it as it stands.\n"
+    )
+
+
+def _serving(info: CardInfo) -> str:
+    return (
+        "## Serving\n\n"
+        "The edit is a forward hook that tests each selected activation against its range at "
+        "run time, so it runs wherever transformers' PyTorch modelling code runs: "
+        "`from_pretrained` as above, `pipeline(..., trust_remote_code=True)`, lm-evaluation-"
+        "harness (`--model hf`), and servers built on transformers. It cannot be merged into "
+        "the weights (the gate depends on the activation's value, not only on the neuron), "
+        "expressed in GGUF for llama.cpp, or run by stock vLLM or TGI kernels, which do not "
+        "execute custom modelling code; serve it with transformers, or port the gate to your "
+        "engine.\n"
     )
 
 

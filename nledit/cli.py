@@ -112,6 +112,15 @@ def _method(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _weights(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--weights",
+        choices=["copy", "reference"],
+        help="copy the base weights into the checkpoint, or reference them by local folder or "
+        "pinned Hub commit and sha256: a checkpoint of a few MB (output.weights)",
+    )
+
+
 def _recipe(args: argparse.Namespace) -> tuple[Recipe, str]:
     overrides = _parse_set(args.set or [])
     for flag, key in (
@@ -121,6 +130,7 @@ def _recipe(args: argparse.Namespace) -> tuple[Recipe, str]:
         ("batch_size", "batch_size"),
         ("seed", "seed"),
         ("method", "output.method"),
+        ("weights", "output.weights"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
@@ -329,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--out", help="checkpoint directory (output.dir)")
     _method(p)
+    _weights(p)
     p.set_defaults(func=cmd_run)
 
     p = add("fit", "one streaming pass: statistics, ranges and gates, into a fit directory")
@@ -342,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="checkpoint directory (output.dir)")
     p.add_argument("--no-eval", action="store_true", help="skip the erasure table (eval.enabled)")
     _method(p)
+    _weights(p)
     p.set_defaults(func=cmd_export)
 
     p = add("eval", "run lm-evaluation-harness on an exported checkpoint and its base")

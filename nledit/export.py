@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import shutil
 import time
 from pathlib import Path
@@ -76,6 +77,24 @@ def _copy_weights(src: Path, dst: Path, model: Any) -> list[str]:
     for p in files:
         copy_file(p, dst / p.name)
     return [p.name for p in files]
+
+
+def base_reference(src: Path, source: ModelSource) -> dict[str, Any]:
+    """Where a weight-free checkpoint finds its base: files with sha256, and a folder or commit."""
+    files = {
+        p.name: sha256_file(p) for p in sorted(src.iterdir()) if p.name.endswith(WEIGHT_SUFFIXES)
+    }
+    if not files:
+        raise ExportError(
+            f"output.weights: reference needs base weights stored as safetensors; {src} has "
+            "none (use output.weights: copy)"
+        )
+    if source.kind == "hub":
+        commit = src.name  # snapshot_download returns .../snapshots/<commit hash>
+        if not re.fullmatch(r"[0-9a-f]{40}", commit):
+            raise ExportError(f"output.weights: cannot pin a commit of {source.location} ({src})")
+        return {"files": files, "repo_id": source.location, "revision": commit}
+    return {"files": files, "folder": str(src.resolve())}
 
 
 def nledit_config(src: Path, model: Any, task: str, block: dict[str, Any]) -> dict[str, Any]:
@@ -149,15 +168,23 @@ def export_checkpoint(
     reference_texts: list[str],
     overwrite: bool = False,
     extra_files: dict[str, str] | None = None,
+    weights_mode: str = "copy",
 ) -> Path:
-    """Write the checkpoint directory atomically; returns ``out``."""
+    """Write the checkpoint directory atomically; returns ``out``.
+
+    ``weights_mode`` ``copy`` puts the base weights in the checkpoint; ``reference`` records
+    where they are (``base_reference``) and leaves them out.
+    """
     t0 = time.perf_counter()
     src = source_folder(source)
+    reference = base_reference(src, source) if weights_mode == "reference" else None
     with atomic_dir(out, overwrite, EXPORT_MARKERS) as tmp:
-        weights = _copy_weights(src, tmp, model)
+        weights = sorted(reference["files"]) if reference else _copy_weights(src, tmp, model)
         meta = {"nledit_version": __version__, "edit_sha256": edit_sha256}
         block = gate.save_ranges(str(tmp / gate.RANGES_FILE), gates, meta)
         block.update(layers_path=layers_path, nledit_version=__version__, edit_sha256=edit_sha256)
+        if reference:
+            block["base_weights"] = reference
         cfg = nledit_config(src, model, task, block)
         (tmp / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
         shutil.copyfile(gate.__file__, tmp / "modeling_nledit.py")
@@ -183,6 +210,7 @@ def export_checkpoint(
             "recipe_sha256": recipe_sha256,
             "versions": versions(),
             "base_weights": weights,
+            "weights": weights_mode,
             "files": files,
         }
         doc.setdefault("timings", {})["export_s"] = time.perf_counter() - t0

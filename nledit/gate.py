@@ -282,10 +282,84 @@ def _edited_class(base_cls: type) -> type:
 
 
 _HUB_KWARGS = ("revision", "cache_dir", "force_download", "local_files_only", "token", "subfolder")
+_BASE_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token")
+_CHUNK = 1 << 22
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _base_from_hub(ref: dict[str, Any], files: dict[str, str], hub: dict[str, Any]) -> str:
+    """The folder of the pinned Hub snapshot holding ``files`` (the cache, or a download)."""
+    import os
+
+    from transformers.utils import cached_file
+
+    folder = ""
+    for name in files:
+        try:
+            local = cached_file(ref["repo_id"], name, revision=ref["revision"], **hub)
+        except Exception as err:  # offline without the file, unknown repo, no network
+            raise NleditLoadError(
+                f"base weights: cannot get {name} of {ref['repo_id']}@{ref['revision']} "
+                f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+                "pass nledit_base=<local folder> to load them from elsewhere"
+            ) from err
+        if local is None:
+            raise NleditLoadError(f"base weights: {name} of {ref['repo_id']} was not found")
+        folder = os.path.dirname(local)
+    return folder
+
+
+def resolve_base_weights(
+    path: str, block: dict[str, Any], base: str | None, check: bool, hub: dict[str, Any]
+) -> str:
+    """Where the base weights of a checkpoint are: the checkpoint itself, or for a weight-free
+    (``reference``) checkpoint the recorded local folder or pinned Hub snapshot, each file checked
+    against its recorded sha256. ``base`` overrides the recorded place (a folder or a repo id)."""
+    import os
+
+    ref = block.get("base_weights")
+    if not ref:
+        return path
+    files: dict[str, str] = ref["files"]
+    if base is not None and os.path.isdir(base):
+        folder = base
+    elif base is not None:
+        folder = _base_from_hub({**ref, "repo_id": base}, files, hub)
+    elif ref.get("folder") and os.path.isdir(ref["folder"]):
+        folder = ref["folder"]
+    elif ref.get("repo_id"):
+        folder = _base_from_hub(ref, files, hub)
+    else:
+        raise NleditLoadError(
+            f"{path}: base weights not found: {ref.get('folder')!r} does not exist here and no "
+            "Hub repository is recorded; pass nledit_base=<folder holding the base weights>"
+        )
+    for name, digest in files.items():
+        file = os.path.join(folder, name)
+        if not os.path.isfile(file):
+            raise NleditLoadError(f"base weights: {file} is missing")
+        if check and _sha256(file) != digest:
+            raise NleditLoadError(
+                f"base weights: {file} differs from the base this edit was fitted on "
+                f"(sha256 mismatch; expected {digest[:12]}…)"
+            )
+    return folder
 
 
 class _NleditAutoModel(PreTrainedModel):
-    """Loads the base architecture with its weights untouched, then installs the gates."""
+    """Loads the base architecture with its weights untouched, then installs the gates.
+
+    Extra keyword arguments of ``from_pretrained``: ``nledit_enabled`` (False loads every gate
+    off), ``nledit_base`` (a folder or Hub id holding the base weights of a weight-free
+    checkpoint, instead of the recorded one), ``nledit_check_base`` (False skips hashing them).
+    """
 
     config_class = NleditConfig
 
@@ -301,6 +375,10 @@ class _NleditAutoModel(PreTrainedModel):
         enabled = kwargs.pop("nledit_enabled", True)  # False: load with every gate off (A/B)
         if isinstance(enabled, str):
             enabled = enabled.lower() not in ("false", "0", "no")
+        base = kwargs.pop("nledit_base", None)
+        check = kwargs.pop("nledit_check_base", True)
+        if isinstance(check, str):
+            check = check.lower() not in ("false", "0", "no")
         hub = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
         if not isinstance(config, NleditConfig):
             config = NleditConfig.from_pretrained(path, **hub)
@@ -308,8 +386,13 @@ class _NleditAutoModel(PreTrainedModel):
         if block.get("format") != FORMAT:
             raise NleditLoadError(f"{path}: config.json has no valid nledit block")
         base_cls = getattr(transformers, block["base_architecture"])
+        weights = path
+        if block.get("base_weights"):
+            base_hub = {k: kwargs[k] for k in _BASE_HUB_KWARGS if k in kwargs}
+            weights = resolve_base_weights(path, block, base, bool(check), base_hub)
+            kwargs = {k: v for k, v in kwargs.items() if k not in _HUB_KWARGS}
         model = _edited_class(base_cls).from_pretrained(
-            path, *args, config=config.base_config(), **kwargs
+            weights, *args, config=config.base_config(), **kwargs
         )
         try:
             ranges = cached_file(path, RANGES_FILE, **hub)

@@ -46,8 +46,16 @@ def merge_into_checkpoint(out: Path, lm: dict[str, Any]) -> None:
     card_metrics = {"erasure": metrics.get("erasure", []), "lm_eval": lm}
     if metrics.get("perplexity"):
         card_metrics["perplexity"] = metrics["perplexity"]
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     info = CardInfo(
         base_model=manifest["base_model"]["origin"],
+        hub_base_model=manifest["base_model"].get("hub_id"),
+        weights=manifest.get("weights", "copy"),
+        method=manifest.get("method", "range"),
+        auto_class=next(
+            (k for k in config.get("auto_map", {}) if k.startswith("AutoModelFor")),
+            "AutoModelForCausalLM",
+        ),
         base_revision=manifest["base_model"].get("revision"),
         edits=manifest.get("edits", []),
         metrics=card_metrics,

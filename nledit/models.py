@@ -14,12 +14,13 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from . import basemodel
 from .errors import NleditError
 from .outdir import clean_leftovers
 from .recipe import ModelSpec
@@ -40,6 +41,19 @@ class ModelSource:
     origin: str  # what the recipe named (for the manifest and the model card)
     kind: str  # "hub" | "folder" | "gguf"
     gguf_sha256: str | None = None
+    base_model: str | None = None  # the base's Hub id, for the model card
+
+
+def card_base_model(spec: ModelSpec, source: ModelSource, path: Path) -> str | None:
+    """The Hub id the card names as ``base_model`` (see ``nledit.basemodel``)."""
+    if spec.base_model:
+        return spec.base_model
+    if source.kind == "hub":
+        return source.location
+    found = basemodel.from_gguf(path) if path.suffix == ".gguf" else None
+    if found is None and spec.id.startswith("pypi:"):
+        found = basemodel.from_cards(path.parent if path.is_file() else path)
+    return found or basemodel.from_config(Path(source.location))
 
 
 def cache_dir() -> Path:
@@ -84,11 +98,19 @@ def resolve_source(spec: ModelSpec) -> ModelSource:
     """Turn the recipe's model entry into a Hub id or a local folder (converting GGUF)."""
     mid = spec.id
     path = _pypi_location(mid[5:]) if mid.startswith("pypi:") else Path(mid).expanduser()
+    if path.is_dir() and spec.gguf_file:
+        path = path / spec.gguf_file
+        if not path.is_file():
+            raise ModelLoadError(f"model.gguf_file: no such file: {path}")
+    source = _resolve(spec, path)
+    return replace(source, base_model=card_base_model(spec, source, path))
+
+
+def _resolve(spec: ModelSpec, path: Path) -> ModelSource:
+    mid = spec.id
     if path.is_file() and path.suffix == ".gguf":
         return _gguf_folder(path, mid)
     if path.is_dir():
-        if spec.gguf_file:
-            return _gguf_folder(path / spec.gguf_file, mid)
         if not (path / "config.json").is_file():
             raise ModelLoadError(f"model.id: {path} has no config.json")
         return ModelSource(str(path), None, mid, "folder")
@@ -104,7 +126,7 @@ def _gguf_folder(gguf: Path, origin: str) -> ModelSource:
     if not gguf.is_file():
         raise ModelLoadError(f"model.gguf_file: no such file: {gguf}")
     digest = sha256_file(gguf)
-    folder = cache_dir() / "gguf" / digest[:16]
+    folder = cache_dir() / "converted" / digest[:16]
     problem = cache_problem(folder)
     if problem is not None and folder.exists():
         print(f"note: {problem}; converting {gguf.name} again", file=sys.stderr)

@@ -98,6 +98,7 @@ def manifest(fitted: Fitted, result: EvalResult | None) -> dict[str, Any]:
             "kind": fitted.source.kind,
             "revision": fitted.source.revision,
             "gguf_sha256": fitted.source.gguf_sha256,
+            "hub_id": fitted.source.base_model,
         },
         "data": {
             "source": recipe.data.source,
@@ -127,6 +128,8 @@ def card_info(fitted: Fitted, result: EvalResult | None) -> CardInfo:
     )
     return CardInfo(
         base_model=fitted.source.origin,
+        hub_base_model=fitted.source.base_model,
+        weights=recipe.output.weights,
         base_revision=fitted.source.revision,
         datasets=data,
         edits=edit_summaries(fitted),
@@ -173,6 +176,7 @@ def export_fitted(fitted: Fitted, out: Path, result: EvalResult | None, overwrit
         reference_texts=REFERENCE_TEXTS,
         overwrite=overwrite,
         extra_files=extra,
+        weights_mode=fitted.recipe.output.weights,
     )
 
 

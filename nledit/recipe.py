@@ -56,6 +56,11 @@ class ModelSpec(_Strict):
     device_map: str | dict[str, Any] | None = Field(None, description="accelerate device_map")
     max_memory: dict[str, str] | None = Field(None, description="per-device memory caps")
     task: Literal["auto", "causal-lm", "sequence-classification"] = "auto"
+    base_model: str | None = Field(
+        None,
+        description="Hub id of the base for the model card (default: the Hub id, or read from "
+        "GGUF metadata, a wheel's model card or the config's _name_or_path)",
+    )
 
     @field_validator("device_map", mode="before")
     @classmethod
@@ -314,6 +319,12 @@ class OutputSpec(_Strict):
         description="gates the checkpoint carries: `range` (the edit) or `neuron` (the same "
         "neurons and operator on the whole neuron, the neuron-masking baseline, for A/B "
         "comparisons under lm-eval)",
+    )
+    weights: Literal["copy", "reference"] = Field(
+        "copy",
+        description="`copy` the base weights into the checkpoint, or `reference` them: a "
+        "weight-free checkpoint that loads them from the recorded local folder or pinned Hub "
+        "commit and checks their sha256",
     )
 
 

