@@ -38,6 +38,9 @@ EXAMPLES = {
         nledit inspect recipes/quickstart.yaml --out runs/inspect""",
     "verify": """
         nledit verify out""",
+    "generate": """
+        nledit generate out --prompt "The match ended" --max-new-tokens 30
+        nledit generate out --prompts-file prompts.txt --sample --seed 1 --json gen.json""",
     "train-head": """
         nledit train-head recipes/minilm_agnews.yaml     # the recipe's train_head section
         nledit train-head recipes/minilm_agnews.yaml --train-examples 1600 --epochs 1 \\
@@ -201,6 +204,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .lmeval_cli import run_eval
 
     return run_eval(args)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .generate_cli import run_generate
+
+    return run_generate(args)
 
 
 def cmd_push(args: argparse.Namespace) -> int:
@@ -410,6 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=["tpe", "nsga2", "random"], help="tune.sampler")
     p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
     p.set_defaults(func=cmd_tune)
+
+    p = add("generate", "base and edited continuations of prompts, side by side")
+    from .generate_cli import add_arguments as generate_arguments
+
+    generate_arguments(p)
+    p.set_defaults(func=cmd_generate)
 
     p = add("verify", "check an exported checkpoint's files and reproduce its reference logits")
     p.add_argument("out", help="exported checkpoint directory")
