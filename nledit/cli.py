@@ -63,32 +63,12 @@ USAGE_ERROR = 2
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from .arch import ArchError
-    from .collect import ActivationError
-    from .concept import ConceptModelError
-    from .data import DataError
-    from .export import ExportError
+    """What the command line reports as a message: every ``NleditError``, the checkpoint
+    loader's own error (``gate.py`` stands alone) and missing or existing files."""
+    from .errors import NleditError
     from .gate import NleditLoadError
-    from .hub import NleditHubError
-    from .models import ModelLoadError
-    from .perplexity import PerplexityError
-    from .tune import TuneError
 
-    return (
-        RecipeError,
-        ArchError,
-        ActivationError,
-        ConceptModelError,
-        DataError,
-        ExportError,
-        NleditLoadError,
-        NleditHubError,
-        ModelLoadError,
-        PerplexityError,
-        TuneError,
-        FileNotFoundError,
-        FileExistsError,
-    )
+    return (NleditError, NleditLoadError, FileNotFoundError, FileExistsError)
 
 
 def _parse_set(items: list[str]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from safetensors.torch import save_file
 
 from . import __version__, gate
 from .card import CardInfo, write_card
+from .errors import NleditError
 from .models import ModelSource, sha256_file
 
 WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json")
@@ -50,7 +51,7 @@ WRAPPER = {
 }
 
 
-class ExportError(RuntimeError):
+class ExportError(NleditError, RuntimeError):
     """The checkpoint cannot be written."""
 
 

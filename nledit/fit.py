@@ -178,7 +178,7 @@ def general_means(
             layer: stats.total[layer].sum(0) / stats.count[layer].sum().clamp_min(1)
             for layer in layers
         }
-    from .perplexity import load_text, windows
+    from .text import load_text, windows
 
     ids = windows(cm.tokenizer, load_text(source, field), 128, 32, field)
     paths = {layer: layout.layer_path(layer) for layer in layers}

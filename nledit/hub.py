@@ -15,6 +15,7 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineMod
 from huggingface_hub.utils import validate_repo_id
 
 from . import __version__
+from .errors import NleditError
 
 try:  # the HTTP library under huggingface_hub: httpx2 from 2.x, httpx in 1.x
     from httpx2 import HTTPError as _TransportError
@@ -32,7 +33,7 @@ _STATUS_HINTS = {
 }
 
 
-class NleditHubError(Exception):
+class NleditHubError(NleditError):
     """A push that cannot go ahead; the message says why, no traceback needed."""
 
 

@@ -18,10 +18,11 @@ from typing import Any
 
 import torch
 
+from .errors import NleditError
 from .recipe import ModelSpec
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(NleditError, RuntimeError):
     """The base model could not be found or loaded."""
 
 

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from .errors import NleditError
+
 Dtype = Literal["float32", "bfloat16", "float16"]
 Saliency = Literal["max", "probeless", "probe", "random", "selective"]
 RangeShape = Literal["sigma", "quantile"]
@@ -31,7 +33,7 @@ Objective = Literal["d_acc", "d_conf", "d_cacc", "d_cconf", "d_ppl"]
 OperatorName = Literal["zero", "dampen", "mean", "adaptive", "steer"]
 
 
-class RecipeError(ValueError):
+class RecipeError(NleditError, ValueError):
     """A recipe that cannot be used; ``problems`` lists every ``field.path: message``."""
 
     def __init__(self, source: str, problems: list[str]) -> None:

@@ -54,6 +54,7 @@ from .arch import resolve_layer
 from .collect import ConceptStats, collect
 from .concept import ConceptModel
 from .data import ConceptData, DataError
+from .errors import NleditError
 from .evaluate import EvalResult, calibrate, conditions_for, erasure_table
 from .fit import Fitted, general_means, load_for_recipe
 from .gate import RangeGate
@@ -75,7 +76,7 @@ RESERVOIR = 512
 _TOL = 1e-12
 
 
-class TuneError(ValueError):
+class TuneError(NleditError, ValueError):
     """The tuning job cannot run as the recipe says."""
 
 
