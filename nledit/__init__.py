@@ -1,3 +1,5 @@
 """nledit: edit what a language model knows about a concept by gating neuron activation ranges."""
 
-__version__ = "0.1.0"
+from .version import __version__
+
+__all__ = ["__version__"]

@@ -18,7 +18,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from . import __version__
+from .version import __version__
 
 TAGS = ["nledit", "neuronlens", "range-masking", "custom_code"]
 WIKITEXT = ("Salesforce/wikitext", "WikiText-2 (raw)", "wikitext-2-raw-v1")

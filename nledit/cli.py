@@ -7,11 +7,9 @@ import os
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
-import yaml
-
-from .recipe import Recipe, RecipeError, load_recipe
+from .overrides import parse_set
+from .recipe import Recipe, load_recipe
 
 EXAMPLES = {
     "check": """
@@ -71,14 +69,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (NleditError, NleditLoadError, FileNotFoundError, FileExistsError)
 
 
-def _parse_set(items: list[str]) -> dict[str, Any]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise RecipeError("--set", [f"--set {item!r}: expected key=value, e.g. edits.0.tau=2"])
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+_parse_set = parse_set  # the name the command modules use
 
 
 def _method(p: argparse.ArgumentParser) -> None:

@@ -31,10 +31,11 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from . import __version__, gate
+from . import gate
 from .card import CardInfo, write_card
 from .errors import NleditError
 from .models import ModelSource, sha256_file
+from .version import __version__
 
 WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json")
 COPY_FILES = ("generation_config.json",)

@@ -10,7 +10,7 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
-from . import __version__, gate
+from . import gate
 from .card import CardInfo
 from .evaluate import EvalResult, conditions_for, erasure_table
 from .export import ExportError, atomic_dir, check_destination, export_checkpoint
@@ -18,6 +18,7 @@ from .fit import Fitted, fit, load_for_recipe
 from .perplexity import load_text, perplexity
 from .recipe import Recipe, edit_hash, edit_name, recipe_hash
 from .results import result_files, summary
+from .version import __version__
 
 REFERENCE_TEXTS = [
     "The quick brown fox jumps over the lazy dog.",

@@ -20,13 +20,12 @@ import io
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from . import __version__
 from .arch import resolve_layer
 from .collect import collect
 from .evaluate import Condition, _metrics, calibrate, label_probs
@@ -37,6 +36,8 @@ from .perplexity import load_text, perplexity
 from .ranges import fit_ranges, make_gate, operator_value
 from .recipe import Recipe, recipe_hash
 from .reservoir import Reservoir
+from .sweep_result import SweepResult
+from .version import __version__
 
 METHODS = ("range", "neuron")
 DEFAULT_TAUS = [round(0.3 * i, 1) for i in range(1, 16)]  # Table 17: 0.3, 0.6, ..., 4.5
@@ -97,32 +98,6 @@ class SweepPoint:
     layer: int
     gate: RangeGate
     key: str = ""  # the condition key that holds its numbers (shared by identical gates)
-
-
-@dataclass
-class SweepResult:
-    over: str
-    values: list[int | float]
-    rows: list[dict[str, Any]]
-    settings: dict[str, Any]
-    base: dict[str, float] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> SweepResult:
-        """Back from ``sweep_<over>.json`` (e.g. to redraw the figure)."""
-        keys = ("over", "values", "rows", "settings", "base", "timings")
-        return cls(**{k: doc[k] for k in keys})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "over": self.over,
-            "values": self.values,
-            "settings": self.settings,
-            "base": self.base,
-            "timings": self.timings,
-            "rows": self.rows,
-        }
 
 
 def _conditions(points: list[SweepPoint]) -> list[Condition]:
