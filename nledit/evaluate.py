@@ -112,7 +112,7 @@ def applied(model: Any, layers_path: str, gates: list[RangeGate]) -> Iterator[No
     try:
         yield
     finally:
-        remove_gates(model)
+        remove_gates(model, gates)
 
 
 def _with_prefix(inputs: dict[str, Any], prefix: Any) -> dict[str, Any]:
@@ -198,20 +198,20 @@ def label_probs(
             prefixes[cond.key] = prefixes["base"]
         else:
             for g in cond.gates:  # the head holds no read token
-                g.read_index = torch.empty(0, dtype=torch.long)
+                g.read_at(torch.empty(0, dtype=torch.long))
             with applied(cm.model, cm.layout.layers_path, cond.gates):
                 prefixes[cond.key] = cm.prefix_cache()
             for g in cond.gates:
-                g.read_index = None
+                g.read_at(None)
     gates = [g for c in conditions for g in c.gates]
 
     def batches() -> Iterator[tuple[dict[str, Any], Batch]]:
         for b in cm.batches(texts, batch_size, prefix=prefixes["base"]):
             for g in gates:  # "last"-position gates act on each row's read token
-                g.read_index = b.read
+                g.read_at(b.read)
             yield b.inputs, b
         for g in gates:
-            g.read_index = None
+            g.read_at(None)
 
     def reduce(res: Any, batch: Batch) -> torch.Tensor:
         return cm.label_probs(cm.read_logits(res, batch))

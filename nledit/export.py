@@ -211,7 +211,7 @@ def export_checkpoint(
                 reference_logits(model, tokenizer, reference_texts), str(tmp / REFERENCE_FILE)
             )
         finally:
-            gate.remove_gates(model)
+            gate.remove_gates(model, gates)
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
         write_card(tmp, card)

@@ -50,13 +50,23 @@ class RangeGate(nn.Module):
     the tensors are buffers that are not part of the model's state dict.
     """
 
-    def __init__(self, spec: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        tensors: dict[str, torch.Tensor],
+        read_index: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
         self.spec = dict(spec)
         for key in TENSORS:
             self.register_buffer(key, tensors[key], persistent=False)
         self.enabled = True
-        self.read_index: torch.Tensor | None = None  # for positions "last", see forward
+        self.read_index = read_index  # for positions "last", see forward and read_at
+
+    def read_at(self, index: torch.Tensor | None) -> None:
+        """For positions "last": the read token of each row of the next batches (None: the
+        last position; empty: no row has one, the gate edits nothing)."""
+        self.read_index = index
 
     def extra_repr(self) -> str:
         s = self.spec
@@ -132,34 +142,49 @@ class LayerGates(nn.Module):
 
 
 def install_gates(model: nn.Module, layers_path: str, gates: list[RangeGate]) -> nn.ModuleDict:
-    """Attach ``gates`` to the outputs of their layers (``{layers_path}.{layer}``).
+    """Attach ``gates`` to the outputs of their layers (``{layers_path}.{layer}``), after any
+    gates already installed there (installing a gate twice is an error).
 
     Gate tensors go to the device of their layer (works with accelerate device maps). Returns
     the container, also kept as ``model.nledit_gates``; ``remove_gates`` undoes it.
     """
-    remove_gates(model)
-    by_layer: dict[int, list[RangeGate]] = {}
+    container = model._modules.get("nledit_gates")
+    if not isinstance(container, nn.ModuleDict):
+        container = nn.ModuleDict()
+    installed = {id(m) for m in container.modules()}
+    twice = [g.spec["name"] for g in gates if id(g) in installed]
+    if twice or len({id(g) for g in gates}) != len(gates):
+        raise ValueError(f"gates already installed on this model: {twice or 'repeated'}")
+    handles: dict[str, Any] = getattr(model, "_nledit_handles", None) or {}
     for gate in gates:
-        by_layer.setdefault(int(gate.spec["layer"]), []).append(gate)
-    container = nn.ModuleDict()
-    handles = []
-    for layer, layer_gates in sorted(by_layer.items()):
+        layer = str(int(gate.spec["layer"]))
         block = model.get_submodule(f"{layers_path}.{layer}")
         device = next((p.device for p in block.parameters()), torch.device("cpu"))
-        lg = LayerGates(layer_gates).to(device)
-        container[str(layer)] = lg
-        handles.append(block.register_forward_hook(lg.hook))
+        if layer not in container:
+            container[layer] = LayerGates([])
+            handles[layer] = block.register_forward_hook(container[layer].hook)
+        container[layer].gates.append(gate.to(device))
     object.__setattr__(model, "_nledit_handles", handles)
     model.nledit_gates = container
     return container
 
 
-def remove_gates(model: nn.Module) -> None:
-    """Detach every gate ``install_gates`` attached."""
-    for handle in getattr(model, "_nledit_handles", []):
-        handle.remove()
-    object.__setattr__(model, "_nledit_handles", [])
-    if "nledit_gates" in model._modules:
+def remove_gates(model: nn.Module, gates: list[RangeGate] | None = None) -> None:
+    """Detach ``gates`` (default: every gate ``install_gates`` attached); others stay."""
+    container = model._modules.get("nledit_gates")
+    handles: dict[str, Any] = getattr(model, "_nledit_handles", None) or {}
+    if not isinstance(container, nn.ModuleDict):
+        return
+    drop = None if gates is None else {id(g) for g in gates}
+    for layer in list(container.keys()):
+        lg = container[layer]
+        kept = [g for g in lg.gates if drop is not None and id(g) not in drop]
+        lg.gates = nn.ModuleList(kept)
+        if not kept:
+            handles.pop(layer).remove()
+            del container[layer]
+    object.__setattr__(model, "_nledit_handles", handles)
+    if not len(container):
         del model._modules["nledit_gates"]
 
 

@@ -22,15 +22,17 @@ from pydantic import (
     model_validator,
 )
 
+from . import operators, saliencies
 from .errors import NleditError
 
 Dtype = Literal["float32", "bfloat16", "float16"]
-Saliency = Literal["max", "probeless", "probe", "random", "selective"]
+# Names come from the registries (operators.py, saliencies.py): one place to add a method.
+Saliency = Literal[saliencies.names()]  # type: ignore[valid-type]
 RangeShape = Literal["sigma", "quantile"]
 Selectivity = Literal["mass", "auroc"]
-TunableOperator = Literal["zero", "dampen", "mean", "adaptive"]
+TunableOperator = Literal[operators.names(in_recipe=True, tunable=True)]  # type: ignore[valid-type]
 Objective = Literal["d_acc", "d_conf", "d_cacc", "d_cconf", "d_ppl"]
-OperatorName = Literal["zero", "dampen", "mean", "adaptive", "steer"]
+OperatorName = Literal[operators.names(in_recipe=True)]  # type: ignore[valid-type]
 
 
 class RecipeError(NleditError, ValueError):
