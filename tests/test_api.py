@@ -123,3 +123,14 @@ def test_api_export_equals_cli_run(tiny_models, tiny_data: Path, tmp_path: Path)
     with edit.applied(model):
         want = _logits(model, tok)
     torch.testing.assert_close(_logits(edited, tok), want)
+
+
+def test_load_recipe_and_run(tiny_models, tiny_data: Path, tmp_path: Path) -> None:
+    d = recipe_dict(tiny_models["llama"], tiny_data)
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    recipe = nledit.load_recipe(path, {"edits.0.tau": 1.5})
+    assert recipe.edits[0].tau == 1.5
+    output = nledit.run(recipe, out=tmp_path / "out", log=lambda *_: None)
+    assert (tmp_path / "out" / RANGES_FILE).is_file()
+    assert output.result is not None and output.result.rows
