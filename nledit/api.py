@@ -242,7 +242,7 @@ def export(
         task=edit.task,
         source=source,
         layers_path=edit.layers_path,
-        gates=edit._chosen(method),
+        gates=edit.gates_for(method),
         recipe_text=text,
         recipe_sha256=recipe_hash(text),
         edit_sha256=edit_hash(d),

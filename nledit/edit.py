@@ -49,7 +49,8 @@ class Edit:
     task: str
     definition: dict[str, Any] = field(default_factory=dict)
 
-    def _chosen(self, method: str) -> list[gate.RangeGate]:
+    def gates_for(self, method: str = "range") -> list[gate.RangeGate]:
+        """The edit's gates (``range``) or its neuron-masking baseline (``neuron``)."""
         if method == "range":
             return self.gates
         chosen = [g for g in self.baseline if g.spec["mode"] == method]
@@ -62,7 +63,7 @@ class Edit:
         """Inside the block, ``model`` runs with this edit's gates (``method="neuron"``: the
         neuron-masking baseline); exactly those gates are removed on exit. Gates installed by
         anyone else stay, and several edits stack."""
-        gates = self._chosen(method)
+        gates = self.gates_for(method)
         gate.install_gates(model, self.layers_path, gates)
         try:
             yield model

@@ -134,3 +134,16 @@ def test_load_recipe_and_run(tiny_models, tiny_data: Path, tmp_path: Path) -> No
     output = nledit.run(recipe, out=tmp_path / "out", log=lambda *_: None)
     assert (tmp_path / "out" / RANGES_FILE).is_file()
     assert output.result is not None and output.result.rows
+
+
+def test_a_datasets_dataset_fits_like_a_list(llama, tiny_data: Path) -> None:
+    import datasets
+
+    model, tok = llama
+    rows = _rows(tiny_data)[:60]
+    ds = datasets.Dataset.from_dict({"text": [t for t, _ in rows], "label": [y for _, y in rows]})
+    from_list = nledit.fit(model, tok, rows, [EDIT], baselines=())
+    from_ds = nledit.fit(model, tok, ds, [EDIT], baselines=())
+    assert from_ds.label_names == from_list.label_names == sorted({y for _, y in rows})
+    assert all(torch.equal(a.index, b.index) for a, b in zip(from_ds.gates, from_list.gates))
+    assert from_ds.baseline == []

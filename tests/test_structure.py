@@ -10,7 +10,7 @@ import nledit
 PACKAGE = Path(nledit.__file__).parent
 MAX_LINES = 400
 # Modules already over the limit; the list may only shrink.
-OVERSIZE = {"tune.py", "recipe.py", "analysis/report.py", "sweep.py", "lmeval.py", "cli.py"}
+OVERSIZE = {"tune.py", "recipe.py", "analysis/report.py", "sweep.py", "lmeval.py"}
 
 
 def module_files() -> dict[str, Path]:
