@@ -121,9 +121,17 @@ class Edit:
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise EditError(f"{folder / META_FILE}: not a saved nledit edit")
         try:
-            gates = gate.load_gates(str(folder / GATES_FILE), meta["block"])
+            return cls._from_meta(folder, meta)
         except gate.NleditLoadError as err:
             raise EditError(str(err)) from None
+        except (KeyError, TypeError, ValueError) as err:
+            raise EditError(
+                f"{folder / META_FILE}: malformed ({type(err).__name__}: {err})"
+            ) from None
+
+    @classmethod
+    def _from_meta(cls, folder: Path, meta: dict[str, Any]) -> Edit:
+        gates = gate.load_gates(str(folder / GATES_FILE), meta["block"])
         n = int(meta["n_range"])
         shots = Examples(list(meta["shots"]["texts"]), list(meta["shots"]["labels"]))
         return cls(

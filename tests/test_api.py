@@ -70,6 +70,11 @@ def test_save_and_load(llama, tiny_data: Path, tmp_path: Path) -> None:
     (tmp_path / "e" / "edit.safetensors").write_bytes(b"not tensors")
     with pytest.raises(nledit.NleditError, match="cannot read range tensors"):
         nledit.Edit.load(tmp_path / "e")
+    meta = json.loads((tmp_path / "e" / "edit.json").read_text())
+    del meta["block"]
+    (tmp_path / "e" / "edit.json").write_text(json.dumps(meta))
+    with pytest.raises(nledit.NleditError, match="malformed"):
+        nledit.Edit.load(tmp_path / "e")
 
 
 def test_evaluate_gives_plain_data(llama, tiny_data: Path) -> None:
