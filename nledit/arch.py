@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .errors import NleditError
+
 # Paths of the block lists, most specific first.
 LAYER_PATHS = (
     "model.language_model.layers",  # Gemma 3 multimodal, Llava-style wrappers
@@ -22,7 +24,7 @@ LAYER_PATHS = (
 )
 
 
-class ArchError(ValueError):
+class ArchError(NleditError, ValueError):
     """The model's layout is not one nledit knows how to edit."""
 
 

@@ -18,19 +18,14 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from . import __version__
+from .operators import OPERATORS
+from .version import __version__
 
 TAGS = ["nledit", "neuronlens", "range-masking", "custom_code"]
 WIKITEXT = ("Salesforce/wikitext", "WikiText-2 (raw)", "wikitext-2-raw-v1")
 MMLU = ("cais/mmlu", "MMLU", "all")
 # Operator parameters that matter for each operator (the rest of a dumped spec is noise).
-_OPERATOR_PARAMS = {
-    "zero": (),
-    "dampen": ("alpha",),
-    "mean": ("mean_source",),
-    "adaptive": ("beta",),
-    "steer": ("strength",),
-}
+_OPERATOR_PARAMS = {name: op.options for name, op in OPERATORS.items()}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 

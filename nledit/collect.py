@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from .concept import ConceptModel
 from .data import Examples
+from .errors import NleditError
 from .reservoir import Reservoir
 
 
@@ -24,7 +25,7 @@ class StopForward(Exception):
     """Raised by a hook to end a forward pass once the last needed layer has run."""
 
 
-class ActivationError(ValueError):
+class ActivationError(NleditError, ValueError):
     """Activations that cannot be summarised (NaN or inf)."""
 
 

@@ -18,12 +18,13 @@ import torch
 
 from .arch import Layout, read_positions
 from .data import Examples
+from .errors import NleditError
 from .recipe import PromptSpec
 
 _SLOT = "\x00nledit-query\x00"
 
 
-class ConceptModelError(ValueError):
+class ConceptModelError(NleditError, ValueError):
     """The prompt or label words do not fit the model."""
 
 

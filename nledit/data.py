@@ -12,13 +12,10 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import DataError
 from .recipe import DataSpec
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv"}
-
-
-class DataError(ValueError):
-    """The concept data cannot be used as the recipe says."""
 
 
 @dataclass

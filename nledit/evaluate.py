@@ -95,8 +95,12 @@ class EvalResult:
 
 def conditions_for(fitted: Fitted) -> list[Condition]:
     """The base model, each range gate alone, and each baseline gate alone."""
+    return conditions_of(fitted.gates + fitted.baseline)
+
+
+def conditions_of(gates: list[RangeGate]) -> list[Condition]:
+    """The base model, then each gate alone (tagged by edit when several edits share a run)."""
     conds = [Condition("base", None, [])]
-    gates = fitted.gates + fitted.baseline
     several = len({g.spec.get("edit") for g in gates}) > 1
     for gate in gates:
         method = gate.spec.get("method", gate.spec["mode"])
@@ -112,7 +116,7 @@ def applied(model: Any, layers_path: str, gates: list[RangeGate]) -> Iterator[No
     try:
         yield
     finally:
-        remove_gates(model)
+        remove_gates(model, gates)
 
 
 def _with_prefix(inputs: dict[str, Any], prefix: Any) -> dict[str, Any]:
@@ -198,20 +202,20 @@ def label_probs(
             prefixes[cond.key] = prefixes["base"]
         else:
             for g in cond.gates:  # the head holds no read token
-                g.read_index = torch.empty(0, dtype=torch.long)
+                g.read_at(torch.empty(0, dtype=torch.long))
             with applied(cm.model, cm.layout.layers_path, cond.gates):
                 prefixes[cond.key] = cm.prefix_cache()
             for g in cond.gates:
-                g.read_index = None
+                g.read_at(None)
     gates = [g for c in conditions for g in c.gates]
 
     def batches() -> Iterator[tuple[dict[str, Any], Batch]]:
         for b in cm.batches(texts, batch_size, prefix=prefixes["base"]):
             for g in gates:  # "last"-position gates act on each row's read token
-                g.read_index = b.read
+                g.read_at(b.read)
             yield b.inputs, b
         for g in gates:
-            g.read_index = None
+            g.read_at(None)
 
     def reduce(res: Any, batch: Batch) -> torch.Tensor:
         return cm.label_probs(cm.read_logits(res, batch))
@@ -251,16 +255,33 @@ def erasure_table(
     fitted: Fitted, examples: Examples | None = None, fast: bool = True
 ) -> EvalResult:
     """The erasure table on the held-out evaluation examples."""
-    recipe, cm = fitted.recipe, fitted.cm
+    recipe = fitted.recipe
     examples = examples or fitted.data.eval
-    if recipe.prompt.calibrate and cm.is_lm:
-        calibrate(cm, recipe.batch_size)
-    gold = torch.tensor(examples.labels)
     conds = conditions_for(fitted)
-    probs = label_probs(cm, examples.texts, conds, recipe.batch_size, fast=fast)
+    calibrated = recipe.prompt.calibrate
+    return measure(
+        fitted.cm, examples, conds, recipe.batch_size, recipe.eval.curate, calibrated, fast
+    )
+
+
+def measure(
+    cm: ConceptModel,
+    examples: Examples,
+    conds: list[Condition],
+    batch_size: int,
+    curate: bool = False,
+    calibrated: bool = False,
+    fast: bool = True,
+) -> EvalResult:
+    """The erasure table of ``conds`` on ``examples`` (``curate``: only the examples the base
+    model gets right; ``calibrated``: contextual calibration first, for language models)."""
+    if calibrated and cm.is_lm:
+        calibrate(cm, batch_size)
+    gold = torch.tensor(examples.labels)
+    probs = label_probs(cm, examples.texts, conds, batch_size, fast=fast)
     preds = {k: cm.predict(p) for k, p in probs.items()}
     keep = torch.ones(len(gold), dtype=torch.bool)
-    if recipe.eval.curate:
+    if curate:
         keep = preds["base"] == gold
     n = len(cm.label_names)
     rows = []
@@ -283,4 +304,4 @@ def erasure_table(
                 str(cond.gates[0].spec.get("operator", "")),
             )
         )
-    return EvalResult(rows, {}, int(keep.sum()), recipe.eval.curate, cm.calibration is not None)
+    return EvalResult(rows, {}, int(keep.sum()), curate, cm.calibration is not None)

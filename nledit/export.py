@@ -29,12 +29,13 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from . import __version__, gate
+from . import gate
 from .card import CardInfo, write_card
 from .errors import NleditError
 from .integrity import MANIFEST_FILE, walk
 from .models import ModelSource, sha256_file
 from .outdir import atomic_dir, copy_file
+from .version import __version__
 
 WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json")
 COPY_FILES = ("generation_config.json",)
@@ -199,7 +200,7 @@ def export_checkpoint(
                 reference_logits(model, tokenizer, reference_texts), str(tmp / REFERENCE_FILE)
             )
         finally:
-            gate.remove_gates(model)
+            gate.remove_gates(model, gates)
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
         write_card(tmp, card)

@@ -10,15 +10,20 @@ from typing import Any
 import torch
 
 from .arch import Layout, find_layout, resolve_layer
-from .collect import ConceptStats, collect, token_means
+from .collect import ConceptStats
 from .concept import ConceptModel
 from .data import ConceptData, DataError, Examples, load_concept_data
 from .gate import RangeGate
 from .models import ModelSource, load_model, resolve_source
+from .operators import needs_general_mean
 from .plan import missing_files
-from .ranges import RangeTable, fit_ranges, make_gate, operator_value, vector_gate
+from .prepare import gates as edit_gates
+from .prepare import general_means, mean_source, needs_samples, statistics
+from .ranges import RangeTable, vector_gate
 from .recipe import Recipe
 from .reservoir import Reservoir
+
+__all__ = ["Fitted", "fit", "general_means", "load_for_recipe"]
 
 
 @dataclass
@@ -102,26 +107,32 @@ def fit(
     t0 = time.perf_counter()
     data, source, cm, layout, layers = load_for_recipe(recipe)
     t1 = time.perf_counter()
-    needs_reservoir = any(e.saliency == "probe" or e.range == "quantile" for e in recipe.edits)
-    reservoir = Reservoir(512, recipe.seed) if needs_reservoir else None
     examples = data.fit
     if shard is not None:
         index, count = shard
         examples = Examples(examples.texts[index::count], examples.labels[index::count])
-    stats = collect(cm, examples, sorted(set(layers)), recipe.batch_size, reservoir)
-    if reduce is not None:
-        stats = reduce(stats)
+    prep = statistics(
+        cm,
+        examples,
+        layers,
+        recipe.batch_size,
+        recipe.seed,
+        samples=needs_samples(recipe.edits),
+        general_mean=_mean_text(recipe),
+        reduce=reduce,
+    )
+    stats, reservoir = prep.stats, prep.reservoir
     t2 = time.perf_counter()
-    general_mean = _general_mean(recipe, cm, layout, stats)
     tables, gates, baseline = [], [], []
     vectors: set[tuple[str, int, int]] = set()
+    neuron = "neuron" in recipe.eval.baselines or recipe.output.method == "neuron"
+    modes = ("range", "neuron") if neuron else ("range",)
     for i, (edit, layer) in enumerate(zip(recipe.edits, layers)):
-        for table in fit_ranges(edit, i, layer, stats, data.label_names, recipe.seed, reservoir):
-            value = operator_value(table, edit, stats, general_mean)
+        for table, built in edit_gates(prep, edit, i, layer, modes):
             tables.append(table)
-            gates.append(make_gate(table, edit, value, "range"))
-            if "neuron" in recipe.eval.baselines or recipe.output.method == "neuron":
-                baseline.append(make_gate(table, edit, value, "neuron"))
+            gates.append(built["range"])
+            if neuron:
+                baseline.append(built["neuron"])
             for method in ("steer", "ablate"):
                 # whole-vector baselines depend on the concept and layer only: one per pair
                 pair = (method, table.concept_id, table.layer)
@@ -147,39 +158,17 @@ def fit(
     )
 
 
+def _mean_text(recipe: Recipe) -> tuple[str, str] | None:
+    """The general text for the edits' operators that read a general mean (None: no such
+    operator, so no mean is computed)."""
+    if not any(needs_general_mean(e.operator.name) for e in recipe.edits):
+        return None
+    return mean_source(recipe.edits)
+
+
 def _general_mean(
     recipe: Recipe, cm: ConceptModel, layout: Layout, stats: ConceptStats
 ) -> dict[int, torch.Tensor] | None:
-    """Per-layer neuron means for the `mean` operator: over every token of general text
-    (``operator.mean_source``, e.g. WikiText), else over all concepts' fitting examples."""
-    means = [(i, e) for i, e in enumerate(recipe.edits) if e.operator.name == "mean"]
-    if not means:
-        return None
-    i, source = next(
-        ((i, e.operator.mean_source) for i, e in means if e.operator.mean_source), (0, None)
-    )
-    where = f"edits.{i}.operator.mean_source"
-    return general_means(source, where, cm, layout, stats, sorted(stats.count), recipe.batch_size)
-
-
-def general_means(
-    source: str | None,
-    field: str,
-    cm: ConceptModel,
-    layout: Layout,
-    stats: ConceptStats,
-    layers: list[int],
-    batch_size: int,
-) -> dict[int, torch.Tensor]:
-    """Per-layer neuron means over every token of the general text ``source`` (the recipe's
-    ``field``), or over all concepts' fitting examples when there is none."""
-    if source is None:
-        return {
-            layer: stats.total[layer].sum(0) / stats.count[layer].sum().clamp_min(1)
-            for layer in layers
-        }
-    from .perplexity import load_text, windows
-
-    ids = windows(cm.tokenizer, load_text(source, field), 128, 32, field)
-    paths = {layer: layout.layer_path(layer) for layer in layers}
-    return token_means(cm.model, paths, ids, batch_size)
+    """Per-layer neuron means for the edits' general-mean operators (see ``prepare``)."""
+    where = _mean_text(recipe)
+    return None if where is None else general_means(*where, cm, stats, recipe.batch_size)

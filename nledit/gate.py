@@ -50,13 +50,23 @@ class RangeGate(nn.Module):
     the tensors are buffers that are not part of the model's state dict.
     """
 
-    def __init__(self, spec: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        tensors: dict[str, torch.Tensor],
+        read_index: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
         self.spec = dict(spec)
         for key in TENSORS:
             self.register_buffer(key, tensors[key], persistent=False)
         self.enabled = True
-        self.read_index: torch.Tensor | None = None  # for positions "last", see forward
+        self.read_index = read_index  # for positions "last", see forward and read_at
+
+    def read_at(self, index: torch.Tensor | None) -> None:
+        """For positions "last": the read token of each row of the next batches (None: the
+        last position; empty: no row has one, the gate edits nothing)."""
+        self.read_index = index
 
     def extra_repr(self) -> str:
         s = self.spec
@@ -132,34 +142,49 @@ class LayerGates(nn.Module):
 
 
 def install_gates(model: nn.Module, layers_path: str, gates: list[RangeGate]) -> nn.ModuleDict:
-    """Attach ``gates`` to the outputs of their layers (``{layers_path}.{layer}``).
+    """Attach ``gates`` to the outputs of their layers (``{layers_path}.{layer}``), after any
+    gates already installed there (installing a gate twice is an error).
 
     Gate tensors go to the device of their layer (works with accelerate device maps). Returns
     the container, also kept as ``model.nledit_gates``; ``remove_gates`` undoes it.
     """
-    remove_gates(model)
-    by_layer: dict[int, list[RangeGate]] = {}
+    container = model._modules.get("nledit_gates")
+    if not isinstance(container, nn.ModuleDict):
+        container = nn.ModuleDict()
+    installed = {id(m) for m in container.modules()}
+    twice = [g.spec["name"] for g in gates if id(g) in installed]
+    if twice or len({id(g) for g in gates}) != len(gates):
+        raise ValueError(f"gates already installed on this model: {twice or 'repeated'}")
+    handles: dict[str, Any] = getattr(model, "_nledit_handles", None) or {}
     for gate in gates:
-        by_layer.setdefault(int(gate.spec["layer"]), []).append(gate)
-    container = nn.ModuleDict()
-    handles = []
-    for layer, layer_gates in sorted(by_layer.items()):
+        layer = str(int(gate.spec["layer"]))
         block = model.get_submodule(f"{layers_path}.{layer}")
         device = next((p.device for p in block.parameters()), torch.device("cpu"))
-        lg = LayerGates(layer_gates).to(device)
-        container[str(layer)] = lg
-        handles.append(block.register_forward_hook(lg.hook))
+        if layer not in container:
+            container[layer] = LayerGates([])
+            handles[layer] = block.register_forward_hook(container[layer].hook)
+        container[layer].gates.append(gate.to(device))
     object.__setattr__(model, "_nledit_handles", handles)
     model.nledit_gates = container
     return container
 
 
-def remove_gates(model: nn.Module) -> None:
-    """Detach every gate ``install_gates`` attached."""
-    for handle in getattr(model, "_nledit_handles", []):
-        handle.remove()
-    object.__setattr__(model, "_nledit_handles", [])
-    if "nledit_gates" in model._modules:
+def remove_gates(model: nn.Module, gates: list[RangeGate] | None = None) -> None:
+    """Detach ``gates`` (default: every gate ``install_gates`` attached); others stay."""
+    container = model._modules.get("nledit_gates")
+    handles: dict[str, Any] = getattr(model, "_nledit_handles", None) or {}
+    if not isinstance(container, nn.ModuleDict):
+        return
+    drop = None if gates is None else {id(g) for g in gates}
+    for layer in list(container.keys()):
+        lg = container[layer]
+        kept = [g for g in lg.gates if drop is not None and id(g) not in drop]
+        lg.gates = nn.ModuleList(kept)
+        if not kept:
+            handles.pop(layer).remove()
+            del container[layer]
+    object.__setattr__(model, "_nledit_handles", handles)
+    if not len(container):
         del model._modules["nledit_gates"]
 
 
@@ -283,72 +308,52 @@ def _edited_class(base_cls: type) -> type:
 
 _HUB_KWARGS = ("revision", "cache_dir", "force_download", "local_files_only", "token", "subfolder")
 _BASE_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token")
-_CHUNK = 1 << 22
 
 
 def _sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
+        for chunk in iter(lambda: f.read(1 << 22), b""):
             h.update(chunk)
     return h.hexdigest()
 
 
-def _base_from_hub(ref: dict[str, Any], files: dict[str, str], hub: dict[str, Any]) -> str:
-    """The folder of the pinned Hub snapshot holding ``files`` (the cache, or a download)."""
+def resolve_base_weights(block: dict[str, Any], base: str | None, check: bool, hub: dict) -> str:
+    """The folder holding a weight-free checkpoint's base weights: ``base`` (a folder or Hub id)
+    if given, else the recorded folder if it exists here, else the pinned Hub commit (through
+    the Hub cache); every file checked against its recorded sha256."""
     import os
 
     from transformers.utils import cached_file
 
-    folder = ""
-    for name in files:
-        try:
-            local = cached_file(ref["repo_id"], name, revision=ref["revision"], **hub)
-        except Exception as err:  # offline without the file, unknown repo, no network
-            raise NleditLoadError(
-                f"base weights: cannot get {name} of {ref['repo_id']}@{ref['revision']} "
-                f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
-                "pass nledit_base=<local folder> to load them from elsewhere"
-            ) from err
-        if local is None:
-            raise NleditLoadError(f"base weights: {name} of {ref['repo_id']} was not found")
-        folder = os.path.dirname(local)
-    return folder
-
-
-def resolve_base_weights(
-    path: str, block: dict[str, Any], base: str | None, check: bool, hub: dict[str, Any]
-) -> str:
-    """Where the base weights of a checkpoint are: the checkpoint itself, or for a weight-free
-    (``reference``) checkpoint the recorded local folder or pinned Hub snapshot, each file checked
-    against its recorded sha256. ``base`` overrides the recorded place (a folder or a repo id)."""
-    import os
-
-    ref = block.get("base_weights")
-    if not ref:
-        return path
-    files: dict[str, str] = ref["files"]
-    if base is not None and os.path.isdir(base):
-        folder = base
-    elif base is not None:
-        folder = _base_from_hub({**ref, "repo_id": base}, files, hub)
-    elif ref.get("folder") and os.path.isdir(ref["folder"]):
+    ref = block["base_weights"]
+    folder = base if base and os.path.isdir(base) else None
+    if folder is None and not base and ref.get("folder") and os.path.isdir(ref["folder"]):
         folder = ref["folder"]
-    elif ref.get("repo_id"):
-        folder = _base_from_hub(ref, files, hub)
-    else:
+    repo = base or ref.get("repo_id")
+    if folder is None and not repo:
         raise NleditLoadError(
-            f"{path}: base weights not found: {ref.get('folder')!r} does not exist here and no "
-            "Hub repository is recorded; pass nledit_base=<folder holding the base weights>"
+            f"base weights: {ref.get('folder')!r} does not exist here and no Hub repository is "
+            "recorded; pass nledit_base=<folder holding the base weights>"
         )
-    for name, digest in files.items():
+    from_hub = folder is None
+    for name, digest in ref["files"].items():
+        if from_hub:
+            try:
+                local = cached_file(repo, name, revision=ref.get("revision"), **hub)
+            except Exception as err:  # offline without the file, unknown repo, no network
+                raise NleditLoadError(
+                    f"base weights: cannot get {name} of {repo}@{ref.get('revision')} ({err}); "
+                    "pass nledit_base=<local folder> to load them from elsewhere"
+                ) from err
+            folder = os.path.dirname(local or "")
         file = os.path.join(folder, name)
         if not os.path.isfile(file):
             raise NleditLoadError(f"base weights: {file} is missing")
         if check and _sha256(file) != digest:
             raise NleditLoadError(
-                f"base weights: {file} differs from the base this edit was fitted on "
-                f"(sha256 mismatch; expected {digest[:12]}…)"
+                f"base weights: {file} differs from the base this edit was "
+                f"fitted on (sha256 mismatch; expected {digest[:12]}…)"
             )
     return folder
 
@@ -389,7 +394,7 @@ class _NleditAutoModel(PreTrainedModel):
         weights = path
         if block.get("base_weights"):
             base_hub = {k: kwargs[k] for k in _BASE_HUB_KWARGS if k in kwargs}
-            weights = resolve_base_weights(path, block, base, bool(check), base_hub)
+            weights = resolve_base_weights(block, base, bool(check), base_hub)
             kwargs = {k: v for k, v in kwargs.items() if k not in _HUB_KWARGS}
         model = _edited_class(base_cls).from_pretrained(
             weights, *args, config=config.base_config(), **kwargs

@@ -13,9 +13,9 @@ from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, get_token
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
 from huggingface_hub.utils import validate_repo_id
 
-from . import __version__
 from .errors import NleditError
 from .integrity import MANIFEST_FILE, IntegrityError, require_trusted
+from .version import __version__
 
 try:  # the HTTP library under huggingface_hub: httpx2 from 2.x, httpx in 1.x
     from httpx2 import HTTPError as _TransportError

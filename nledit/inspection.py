@@ -8,13 +8,10 @@ import numpy as np
 
 from .analysis.build import all_layer_stats, build_report
 from .analysis.report import write_report
-from .collect import collect
 from .fit import load_for_recipe
-from .ranges import fit_ranges
+from .prepare import statistics
+from .prepare import tables as edit_tables
 from .recipe import Recipe
-from .reservoir import Reservoir
-
-RESERVOIR = 400  # activations kept per (layer, concept): bounded memory
 
 
 def inspect(
@@ -24,11 +21,13 @@ def inspect(
     data, source, cm, _layout, layers = load_for_recipe(recipe)
     layer, edit = layers[0], recipe.edits[0]
     wanted = list(range(layer + 1)) if all_layers else [layer]
-    reservoir = Reservoir(RESERVOIR, recipe.seed)
-    stats = collect(cm, data.fit, wanted, recipe.batch_size, reservoir, desc="inspect")
+    prep = statistics(
+        cm, data.fit, wanted, recipe.batch_size, recipe.seed, samples=True, desc="inspect"
+    )
+    reservoir = prep.reservoir
+    assert reservoir is not None  # samples=True
     names = data.label_names
-    edit_all = edit.model_copy(update={"concepts": list(names)})
-    tables = fit_ranges(edit_all, 0, layer, stats, names, recipe.seed, reservoir)
+    tables = edit_tables(prep, edit.model_copy(update={"concepts": list(names)}), 0, layer)
 
     def samples_at(at: int) -> dict[str, np.ndarray]:
         per_id = reservoir.samples(at, len(names))

@@ -29,6 +29,8 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from .errors import NleditError
+
 TASK_MMLU = "nledit_mmlu"
 TASK_WIKITEXT = "nledit_wikitext"
 DEFAULT_TASKS = (TASK_MMLU, TASK_WIKITEXT)
@@ -60,7 +62,7 @@ _Rows = list[dict[str, Any]]
 ModelArg = str | int | float | bool
 
 
-class TaskDataError(ValueError):
+class TaskDataError(NleditError, ValueError):
     """The data directory cannot back the requested tasks; the message names the file."""
 
 

@@ -3,48 +3,16 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from .arch import Layout
+from .errors import PerplexityError
 from .evaluate import Condition, run_conditions
+from .text import load_text, windows
 
-
-class PerplexityError(ValueError):
-    """The perplexity text cannot be used."""
-
-
-def load_text(source: str, field: str = "eval.perplexity_source") -> str:
-    """A local text file, or a Hub data set id (``name[:config]``) whose ``text`` is joined;
-    errors name the recipe ``field`` the source came from."""
-    path = Path(source).expanduser()
-    if path.is_file():
-        return path.read_text(encoding="utf-8")
-    if path.suffix or source.startswith((".", "/", "~")):
-        raise PerplexityError(f"{field}: no such file: {source}")
-    import datasets
-
-    name, _, config = source.partition(":")
-    try:
-        ds = datasets.load_dataset(name, config or None, split="test")
-    except Exception as err:
-        raise PerplexityError(f"{field}: cannot load {source!r}: {err}") from err
-    return "\n".join(ds["text"])
-
-
-def windows(
-    tokenizer: Any, text: str, size: int, count: int, field: str = "eval.perplexity_source"
-) -> torch.Tensor:
-    """The first ``count`` non-overlapping windows of ``size`` tokens: (count, size)."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    n = min(count, len(ids) // size)
-    if n == 0:
-        raise PerplexityError(
-            f"{field}: text has {len(ids)} tokens, fewer than one window of {size}"
-        )
-    return torch.tensor(ids[: n * size]).view(n, size)
+__all__ = ["PerplexityError", "load_text", "perplexity", "windows"]
 
 
 def _nll(res: Any, ids: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
-from . import __version__, gate
+from . import gate
 from .card import CardInfo
 from .evaluate import EvalResult, conditions_for, erasure_table
 from .export import EXPORT_MARKERS, ExportError, export_checkpoint
@@ -20,6 +20,7 @@ from .outdir import atomic_dir, check_destination
 from .perplexity import load_text, perplexity
 from .recipe import Recipe, edit_hash, edit_name, recipe_hash
 from .results import result_files, summary
+from .version import __version__
 
 REFERENCE_TEXTS = [
     "The quick brown fox jumps over the lazy dog.",

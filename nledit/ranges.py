@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import saliency, shapes
+from . import operators, saliency, shapes
 from .collect import ConceptStats
 from .gate import RangeGate
 from .recipe import EditSpec, edit_name
@@ -84,12 +84,12 @@ def operator_value(
     general_mean: dict[int, torch.Tensor] | None,
 ) -> torch.Tensor:
     """The per-neuron value the operator needs (mean replacement or steering direction)."""
-    op = edit.operator.name
-    if op == "mean":
+    kind = operators.get(edit.operator.name).value
+    if kind == "general_mean":
         if general_mean is None:
-            raise ValueError("operator mean: no general-text mean was collected")
+            raise ValueError(f"operator {edit.operator.name}: no general-text mean was collected")
         return general_mean[table.layer][table.index]
-    if op == "steer":
+    if kind == "steering":
         return steering_direction(stats, table.layer, table.concept_id)[table.index]
     return torch.zeros(table.index.numel(), dtype=torch.float64)
 
@@ -106,7 +106,8 @@ def make_gate(
         "concept": table.concept,
         "layer": table.layer,
         "operator": op.name,
-        "params": {"alpha": op.alpha, "beta": op.beta, "tau": edit.tau, "strength": op.strength},
+        # every run-time parameter (tau from the edit, the rest from its operator section)
+        "params": {p: edit.tau if p == "tau" else getattr(op, p) for p in operators.KNOWN_PARAMS},
         "mode": mode,
         "positions": edit.positions,
         "k": int(table.index.numel()),

@@ -22,16 +22,20 @@ from pydantic import (
     model_validator,
 )
 
+from . import operators, saliencies
+from .errors import NleditError
+
 Dtype = Literal["float32", "bfloat16", "float16"]
-Saliency = Literal["max", "probeless", "probe", "random", "selective"]
+# Names come from the registries (operators.py, saliencies.py): one place to add a method.
+Saliency = Literal[saliencies.names()]  # type: ignore[valid-type]
 RangeShape = Literal["sigma", "quantile"]
 Selectivity = Literal["mass", "auroc"]
-TunableOperator = Literal["zero", "dampen", "mean", "adaptive"]
+TunableOperator = Literal[operators.names(in_recipe=True, tunable=True)]  # type: ignore[valid-type]
 Objective = Literal["d_acc", "d_conf", "d_cacc", "d_cconf", "d_ppl"]
-OperatorName = Literal["zero", "dampen", "mean", "adaptive", "steer"]
+OperatorName = Literal[operators.names(in_recipe=True)]  # type: ignore[valid-type]
 
 
-class RecipeError(ValueError):
+class RecipeError(NleditError, ValueError):
     """A recipe that cannot be used; ``problems`` lists every ``field.path: message``."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
@@ -655,13 +659,24 @@ def recipe_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def edit_hash(recipe: Recipe) -> str:
-    """sha256 of what defines the edit: the validated recipe without its output section.
+EDIT_FIELDS = {"model": {"id", "revision", "gguf_file", "task"}, "data": True, "prompt": True}
 
-    Equal for the same recipe wherever it is written to, so the same recipe and seed give a
+
+def edit_definition(recipe: Recipe) -> dict[str, Any]:
+    """What defines the edit: the base model, the data, the prompt, the edits and the seed.
+
+    Not how it is run (device, dtype, batch size), evaluated, tuned, swept or written."""
+    body = recipe.model_dump(mode="json", include={**EDIT_FIELDS, "edits": True, "seed": True})
+    return body
+
+
+def edit_hash(recipe: Recipe | dict[str, Any]) -> str:
+    """sha256 of :func:`edit_definition` (or of a definition given as a mapping).
+
+    Equal for the same edit whatever the other sections say, so the same edit and seed give a
     byte-identical range file.
     """
     import json
 
-    body = recipe.model_dump(mode="json", exclude={"output"})
+    body = recipe if isinstance(recipe, dict) else edit_definition(recipe)
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from .collect import ConceptStats
 from .reservoir import Reservoir
+from .saliencies import names, top_count
 
-METHODS = ("max", "probeless", "probe", "random", "selective")
+METHODS = names()
 
 
 def max_activation(stats: ConceptStats, layer: int, concept: int) -> torch.Tensor:
@@ -53,6 +57,45 @@ def probe(
     return torch.from_numpy(np.abs(clf.coef_[0]).astype(np.float64))
 
 
+@dataclass
+class ScoreInputs:
+    """What a scoring function may read besides the statistics (see ``saliencies``)."""
+
+    seed: int
+    reservoir: Reservoir | None
+    ranges: tuple[torch.Tensor, torch.Tensor] | None  # every neuron's (lo, hi)
+    selectivity: str
+    magnitude_weight: float
+
+
+def _selective(stats: ConceptStats, layer: int, concept: int, x: ScoreInputs) -> torch.Tensor:
+    from .selectivity import selective_scores
+
+    lo, hi = x.ranges if x.ranges is not None else (None, None)
+    return selective_scores(stats, layer, concept, lo, hi, x.selectivity, x.magnitude_weight)
+
+
+def _probe(stats: ConceptStats, layer: int, concept: int, x: ScoreInputs) -> torch.Tensor:
+    if x.reservoir is None:
+        raise ValueError("saliency probe: needs a reservoir of activations")
+    return probe(x.reservoir, layer, concept, stats.n_concepts, x.seed)
+
+
+def _random(stats: ConceptStats, layer: int, concept: int, x: ScoreInputs) -> torch.Tensor:
+    return random_scores(stats.d, x.seed * 1000 + layer * 31 + concept)
+
+
+Scorer = Callable[[ConceptStats, int, int, ScoreInputs], torch.Tensor]
+# One scoring function per entry of ``saliencies.SALIENCIES`` (same names, same order).
+SCORERS: dict[str, Scorer] = {
+    "max": lambda stats, layer, concept, x: max_activation(stats, layer, concept),
+    "probeless": lambda stats, layer, concept, x: probeless(stats, layer, concept),
+    "probe": _probe,
+    "random": _random,
+    "selective": _selective,
+}
+
+
 def scores(
     method: str,
     stats: ConceptStats,
@@ -69,26 +112,14 @@ def scores(
     ``selective`` reads the target's range bounds of every neuron from ``ranges`` (lo, hi);
     see ``nledit.selectivity`` for its formula.
     """
-    if method == "selective":
-        from .selectivity import selective_scores
-
-        lo, hi = ranges if ranges is not None else (None, None)
-        return selective_scores(stats, layer, concept, lo, hi, selectivity, magnitude_weight)
-    if method == "max":
-        return max_activation(stats, layer, concept)
-    if method == "probeless":
-        return probeless(stats, layer, concept)
-    if method == "random":
-        return random_scores(stats.d, seed * 1000 + layer * 31 + concept)
-    if method == "probe":
-        if reservoir is None:
-            raise ValueError("saliency probe: needs a reservoir of activations")
-        return probe(reservoir, layer, concept, stats.n_concepts, seed)
-    raise ValueError(f"unknown saliency {method!r}; known: {', '.join(METHODS)}")
+    if method not in SCORERS:
+        raise ValueError(f"unknown saliency {method!r}; known: {', '.join(METHODS)}")
+    inputs = ScoreInputs(seed, reservoir, ranges, selectivity, magnitude_weight)
+    return SCORERS[method](stats, layer, concept, inputs)
 
 
 def top_fraction(score: torch.Tensor, p: float) -> torch.Tensor:
     """Indices of the top ``p`` fraction of neurons (at least one), sorted ascending."""
-    k = max(1, round(p * score.numel()))
+    k = top_count(p, score.numel())
     top = torch.topk(score, k, sorted=True).indices
     return top.sort().values

@@ -20,23 +20,24 @@ import io
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from . import __version__
+from . import operators
 from .arch import resolve_layer
-from .collect import collect
 from .evaluate import Condition, _metrics, calibrate, label_probs
 from .export import ExportError
-from .fit import _general_mean, load_for_recipe
+from .fit import _mean_text, load_for_recipe
 from .gate import TENSORS, RangeGate
 from .perplexity import load_text, perplexity
-from .ranges import fit_ranges, make_gate, operator_value
+from .prepare import Prepared, needs_samples, statistics
+from .prepare import gates as edit_gates
 from .recipe import Recipe, recipe_hash
-from .reservoir import Reservoir
+from .sweep_result import SweepResult
+from .version import __version__
 
 METHODS = ("range", "neuron")
 DEFAULT_TAUS = [round(0.3 * i, 1) for i in range(1, 16)]  # Table 17: 0.3, 0.6, ..., 4.5
@@ -44,8 +45,6 @@ DEFAULT_TOP_PS = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]  # Fig
 LAYER_SPREAD = 6
 SUFFIXES = (".csv", ".json", ".md", ".png")
 LABELS = ("name", "method", "edit", "concept", "k", "saliency", "top_p")  # names, not behaviour
-KNOWN_PARAMS = ("alpha", "beta", "tau", "strength")
-USED_PARAMS = {"dampen": ("alpha",), "adaptive": ("beta", "tau"), "steer": ("strength",)}
 
 
 def layer_spread(n_layers: int, count: int = LAYER_SPREAD) -> list[int]:
@@ -72,13 +71,15 @@ def fingerprint(gate: RangeGate) -> str:
     """
     s = gate.spec
     op, mode = s["operator"], s["mode"]
-    used = USED_PARAMS.get(op, ())
-    params = {k: v for k, v in s.get("params", {}).items() if k in used or k not in KNOWN_PARAMS}
+    entry = operators.OPERATORS.get(op)  # an unknown operator: every setting counts
+    used = entry.params if entry else operators.KNOWN_PARAMS
+    known = operators.KNOWN_PARAMS
+    params = {k: v for k, v in s.get("params", {}).items() if k in used or k not in known}
     head = {k: v for k, v in s.items() if k not in LABELS and k != "params"}
     h = hashlib.sha256(json.dumps([head, params], sort_keys=True, default=str).encode())
     for name in TENSORS:
         if (name in ("lo", "hi") and mode != "range") or (
-            name in ("mu", "sigma") and op != "adaptive"
+            name in ("mu", "sigma") and entry is not None and not entry.mu_sigma
         ):
             continue
         t = getattr(gate, name).detach().to("cpu").contiguous()
@@ -99,32 +100,6 @@ class SweepPoint:
     key: str = ""  # the condition key that holds its numbers (shared by identical gates)
 
 
-@dataclass
-class SweepResult:
-    over: str
-    values: list[int | float]
-    rows: list[dict[str, Any]]
-    settings: dict[str, Any]
-    base: dict[str, float] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> SweepResult:
-        """Back from ``sweep_<over>.json`` (e.g. to redraw the figure)."""
-        keys = ("over", "values", "rows", "settings", "base", "timings")
-        return cls(**{k: doc[k] for k in keys})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "over": self.over,
-            "values": self.values,
-            "settings": self.settings,
-            "base": self.base,
-            "timings": self.timings,
-            "rows": self.rows,
-        }
-
-
 def _conditions(points: list[SweepPoint]) -> list[Condition]:
     """One condition per distinct gate; each point learns the key holding its numbers."""
     by_print: dict[str, str] = {}
@@ -140,25 +115,16 @@ def _conditions(points: list[SweepPoint]) -> list[Condition]:
 
 
 def build_points(
-    recipe: Recipe,
-    over: str,
-    values: list[int | float],
-    layers: list[int],
-    stats: Any,
-    label_names: list[str],
-    general_mean: dict[int, torch.Tensor] | None,
-    reservoir: Reservoir | None = None,
+    recipe: Recipe, over: str, values: list[int | float], layers: list[int], prep: Prepared
 ) -> list[SweepPoint]:
     """Ranges and both gates of the first edit at every value (no model work)."""
     edit = recipe.edits[0]
     points = []
     for value, layer in zip(values, layers):
         changed = edit if over == "layer" else edit.model_copy(update={over: value})
-        for table in fit_ranges(changed, 0, layer, stats, label_names, recipe.seed, reservoir):
-            v = operator_value(table, changed, stats, general_mean)
+        for table, built in edit_gates(prep, changed, 0, layer, METHODS):
             for method in METHODS:
-                gate = make_gate(table, changed, v, method)
-                points.append(SweepPoint(value, method, table.concept, layer, gate))
+                points.append(SweepPoint(value, method, table.concept, layer, built[method]))
     return points
 
 
@@ -181,17 +147,21 @@ def sweep(recipe: Recipe, text: str, command: str | None = None, log: Any = prin
     values = spec.values or default_values(over, layout.n_layers)
     values, at = _swept(recipe, over, values, layout.n_layers, layers[0])
     t1 = time.perf_counter()
-    # The bounded sample the probe saliency and quantile ranges read (cheap; exact for small fits).
-    reservoir = Reservoir(512, recipe.seed)
     wanted = sorted(set(at))
     log(f"statistics: {len(data.fit)} examples, one pass for layer(s) {wanted}")
-    stats = collect(cm, data.fit, wanted, recipe.batch_size, reservoir, desc="statistics")
     first = recipe.model_copy(update={"edits": [edit]})
-    general_mean = _general_mean(first, cm, layout, stats)
-    t2 = time.perf_counter()
-    points = build_points(
-        recipe, over, values, at, stats, data.label_names, general_mean, reservoir
+    prep = statistics(
+        cm,
+        data.fit,
+        wanted,
+        recipe.batch_size,
+        recipe.seed,
+        samples=needs_samples([edit]),
+        general_mean=_mean_text(first),
+        desc="statistics",
     )
+    t2 = time.perf_counter()
+    points = build_points(recipe, over, values, at, prep)
     conds = _conditions(points)
     t3 = time.perf_counter()
     log(

@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
-    from .sweep import SweepResult
+    from .sweep_result import SweepResult
 
 COLOR = {"range": "#2ca02c", "neuron": "#ff7f0e"}
 LABEL = {"range": "range masking", "neuron": "neuron masking"}

@@ -130,6 +130,6 @@ def token_examples(
 
 
 def _error(message: str) -> Exception:
-    from .data import DataError
+    from .errors import DataError
 
     return DataError(message)

@@ -108,7 +108,7 @@ def head_spec(args: argparse.Namespace) -> TrainHeadSpec:
 
 
 def _parse_set(items: list[str]) -> dict[str, Any]:
-    from .cli import _parse_set as parse
+    from .overrides import parse_set as parse
 
     return parse(items)
 

@@ -50,18 +50,23 @@ from typing import Any
 import torch
 import yaml
 
+from . import operators
 from .arch import resolve_layer
-from .collect import ConceptStats, collect
+from .collect import ConceptStats
 from .concept import ConceptModel
 from .data import ConceptData, DataError
+from .errors import NleditError
 from .evaluate import EvalResult, calibrate, conditions_for, erasure_table
-from .fit import Fitted, general_means, load_for_recipe
+from .fit import Fitted, load_for_recipe
 from .gate import RangeGate
 from .models import ModelSource
+from .operators import needs_general_mean
 from .perplexity import PerplexityError, load_text, perplexity, windows
-from .ranges import fit_ranges, make_gate, operator_value
+from .prepare import Prepared, needs_samples, statistics
+from .prepare import gates as edit_gates
 from .recipe import EditSpec, Recipe, SearchSpace, parse_recipe
 from .reservoir import Reservoir
+from .saliencies import SALIENCIES
 from .tune_cache import ValidationCache
 
 DIRECTIONS = {
@@ -71,11 +76,10 @@ DIRECTIONS = {
     "d_cconf": "maximize",
     "d_ppl": "minimize",
 }
-RESERVOIR = 512
 _TOL = 1e-12
 
 
-class TuneError(ValueError):
+class TuneError(NleditError, ValueError):
     """The tuning job cannot run as the recipe says."""
 
 
@@ -145,7 +149,8 @@ def suggest(trial: Any, space: SearchSpace, layers: list[int]) -> dict[str, Any]
     p["top_p"] = _float(trial, "top_p", space.top_p, space.log_top_p)
     p["range"] = trial.suggest_categorical("range", list(space.range))
     p["operator"] = trial.suggest_categorical("operator", list(space.operators))
-    if p["range"] == "sigma" or p["operator"] == "adaptive":
+    op = operators.get(p["operator"])
+    if p["range"] == "sigma" or "tau" in op.params:
         p["tau"] = _float(trial, "tau", space.tau, nd=3)
     if p["range"] == "quantile":
         p["quantiles"] = [_float(trial, "q_lo", space.q_lo), _float(trial, "q_hi", space.q_hi)]
@@ -153,10 +158,8 @@ def suggest(trial: Any, space: SearchSpace, layers: list[int]) -> dict[str, Any]
     if p["saliency"] == "selective":
         p["selectivity"] = trial.suggest_categorical("selectivity", list(space.selectivity))
         p["magnitude_weight"] = _float(trial, "magnitude_weight", space.magnitude_weight, nd=3)
-    if p["operator"] == "dampen":
-        p["alpha"] = _float(trial, "alpha", space.alpha, nd=3)
-    if p["operator"] == "adaptive":
-        p["beta"] = _float(trial, "beta", space.beta, nd=3)
+    for name in op.tuned:  # e.g. dampen's alpha: the interval is tune.space.<name>
+        p[name] = _float(trial, name, getattr(space, name), nd=3)
     return p
 
 
@@ -181,7 +184,7 @@ def edit_mapping(base: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
     op = base.get("operator", "zero")
     op = dict(op) if isinstance(op, dict) else {"name": op}
     op["name"] = p["operator"]
-    for key in ("alpha", "beta"):
+    for key in operators.TUNED_PARAMS:
         if key in p:
             op[key] = p[key]
     m["operator"] = op if len(op) > 1 else op["name"]
@@ -204,12 +207,8 @@ def build_gates(
     """Gates of ``edit`` (range or neuron mode) from the cached statistics."""
     layer = resolve_layer(edit.layer, ctx.cm.layout.n_layers)
     i = ctx.recipe.tune.edit if index is None else index
-    names = ctx.data.label_names
-    gates = []
-    for table in fit_ranges(edit, i, layer, ctx.stats, names, ctx.recipe.seed, ctx.reservoir):
-        value = operator_value(table, edit, ctx.stats, ctx.general_mean)
-        gates.append(make_gate(table, edit, value, mode))
-    return gates
+    prep = Prepared(ctx.cm, ctx.stats, ctx.reservoir, ctx.general_mean, ctx.recipe.seed)
+    return [built[mode] for _, built in edit_gates(prep, edit, i, layer, (mode,))]
 
 
 def evaluate_edit(ctx: TuneContext, edit: EditSpec) -> dict[str, Any]:
@@ -269,18 +268,6 @@ def tune_windows(recipe: Recipe, tokenizer: Any) -> torch.Tensor | None:
     return ids[ev.perplexity_windows :]
 
 
-def _general_means(
-    recipe: Recipe, cm: ConceptModel, stats: ConceptStats, layers: list[int], needed: bool
-) -> dict[int, torch.Tensor] | None:
-    """Per-layer general-text means for the mean operator, for every candidate layer."""
-    if not needed:
-        return None
-    i = recipe.tune.edit
-    source = recipe.edits[i].operator.mean_source
-    where = f"edits.{i}.operator.mean_source"
-    return general_means(source, where, cm, cm.layout, stats, layers, recipe.batch_size)
-
-
 def prepare(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> TuneContext:
     """Load data and model, one statistics pass for all candidate layers, the base cache."""
     tune = recipe.tune
@@ -300,14 +287,22 @@ def prepare(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> Tu
     layers, ref_layer = candidate_layers(tune.space, edit, layout.n_layers)
     all_layers = sorted({*layers, ref_layer})
     space = tune.space
-    need_res = "quantile" in space.range or "probe" in space.saliency
-    need_res |= edit.range == "quantile" or edit.saliency == "probe"
-    reservoir = Reservoir(RESERVOIR, recipe.seed) if need_res else None
+    need_res = "quantile" in space.range or any(SALIENCIES[s].needs_samples for s in space.saliency)
+    need_res |= needs_samples([edit])
+    need_mean = any(needs_general_mean(op) for op in [*space.operators, edit.operator.name])
+    where = f"edits.{tune.edit}.operator.mean_source"
     t1 = time.perf_counter()
-    stats = collect(cm, data.fit, all_layers, recipe.batch_size, reservoir)
+    prep = statistics(
+        cm,
+        data.fit,
+        all_layers,
+        recipe.batch_size,
+        recipe.seed,
+        samples=need_res,
+        general_mean=(edit.operator.mean_source or "", where) if need_mean else None,
+    )
+    stats, reservoir, general_mean = prep.stats, prep.reservoir, prep.general_mean
     t2 = time.perf_counter()
-    need_mean = "mean" in space.operators or edit.operator.name == "mean"
-    general_mean = _general_means(recipe, cm, stats, all_layers, need_mean)
     if recipe.prompt.calibrate and cm.is_lm:
         calibrate(cm, recipe.batch_size)
     ppl_ids = tune_windows(recipe, cm.tokenizer) if cm.is_lm else None

@@ -100,13 +100,13 @@ class ValidationCache:
         if layer == cm.layout.n_layers - 1:  # the last layer's output changes no key/value
             return self.base_prefix
         for g in gates:  # the head holds no read token
-            g.read_index = torch.empty(0, dtype=torch.long)
+            g.read_at(torch.empty(0, dtype=torch.long))
         try:
             with applied(cm.model, cm.layout.layers_path, gates):
                 return cm.prefix_cache()
         finally:
             for g in gates:
-                g.read_index = None
+                g.read_at(None)
 
     @torch.no_grad()
     def run(self, gates: list[RangeGate]) -> tuple[torch.Tensor, float | None]:
@@ -122,13 +122,13 @@ class ValidationCache:
                 batch = cached.batch
                 assert batch is not None
                 for g in gates:
-                    g.read_index = batch.read
+                    g.read_at(batch.read)
                 inputs = _with_prefix(cached.inputs, prefix)
                 with replay_from(cm.model, cm.layout, layer, *cached.states[layer]):
                     res = cm.model(**inputs)
                 probs.append(cm.label_probs(cm.read_logits(res, batch)).cpu())
             for g in gates:
-                g.read_index = None
+                g.read_at(None)
             ppl = None
             if self.windows:
                 total = 0.0

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .evaluate import EvalResult
+from .operators import TUNED_PARAMS
 from .results import markdown_table, ppl_table, summary
 
 COLUMNS = [
@@ -26,8 +27,7 @@ COLUMNS = [
     "q_hi",
     "trim_overlap",
     "operator",
-    "alpha",
-    "beta",
+    *TUNED_PARAMS,
     "d_acc",
     "d_conf",
     "d_cacc",
@@ -58,8 +58,7 @@ def trial_rows(trials: list[Any], pareto: set[int]) -> list[dict[str, Any]]:
             "q_hi": q[1],
             "trim_overlap": p.get("trim_overlap"),
             "operator": p.get("operator"),
-            "alpha": p.get("alpha"),
-            "beta": p.get("beta"),
+            **{name: p.get(name) for name in TUNED_PARAMS},
         }
         row |= {k: a.get(k) for k in ("d_acc", "d_conf", "d_cacc", "d_cconf", "d_ppl", "seconds")}
         rows.append(row)
@@ -84,12 +83,14 @@ def _saliency(r: dict[str, Any]) -> str:
     return f"selective/{r['selectivity']} w={r['magnitude_weight']:.2f}"
 
 
+SYMBOLS = {"alpha": "α", "beta": "β"}  # how the tables name the tuned parameters
+
+
 def _operator(r: dict[str, Any]) -> str:
     op = str(r["operator"])
-    if r.get("alpha") is not None:
-        op += f" α={r['alpha']:.2f}"
-    if r.get("beta") is not None:
-        op += f" β={r['beta']:.2f}"
+    for name in TUNED_PARAMS:
+        if r.get(name) is not None:
+            op += f" {SYMBOLS.get(name, name)}={r[name]:.2f}"
     return op
 
 

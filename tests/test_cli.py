@@ -6,6 +6,7 @@ which runs in a child process that is killed halfway through writing the checkpo
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -20,7 +21,6 @@ import pytest
 import torch
 from conftest import write_data
 
-import nledit.export
 from nledit.cli import EXAMPLES, main
 
 # Two cores shared with other work: one intra-op thread is the fastest for tiny models.
@@ -267,7 +267,7 @@ def test_interrupt_during_export_leaves_nothing(
     def interrupted(*_: object, **__: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(nledit.export, "write_card", interrupted)
+    monkeypatch.setattr(importlib.import_module("nledit.export"), "write_card", interrupted)
     out = tmp_path / "out"
     recipe = make_recipe(tiny_models["llama"], tiny_data)
     code, _, err = cli(["run", str(recipe), "--out", str(out), *FAST], capsys)
@@ -283,9 +283,10 @@ SLOW_EXPORT = r"""
 import sys
 import time
 
-import nledit.export
+import importlib
 
-write_card = nledit.export.write_card
+export_module = importlib.import_module("nledit.export")
+write_card = export_module.write_card
 
 
 def slow_card(*args, **kwargs):
@@ -293,7 +294,7 @@ def slow_card(*args, **kwargs):
     return write_card(*args, **kwargs)
 
 
-nledit.export.write_card = slow_card
+export_module.write_card = slow_card
 from nledit.cli import main
 
 sys.exit(main(sys.argv[1:]))

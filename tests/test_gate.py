@@ -266,6 +266,7 @@ def test_several_gates_on_one_layer_apply_in_order(as_tuple: bool) -> None:
     expected = torch.full((1, 2, 4), 3.0)
     expected[..., INDEX] = PARAMS["alpha"] * (x + PARAMS["strength"] * VALUE) + 1
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
+    remove_gates(model)
     install_gates(model, "layers", [dampen, steer])
     expected[..., INDEX] = PARAMS["alpha"] * x + PARAMS["strength"] * VALUE + 1
     torch.testing.assert_close(model(h), expected, rtol=0, atol=1e-6)
@@ -295,8 +296,9 @@ def test_install_switch_and_remove() -> None:
     set_gates_enabled(model, True)
     assert torch.equal(model(h), edited)
 
-    # installing again replaces, never stacks
-    install_gates(model, "layers", [a, b])
+    # installing a gate twice is refused, and changes nothing
+    with pytest.raises(ValueError, match="already installed"):
+        install_gates(model, "layers", [a, b])
     assert torch.equal(model(h), edited)
     remove_gates(model)
     assert torch.equal(model(h), base)
@@ -430,3 +432,24 @@ def test_load_fails_when_k_does_not_match(tmp_path: Path) -> None:
     block = {**block, "edits": specs, "ranges_sha256": tensors_digest(tensors)}
     with pytest.raises(NleditLoadError, match="do not have k=2"):
         load_gates(str(path), block)
+
+
+def test_install_stacks_and_remove_takes_exactly_its_gates() -> None:
+    """Gates installed by someone else survive another set's install and removal."""
+    model = Toy()
+    h = torch.zeros(1, 1, 4)
+    base = model(h)
+    a = make_gate("zero", "neuron", name="a.x", layer=1)
+    b = make_gate("dampen", "neuron", name="b.x", layer=1)
+    c = make_gate("steer", "neuron", name="c.x", layer=2)
+    install_gates(model, "layers", [a])
+    only_a = model(h)
+    install_gates(model, "layers", [b, c])
+    assert [g.spec["name"] for g in model.nledit_gates["1"].gates] == ["a.x", "b.x"]
+    assert not torch.equal(model(h), only_a)
+    remove_gates(model, [b, c])
+    assert torch.equal(model(h), only_a)
+    assert sorted(model.nledit_gates.keys()) == ["1"]
+    remove_gates(model, [a])
+    assert torch.equal(model(h), base)
+    assert "nledit_gates" not in model._modules

@@ -15,6 +15,7 @@ import pytest
 import torch
 from matplotlib.image import imread
 
+import nledit.prepare
 import nledit.sweep
 from nledit.cli import main
 from nledit.evaluate import erasure_table
@@ -132,13 +133,13 @@ def test_layer_sweep_makes_one_statistics_pass(
     tmp_path: Path, tiny_models, tiny_data, make_recipe, capsys, monkeypatch
 ) -> None:
     calls: list[list[int]] = []
-    real = nledit.sweep.collect
+    real = nledit.prepare.collect
 
     def counting(cm, examples, layers, *args, **kwargs):
         calls.append(list(layers))
         return real(cm, examples, layers, *args, **kwargs)
 
-    monkeypatch.setattr(nledit.sweep, "collect", counting)
+    monkeypatch.setattr(nledit.prepare, "collect", counting)  # the shared pass
     recipe = make_recipe(tiny_models["gpt2"], tiny_data)
     out = tmp_path / "sw"
     code, _, err = sweep_cli([str(recipe), "--over", "layer", "--out", str(out)], capsys)

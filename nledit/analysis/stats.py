@@ -16,6 +16,8 @@ import numpy as np
 from scipy import special
 from scipy.stats import rankdata
 
+from .. import saliencies
+
 # Edges of the overlap bins of Table 5 (shares of neurons with overlap <25%, 25-50%, ...).
 OVERLAP_BINS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 OVERLAP_BIN_LABELS: tuple[str, ...] = ("<25%", "25-50%", "50-75%", ">75%")
@@ -215,10 +217,7 @@ def auroc_summary(auroc: np.ndarray, concept_a: str, concept_b: str) -> AurocSum
 
 def top_count(p: float, d: int) -> int:
     """Number of neurons in a top-p set of `d` neurons (at least one)."""
-    if not 0.0 < p <= 1.0:
-        raise ValueError(f"p must be in (0, 1], got {p}")
-    # The small epsilon keeps e.g. 0.3 * 10 = 3.0000000000000004 from rounding up to 4.
-    return max(1, min(d, math.ceil(p * d - 1e-9)))
+    return saliencies.top_count(p, d)  # the fit's rule: the report shows the edited neurons
 
 
 def top_neurons(saliency: np.ndarray, p: float) -> np.ndarray:

@@ -1,0 +1,295 @@
+"""The Python API: fit, evaluate and export an edit of a model already in memory.
+
+The command line's jobs run on the same path (``prepare``: one statistics pass, then gates),
+so the same settings give byte-identical gates and range files either way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .arch import find_layout, resolve_layer
+from .card import CardInfo
+from .concept import ConceptModel
+from .data import Examples, _digest, load_concept_data
+from .edit import Edit
+from .errors import EditError
+from .evaluate import conditions_of, measure
+from .export import EXPORT_MARKERS, export_checkpoint
+from .inputs import data_spec, edit_specs, examples, prompt_spec
+from .models import detect_task, resolve_source
+from .operators import needs_general_mean
+from .outdir import check_destination
+from .pipeline import REFERENCE_TEXTS
+from .pipeline import run as run_recipe
+from .prepare import gates as edit_gates
+from .prepare import mean_source, needs_samples, statistics
+from .recipe import EDIT_FIELDS, ModelSpec, Recipe, edit_hash, recipe_hash
+from .recipe import load_recipe as load
+from .text import load_text
+
+
+def _model_id(model: Any, model_id: str | None) -> str:
+    mid = model_id or getattr(model, "name_or_path", "") or ""
+    return str(mid)
+
+
+def fit(
+    model: Any,
+    tokenizer: Any,
+    data: Any,
+    edits: Any,
+    prompt: Any = None,
+    *,
+    label_names: list[str] | None = None,
+    shots: Any = None,
+    seed: int = 0,
+    batch_size: int = 8,
+    max_length: int = 256,
+    baselines: tuple[str, ...] = ("neuron",),
+    model_id: str | None = None,
+) -> Edit:
+    """Fit ``edits`` on ``model`` (a transformers model in memory) from ``data``.
+
+    ``data``: ``(text, label)`` pairs, a ``datasets.Dataset`` (``text``/``label`` columns) or a
+    recipe data spec (its fitting split is used). ``edits``: recipe edit entries, e.g.
+    ``[{"concepts": ["Sports"], "layer": -1, "top_p": 0.3}]``. ``prompt``: the recipe's prompt
+    section (for a causal LM the model is read at the prompt's last token); in-memory data
+    brings its few-shot examples as ``shots`` (pairs). ``baselines``: ``("neuron",)`` also
+    builds the neuron-masking gates. ``model_id`` (default: the model's ``name_or_path``)
+    names the base model in exports.
+    """
+    specs = edit_specs(edits)
+    pspec = prompt_spec(prompt)
+    spec = data_spec(data)
+    if spec is not None:
+        cdata = load_concept_data(spec, pspec.shots, seed, pspec.label_words)
+        names, fit_ex, shot_ex = cdata.label_names, cdata.fit, cdata.shots
+        max_length = spec.max_length
+        data_def: dict[str, Any] = spec.model_dump(mode="json")
+    else:
+        fit_ex, names = examples(data, label_names)
+        if pspec.shots and shots is None:
+            raise EditError(
+                "prompt.shots: in-memory data brings its few-shot examples as shots=[(text, "
+                "label), ...]; pass them or set shots to 0"
+            )
+        shot_ex = examples(shots, names, "shots")[0] if shots else Examples([], [])
+        data_def = {"examples_sha256": _digest(fit_ex), "label_names": names}
+    for i, e in enumerate(specs):
+        for c in e.concepts:
+            if c not in names:
+                raise EditError(f"edits.{i}.concepts: {c!r} is not a label; labels are {names}")
+    task = detect_task(model.config, "auto")
+    layout = find_layout(model)
+    if task != "causal-lm":
+        shot_ex = Examples([], [])
+    cm = ConceptModel(model, tokenizer, task, layout, names, pspec, shot_ex, max_length)
+    layers = [resolve_layer(e.layer, layout.n_layers) for e in specs]
+    means = any(needs_general_mean(e.operator.name) for e in specs)
+    prep = statistics(
+        cm,
+        fit_ex,
+        layers,
+        batch_size,
+        seed,
+        samples=needs_samples(specs),
+        general_mean=mean_source(specs) if means else None,
+    )
+    modes = ("range", "neuron") if "neuron" in baselines else ("range",)
+    gates, baseline = [], []
+    for i, (e, layer) in enumerate(zip(specs, layers)):
+        for _, built in edit_gates(prep, e, i, layer, modes):
+            gates.append(built["range"])
+            baseline += [built["neuron"]] if "neuron" in built else []
+    model_def = ModelSpec(id=_model_id(model, model_id)).model_dump(
+        mode="json", include=EDIT_FIELDS["model"]
+    )
+    definition = {
+        "model": model_def,
+        "data": data_def,
+        "prompt": pspec.model_dump(mode="json"),
+        "edits": [e.model_dump(mode="json") for e in specs],
+        "seed": seed,
+    }
+    return Edit(
+        gates, baseline, layout.layers_path, names, pspec, shot_ex, max_length, task, definition
+    )
+
+
+def _concept_model(model: Any, tokenizer: Any, edit: Edit) -> ConceptModel:
+    layout = find_layout(model)
+    shots = edit.shots
+    return ConceptModel(
+        model, tokenizer, edit.task, layout, edit.label_names, edit.prompt, shots, edit.max_length
+    )
+
+
+def evaluate(
+    model: Any,
+    tokenizer: Any,
+    edit: Edit,
+    data: Any,
+    *,
+    perplexity_text: str | None = None,
+    perplexity_source: str | None = None,
+    perplexity_windows: int = 8,
+    perplexity_window: int = 256,
+    batch_size: int = 8,
+    curate: bool = False,
+    calibrate: bool = False,
+    baselines: bool = True,
+) -> dict[str, Any]:
+    """The erasure table (and perplexity) of ``edit`` on ``data``, as plain data.
+
+    ``data`` as for :func:`fit` (a recipe data spec gives its evaluation split). Each gate is
+    measured alone against the base model: Acc/Conf on the concept's examples, CAcc/CConf on
+    the others (``baselines``: the neuron-masking gates too). Perplexity on general text, given
+    as ``perplexity_text`` or as a file / Hub data set (``perplexity_source``). Call it outside
+    ``edit.applied(model)``: the base model must be the unedited one.
+    """
+    installed = {id(m) for m in model.modules()}
+    if any(id(g) in installed for g in edit.gates + edit.baseline):
+        raise EditError("evaluate: the edit is applied to the model; call it outside applied()")
+    spec = data_spec(data)
+    if spec is not None:
+        seed = int(edit.definition.get("seed", 0))
+        ex = load_concept_data(spec, edit.prompt.shots, seed, edit.prompt.label_words).eval
+    else:
+        ex = examples(data, edit.label_names)[0]
+    cm = _concept_model(model, tokenizer, edit)
+    conds = conditions_of(edit.gates + (edit.baseline if baselines else []))
+    result = measure(cm, ex, conds, batch_size, curate, calibrate)
+    if perplexity_source and perplexity_text is None:
+        perplexity_text = load_text(perplexity_source, "perplexity_source")
+    if perplexity_text and cm.is_lm and perplexity_windows:
+        from .perplexity import perplexity
+
+        result.perplexity = perplexity(
+            model,
+            cm.layout,
+            tokenizer,
+            perplexity_text,
+            conds,
+            perplexity_window,
+            perplexity_windows,
+            batch_size,
+        )
+    return result.to_dict()
+
+
+def _summaries(edit: Edit) -> list[dict[str, Any]]:
+    """What the card and manifest say about each edit (named as its gates name it)."""
+    names = list(dict.fromkeys(g.spec["edit"] for g in edit.gates))
+    out = []
+    for name, e in zip(names, edit.definition.get("edits", [])):
+        own = [g for g in edit.gates if g.spec["edit"] == name]
+        keys = ("concepts", "saliency", "top_p", "tau")
+        out.append(
+            {
+                "name": name,
+                "layer": own[0].spec["layer"],  # "last" resolved to its index
+                **{key: e.get(key) for key in keys},
+                "operator": e.get("operator") or own[0].spec["operator"],
+                "n_neurons": sum(int(g.spec["k"]) for g in own),
+            }
+        )
+    return out
+
+
+def export(
+    model: Any,
+    tokenizer: Any,
+    edit: Edit,
+    out_dir: str | Path,
+    *,
+    method: str = "range",
+    overwrite: bool = False,
+    metrics: dict[str, Any] | None = None,
+    model_id: str | None = None,
+    weights: str = "copy",
+) -> Path:
+    """Write the checkpoint ``nledit run`` writes: base weights untouched, the gates in
+    ``nledit_ranges.safetensors``, loadable with transformers and ``trust_remote_code=True``.
+
+    ``method="neuron"`` exports the neuron-masking baseline; ``metrics`` (what
+    :func:`evaluate` returned) go into the model card; ``model_id``: the base model's folder or
+    Hub id when the model's ``name_or_path`` does not say it; ``weights="reference"`` writes a
+    weight-free checkpoint that loads the base weights from where they are (README, "Weight-free
+    checkpoints").
+    """
+    out = Path(out_dir)
+    check_destination(out, overwrite, EXPORT_MARKERS)
+    d = edit.definition
+    mid = model_id or d.get("model", {}).get("id") or _model_id(model, None)
+    if not mid:
+        raise EditError("export: name the base model's folder or Hub id with model_id=")
+    source = resolve_source(ModelSpec(id=mid))
+    text = "# Fitted with the nledit Python API.\n" + yaml.safe_dump(d, sort_keys=False)
+    auto = "AutoModelForCausalLM" if edit.task == "causal-lm" else None
+    card = CardInfo(
+        base_model=source.origin,
+        hub_base_model=source.base_model,
+        weights=weights,
+        base_revision=source.revision,
+        edits=_summaries(edit),
+        metrics={k: v for k, v in (metrics or {}).items() if k in ("erasure", "perplexity")},
+        recipe_yaml=text,
+        method=method,
+        auto_class=auto or "AutoModelForSequenceClassification",
+    )
+    manifest = {
+        "method": method,
+        "seed": d.get("seed"),
+        "base_model": {
+            "origin": source.origin,
+            "kind": source.kind,
+            "revision": source.revision,
+            "hub_id": source.base_model,
+        },
+        "data": d.get("data", {}),
+        "edits": _summaries(edit),
+        "metrics": metrics or {},
+    }
+    return export_checkpoint(
+        out,
+        model=model,
+        tokenizer=tokenizer,
+        task=edit.task,
+        source=source,
+        layers_path=edit.layers_path,
+        gates=edit.gates_for(method),
+        recipe_text=text,
+        recipe_sha256=recipe_hash(text),
+        edit_sha256=edit_hash(d),
+        manifest=manifest,
+        card=card,
+        reference_texts=REFERENCE_TEXTS,
+        overwrite=overwrite,
+        weights_mode=weights,
+    )
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read and validate a recipe file (``overrides``: dotted paths, as ``--set`` takes)."""
+    return load(path, overrides)[0]
+
+
+def run(
+    recipe: Recipe | str | Path,
+    out: str | Path | None = None,
+    overwrite: bool | None = None,
+    log: Any = print,
+) -> Any:
+    """What ``nledit run`` does: fit, evaluate (as the recipe says) and export to ``out``
+    (default ``output.dir``). Returns the fitted state, the evaluation and the folder."""
+    if isinstance(recipe, Recipe):
+        text = yaml.safe_dump(recipe.model_dump(mode="json", exclude_unset=True), sort_keys=False)
+    else:
+        recipe, text = load(recipe)
+    dest = Path(out if out is not None else recipe.output.dir)
+    again = recipe.output.overwrite if overwrite is None else overwrite
+    return run_recipe(recipe, text, dest, again, log)

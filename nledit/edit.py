@@ -1,0 +1,147 @@
+"""An ``Edit``: the fitted gates of one or more edits, ready to apply to a model in memory.
+
+edit = nledit.fit(model, tokenizer, data, edits)
+with edit.applied(model):          # the gates on; removed again on exit
+    ...
+edit.save("my-edit")               # safetensors + JSON, no pickle
+edit = nledit.Edit.load("my-edit")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from . import gate
+from .data import Examples
+from .errors import EditError
+from .recipe import PromptSpec
+from .version import __version__
+
+GATES_FILE = "edit.safetensors"
+META_FILE = "edit.json"
+FORMAT = "nledit-edit/1"
+
+
+@dataclass
+class Edit:
+    """The fitted ranges and gates of one or more edits.
+
+    ``gates`` are the edit (range masking); ``baseline`` the neuron-masking gates on the same
+    neurons, for comparison. The prompt, shots and label names say how the model was read when
+    the edit was fitted, so ``nledit.evaluate`` reads it the same way. ``definition`` is what
+    defines the edit (model, data, prompt, edits, seed): its hash goes into exported files.
+    """
+
+    gates: list[gate.RangeGate]
+    baseline: list[gate.RangeGate]
+    layers_path: str
+    label_names: list[str]
+    prompt: PromptSpec
+    shots: Examples
+    max_length: int
+    task: str
+    definition: dict[str, Any] = field(default_factory=dict)
+
+    def gates_for(self, method: str = "range") -> list[gate.RangeGate]:
+        """The edit's gates (``range``) or its neuron-masking baseline (``neuron``)."""
+        if method == "range":
+            return self.gates
+        chosen = [g for g in self.baseline if g.spec["mode"] == method]
+        if len(chosen) != len(self.gates):
+            raise EditError(f"method: this edit holds no {method} gates (fit with baselines)")
+        return chosen
+
+    @contextlib.contextmanager
+    def applied(self, model: nn.Module, method: str = "range") -> Iterator[nn.Module]:
+        """Inside the block, ``model`` runs with this edit's gates (``method="neuron"``: the
+        neuron-masking baseline); exactly those gates are removed on exit. Gates installed by
+        anyone else stay, and several edits stack."""
+        gates = self.gates_for(method)
+        gate.install_gates(model, self.layers_path, gates)
+        try:
+            yield model
+        finally:
+            gate.remove_gates(model, gates)
+
+    @contextlib.contextmanager
+    def disabled(self, model: nn.Module) -> Iterator[nn.Module]:
+        """Inside the block, this edit's gates (where installed on ``model``) do nothing."""
+        installed = {id(m) for m in model.modules()}
+        mine = [g for g in self.gates + self.baseline if id(g) in installed]
+        before = [g.enabled for g in mine]
+        for g in mine:
+            g.enabled = False
+        try:
+            yield model
+        finally:
+            for g, b in zip(mine, before):
+                g.enabled = b
+
+    @property
+    def names(self) -> list[str]:
+        """The gate names (one per edit and concept)."""
+        return [g.spec["name"] for g in self.gates]
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``edit.safetensors`` (the gate tensors) and ``edit.json`` into folder ``path``."""
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        block = gate.save_ranges(str(out / GATES_FILE), self.gates + self.baseline, {})
+        meta = {
+            "format": FORMAT,
+            "nledit_version": __version__,
+            "block": block,
+            "n_range": len(self.gates),
+            "layers_path": self.layers_path,
+            "label_names": self.label_names,
+            "prompt": self.prompt.model_dump(mode="json"),
+            "shots": {"texts": self.shots.texts, "labels": self.shots.labels},
+            "max_length": self.max_length,
+            "task": self.task,
+            "definition": self.definition,
+        }
+        (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path) -> Edit:
+        """Read an edit ``save`` wrote (the tensors are checked against their recorded hash)."""
+        folder = Path(path)
+        try:
+            meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise EditError(f"{folder}: not a saved nledit edit ({err})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise EditError(f"{folder / META_FILE}: not a saved nledit edit")
+        try:
+            return cls._from_meta(folder, meta)
+        except gate.NleditLoadError as err:
+            raise EditError(str(err)) from None
+        except (KeyError, TypeError, ValueError) as err:
+            raise EditError(
+                f"{folder / META_FILE}: malformed ({type(err).__name__}: {err})"
+            ) from None
+
+    @classmethod
+    def _from_meta(cls, folder: Path, meta: dict[str, Any]) -> Edit:
+        gates = gate.load_gates(str(folder / GATES_FILE), meta["block"])
+        n = int(meta["n_range"])
+        shots = Examples(list(meta["shots"]["texts"]), list(meta["shots"]["labels"]))
+        return cls(
+            gates[:n],
+            gates[n:],
+            meta["layers_path"],
+            list(meta["label_names"]),
+            PromptSpec.model_validate(meta["prompt"]),
+            shots,
+            int(meta["max_length"]),
+            str(meta["task"]),
+            dict(meta.get("definition", {})),
+        )

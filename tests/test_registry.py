@@ -1,0 +1,88 @@
+"""The operator and saliency registries agree with the code that runs them."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+import torch
+
+from nledit import gate, operators, recipe, saliencies, saliency
+from nledit.operators import OPERATORS
+
+K = 3
+BASE = {"alpha": 0.5, "beta": 0.7, "tau": 2.0, "strength": 1.5}
+
+
+def _gate(op: str, **change: object) -> gate.RangeGate:
+    tensors = {
+        "index": torch.arange(K),
+        "lo": torch.full((K,), -10.0),
+        "hi": torch.full((K,), 10.0),
+        "mu": torch.tensor([0.1, -0.2, 0.3]),
+        "sigma": torch.tensor([0.5, 0.8, 1.1]),
+        "value": torch.tensor([0.4, -0.6, 0.9]),
+    }
+    params = dict(BASE)
+    for key, v in change.items():
+        if key in tensors:
+            tensors[key] = tensors[key] + float(v)  # type: ignore[arg-type]
+        else:
+            params[key] = v
+    spec = {"name": "t", "layer": 0, "operator": op, "mode": "neuron", "k": K, "params": params}
+    return gate.RangeGate(spec, tensors)
+
+
+def _reads(op: str, what: str) -> bool:
+    """Whether phi's output changes when ``what`` (a parameter or tensor) changes."""
+    x = torch.tensor([[0.7, -1.3, 2.1]])
+    return not torch.allclose(_gate(op).phi(x), _gate(op, **{what: 0.37}).phi(x))
+
+
+def test_registry_names_the_run_time_operators() -> None:
+    assert tuple(OPERATORS) == gate.OPERATORS
+
+
+@pytest.mark.parametrize("op", list(OPERATORS))
+def test_registry_says_what_each_operator_reads(op: str) -> None:
+    entry = OPERATORS[op]
+    for param in BASE:
+        assert _reads(op, param) == (param in entry.params), f"{op} and parameter {param}"
+    assert _reads(op, "value") == (entry.value != "none"), f"{op} and its value vector"
+    for t in ("mu", "sigma"):
+        assert _reads(op, t) == entry.mu_sigma, f"{op} and {t}"
+
+
+def test_registry_params_are_known_to_the_recipe() -> None:
+    options = set(recipe.OperatorSpec.model_fields)
+    for op in OPERATORS.values():
+        assert set(op.options) <= options, op.name
+        for name in op.tuned:  # each tuned parameter has a search interval
+            assert name in recipe.SearchSpace.model_fields, (op.name, name)
+
+
+def test_recipe_reads_the_registries() -> None:
+    assert typing.get_args(recipe.OperatorName) == operators.names(in_recipe=True)
+    assert typing.get_args(recipe.TunableOperator) == operators.names(in_recipe=True, tunable=True)
+    assert typing.get_args(recipe.Saliency) == saliencies.names()
+    with pytest.raises(recipe.RecipeError, match=r"operator\.name: Input should be"):
+        recipe.parse_recipe(
+            {
+                "model": {"id": "m"},
+                "data": {"source": "d.jsonl"},
+                "edits": [{"concepts": ["a"], "operator": "ablate"}],
+            }
+        )
+
+
+def test_every_saliency_method_has_a_scorer() -> None:
+    assert list(saliency.SCORERS) == list(saliencies.SALIENCIES)
+
+
+@pytest.mark.parametrize(("p", "d", "k"), [(0.3, 384, 115), (0.3, 10, 3), (1e-6, 10, 1), (1, 7, 7)])
+def test_one_top_p_rule(p: float, d: int, k: int) -> None:
+    from nledit.analysis.stats import top_count
+
+    assert saliencies.top_count(p, d) == k
+    assert top_count(p, d) == k
+    assert saliency.top_fraction(torch.arange(d, dtype=torch.float64), p).numel() == k
