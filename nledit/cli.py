@@ -28,16 +28,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 _parse_set = parse_set  # the name the command modules use
 
 
-def _method(p: argparse.ArgumentParser) -> None:
+def _export_options(p: argparse.ArgumentParser) -> None:
+    """--method and --weights: what the checkpoint carries."""
     p.add_argument(
         "--method",
         choices=["range", "neuron"],
         help="gates the checkpoint carries: the range edit, or the neuron-masking baseline "
         "(output.method)",
     )
-
-
-def _weights(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--weights",
         choices=["copy", "reference"],
@@ -269,8 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("run", "fit, evaluate and export in one go")
     _common(p)
     p.add_argument("--out", help="checkpoint directory (output.dir)")
-    _method(p)
-    _weights(p)
+    _export_options(p)
     p.set_defaults(func=cmd_run)
 
     p = add("fit", "one streaming pass: statistics, ranges and gates, into a fit directory")
@@ -283,8 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, recipe=False)
     p.add_argument("--out", help="checkpoint directory (output.dir)")
     p.add_argument("--no-eval", action="store_true", help="skip the erasure table (eval.enabled)")
-    _method(p)
-    _weights(p)
+    _export_options(p)
     p.set_defaults(func=cmd_export)
 
     p = add("eval", "run lm-evaluation-harness on an exported checkpoint and its base")
