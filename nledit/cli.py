@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import textwrap
@@ -11,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from . import strict_yaml
 from .recipe import Recipe, RecipeError, load_recipe
 
 EXAMPLES = {
@@ -95,10 +97,26 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise RecipeError("--set", [f"--set {item!r}: expected key=value, e.g. edits.0.tau=2"])
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            duplicates = strict_yaml.duplicate_keys(value)
+            out[key.strip()] = strict_yaml.load(value)
+        except yaml.YAMLError as err:
+            problem = strict_yaml.describe_error(err)
+            raise RecipeError(
+                "--set", [f"{key.strip()}: --set value is not valid YAML: {problem}"]
+            ) from None
+        if duplicates:
+            raise RecipeError("--set", [f"{key.strip()}.{d}" for d in duplicates])
     return out
+
+
+def _check_outputs(*pairs: tuple[str, str | None]) -> None:
+    """Every output folder the command will write, checked before any model work."""
+    from .outputs import check_outputs
+
+    check_outputs(list(pairs))
 
 
 def _method(p: argparse.ArgumentParser) -> None:
@@ -133,15 +151,24 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     recipe, _ = _recipe(args)
     plan = make_plan(recipe)
+    if plan.problems:  # never "valid" first and a problem after
+        print(f"recipe {args.recipe} has {len(plan.problems)} problem(s)")
+        print(plan.render())
+        print(
+            f"error: recipe {args.recipe}: {len(plan.problems)} problem(s), see above",
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
     print(f"recipe {args.recipe} is valid")
     print(plan.render())
-    return USAGE_ERROR if plan.problems else 0
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import run
 
     recipe, text = _recipe(args)
+    _check_outputs(("output.dir", recipe.output.dir))
     run(recipe, text, Path(recipe.output.dir), recipe.output.overwrite)
     return 0
 
@@ -154,6 +181,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     out = Path(args.out or (recipe.output.dir + "-fit"))
     from .export import check_destination
 
+    _check_outputs(("--out" if args.out else "output.dir (+ -fit)", str(out)))
     check_destination(out, recipe.output.overwrite)
     fitted = fit_distributed_or_local(recipe, text)
     if fitted is not None:  # the main process writes
@@ -172,6 +200,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{fit_dir}: not a fit directory (no nledit_fit.json)")
     args.recipe = str(fit_dir / "nledit_recipe.yaml")
     recipe, text = _recipe(args)
+    _check_outputs(("output.dir", recipe.output.dir))
     out = Path(recipe.output.dir)
     check_destination(out, recipe.output.overwrite)
     fitted = load_fit(fit_dir, recipe, text)
@@ -207,6 +236,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from .inspection import inspect
 
     recipe, text = _recipe(args)
+    _check_outputs(("--report", args.report or "runs/inspect"))
     path = inspect(
         recipe,
         text,
@@ -241,6 +271,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     shown += [f"--set {item}" for item in args.set or []]
     args.set = (args.set or []) + extra
     recipe, text = _recipe(args)
+    _check_outputs(("sweep.out", recipe.sweep.out))
     run_sweep(recipe, text, command=" ".join(shown))
     return 0
 
@@ -262,6 +293,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     extra = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
     args.set = (args.set or []) + extra
     recipe, text = _recipe(args)
+    _check_outputs(("tune.dir", recipe.tune.dir))
     run_tune(recipe, text)
     return 0
 
@@ -408,6 +440,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _describe(err: BaseException) -> str:
+    """A library or OS error as one line naming the file (and line) it concerns."""
+    if isinstance(err, json.JSONDecodeError):
+        return f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}"
+    if isinstance(err, yaml.YAMLError):
+        return f"invalid YAML: {strict_yaml.describe_error(err)}"
+    if isinstance(err, UnicodeDecodeError):
+        return f"not UTF-8 text ({err.reason} at byte {err.start})"
+    if isinstance(err, OSError) and err.strerror:
+        names = [str(n) for n in (err.filename, err.filename2) if n is not None]
+        return f"{err.strerror}: {' -> '.join(names)}" if names else err.strerror
+    return f"{type(err).__name__}: {err}"
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
@@ -415,6 +461,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except _user_errors() as err:
         print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    except (OSError, UnicodeError, yaml.YAMLError, json.JSONDecodeError) as err:
+        # Input the checks above did not foresee: still a message, never a traceback.
+        print(f"error: {_describe(err)}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -85,6 +85,7 @@ def resolve_source(spec: ModelSpec) -> ModelSource:
             return _gguf_folder(path / spec.gguf_file, mid)
         if not (path / "config.json").is_file():
             raise ModelLoadError(f"model.id: {path} has no config.json")
+        refuse_export(path, mid)
         return ModelSource(str(path), None, mid, "folder")
     if path.exists():
         raise ModelLoadError(f"model.id: {path} is neither a model folder nor a .gguf file")
@@ -97,6 +98,7 @@ def resolve_source(spec: ModelSpec) -> ModelSource:
 def _gguf_folder(gguf: Path, origin: str) -> ModelSource:
     if not gguf.is_file():
         raise ModelLoadError(f"model.gguf_file: no such file: {gguf}")
+    gguf_shape(gguf)  # a garbage or truncated file is named before any conversion
     digest = sha256_file(gguf)
     folder = cache_dir() / "gguf" / digest[:16]
     if not (folder / "config.json").is_file():
@@ -127,6 +129,60 @@ def convert_gguf(gguf: Path, folder: Path) -> None:
         raise ModelLoadError(f"model.id: cannot convert GGUF file {gguf}: {err}") from err
 
 
+GGUF_MAGIC = b"GGUF"
+EXPORT_MANIFEST = "nledit_manifest.json"  # what every nledit export carries
+
+
+def gguf_shape(path: Path) -> tuple[int | None, int | None, int | None]:
+    """(layers, hidden size, parameters) read from a GGUF header; a bad file is a ModelLoadError."""
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as err:
+        raise ModelLoadError(f"model.id: cannot read {path} ({err.strerror})") from None
+    if magic != GGUF_MAGIC:
+        raise ModelLoadError(f"model.id: {path} is not a GGUF file (it does not start with GGUF)")
+    try:
+        from gguf import GGUFReader
+
+        reader = GGUFReader(str(path))
+        arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+
+        def value(key: str) -> int | None:
+            f = reader.fields.get(f"{arch}.{key}")
+            return int(f.parts[-1][0]) if f is not None else None
+
+        n_params = sum(int(t.n_elements) for t in reader.tensors)
+        return value("block_count"), value("embedding_length"), n_params
+    except Exception as err:  # the reader's own errors on a damaged file: name the file
+        reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        raise ModelLoadError(
+            f"model.id: {path} is a damaged or truncated GGUF file ({reason[:200]})"
+        ) from None
+
+
+def refuse_export(folder: Path, mid: str) -> None:
+    """An nledit export is not a base model: name the base it was made from instead."""
+    config: Any = {}
+    try:
+        import json
+
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass  # the loader reports an unreadable config
+    is_export = (folder / EXPORT_MANIFEST).is_file() or (
+        isinstance(config, dict) and config.get("model_type") == "nledit"
+    )
+    if not is_export:
+        return
+    base = config.get("nledit", {}).get("base_model") if isinstance(config, dict) else None
+    hint = f" ({base})" if isinstance(base, str) else ""
+    raise ModelLoadError(
+        f"model.id: {mid} is an nledit export, not a base model; name the model it was made "
+        f"from{hint} (nledit never runs an export's own code as a base)"
+    )
+
+
 def detect_task(config: Any, requested: str) -> str:
     if requested != "auto":
         return requested
@@ -145,7 +201,9 @@ def load_model(spec: ModelSpec, source: ModelSource) -> tuple[Any, Any, str]:
         AutoTokenizer,
     )
 
-    kw: dict[str, Any] = {"revision": source.revision} if source.revision else {}
+    kw: dict[str, Any] = {"trust_remote_code": False}  # a base model's own code never runs
+    if source.revision:
+        kw["revision"] = source.revision
     try:
         config = AutoConfig.from_pretrained(source.location, **kw)
         task = detect_task(config, spec.task)
@@ -155,10 +213,18 @@ def load_model(spec: ModelSpec, source: ModelSource) -> tuple[Any, Any, str]:
             load_kw["device_map"] = spec.device_map
             if spec.max_memory:
                 load_kw["max_memory"] = spec.max_memory
-        model = cls.from_pretrained(source.location, **load_kw)
+        model, info = cls.from_pretrained(source.location, output_loading_info=True, **load_kw)
         tokenizer = AutoTokenizer.from_pretrained(source.location, **kw)
-    except OSError as err:
-        raise ModelLoadError(f"model.id: cannot load {source.origin!r}: {err}") from err
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"model.id: cannot load {source.origin!r}: {err}") from None
+    missing = list(info.get("missing_keys") or [])
+    if missing:
+        raise ModelLoadError(
+            f"model.id: {source.origin!r} has no weights for {len(missing)} tensor(s) of "
+            f"{type(model).__name__} (e.g. {', '.join(sorted(missing)[:3])}); they would be "
+            f"random. A plain encoder has no {task} head: use a model with one, set model.task, "
+            "or train a classifier with nledit train-head"
+        )
     if spec.device_map is None:
         model.to(spec.device)
     model.eval()

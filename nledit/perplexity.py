@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from .arch import Layout
+from .datafiles import read_text
 from .evaluate import Condition, run_conditions
 
 
@@ -21,7 +22,7 @@ def load_text(source: str, field: str = "eval.perplexity_source") -> str:
     errors name the recipe ``field`` the source came from."""
     path = Path(source).expanduser()
     if path.is_file():
-        return path.read_text(encoding="utf-8")
+        return read_text(path, field, PerplexityError)
     if path.suffix or source.startswith((".", "/", "~")):
         raise PerplexityError(f"{field}: no such file: {source}")
     import datasets

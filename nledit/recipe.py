@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,6 +23,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from . import strict_yaml
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 Saliency = Literal["max", "probeless", "probe", "random", "selective"]
@@ -42,7 +46,10 @@ class RecipeError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # strict: no coercion (a boolean is not a number, "3" is not an integer); finite floats only
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, strict=True, allow_inf_nan=False
+    )
 
 
 class ModelSpec(_Strict):
@@ -188,7 +195,7 @@ class EditSpec(_Strict):
     def _layer(cls, v: Any) -> Any:
         if v == "last" or (isinstance(v, int) and not isinstance(v, bool)):
             return v
-        if isinstance(v, str) and v.lstrip("-").isdigit():
+        if isinstance(v, str) and re.fullmatch(r"0|-?[1-9][0-9]*", v):  # canonical only: no -0
             return int(v)
         raise ValueError(f"must be a layer index (0, 1, ..., -1 for the last) or 'last', got {v!r}")
 
@@ -550,6 +557,11 @@ def _format_errors(err: ValidationError) -> list[str]:
             out.append(f"{path}: expected a mapping, got {_yaml_type(e['input'])}")
         elif e["type"] == "too_short" and e.get("ctx", {}).get("min_length") == 1:
             out.append(f"{path}: must not be empty")
+        elif e["type"] == "finite_number":
+            out.append(f"{path}: must be a finite number, got {_shown(e['input'])}")
+        elif e["type"] in _TYPE_ERRORS:
+            given = f"{_yaml_type(e['input'])} {_shown(e['input'])}".strip()
+            out.append(f"{path}: {e['msg']}, got {given}")
         else:
             msg = e["msg"].removeprefix("Value error, ")
             if path == "recipe":  # cross-field checks carry their own paths
@@ -557,6 +569,21 @@ def _format_errors(err: ValidationError) -> list[str]:
             else:
                 out.append(f"{path}: {msg}")
     return out
+
+
+# Strict type errors: the message also says what was given (a boolean where a number belongs).
+_TYPE_ERRORS = {"int_type", "float_type", "bool_type", "string_type", "list_type", "dict_type"}
+
+
+def _shown(value: Any) -> str:
+    """A scalar as YAML writes it (``true``, ``.inf``), a collection elided."""
+    if isinstance(value, bool):
+        return "(true)" if value else "(false)"
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else ("-.inf" if value < 0 else ".inf")
+    if isinstance(value, (int, float, str)):
+        return f"({value!r})" if len(repr(value)) <= 40 else ""
+    return ""
 
 
 def _yaml_type(value: Any) -> str:
@@ -586,7 +613,7 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
 
 
 def load_recipe_text(path: str | Path) -> tuple[str, Any]:
-    """Read a recipe file with ``yaml.safe_load``; errors name the file and line."""
+    """Read a recipe file as strict YAML; errors (and keys given twice) name the file and line."""
     p = Path(path)
     if not p.is_file():
         raise RecipeError(str(p), [f"recipe: file not found: {p}"])
@@ -594,22 +621,17 @@ def load_recipe_text(path: str | Path) -> tuple[str, Any]:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise RecipeError(str(p), [f"recipe: not a UTF-8 text file ({err.reason})"]) from None
+    except OSError as err:
+        raise RecipeError(str(p), [f"recipe: cannot read {p} ({err.strerror})"]) from None
     try:
-        return text, yaml.safe_load(text)
+        duplicates = strict_yaml.duplicate_keys(text)
+        data = strict_yaml.load(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
-        context, start = getattr(err, "context", None), getattr(err, "context_mark", None)
-        if context and start and start.line != getattr(mark, "line", None):
-            problem += (
-                f" ({context} that starts at line {start.line + 1}, column {start.column + 1})"
-            )
-        if "'\\t'" in problem:
-            problem += "; indent with spaces, not tabs"
-        elif "<block" in problem or "mapping values are not allowed" in problem:
-            problem += "; check the indentation"
-        raise RecipeError(str(p), [f"recipe: YAML syntax error at {where}{problem}"]) from None
+        problem = strict_yaml.describe_error(err)
+        raise RecipeError(str(p), [f"recipe: YAML syntax error at {problem}"]) from None
+    if duplicates:
+        raise RecipeError(str(p), duplicates)
+    return text, data
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Recipe, str]:

@@ -301,6 +301,9 @@ def train_head(spec: TrainHeadSpec, log: Any = print) -> tuple[HeadResult, Any, 
     if out.exists() and not spec.overwrite:
         raise ExportError(f"train_head.out: {out} already exists (pass --overwrite to replace it)")
     check_destination(out, spec.overwrite)
+    from .outputs import check_outputs
+
+    check_outputs([("train_head.out", spec.out)])
     t0 = time.perf_counter()
     names, train, held = load_splits(spec)
     model, tokenizer, location = load_base(spec, names)
