@@ -12,6 +12,8 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,6 +194,19 @@ def detect_task(config: Any, requested: str) -> str:
     return "causal-lm"
 
 
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """transformers' own load report and head warnings off while loading (restored after)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
 def load_model(spec: ModelSpec, source: ModelSource) -> tuple[Any, Any, str]:
     """Load (model, tokenizer, task) in eval mode with the recipe's dtype and placement."""
     from transformers import (
@@ -213,7 +228,8 @@ def load_model(spec: ModelSpec, source: ModelSource) -> tuple[Any, Any, str]:
             load_kw["device_map"] = spec.device_map
             if spec.max_memory:
                 load_kw["max_memory"] = spec.max_memory
-        model, info = cls.from_pretrained(source.location, output_loading_info=True, **load_kw)
+        with _quiet_loading():  # missing weights are reported below, in nledit's words
+            model, info = cls.from_pretrained(source.location, output_loading_info=True, **load_kw)
         tokenizer = AutoTokenizer.from_pretrained(source.location, **kw)
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"model.id: cannot load {source.origin!r}: {err}") from None

@@ -65,6 +65,16 @@ def _config_shape(folder: Path) -> tuple[int | None, int | None, int | None]:
     return n_layers, d, n_params
 
 
+def _known_architecture(folder: Path) -> None:
+    """transformers can read the folder's config (its model type is one it knows)."""
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelLoadError(f"model.id: cannot load {folder}: {err}") from None
+
+
 def _shape(plan: Plan, recipe: Recipe, path: Path) -> tuple[int | None, int | None, int | None]:
     """The model's shape from a GGUF header or a local config; sets ``plan.where``."""
     mid = recipe.model.id
@@ -80,7 +90,9 @@ def _shape(plan: Plan, recipe: Recipe, path: Path) -> tuple[int | None, int | No
     if path.is_dir() and (path / "config.json").is_file():
         plan.where = f"local folder {path}"
         refuse_export(path, mid)
-        return _config_shape(path)
+        shape = _config_shape(path)
+        _known_architecture(path)
+        return shape
     if path.exists() or mid.startswith((".", "/", "~")):
         hint = " (train it first: nledit train-head RECIPE)" if recipe.train_head else ""
         raise ModelLoadError(f"model.id: no model at {mid}{hint}")
