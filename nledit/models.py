@@ -115,7 +115,7 @@ def convert_gguf(gguf: Path, folder: Path) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
     try:
-        kw: dict[str, Any] = {"gguf_file": gguf.name}
+        kw: dict[str, Any] = {"gguf_file": gguf.name, "trust_remote_code": False}
         tok = AutoTokenizer.from_pretrained(gguf.parent, **kw)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **kw)
         # A dequantised model is a plain model: drop the GGUF quantiser so it can be saved.
@@ -231,7 +231,7 @@ def load_model(spec: ModelSpec, source: ModelSource) -> tuple[Any, Any, str]:
         with _quiet_loading():  # missing weights are reported below, in nledit's words
             model, info = cls.from_pretrained(source.location, output_loading_info=True, **load_kw)
         tokenizer = AutoTokenizer.from_pretrained(source.location, **kw)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, KeyError, RuntimeError) as err:  # what a bad folder raises
         raise ModelLoadError(f"model.id: cannot load {source.origin!r}: {err}") from None
     missing = list(info.get("missing_keys") or [])
     if missing:
@@ -242,7 +242,10 @@ def load_model(spec: ModelSpec, source: ModelSource) -> tuple[Any, Any, str]:
             "or train a classifier with nledit train-head"
         )
     if spec.device_map is None:
-        model.to(spec.device)
+        try:
+            model.to(spec.device)
+        except (RuntimeError, AssertionError) as err:  # e.g. cuda on a machine without it
+            raise ModelLoadError(f"model.device: cannot use {spec.device!r} here ({err})") from None
     model.eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

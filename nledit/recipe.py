@@ -32,6 +32,8 @@ RangeShape = Literal["sigma", "quantile"]
 Selectivity = Literal["mass", "auroc"]
 TunableOperator = Literal["zero", "dampen", "mean", "adaptive"]
 Objective = Literal["d_acc", "d_conf", "d_cacc", "d_cconf", "d_ppl"]
+# torch device strings: a known type and an optional index
+DEVICE = r"^(cpu|cuda|mps|xpu|hpu|npu|meta)(:[0-9]+)?$"
 OperatorName = Literal["zero", "dampen", "mean", "adaptive", "steer"]
 
 
@@ -59,7 +61,9 @@ class ModelSpec(_Strict):
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit)")
     gguf_file: str | None = Field(None, description="GGUF file name inside `id` (folder or repo)")
     dtype: Dtype = "float32"
-    device: str = Field("cpu", description="torch device when device_map is not set")
+    device: Annotated[str, Field(pattern=DEVICE)] = Field(
+        "cpu", description="torch device when device_map is not set (cpu, cuda, cuda:1, mps)"
+    )
     device_map: str | dict[str, Any] | None = Field(None, description="accelerate device_map")
     max_memory: dict[str, str] | None = Field(None, description="per-device memory caps")
     task: Literal["auto", "causal-lm", "sequence-classification"] = "auto"
@@ -92,7 +96,9 @@ class DataSpec(_Strict):
     eval_split: str | None = None
     text_field: str = "text"
     label_field: str = "label"
-    label_names: list[str] | None = Field(None, description="names of the label ids, in order")
+    label_names: list[str] | None = Field(
+        None, min_length=1, description="names of the label ids, in order"
+    )
     fit_per_class: Annotated[int, Field(ge=2)] = 100
     eval_per_class: Annotated[int, Field(ge=1)] = 50
     max_length: Annotated[int, Field(ge=8)] = 256
@@ -557,6 +563,8 @@ def _format_errors(err: ValidationError) -> list[str]:
             out.append(f"{path}: expected a mapping, got {_yaml_type(e['input'])}")
         elif e["type"] == "too_short" and e.get("ctx", {}).get("min_length") == 1:
             out.append(f"{path}: must not be empty")
+        elif e["type"] == "string_pattern_mismatch":
+            out.append(f"{path}: {e['input']!r} is not valid here (expected {e['ctx']['pattern']})")
         elif e["type"] == "finite_number":
             out.append(f"{path}: must be a finite number, got {_shown(e['input'])}")
         elif e["type"] in _TYPE_ERRORS:
