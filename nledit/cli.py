@@ -100,7 +100,7 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise RecipeError("--set", [f"--set {item!r}: expected key=value, e.g. edits.0.tau=2"])
         try:
-            duplicates = strict_yaml.duplicate_keys(value)
+            duplicates = strict_yaml.problems(value)
             out[key.strip()] = strict_yaml.load(value)
         except yaml.YAMLError as err:
             problem = strict_yaml.describe_error(err)
@@ -108,7 +108,14 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
                 "--set", [f"{key.strip()}: --set value is not valid YAML: {problem}"]
             ) from None
         if duplicates:
-            raise RecipeError("--set", [f"{key.strip()}.{d}" for d in duplicates])
+            key = key.strip()
+            raise RecipeError(
+                "--set",
+                [
+                    f"{key}{'' if d.startswith('recipe') else '.'}{d}".replace("recipe:", ":", 1)
+                    for d in duplicates
+                ],
+            )
     return out
 
 
@@ -293,7 +300,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     extra = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
     args.set = (args.set or []) + extra
     recipe, text = _recipe(args)
-    _check_outputs(("tune.dir", recipe.tune.dir))
+    storage = recipe.tune.storage or ""
+    db = storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else None
+    _check_outputs(("tune.dir", recipe.tune.dir), ("tune.storage", db and str(Path(db).parent)))
     run_tune(recipe, text)
     return 0
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .datafiles import WHERE, read_rows, read_text, where
+from .datafiles import WHERE, loads, read_rows, read_text, where
 from .recipe import DataSpec
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv"}
@@ -120,12 +120,14 @@ def _labels_file(path: Path) -> list[str]:
     """Label names from ``labels.json``: a list of names, or a mapping ``{"0": name, ...}``."""
     text = read_text(path, "data.label_names", DataError)
     try:
-        names = json.loads(text)
+        names = loads(text)
     except json.JSONDecodeError as err:
         raise DataError(
             f"data.label_names: {path}, line {err.lineno}: invalid JSON ({err.msg}, "
             f"column {err.colno})"
         ) from None
+    except ValueError as err:
+        raise DataError(f"data.label_names: {path}: {err}") from None
     if isinstance(names, dict):
         ids = [str(i) for i in range(len(names))]
         if sorted(names, key=str) != sorted(ids):

@@ -36,6 +36,20 @@ def read_text(path: Path, field: str, error: type[Exception]) -> str:
         ) from None
 
 
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"key {k!r} given twice in one object (JSON would keep the last)")
+        out[k] = v
+    return out
+
+
+def loads(text: str) -> Any:
+    """``json.loads`` that refuses an object with a key given twice (a ``ValueError``)."""
+    return json.loads(text, object_pairs_hook=_unique)
+
+
 def read_rows(path: Path, field: str, error: type[Exception]) -> list[dict[str, Any]]:
     """The records of a local .jsonl, .json or .csv file, each tagged with where it was read."""
     text = read_text(path, field, error)
@@ -58,24 +72,28 @@ def _json_lines(text: str, path: Path, field: str, error: type[Exception]) -> li
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = loads(line)
         except json.JSONDecodeError as err:
             raise error(
                 f"{field}: {path}, line {n}: invalid JSON ({err.msg}, column {err.colno})"
             ) from None
+        except ValueError as err:  # a key given twice
+            raise error(f"{field}: {path}, line {n}: {err}") from None
         rows.append(_record(row, f"line {n}", path, field, error))
     return rows
 
 
 def _json_document(text: str, path: Path, field: str, error: type[Exception]) -> list[dict]:
     try:
-        doc = json.loads(text)
+        doc = loads(text)
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":  # several documents: JSON lines in a .json file
             return _json_lines(text, path, field, error)
         raise error(
             f"{field}: {path}, line {err.lineno}: invalid JSON ({err.msg}, column {err.colno})"
         ) from None
+    except ValueError as err:
+        raise error(f"{field}: {path}: {err}") from None
     if isinstance(doc, dict):
         return [_record(doc, "line 1", path, field, error)]
     if not isinstance(doc, list):

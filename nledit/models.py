@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from .recipe import ModelSpec
 
@@ -231,7 +232,7 @@ def load_model(spec: ModelSpec, source: ModelSource) -> tuple[Any, Any, str]:
         with _quiet_loading():  # missing weights are reported below, in nledit's words
             model, info = cls.from_pretrained(source.location, output_loading_info=True, **load_kw)
         tokenizer = AutoTokenizer.from_pretrained(source.location, **kw)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:  # what a bad folder raises
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:  # a bad folder
         raise ModelLoadError(f"model.id: cannot load {source.origin!r}: {err}") from None
     missing = list(info.get("missing_keys") or [])
     if missing:

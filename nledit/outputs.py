@@ -22,8 +22,9 @@ def output_problem(field: str, value: str) -> str | None:
     if "\0" in value:
         return f"{field}: {value!r} contains a NUL character"
     path = Path(os.path.abspath(Path(value).expanduser()))
+    real = Path(os.path.realpath(path))  # a link into /proc is /proc
     for root in SYSTEM_ROOTS:
-        if path == Path(root) or Path(root) in path.parents:
+        if any(p == Path(root) or Path(root) in p.parents for p in (path, real)):
             return f"{field}: {value} is inside {root}, a system folder; choose another folder"
     long = [p for p in path.parts if len(p.encode()) > NAME_MAX]
     if long:

@@ -34,6 +34,8 @@ TunableOperator = Literal["zero", "dampen", "mean", "adaptive"]
 Objective = Literal["d_acc", "d_conf", "d_cacc", "d_cconf", "d_ppl"]
 # torch device strings: a known type and an optional index
 DEVICE = r"^(cpu|cuda|mps|xpu|hpu|npu|meta)(:[0-9]+)?$"
+# database URLs: dialect[+driver]://...
+STORAGE = r"^[a-z][a-z0-9]*(\+[a-z0-9_]+)?://"
 OperatorName = Literal["zero", "dampen", "mean", "adaptive", "steer"]
 
 
@@ -89,7 +91,7 @@ class ModelSpec(_Strict):
 class DataSpec(_Strict):
     """Labelled concept data: a Hub data set id or a local .jsonl/.json/.csv file."""
 
-    source: str = Field(description="Hub data set id or local jsonl/json/csv file")
+    source: str = Field(min_length=1, description="Hub data set id or local jsonl/json/csv file")
     config: str | None = Field(None, description="Hub data set configuration (subset)")
     split: str = "train"
     eval_source: str | None = Field(None, description="separate evaluation data (default: source)")
@@ -293,7 +295,9 @@ class TuneSpec(_Strict):
     seed: int | None = Field(None, description="sampler seed (default: the recipe's seed)")
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     dir: str = Field("runs/tune", description="output folder: study, tables, plot, recipe")
-    storage: str | None = Field(None, description="Optuna storage URL (default: sqlite in dir)")
+    storage: Annotated[str, Field(pattern=STORAGE)] | None = Field(
+        None, description="Optuna storage URL, e.g. sqlite:///study.db (default: sqlite in dir)"
+    )
     study: str | None = Field(None, description="study name (default: from the recipe's hash)")
     edit: Annotated[int, Field(ge=0)] = Field(0, description="index of the edit to tune")
     val_per_class: Annotated[int, Field(ge=2)] = Field(
@@ -614,15 +618,33 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
             source,
             [f"recipe: expected a mapping with model, data and edits, got {_yaml_type(data)}"],
         )
+    nul = _nul_problems(data, [])
+    if nul:
+        raise RecipeError(source, nul)
     try:
         return Recipe.model_validate(data)
     except ValidationError as err:
         raise RecipeError(source, _format_errors(err)) from None
 
 
+def _nul_problems(value: Any, path: list[str]) -> list[str]:
+    """A NUL character cannot be part of a name or a path: ``field: ...`` for each one."""
+    where = ".".join(path) or "recipe"
+    if isinstance(value, str):
+        return [f"{where}: contains a NUL character (\\0)"] if "\0" in value else []
+    if isinstance(value, dict):
+        out = [f"{where}: a key contains a NUL character" for k in value if "\0" in str(k)]
+        return out + [p for k, v in value.items() for p in _nul_problems(v, [*path, str(k)])]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _nul_problems(v, [*path, str(i)])]
+    return []
+
+
 def load_recipe_text(path: str | Path) -> tuple[str, Any]:
     """Read a recipe file as strict YAML; errors (and keys given twice) name the file and line."""
     p = Path(path)
+    if p.is_dir():
+        raise RecipeError(str(p), [f"recipe: file not found: {p} is a folder, not a recipe file"])
     if not p.is_file():
         raise RecipeError(str(p), [f"recipe: file not found: {p}"])
     try:
@@ -632,7 +654,7 @@ def load_recipe_text(path: str | Path) -> tuple[str, Any]:
     except OSError as err:
         raise RecipeError(str(p), [f"recipe: cannot read {p} ({err.strerror})"]) from None
     try:
-        duplicates = strict_yaml.duplicate_keys(text)
+        duplicates = strict_yaml.problems(text)
         data = strict_yaml.load(text)
     except yaml.YAMLError as err:
         problem = strict_yaml.describe_error(err)

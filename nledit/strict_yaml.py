@@ -24,9 +24,53 @@ class StrictLoader(yaml.SafeLoader):
 StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXP_FLOAT, list("-+0123456789"))
 
 
-def duplicate_keys(text: str) -> list[str]:
-    """``path: key given twice (lines a and b)`` for every repeated mapping key in ``text``."""
-    root = yaml.compose(text, Loader=StrictLoader)
+MAX_VALUES = 100_000  # values after expanding aliases: far above any recipe, far below a bomb
+
+
+def problems(text: str) -> list[str]:
+    """Keys given twice, and aliases that nest into themselves or expand without bound.
+
+    Raises ``yaml.YAMLError`` for a syntax error (``RecursionError`` becomes one too)."""
+    try:
+        root = yaml.compose(text, Loader=StrictLoader)
+    except RecursionError:
+        raise yaml.YAMLError("the YAML is nested too deeply") from None
+    if root is None:
+        return []
+    out = duplicate_keys(root)
+    try:
+        _expanded_size(root, {}, set())
+    except ValueError as err:
+        out.append(f"recipe: {err}")
+    return out
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], open_: set[int]) -> int:
+    """How many values ``node`` holds once its aliases are expanded (bounded by MAX_VALUES)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in open_:
+        raise ValueError(f"line {node.start_mark.line + 1}: an alias refers to a value holding it")
+    open_.add(key)
+    total = 1 + sum(_expanded_size(c, memo, open_) for c in _children(node))
+    open_.discard(key)
+    if total > MAX_VALUES:
+        raise ValueError(
+            f"line {node.start_mark.line + 1}: aliases expand to more than {MAX_VALUES} values"
+        )
+    memo[key] = total
+    return total
+
+
+def duplicate_keys(root: yaml.Node) -> list[str]:
+    """``path: key given twice (lines a and b)`` for every repeated mapping key under ``root``."""
     out: list[str] = []
     seen_nodes: set[int] = set()  # aliases share nodes: visit each once
 
@@ -53,16 +97,17 @@ def duplicate_keys(text: str) -> list[str]:
             for i, item in enumerate(node.value):
                 walk(item, [*path, str(i)])
 
-    if root is not None:
-        walk(root, [])
+    walk(root, [])
     return out
 
 
 def load(text: str) -> Any:
-    """Parse ``text`` with :class:`StrictLoader` (duplicates: see ``duplicate_keys``)."""
+    """Parse ``text`` with :class:`StrictLoader` (check it first with ``problems``)."""
     loader = StrictLoader(text)
     try:
         return loader.get_single_data()
+    except RecursionError:
+        raise yaml.YAMLError("the YAML is nested too deeply") from None
     finally:
         loader.dispose()
 

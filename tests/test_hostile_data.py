@@ -59,6 +59,7 @@ JSONL_LINES: list[tuple[str, bytes, list[str]]] = [
     ("text_number", _row(text=5), [LINE3, "empty or non-text"]),
     ("text_null", _row(text=None), [LINE3, "empty or non-text"]),
     ("text_list", _row(text=["match", "goal"]), [LINE3, "empty or non-text"]),
+    ("key_twice", b'{"text": "a", "label": 1, "label": 2}', [LINE3, "'label' given twice"]),
 ]
 
 
@@ -135,6 +136,7 @@ LABELS: list[tuple[str, bytes, list[str]]] = [
     ("bad_keys", b'{"a": "World", "b": "Sports"}', ["keys must be the label ids 0..1"]),
     ("latin1", b'["Caf\xe9", "Sports", "Business", "Tech"]', ["labels.json, line 1", "UTF-8"]),
     ("binary", b"\x00\x01\x02", ["labels.json, line 1: NUL byte"]),
+    ("key_twice", b'{"0": "World", "0": "Sports"}', ["key '0' given twice"]),
     ("too_few", b'["World", "Sports"]', ["data.jsonl, line 61: label 2 outside 0..1"]),
     ("nested", b'[["World"], "Sports", "Business", "Tech"]', ["must be text, got ['World']"]),
 ]

@@ -71,6 +71,18 @@ def test_output_in_a_system_folder(
     refused([command, str(_recipe(tmp_path)), flag, out], capsys, Path(out), fragment)
 
 
+def test_output_through_a_link_into_proc(tmp_path: Path, capsys) -> None:
+    (tmp_path / "link").symlink_to("/proc/self")
+    out = tmp_path / "link" / "out"
+    refused(["run", str(_recipe(tmp_path)), "--out", str(out)], capsys, None, "inside /proc")
+
+
+def test_tune_storage_under_a_file(tmp_path: Path, capsys) -> None:
+    db = _file(tmp_path) / "study.db"
+    argv = ["tune", str(_recipe(tmp_path)), "--storage", f"sqlite:///{db}"]
+    refused(argv, capsys, None, "tune.storage: ", "notes.txt exists and is a file, not a folder")
+
+
 def test_output_that_is_a_regular_file(tmp_path: Path, capsys) -> None:
     notes = _file(tmp_path)
     argv = ["run", str(_recipe(tmp_path)), "--out", str(notes), "--overwrite"]
@@ -241,6 +253,16 @@ def test_broken_config(
     argv = [command, str(recipe)] + (["--out", str(out)] if command == "run" else [])
     fragment = run_fragment if command == "run" else check_fragment
     refused(argv, capsys, out, fragment)
+
+
+def test_truncated_weights(tmp_path: Path, tiny_models, tiny_data: Path, capsys) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(tiny_models["llama"], model)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    recipe = write_recipe(tmp_path, model, tiny_data, {})
+    out = tmp_path / "out"
+    refused(["run", str(recipe), "--out", str(out)], capsys, out, "model.id: cannot load")
 
 
 def test_folder_without_weights(tmp_path: Path, tiny_models, tiny_data: Path, capsys) -> None:

@@ -235,3 +235,36 @@ def test_exponent_without_dot_is_a_number(tmp_path: Path) -> None:
     recipe = write_recipe(tmp_path, tmp_path / "m", tmp_path / "d.jsonl", {"train_head": lines})
     spec = load_recipe(recipe)[0].train_head
     assert spec is not None and spec.lr == 5e-5
+
+
+BOMB = "".join(
+    f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" if i else "l0: &l0 [x, x, x, x, x, x]\n"
+    for i in range(7)
+)
+STRUCTURES = {
+    # (text appended to a valid recipe, fragment)
+    "alias_bomb": (BOMB, "aliases expand to more than"),
+    "recursive_alias": ("loop: &loop [*loop]\n", "an alias refers to a value holding it"),
+    "deep_nesting": ("deep: " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
+    "nul_in_path": ('sweep: {out: "runs/a\\0b"}\n', "sweep.out: contains a NUL character"),
+    "two_documents": ("---\nseed: 1\n", "YAML syntax error"),
+    "storage_not_url": ("tune: {storage: my-study.db}\n", "tune.storage: 'my-study.db' is not"),
+}
+
+
+@pytest.mark.parametrize("tail, fragment", STRUCTURES.values(), ids=list(STRUCTURES))
+def test_hostile_yaml_structure(tmp_path: Path, tail: str, fragment: str, capsys) -> None:
+    text = recipe_text(tmp_path / "model", tmp_path / "d.jsonl", {}) + tail
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    refused(["run", str(recipe), "--out", str(out)], capsys, out, fragment)
+
+
+def test_recipe_that_is_a_folder(tmp_path: Path, capsys) -> None:
+    refused(["check", str(tmp_path)], capsys, None, "is a folder, not a recipe file")
+
+
+def test_empty_data_source(tmp_path: Path, capsys) -> None:
+    recipe = write_recipe(tmp_path, tmp_path / "m", tmp_path / "d.jsonl", {"data": ["source: ''"]})
+    refused(["check", str(recipe)], capsys, None, "data.source: String should have at least 1")
