@@ -74,6 +74,13 @@ def load_for_recipe(
     model, tokenizer, task = load_model(recipe.model, source)
     layout = find_layout(model)
     layers = [resolve_layer(e.layer, layout.n_layers) for e in recipe.edits]
+    ev = recipe.eval
+    if ev.enabled and ev.perplexity_source and ev.perplexity_windows and task == "causal-lm":
+        from .perplexity import check_source  # before the fit pass, not after it
+
+        check_source(
+            tokenizer, ev.perplexity_source, ev.perplexity_window, "eval.perplexity_source"
+        )
     shots = data.shots if task == "causal-lm" else Examples([], [])
     cm = ConceptModel(
         model,

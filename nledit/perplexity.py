@@ -48,6 +48,11 @@ def windows(
     return torch.tensor(ids[: n * size]).view(n, size)
 
 
+def check_source(tokenizer: Any, source: str, size: int, field: str) -> None:
+    """Fail now, not after the fit, when ``source`` holds less than one window of text."""
+    windows(tokenizer, load_text(source, field), size, 1, field)
+
+
 def _nll(res: Any, ids: torch.Tensor) -> torch.Tensor:
     """Summed next-token negative log-likelihood per window."""
     logits = res.logits[:, :-1].float()

@@ -618,25 +618,30 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
             source,
             [f"recipe: expected a mapping with model, data and edits, got {_yaml_type(data)}"],
         )
-    nul = _nul_problems(data, [])
-    if nul:
-        raise RecipeError(source, nul)
+    scanned = _scan_problems(data, [])
+    if scanned:
+        raise RecipeError(source, scanned)
     try:
         return Recipe.model_validate(data)
     except ValidationError as err:
         raise RecipeError(source, _format_errors(err)) from None
 
 
-def _nul_problems(value: Any, path: list[str]) -> list[str]:
-    """A NUL character cannot be part of a name or a path: ``field: ...`` for each one."""
+FLOAT32_MAX = 3.4028234663852886e38  # ranges and operator values are stored as float32
+
+
+def _scan_problems(value: Any, path: list[str]) -> list[str]:
+    """Values no field can take: a NUL character in a string, a number beyond float32."""
     where = ".".join(path) or "recipe"
     if isinstance(value, str):
         return [f"{where}: contains a NUL character (\\0)"] if "\0" in value else []
+    if isinstance(value, float) and math.isfinite(value) and abs(value) > FLOAT32_MAX:
+        return [f"{where}: {value!r} does not fit a 32-bit float (the type nledit stores)"]
     if isinstance(value, dict):
         out = [f"{where}: a key contains a NUL character" for k in value if "\0" in str(k)]
-        return out + [p for k, v in value.items() for p in _nul_problems(v, [*path, str(k)])]
+        return out + [p for k, v in value.items() for p in _scan_problems(v, [*path, str(k)])]
     if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in _nul_problems(v, [*path, str(i)])]
+        return [p for i, v in enumerate(value) for p in _scan_problems(v, [*path, str(i)])]
     return []
 
 

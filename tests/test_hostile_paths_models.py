@@ -272,3 +272,33 @@ def test_folder_without_weights(tmp_path: Path, tiny_models, tiny_data: Path, ca
     recipe = write_recipe(tmp_path, model, tiny_data, {})
     out = tmp_path / "out"
     refused(["run", str(recipe), "--out", str(out)], capsys, out, "model.id: cannot load")
+
+
+LATE = {
+    # found once the tokenizer or the statistics exist, before anything is written
+    "unknown_label_word": (
+        {"prompt": ["label_words: [' zzzz', ' Sports', ' Business', ' Tech']"]},
+        "prompt.label_words: ' zzzz' is unknown to the tokenizer",
+    ),
+    "window_longer_than_text": (
+        {
+            "eval": [
+                "perplexity_source: {data}",
+                "perplexity_windows: 2",
+                "perplexity_window: 99999",
+            ]
+        },
+        "fewer than one window of 99999",
+    ),
+}
+
+
+@pytest.mark.parametrize("extra, fragment", LATE.values(), ids=list(LATE))
+def test_found_before_writing(
+    tmp_path: Path, tiny_models, tiny_data: Path, extra, fragment, capsys
+):
+    recipe = write_recipe(tmp_path, tiny_models["llama"], tiny_data, extra)
+    out = tmp_path / "out"
+    shown = refused(["run", str(recipe), "--out", str(out)], capsys, out, fragment)
+    if "window" in fragment:  # the text is checked before the fit pass
+        assert "fitted" not in shown

@@ -98,6 +98,9 @@ TYPING: list[tuple[str, str, list[str], list[str]]] = [
         ["train_head.warmup", FINITE],
     ),
     ("batch_size_1e400", "top", ["batch_size: 1e400"], ["batch_size", INTEGER]),
+    ("tau_beyond_float32", "edit", ["tau: 1e39"], ["edits.0.tau: 1e+39 does not fit a 32-bit"]),
+    ("alpha_1e300", "operator", ["name: dampen", "alpha: 1e300"], ["operator.alpha", "32-bit"]),
+    ("strength_minus_1e50", "operator", ["name: steer", "strength: -1e50"], ["32-bit float"]),
     # no silent conversion between kinds
     ("tau_quoted", "edit", ["tau: '2.5'"], ["edits.0.tau", "got a string ('2.5')"]),
     ("batch_size_float", "top", ["batch_size: 4.0"], ["batch_size", INTEGER, "4.0"]),
