@@ -46,6 +46,8 @@ def cache_dir() -> Path:
 def _pypi_location(name: str) -> Path:
     """Model file or folder shipped inside an installed wheel (``pypi:<package>``)."""
     module = name.replace("-", "_")
+    if not module.isidentifier():  # a wheel's import name: no dots, slashes or spaces
+        raise ModelLoadError(f"model.id: pypi:{name}: not a package name")
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise ModelLoadError(

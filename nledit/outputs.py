@@ -21,7 +21,10 @@ def output_problem(field: str, value: str) -> str | None:
         return f"{field}: must not be empty"
     if "\0" in value:
         return f"{field}: {value!r} contains a NUL character"
-    path = Path(os.path.abspath(Path(value).expanduser()))
+    expanded = os.path.expanduser(value)
+    if expanded.startswith("~"):
+        return f"{field}: cannot expand {value!r}: no home folder for that user"
+    path = Path(os.path.abspath(expanded))
     real = Path(os.path.realpath(path))  # a link into /proc is /proc
     for root in SYSTEM_ROOTS:
         if any(p == Path(root) or Path(root) in p.parents for p in (path, real)):

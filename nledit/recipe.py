@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -39,6 +40,16 @@ STORAGE = r"^[a-z][a-z0-9]*(\+[a-z0-9_]+)?://"
 OperatorName = Literal["zero", "dampen", "mean", "adaptive", "steer"]
 
 
+def _expandable(value: str) -> str:
+    """A path starting with ``~user`` must name a user whose home folder is known."""
+    if value.startswith("~") and os.path.expanduser(value) == value:
+        raise ValueError(f"cannot expand {value!r}: no home folder for that user")
+    return value
+
+
+PathStr = Annotated[str, AfterValidator(_expandable)]  # a file or folder path (or a Hub id)
+
+
 class RecipeError(ValueError):
     """A recipe that cannot be used; ``problems`` lists every ``field.path: message``."""
 
@@ -59,7 +70,7 @@ class _Strict(BaseModel):
 class ModelSpec(_Strict):
     """The base model: a Hub id, a local folder, a GGUF file or ``pypi:<package>``."""
 
-    id: str = Field(description="Hub id, local folder, .gguf file, or pypi:<package> (offline)")
+    id: PathStr = Field(description="Hub id, local folder, .gguf file, or pypi:<package> (offline)")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit)")
     gguf_file: str | None = Field(None, description="GGUF file name inside `id` (folder or repo)")
     dtype: Dtype = "float32"
@@ -91,10 +102,14 @@ class ModelSpec(_Strict):
 class DataSpec(_Strict):
     """Labelled concept data: a Hub data set id or a local .jsonl/.json/.csv file."""
 
-    source: str = Field(min_length=1, description="Hub data set id or local jsonl/json/csv file")
+    source: PathStr = Field(
+        min_length=1, description="Hub data set id or local jsonl/json/csv file"
+    )
     config: str | None = Field(None, description="Hub data set configuration (subset)")
     split: str = "train"
-    eval_source: str | None = Field(None, description="separate evaluation data (default: source)")
+    eval_source: PathStr | None = Field(
+        None, description="separate evaluation data (default: source)"
+    )
     eval_split: str | None = None
     text_field: str = "text"
     label_field: str = "label"
@@ -149,7 +164,7 @@ class OperatorSpec(_Strict):
     alpha: Annotated[float, Field(ge=0)] = 0.5
     beta: Annotated[float, Field(ge=0)] = 0.5
     strength: float = Field(1.0, description="steering coefficient a")
-    mean_source: str | None = Field(None, description="general text for `mean` (default: data)")
+    mean_source: PathStr | None = Field(None, description="general text for `mean` (default: data)")
 
 
 class EditSpec(_Strict):
@@ -230,7 +245,7 @@ class EvalSpec(_Strict):
         "activation steering x + a·r, directional ablation x - r̂r̂ᵀx (r: concept minus rest)",
     )
     steer_strength: float = Field(-1.0, description="a of the activation-steering baseline")
-    perplexity_source: str | None = Field(None, description="raw text file or Hub data set")
+    perplexity_source: PathStr | None = Field(None, description="raw text file or Hub data set")
     perplexity_windows: Annotated[int, Field(ge=0)] = 8
     perplexity_window: Annotated[int, Field(ge=16)] = 256
 
@@ -294,7 +309,7 @@ class TuneSpec(_Strict):
     )
     seed: int | None = Field(None, description="sampler seed (default: the recipe's seed)")
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
-    dir: str = Field("runs/tune", description="output folder: study, tables, plot, recipe")
+    dir: PathStr = Field("runs/tune", description="output folder: study, tables, plot, recipe")
     storage: Annotated[str, Field(pattern=STORAGE)] | None = Field(
         None, description="Optuna storage URL, e.g. sqlite:///study.db (default: sqlite in dir)"
     )
@@ -324,7 +339,7 @@ class TuneSpec(_Strict):
 
 
 class OutputSpec(_Strict):
-    dir: str = "out"
+    dir: PathStr = "out"
     overwrite: bool = False
     method: Literal["range", "neuron"] = Field(
         "range",
@@ -341,7 +356,7 @@ class SweepSpec(_Strict):
     values: list[int | float] | None = Field(
         None, description="values to try (default: App. I taus, Fig. 4 fractions, or a spread)"
     )
-    out: str = Field("runs/sweep", description="directory for sweep_<over>.{csv,json,md,png}")
+    out: PathStr = Field("runs/sweep", description="directory for sweep_<over>.{csv,json,md,png}")
 
     @field_validator("values")
     @classmethod
@@ -365,10 +380,10 @@ class SweepSpec(_Strict):
 class TrainHeadSpec(_Strict):
     """`nledit train-head`: fine-tune a classification head on a plain encoder (App. H)."""
 
-    base: str = Field(description="encoder without a head: Hub id, local folder or pypi:<pkg>")
-    data: str = Field(description="labelled training data: local jsonl/json/csv or Hub id")
+    base: PathStr = Field(description="encoder without a head: Hub id, local folder or pypi:<pkg>")
+    data: PathStr = Field(description="labelled training data: local jsonl/json/csv or Hub id")
     split: str = "train"
-    eval_data: str | None = Field(None, description="held-out data (default: split off `data`)")
+    eval_data: PathStr | None = Field(None, description="held-out data (default: split off `data`)")
     eval_split: str = "test"
     text_field: str = "text"
     label_field: str = "label"
@@ -384,7 +399,9 @@ class TrainHeadSpec(_Strict):
     batch_size: Annotated[int, Field(ge=1)] = 16
     max_length: Annotated[int, Field(ge=8)] = 64
     seed: int = 0
-    out: str | None = Field(None, description="checkpoint folder (default: the recipe's model.id)")
+    out: PathStr | None = Field(
+        None, description="checkpoint folder (default: the recipe's model.id)"
+    )
     overwrite: bool = False
 
 

@@ -143,3 +143,30 @@ def test_unforeseen_errors_are_messages(
     recipe = write_recipe(tmp_path, tmp_path / "model", tmp_path / "d.jsonl", {})
     out = tmp_path / "out"
     refused(["run", str(recipe), "--out", str(out)], capsys, out, fragment)
+
+
+NAMES = {
+    "pypi_dots": (["--set", "model.id=pypi:.."], "model.id: pypi:..: not a package name"),
+    "pypi_dotted": (["--set", "model.id=pypi:a.b.c"], "pypi:a.b.c: not a package name"),
+    "pypi_slash": (["--set", "model.id=pypi:a/b"], "pypi:a/b: not a package name"),
+    "nobody_data": (["--set", "data.source=~nouser9/x.jsonl"], "data.source: cannot expand"),
+    "nobody_out": (["--out", "~nouser9/out"], "output.dir: cannot expand '~nouser9/out'"),
+    "nobody_model": (["--set", "model.id=~nouser9/m"], "model.id: cannot expand"),
+    "nobody_text": (["--set", "eval.perplexity_source=~nouser9/w.txt"], "perplexity_source"),
+}
+
+
+@pytest.mark.parametrize("flags, fragment", NAMES.values(), ids=list(NAMES))
+def test_names_that_do_not_resolve(
+    tmp_path: Path, tiny_data: Path, flags: list[str], fragment: str, capsys
+) -> None:
+    recipe = write_recipe(tmp_path, tmp_path / "model", tiny_data, {})
+    out = tmp_path / "out"
+    argv = ["run", str(recipe), *(flags if "--out" in flags else ["--out", str(out), *flags])]
+    refused(argv, capsys, out, fragment)
+
+
+def test_report_in_a_home_that_does_not_exist(tmp_path: Path, capsys) -> None:
+    recipe = write_recipe(tmp_path, tmp_path / "model", tmp_path / "d.jsonl", {})
+    argv = ["inspect", str(recipe), "--report", "~nouser9/report"]
+    refused(argv, capsys, None, "--report: cannot expand")
