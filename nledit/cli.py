@@ -457,6 +457,8 @@ def _describe(err: BaseException) -> str:
         return f"invalid YAML: {strict_yaml.describe_error(err)}"
     if isinstance(err, UnicodeDecodeError):
         return f"not UTF-8 text ({err.reason} at byte {err.start})"
+    if isinstance(err, RecursionError):
+        return "an input file is nested too deeply to read"
     if isinstance(err, OSError) and err.strerror:
         names = [str(n) for n in (err.filename, err.filename2) if n is not None]
         return f"{err.strerror}: {' -> '.join(names)}" if names else err.strerror
@@ -471,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     except _user_errors() as err:
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
-    except (OSError, UnicodeError, yaml.YAMLError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeError, yaml.YAMLError, json.JSONDecodeError, RecursionError) as err:
         # Input the checks above did not foresee: still a message, never a traceback.
         print(f"error: {_describe(err)}", file=sys.stderr)
         return USAGE_ERROR

@@ -46,8 +46,12 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def loads(text: str) -> Any:
-    """``json.loads`` that refuses an object with a key given twice (a ``ValueError``)."""
-    return json.loads(text, object_pairs_hook=_unique)
+    """``json.loads`` that refuses an object with a key given twice or nesting without end
+    (a ``ValueError``)."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def read_rows(path: Path, field: str, error: type[Exception]) -> list[dict[str, Any]]:

@@ -219,7 +219,7 @@ def _fit_files(fit_dir: Path) -> tuple[dict[str, Any], list[Any], dict[str, Any]
     path = fit_dir / FIT_META
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
+    except (OSError, UnicodeDecodeError, RecursionError) as err:
         raise ExportError(f"{path}: cannot be read ({err})") from None
     except json.JSONDecodeError as err:
         raise ExportError(

@@ -48,6 +48,7 @@ FIT_DIRS = {
         "seed: given twice, at lines 1 and 2",
     ),
     "meta_missing": ("nledit_fit.json", None, "not a fit directory"),
+    "meta_deep": ("nledit_fit.json", b"[" * 100_000 + b"]" * 100_000, "nledit_fit.json: cannot be"),
 }
 
 

@@ -60,6 +60,7 @@ JSONL_LINES: list[tuple[str, bytes, list[str]]] = [
     ("text_null", _row(text=None), [LINE3, "empty or non-text"]),
     ("text_list", _row(text=["match", "goal"]), [LINE3, "empty or non-text"]),
     ("key_twice", b'{"text": "a", "label": 1, "label": 2}', [LINE3, "'label' given twice"]),
+    ("deep_nesting", b"[" * 100_000 + b"]" * 100_000, [LINE3, "nested too deeply"]),
 ]
 
 
@@ -108,6 +109,13 @@ FILES: list[tuple[str, str, bytes, list[str]]] = [
     ("json_invalid", "data.json", b'[{"text": "a",\n', ["data.json, line 2: invalid JSON"]),
     ("json_empty_list", "data.json", b"[]", ["data.json holds no rows"]),
     ("json_null", "data.json", b"null", ["expected a list of objects, got null"]),
+    ("json_deep", "data.json", b"[" * 100_000 + b"]" * 100_000, ["data.json: JSON nested too"]),
+    (
+        "csv_huge_field",
+        "data.csv",
+        HEADER + b"x" * 200_000 + b",1\n",
+        ["data.csv, the row starting at line 2", "field larger than field limit"],
+    ),
 ]
 
 
@@ -137,6 +145,7 @@ LABELS: list[tuple[str, bytes, list[str]]] = [
     ("latin1", b'["Caf\xe9", "Sports", "Business", "Tech"]', ["labels.json, line 1", "UTF-8"]),
     ("binary", b"\x00\x01\x02", ["labels.json, line 1: NUL byte"]),
     ("key_twice", b'{"0": "World", "0": "Sports"}', ["key '0' given twice"]),
+    ("deep_nesting", b"[" * 100_000 + b"]" * 100_000, ["nested too deeply"]),
     ("too_few", b'["World", "Sports"]', ["data.jsonl, line 61: label 2 outside 0..1"]),
     ("nested", b'[["World"], "Sports", "Business", "Tech"]', ["must be text, got ['World']"]),
 ]
