@@ -99,23 +99,17 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise RecipeError("--set", [f"--set {item!r}: expected key=value, e.g. edits.0.tau=2"])
+        key = key.strip()
         try:
-            duplicates = strict_yaml.problems(value)
-            out[key.strip()] = strict_yaml.load(value)
+            problems = strict_yaml.problems(value, at=key)
+            out[key] = strict_yaml.load(value)
         except yaml.YAMLError as err:
             problem = strict_yaml.describe_error(err)
             raise RecipeError(
-                "--set", [f"{key.strip()}: --set value is not valid YAML: {problem}"]
+                "--set", [f"{key}: --set value is not valid YAML: {problem}"]
             ) from None
-        if duplicates:
-            key = key.strip()
-            raise RecipeError(
-                "--set",
-                [
-                    f"{key}{'' if d.startswith('recipe') else '.'}{d}".replace("recipe:", ":", 1)
-                    for d in duplicates
-                ],
-            )
+        if problems:
+            raise RecipeError("--set", problems)
     return out
 
 

@@ -27,8 +27,9 @@ StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXP_FLOAT, list("
 MAX_VALUES = 100_000  # values after expanding aliases: far above any recipe, far below a bomb
 
 
-def problems(text: str) -> list[str]:
-    """Keys given twice, and aliases that nest into themselves or expand without bound.
+def problems(text: str, at: str = "") -> list[str]:
+    """Keys given twice, and aliases that nest into themselves or expand without bound, as
+    ``field.path: message`` (``at``: the dotted path the text sits at, e.g. a ``--set`` key).
 
     Raises ``yaml.YAMLError`` for a syntax error (``RecursionError`` becomes one too)."""
     try:
@@ -37,11 +38,11 @@ def problems(text: str) -> list[str]:
         raise yaml.YAMLError("the YAML is nested too deeply") from None
     if root is None:
         return []
-    out = duplicate_keys(root)
+    out = duplicate_keys(root, [at] if at else [])
     try:
         _expanded_size(root, {}, set())
     except ValueError as err:
-        out.append(f"recipe: {err}")
+        out.append(f"{at or 'recipe'}: {err}")
     return out
 
 
@@ -69,8 +70,9 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int], open_: set[int]) -> in
     return total
 
 
-def duplicate_keys(root: yaml.Node) -> list[str]:
-    """``path: key given twice (lines a and b)`` for every repeated mapping key under ``root``."""
+def duplicate_keys(root: yaml.Node, at: list[str] | None = None) -> list[str]:
+    """``path: key given twice (lines a and b)`` for every repeated mapping key under ``root``
+    (paths start with ``at``)."""
     out: list[str] = []
     seen_nodes: set[int] = set()  # aliases share nodes: visit each once
 
@@ -97,7 +99,7 @@ def duplicate_keys(root: yaml.Node) -> list[str]:
             for i, item in enumerate(node.value):
                 walk(item, [*path, str(i)])
 
-    walk(root, [])
+    walk(root, list(at or []))
     return out
 
 
