@@ -134,6 +134,56 @@ def convert_gguf(gguf: Path, folder: Path) -> None:
         raise ModelLoadError(f"model.id: cannot convert GGUF file {gguf}: {err}") from err
 
 
+# What transformers raises on a damaged folder or a config with impossible values.
+LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError)
+LOAD_ERRORS += (SafetensorError,)
+
+
+def load_reason(err: BaseException) -> str:
+    """A loading error in words: shape mismatches and unknown config values say so."""
+    text = str(err)
+    if "ignore_mismatched_sizes" in text:
+        return "the weights' shapes do not match config.json"
+    if isinstance(err, KeyError):
+        return f"config.json names a value transformers does not know: {text}"
+    return text or type(err).__name__
+
+
+def build_on_meta(folder: Path, task: str) -> None:
+    """Build the model class from ``folder``'s config without weights (nothing allocated), so an
+    impossible config is found without loading anything; raises ``ModelLoadError``."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    try:
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+        auto = AutoModelForCausalLM
+        if detect_task(config, task) != "causal-lm":
+            auto = AutoModelForSequenceClassification
+        with torch.device("meta"), _quiet_loading():
+            shapes = {k: tuple(v.shape) for k, v in auto.from_config(config).state_dict().items()}
+        stored = _stored_shapes(folder)
+    except LOAD_ERRORS as err:
+        raise ModelLoadError(f"model.id: cannot load {folder}: {load_reason(err)}") from None
+    wrong = sorted(k for k in stored.keys() & shapes.keys() if stored[k] != shapes[k])
+    if wrong:
+        raise ModelLoadError(
+            f"model.id: {folder}: the weights' shapes do not match config.json (e.g. {wrong[0]} "
+            f"is {list(stored[wrong[0]])} in the weights, {list(shapes[wrong[0]])} by the config)"
+        )
+
+
+def _stored_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes from the headers of the folder's safetensors files (no data is read)."""
+    from safetensors import safe_open
+
+    out: dict[str, tuple[int, ...]] = {}
+    for path in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as f:
+            for key in f.keys():  # noqa: SIM118 - safe_open has no __iter__
+                out[key] = tuple(f.get_slice(key).get_shape())
+    return out
+
+
 GGUF_MAGIC = b"GGUF"
 EXPORT_MANIFEST = "nledit_manifest.json"  # what every nledit export carries
 
@@ -234,8 +284,10 @@ def load_model(spec: ModelSpec, source: ModelSource) -> tuple[Any, Any, str]:
         with _quiet_loading():  # missing weights are reported below, in nledit's words
             model, info = cls.from_pretrained(source.location, output_loading_info=True, **load_kw)
         tokenizer = AutoTokenizer.from_pretrained(source.location, **kw)
-    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:  # a bad folder
-        raise ModelLoadError(f"model.id: cannot load {source.origin!r}: {err}") from None
+    except LOAD_ERRORS as err:  # what a damaged folder or config raises
+        raise ModelLoadError(
+            f"model.id: cannot load {source.origin!r}: {load_reason(err)}"
+        ) from None
     missing = list(info.get("missing_keys") or [])
     if missing:
         raise ModelLoadError(

@@ -10,7 +10,7 @@ from typing import Any
 
 from .arch import ArchError, resolve_layer
 from .datafiles import read_text
-from .models import ModelLoadError, _pypi_location, gguf_shape, refuse_export
+from .models import ModelLoadError, _pypi_location, build_on_meta, gguf_shape, refuse_export
 from .outputs import output_problems
 from .recipe import Recipe, edit_name
 
@@ -65,16 +65,6 @@ def _config_shape(folder: Path) -> tuple[int | None, int | None, int | None]:
     return n_layers, d, n_params
 
 
-def _known_architecture(folder: Path) -> None:
-    """transformers can read the folder's config (its model type is one it knows)."""
-    from transformers import AutoConfig
-
-    try:
-        AutoConfig.from_pretrained(folder, trust_remote_code=False)
-    except (OSError, ValueError, KeyError) as err:
-        raise ModelLoadError(f"model.id: cannot load {folder}: {err}") from None
-
-
 def _shape(plan: Plan, recipe: Recipe, path: Path) -> tuple[int | None, int | None, int | None]:
     """The model's shape from a GGUF header or a local config; sets ``plan.where``."""
     mid = recipe.model.id
@@ -91,7 +81,7 @@ def _shape(plan: Plan, recipe: Recipe, path: Path) -> tuple[int | None, int | No
         plan.where = f"local folder {path}"
         refuse_export(path, mid)
         shape = _config_shape(path)
-        _known_architecture(path)
+        build_on_meta(path, recipe.model.task)
         return shape
     if path.exists() or mid.startswith((".", "/", "~")):
         hint = " (train it first: nledit train-head RECIPE)" if recipe.train_head else ""

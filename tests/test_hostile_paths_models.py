@@ -302,3 +302,36 @@ def test_found_before_writing(
     shown = refused(["run", str(recipe), "--out", str(out)], capsys, out, fragment)
     if "window" in fragment:  # the text is checked before the fit pass
         assert "fitted" not in shown
+
+
+EDITED_CONFIGS = {
+    # a config.json edited by hand: check finds what run would find, without loading weights
+    "wider": ({"intermediate_size": 96}, "shapes do not match config.json", "shapes do not match"),
+    "activation_typo": ({"hidden_act": "sylu"}, "does not know: 'sylu'", "does not know"),
+    "negative_size": ({"intermediate_size": -4}, "cannot load", "cannot load"),
+    "vocab_smaller": ({"vocab_size": 10}, "shapes do not match", "shapes do not match"),
+}
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+@pytest.mark.parametrize(
+    "change, check_fragment, run_fragment", EDITED_CONFIGS.values(), ids=list(EDITED_CONFIGS)
+)
+def test_config_edited_by_hand(
+    tmp_path: Path,
+    tiny_models,
+    tiny_data: Path,
+    change,
+    check_fragment,
+    run_fragment,
+    command,
+    capsys,
+) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(tiny_models["llama"], model)
+    config = json.loads((model / "config.json").read_text()) | change
+    (model / "config.json").write_text(json.dumps(config))
+    recipe = write_recipe(tmp_path, model, tiny_data, {})
+    out = tmp_path / "out"
+    argv = [command, str(recipe)] + (["--out", str(out)] if command == "run" else [])
+    refused(argv, capsys, out, check_fragment if command == "check" else run_fragment)
