@@ -149,39 +149,41 @@ def load_reason(err: BaseException) -> str:
     return text or type(err).__name__
 
 
-def build_on_meta(folder: Path, task: str) -> None:
-    """Build the model class from ``folder``'s config without weights (nothing allocated), so an
-    impossible config is found without loading anything; raises ``ModelLoadError``."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+def load_on_meta(folder: Path, task: str) -> None:
+    """Load ``folder`` as ``load_model`` would, onto the meta device (no weights are read), so
+    an impossible config, weights that do not fit it, or a missing head are found up front;
+    raises ``ModelLoadError``."""
+    from transformers import AutoConfig
 
+    kw: dict[str, Any] = {"trust_remote_code": False}
     try:
-        config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
-        auto = AutoModelForCausalLM
-        if detect_task(config, task) != "causal-lm":
-            auto = AutoModelForSequenceClassification
-        with torch.device("meta"), _quiet_loading():
-            shapes = {k: tuple(v.shape) for k, v in auto.from_config(config).state_dict().items()}
-        stored = _stored_shapes(folder)
+        config = AutoConfig.from_pretrained(folder, **kw)
+        task = detect_task(config, task)
+        with _quiet_loading():
+            model, info = _auto_class(task).from_pretrained(
+                folder, device_map="meta", output_loading_info=True, **kw
+            )
     except LOAD_ERRORS as err:
         raise ModelLoadError(f"model.id: cannot load {folder}: {load_reason(err)}") from None
-    wrong = sorted(k for k in stored.keys() & shapes.keys() if stored[k] != shapes[k])
-    if wrong:
+    _refuse_missing(model, info, str(folder), task)
+
+
+def _auto_class(task: str) -> Any:
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification if task != "causal-lm" else AutoModelForCausalLM
+
+
+def _refuse_missing(model: Any, info: dict[str, Any], origin: str, task: str) -> None:
+    """Weights the checkpoint lacks would be initialised at random: refuse, naming them."""
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
         raise ModelLoadError(
-            f"model.id: {folder}: the weights' shapes do not match config.json (e.g. {wrong[0]} "
-            f"is {list(stored[wrong[0]])} in the weights, {list(shapes[wrong[0]])} by the config)"
+            f"model.id: {origin!r} has no weights for {len(missing)} tensor(s) of "
+            f"{type(model).__name__} (e.g. {', '.join(missing[:3])}); they would be random. "
+            f"A plain encoder has no {task} head: use a model with one, set model.task, or "
+            "train a classifier with nledit train-head"
         )
-
-
-def _stored_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
-    """Tensor shapes from the headers of the folder's safetensors files (no data is read)."""
-    from safetensors import safe_open
-
-    out: dict[str, tuple[int, ...]] = {}
-    for path in sorted(folder.glob("*.safetensors")):
-        with safe_open(str(path), framework="pt") as f:
-            for key in f.keys():  # noqa: SIM118 - safe_open has no __iter__
-                out[key] = tuple(f.get_slice(key).get_shape())
-    return out
 
 
 GGUF_MAGIC = b"GGUF"
@@ -262,12 +264,7 @@ def _quiet_loading() -> Iterator[None]:
 
 def load_model(spec: ModelSpec, source: ModelSource) -> tuple[Any, Any, str]:
     """Load (model, tokenizer, task) in eval mode with the recipe's dtype and placement."""
-    from transformers import (
-        AutoConfig,
-        AutoModelForCausalLM,
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-    )
+    from transformers import AutoConfig, AutoTokenizer
 
     kw: dict[str, Any] = {"trust_remote_code": False}  # a base model's own code never runs
     if source.revision:
@@ -275,7 +272,7 @@ def load_model(spec: ModelSpec, source: ModelSource) -> tuple[Any, Any, str]:
     try:
         config = AutoConfig.from_pretrained(source.location, **kw)
         task = detect_task(config, spec.task)
-        cls = AutoModelForSequenceClassification if task != "causal-lm" else AutoModelForCausalLM
+        cls = _auto_class(task)
         load_kw: dict[str, Any] = {**kw, "dtype": getattr(torch, spec.dtype)}
         if spec.device_map is not None:
             load_kw["device_map"] = spec.device_map
@@ -288,14 +285,7 @@ def load_model(spec: ModelSpec, source: ModelSource) -> tuple[Any, Any, str]:
         raise ModelLoadError(
             f"model.id: cannot load {source.origin!r}: {load_reason(err)}"
         ) from None
-    missing = list(info.get("missing_keys") or [])
-    if missing:
-        raise ModelLoadError(
-            f"model.id: {source.origin!r} has no weights for {len(missing)} tensor(s) of "
-            f"{type(model).__name__} (e.g. {', '.join(sorted(missing)[:3])}); they would be "
-            f"random. A plain encoder has no {task} head: use a model with one, set model.task, "
-            "or train a classifier with nledit train-head"
-        )
+    _refuse_missing(model, info, source.origin, task)
     if spec.device_map is None:
         try:
             model.to(spec.device)

@@ -10,7 +10,7 @@ from typing import Any
 
 from .arch import ArchError, resolve_layer
 from .datafiles import read_text
-from .models import ModelLoadError, _pypi_location, build_on_meta, gguf_shape, refuse_export
+from .models import ModelLoadError, _pypi_location, gguf_shape, load_on_meta, refuse_export
 from .outputs import output_problems
 from .recipe import Recipe, edit_name
 
@@ -81,7 +81,7 @@ def _shape(plan: Plan, recipe: Recipe, path: Path) -> tuple[int | None, int | No
         plan.where = f"local folder {path}"
         refuse_export(path, mid)
         shape = _config_shape(path)
-        build_on_meta(path, recipe.model.task)
+        load_on_meta(path, recipe.model.task)
         return shape
     if path.exists() or mid.startswith((".", "/", "~")):
         hint = " (train it first: nledit train-head RECIPE)" if recipe.train_head else ""

@@ -215,13 +215,15 @@ def plain_encoder(tiny_models, tmp_path_factory: pytest.TempPathFactory) -> Path
     return folder
 
 
+@pytest.mark.parametrize("command", ["check", "run"])
 @pytest.mark.parametrize("task", ["auto", "causal-lm", "sequence-classification"])
 def test_plain_encoder_without_a_head(
-    tmp_path: Path, plain_encoder: Path, tiny_data: Path, task: str, capsys
+    tmp_path: Path, plain_encoder: Path, tiny_data: Path, task: str, command: str, capsys
 ) -> None:
     recipe = write_recipe(tmp_path, plain_encoder, tiny_data, {"model": [f"task: {task}"]})
     out = tmp_path / "out"
-    refused(["run", str(recipe), "--out", str(out)], capsys, out, "has no weights for", "random")
+    argv = [command, str(recipe)] + (["--out", str(out)] if command == "run" else [])
+    refused(argv, capsys, out, "has no weights for", "random")
 
 
 CONFIGS = {
