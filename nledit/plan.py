@@ -138,8 +138,11 @@ def data_problems(recipe: Recipe) -> list[str]:
     local = [s for s in (spec.source, spec.eval_source) if s]
     if not local or not all(_is_local(s) and Path(s).expanduser().is_file() for s in local):
         return []  # Hub data is loaded by the run itself; missing files are reported already
+    from .fit import check_concepts
+
     try:
-        load_concept_data(spec, recipe.prompt.shots, recipe.seed, recipe.prompt.label_words)
+        data = load_concept_data(spec, recipe.prompt.shots, recipe.seed, recipe.prompt.label_words)
+        check_concepts(recipe, data.label_names)  # names from labels.json or the data
     except DataError as err:
         return str(err).splitlines()
     return []

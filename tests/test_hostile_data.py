@@ -228,3 +228,9 @@ def test_bad_text_file(
     out = tmp_path / "out"
     refused(["run", str(recipe), "--out", str(out)], capsys, out, *fragments)
     refused(["check", str(recipe)], capsys, None, *fragments)  # check finds it too
+
+
+def test_check_names_a_concept_missing_from_labels_json(tmp_path: Path, capsys) -> None:
+    data = write_data(tmp_path / "data.jsonl")
+    recipe = write_recipe(tmp_path, tmp_path / "model", data, {"edit": ["concepts: [Sprots]"]})
+    refused(["check", str(recipe)], capsys, None, "edits.0.concepts: 'Sprots' is not a label")
