@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import textwrap
 from pathlib import Path
 
+from .cli_errors import UNFORESEEN, describe, user_errors
 from .cli_help import EXAMPLES
 from .overrides import parse_set
 from .recipe import Recipe, load_recipe
@@ -16,16 +18,11 @@ from .recipe import Recipe, load_recipe
 USAGE_ERROR = 2
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """What the command line reports as a message: every ``NleditError``, the checkpoint
-    loader's own error (``gate.py`` stands alone) and missing or existing files."""
-    from .errors import NleditError
-    from .gate import NleditLoadError
+def _check_outputs(*pairs: tuple[str, str | None]) -> None:
+    """Every output folder the command will write, checked before any model work."""
+    from .outputs import check_outputs
 
-    return (NleditError, NleditLoadError, FileNotFoundError, FileExistsError)
-
-
-_parse_set = parse_set  # the name the command modules use
+    check_outputs(list(pairs))
 
 
 def _export_options(p: argparse.ArgumentParser) -> None:
@@ -45,7 +42,7 @@ def _export_options(p: argparse.ArgumentParser) -> None:
 
 
 def _recipe(args: argparse.Namespace) -> tuple[Recipe, str]:
-    overrides = _parse_set(args.set or [])
+    overrides = parse_set(args.set or [])
     for flag, key in (
         ("out", "output.dir"),
         ("device", "model.device"),
@@ -68,15 +65,24 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     recipe, _ = _recipe(args)
     plan = make_plan(recipe)
+    if plan.problems:  # never "valid" first and a problem after
+        print(f"recipe {args.recipe} has {len(plan.problems)} problem(s)")
+        print(plan.render())
+        print(
+            f"error: recipe {args.recipe}: {len(plan.problems)} problem(s), see above",
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
     print(f"recipe {args.recipe} is valid")
     print(plan.render())
-    return USAGE_ERROR if plan.problems else 0
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import run
 
     recipe, text = _recipe(args)
+    _check_outputs(("output.dir", recipe.output.dir))
     run(recipe, text, Path(recipe.output.dir), recipe.output.overwrite)
     return 0
 
@@ -90,7 +96,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from .outdir import check_destination
     from .pipeline import FIT_MARKERS
 
-    check_destination(out, recipe.output.overwrite, FIT_MARKERS, "fit --out")
+    field = "--out" if args.out else "output.dir (+ -fit)"
+    check_destination(out, recipe.output.overwrite, FIT_MARKERS, field)
     fitted = fit_distributed_or_local(recipe, text)
     if fitted is not None:  # the main process writes
         save_fit(fitted, out, recipe.output.overwrite)
@@ -109,6 +116,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{fit_dir}: not a fit directory (no nledit_fit.json)")
     args.recipe = str(fit_dir / "nledit_recipe.yaml")
     recipe, text = _recipe(args)
+    _check_outputs(("output.dir", recipe.output.dir))
     out = Path(recipe.output.dir)
     check_destination(out, recipe.output.overwrite, EXPORT_MARKERS)
     fitted = load_fit(fit_dir, recipe, text)
@@ -150,6 +158,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from .inspection import inspect
 
     recipe, text = _recipe(args)
+    _check_outputs(("--report", args.report or "runs/inspect"))
     path = inspect(
         recipe,
         text,
@@ -184,12 +193,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     shown += [f"--set {item}" for item in args.set or []]
     args.set = (args.set or []) + extra
     recipe, text = _recipe(args)
+    _check_outputs(("sweep.out", recipe.sweep.out))
     run_sweep(recipe, text, command=" ".join(shown))
     return 0
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    import json
 
     from .tune import run_tune
 
@@ -205,6 +214,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     extra = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
     args.set = (args.set or []) + extra
     recipe, text = _recipe(args)
+    storage = recipe.tune.storage or ""
+    db = storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else None
+    _check_outputs(("tune.dir", recipe.tune.dir), ("tune.storage", db and str(Path(db).parent)))
     run_tune(recipe, text)
     return 0
 
@@ -362,8 +374,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except _user_errors() as err:
+    except user_errors() as err:
         print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    except UNFORESEEN as err:
+        # Input the checks above did not foresee: still a message, never a traceback.
+        print(f"error: {describe(err)}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -76,6 +76,12 @@ class ConceptModel:
         if any(not i for i in ids):
             raise ConceptModelError("prompt.label_words: a label word encodes to no token")
         first = [i[0] for i in ids]
+        unknown = [w for w, t in zip(words, first) if t == tokenizer.unk_token_id]
+        if unknown:
+            raise ConceptModelError(
+                f"prompt.label_words: {unknown[0]!r} is unknown to the tokenizer (its first "
+                "token is the unknown-word token)"
+            )
         if len(set(first)) != len(first):
             raise ConceptModelError(
                 f"prompt.label_words: {words} share a first token; choose words that start "

@@ -9,11 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from .datafiles import WHERE, loads, read_rows, read_text, where
 from .errors import DataError
-from .recipe import DataSpec
+from .recipe import DataSpec, Recipe
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv"}
 
@@ -47,24 +50,25 @@ def _is_local(source: str) -> bool:
     return Path(source).suffix in LOCAL_FORMATS or Path(source).exists()
 
 
-def _load_rows(source: str, config: str | None, split: str, spec: DataSpec) -> list[dict]:
-    import datasets
-
-    datasets.disable_progress_bars()
+def _load_rows(
+    source: str, config: str | None, split: str, spec: DataSpec, field: str = "data.source"
+) -> list[dict]:
     if _is_local(source):
         path = Path(source).expanduser()
         if not path.is_file():
-            raise DataError(f"data.source: no such file: {path}")
-        fmt = LOCAL_FORMATS.get(path.suffix)
-        if fmt is None:
-            raise DataError(f"data.source: {path}: unsupported format (use .jsonl, .json, .csv)")
-        _check_json_lines(path) if path.suffix == ".jsonl" else None
-        ds = datasets.load_dataset(fmt, data_files=str(path), split="train")
-    else:
-        try:
-            ds = datasets.load_dataset(source, config, split=split)
-        except Exception as err:
-            raise DataError(f"data.source: cannot load data set {source!r}: {err}") from err
+            raise DataError(f"{field}: no such file: {path}")
+        if path.suffix not in LOCAL_FORMATS:
+            raise DataError(f"{field}: {path}: unsupported format (use .jsonl, .json, .csv)")
+        rows = read_rows(path, field, DataError)
+        _check_fields(rows, spec, str(path))
+        return rows
+    import datasets
+
+    datasets.disable_progress_bars()
+    try:
+        ds = datasets.load_dataset(source, config, split=split)
+    except Exception as err:
+        raise DataError(f"{field}: cannot load data set {source!r}: {err}") from err
     for name in (spec.text_field, spec.label_field):
         if name not in ds.column_names:
             field_name = "text_field" if name == spec.text_field else "label_field"
@@ -80,17 +84,16 @@ def _load_rows(source: str, config: str | None, split: str, spec: DataSpec) -> l
     return rows
 
 
-def _check_json_lines(path: Path) -> None:
-    """Name the first malformed line (datasets' own error does not)."""
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise DataError(
-                        f"data.source: {path}, line {n}: invalid JSON ({err.msg})"
-                    ) from None
+def _check_fields(rows: list[dict], spec: DataSpec, source: str) -> None:
+    """Every local row has the text and label fields; the first row's keys are the columns."""
+    for n, row in enumerate(rows, 1):
+        for key, name in (("text_field", spec.text_field), ("label_field", spec.label_field)):
+            if name in row:
+                continue
+            columns = ", ".join(k for k in row if k != WHERE) or "none"
+            if n == 1:
+                raise DataError(f"data.{key}: column {name!r} not in {source} (columns: {columns})")
+            raise DataError(f"data.{key}: {source}, {where(row, n)}: no {name!r} field ({columns})")
 
 
 def _label_names(spec: DataSpec, source: str, rows: list[dict]) -> list[str]:
@@ -100,32 +103,74 @@ def _label_names(spec: DataSpec, source: str, rows: list[dict]) -> list[str]:
         return list(rows[0]["__names__"])
     side = Path(source).expanduser().parent / "labels.json"
     if _is_local(source) and side.is_file():
-        names = json.loads(side.read_text(encoding="utf-8"))
-        if isinstance(names, dict):
-            names = [names[k] for k in sorted(names, key=int)]
-        return [str(n) for n in names]
-    values = sorted({r[spec.label_field] for r in rows}, key=str)
-    if all(isinstance(v, str) for v in values):
-        return values
+        return _labels_file(side)
+    values = [r.get(spec.label_field) for r in rows]
+    if values and all(isinstance(v, str) for v in values):
+        return sorted(set(values))
     raise DataError(
         f"data.label_names: not given and {source} has no label names "
         "(add label_names to the recipe or a labels.json beside the file)"
     )
 
 
+def _labels_file(path: Path) -> list[str]:
+    """Label names from ``labels.json``: a list of names, or a mapping ``{"0": name, ...}``."""
+    text = read_text(path, "data.label_names", DataError)
+    try:
+        names = loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(
+            f"data.label_names: {path}, line {err.lineno}: invalid JSON ({err.msg}, "
+            f"column {err.colno})"
+        ) from None
+    except ValueError as err:
+        raise DataError(f"data.label_names: {path}: {err}") from None
+    if isinstance(names, dict):
+        ids = [str(i) for i in range(len(names))]
+        if sorted(names, key=str) != sorted(ids):
+            raise DataError(
+                f"data.label_names: {path}: the keys must be the label ids 0..{len(names) - 1}, "
+                f"got {sorted(names)}"
+            )
+        names = [names[i] for i in ids]
+    if not isinstance(names, list) or not names:
+        raise DataError(
+            f"data.label_names: {path}: expected a non-empty list of label names, "
+            f"got {json.dumps(names)[:60]}"
+        )
+    bad = [n for n in names if not isinstance(n, str) or not n.strip()]
+    if bad:
+        raise DataError(f"data.label_names: {path}: label names must be text, got {bad[0]!r}")
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise DataError(f"data.label_names: {path}: {dups[0]!r} is listed twice")
+    return names
+
+
+def _label_id(y: Any, names: list[str]) -> int | str:
+    """The label id of a row's label value, or a message saying why it is not one."""
+    if isinstance(y, str) and re.fullmatch(r"\s*-?[0-9]+\s*", y):
+        y = int(y)
+    elif isinstance(y, str):
+        return names.index(y) if y in names else f"label {y!r} not in {names}"
+    if isinstance(y, float) and y.is_integer():
+        y = int(y)
+    if isinstance(y, bool) or not isinstance(y, int):
+        shown = json.dumps(y) if isinstance(y, (bool, float, type(None))) else repr(y)[:40]
+        return f"label {shown} is not a label id (a whole number) or a label name"
+    if not 0 <= y < len(names):
+        return f"label {y} outside 0..{len(names) - 1}"
+    return y
+
+
 def _to_examples(rows: list[dict], spec: DataSpec, names: list[str], source: str) -> Examples:
     texts, labels = [], []
     for n, r in enumerate(rows, 1):
-        y, text = r[spec.label_field], r[spec.text_field]
-        if isinstance(y, str) and not y.lstrip("-").isdigit():
-            if y not in names:
-                raise DataError(f"data: {source}, row {n}: label {y!r} not in {names}")
-            y = names.index(y)
-        y = int(y)
-        if not 0 <= y < len(names):
-            raise DataError(f"data: {source}, row {n}: label {y} outside 0..{len(names) - 1}")
+        y, text = _label_id(r.get(spec.label_field), names), r.get(spec.text_field)
+        if isinstance(y, str):
+            raise DataError(f"data: {source}, {where(r, n)}: {y}")
         if not isinstance(text, str) or not text.strip():
-            raise DataError(f"data: {source}, row {n}: empty or non-text {spec.text_field!r}")
+            raise DataError(f"data: {source}, {where(r, n)}: empty or non-text {spec.text_field!r}")
         texts.append(text)
         labels.append(y)
     return Examples(texts, labels)
@@ -172,7 +217,7 @@ def load_concept_data(
             field = "data.eval_source"
             ev = Examples(*token_examples(spec, spec.eval_source, split, label_words, field))
         else:
-            eval_rows = _load_rows(spec.eval_source, spec.config, split, spec)
+            eval_rows = _load_rows(spec.eval_source, spec.config, split, spec, "data.eval_source")
             ev = _to_examples(eval_rows, spec, names, spec.eval_source)
         eval_pool = {c: list(dict.fromkeys(ev.of(c))) for c in range(len(names))}
         for c, texts in eval_pool.items():
@@ -213,3 +258,16 @@ def load_concept_data(
     shot_ex = Examples([shot_ex.texts[i] for i in order], [shot_ex.labels[i] for i in order])
     meta = {"rows": len(pool)}
     return ConceptData(names, shot_ex, fit_ex, eval_ex, _digest(pool), meta, val=val_ex)
+
+
+def check_concepts(recipe: Recipe, label_names: list[str]) -> None:
+    """Every concept an edit names must be one of the data's labels."""
+    problems = []
+    for i, edit in enumerate(recipe.edits):
+        for c in edit.concepts:
+            if c not in label_names:
+                problems.append(
+                    f"edits.{i}.concepts: {c!r} is not a label; labels are {label_names}"
+                )
+    if problems:
+        raise DataError("\n".join(problems))

@@ -26,3 +26,7 @@ class PerplexityError(NleditError, ValueError):
 
 class EditError(NleditError, ValueError):
     """An edit cannot be fitted, applied, saved or loaded as asked (library API)."""
+
+
+class OutputError(NleditError, ValueError):
+    """An output path cannot be written, or must not be replaced."""

@@ -12,7 +12,7 @@ import torch
 from .arch import Layout, find_layout, resolve_layer
 from .collect import ConceptStats
 from .concept import ConceptModel
-from .data import ConceptData, DataError, Examples, load_concept_data
+from .data import ConceptData, DataError, Examples, check_concepts, load_concept_data
 from .gate import RangeGate
 from .models import ModelSource, load_model, resolve_source
 from .operators import needs_general_mean
@@ -49,18 +49,6 @@ class Fitted:
         return self.cm.model
 
 
-def check_concepts(recipe: Recipe, label_names: list[str]) -> None:
-    problems = []
-    for i, edit in enumerate(recipe.edits):
-        for c in edit.concepts:
-            if c not in label_names:
-                problems.append(
-                    f"edits.{i}.concepts: {c!r} is not a label; labels are {label_names}"
-                )
-    if problems:
-        raise DataError("\n".join(problems))
-
-
 def load_for_recipe(
     recipe: Recipe, val_per_class: int = 0
 ) -> tuple[ConceptData, ModelSource, ConceptModel, Layout, list[int]]:
@@ -79,6 +67,13 @@ def load_for_recipe(
     model, tokenizer, task = load_model(recipe.model, source)
     layout = find_layout(model)
     layers = [resolve_layer(e.layer, layout.n_layers) for e in recipe.edits]
+    ev = recipe.eval
+    if ev.enabled and ev.perplexity_source and ev.perplexity_windows and task == "causal-lm":
+        from .text import check_source  # before the fit pass, not after it
+
+        check_source(
+            tokenizer, ev.perplexity_source, ev.perplexity_window, "eval.perplexity_source"
+        )
     shots = data.shots if task == "causal-lm" else Examples([], [])
     cm = ConceptModel(
         model,

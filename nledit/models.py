@@ -14,11 +14,14 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from . import basemodel
 from .errors import NleditError
@@ -63,6 +66,8 @@ def cache_dir() -> Path:
 def _pypi_location(name: str) -> Path:
     """Model file or folder shipped inside an installed wheel (``pypi:<package>``)."""
     module = name.replace("-", "_")
+    if not module.isidentifier():  # a wheel's import name: no dots, slashes or spaces
+        raise ModelLoadError(f"model.id: pypi:{name}: not a package name")
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise ModelLoadError(
@@ -113,6 +118,7 @@ def _resolve(spec: ModelSpec, path: Path) -> ModelSource:
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelLoadError(f"model.id: {path} has no config.json")
+        refuse_export(path, mid)
         return ModelSource(str(path), None, mid, "folder")
     if path.exists():
         raise ModelLoadError(f"model.id: {path} is neither a model folder nor a .gguf file")
@@ -125,6 +131,7 @@ def _resolve(spec: ModelSpec, path: Path) -> ModelSource:
 def _gguf_folder(gguf: Path, origin: str) -> ModelSource:
     if not gguf.is_file():
         raise ModelLoadError(f"model.gguf_file: no such file: {gguf}")
+    gguf_shape(gguf)  # a garbage or truncated file is named before any conversion
     digest = sha256_file(gguf)
     folder = cache_dir() / "converted" / digest[:16]
     problem = cache_problem(folder)
@@ -163,7 +170,7 @@ def convert_gguf(gguf: Path, folder: Path) -> None:
     clean_leftovers(folder)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-{os.getpid()}-", dir=folder.parent))
     try:
-        kw: dict[str, Any] = {"gguf_file": gguf.name}
+        kw: dict[str, Any] = {"gguf_file": gguf.name, "trust_remote_code": False}
         tok = AutoTokenizer.from_pretrained(gguf.parent, **kw)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **kw)
         # A dequantised model is a plain model: drop the GGUF quantiser so it can be saved.
@@ -183,6 +190,112 @@ def convert_gguf(gguf: Path, folder: Path) -> None:
         raise ModelLoadError(f"model.id: cannot convert GGUF file {gguf}: {err}") from err
 
 
+# What transformers raises on a damaged folder or a config with impossible values.
+LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError)
+LOAD_ERRORS += (SafetensorError,)
+
+
+def load_reason(err: BaseException) -> str:
+    """A loading error in words: shape mismatches and unknown config values say so."""
+    text = str(err)
+    if "ignore_mismatched_sizes" in text:
+        return "the weights' shapes do not match config.json"
+    if isinstance(err, KeyError):
+        return f"config.json names a value transformers does not know: {text}"
+    return text or type(err).__name__
+
+
+def load_on_meta(folder: Path, task: str) -> None:
+    """Load ``folder`` as ``load_model`` would, onto the meta device (no weights are read), so
+    an impossible config, weights that do not fit it, or a missing head are found up front;
+    raises ``ModelLoadError``."""
+    from transformers import AutoConfig
+
+    kw: dict[str, Any] = {"trust_remote_code": False}
+    try:
+        config = AutoConfig.from_pretrained(folder, **kw)
+        task = detect_task(config, task)
+        with _quiet_loading():
+            model, info = _auto_class(task).from_pretrained(
+                folder, device_map="meta", output_loading_info=True, **kw
+            )
+    except LOAD_ERRORS as err:
+        raise ModelLoadError(f"model.id: cannot load {folder}: {load_reason(err)}") from None
+    _refuse_missing(model, info, str(folder), task)
+
+
+def _auto_class(task: str) -> Any:
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification if task != "causal-lm" else AutoModelForCausalLM
+
+
+def _refuse_missing(model: Any, info: dict[str, Any], origin: str, task: str) -> None:
+    """Weights the checkpoint lacks would be initialised at random: refuse, naming them."""
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        raise ModelLoadError(
+            f"model.id: {origin!r} has no weights for {len(missing)} tensor(s) of "
+            f"{type(model).__name__} (e.g. {', '.join(missing[:3])}); they would be random. "
+            f"A plain encoder has no {task} head: use a model with one, set model.task, or "
+            "train a classifier with nledit train-head"
+        )
+
+
+GGUF_MAGIC = b"GGUF"
+EXPORT_MANIFEST = "nledit_manifest.json"  # what every nledit export carries
+
+
+def gguf_shape(path: Path) -> tuple[int | None, int | None, int | None]:
+    """(layers, hidden size, parameters) read from a GGUF header; a bad file is a ModelLoadError."""
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as err:
+        raise ModelLoadError(f"model.id: cannot read {path} ({err.strerror})") from None
+    if magic != GGUF_MAGIC:
+        raise ModelLoadError(f"model.id: {path} is not a GGUF file (it does not start with GGUF)")
+    try:
+        from gguf import GGUFReader
+
+        reader = GGUFReader(str(path))
+        arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+
+        def value(key: str) -> int | None:
+            f = reader.fields.get(f"{arch}.{key}")
+            return int(f.parts[-1][0]) if f is not None else None
+
+        n_params = sum(int(t.n_elements) for t in reader.tensors)
+        return value("block_count"), value("embedding_length"), n_params
+    except Exception as err:  # the reader's own errors on a damaged file: name the file
+        reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        raise ModelLoadError(
+            f"model.id: {path} is a damaged or truncated GGUF file ({reason[:200]})"
+        ) from None
+
+
+def refuse_export(folder: Path, mid: str) -> None:
+    """An nledit export is not a base model: name the base it was made from instead."""
+    config: Any = {}
+    try:
+        import json
+
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass  # the loader reports an unreadable config
+    is_export = (folder / EXPORT_MANIFEST).is_file() or (
+        isinstance(config, dict) and config.get("model_type") == "nledit"
+    )
+    if not is_export:
+        return
+    base = config.get("nledit", {}).get("base_model") if isinstance(config, dict) else None
+    hint = f" ({base})" if isinstance(base, str) else ""
+    raise ModelLoadError(
+        f"model.id: {mid} is an nledit export, not a base model; name the model it was made "
+        f"from{hint} (nledit never runs an export's own code as a base)"
+    )
+
+
 def detect_task(config: Any, requested: str) -> str:
     if requested != "auto":
         return requested
@@ -192,31 +305,48 @@ def detect_task(config: Any, requested: str) -> str:
     return "causal-lm"
 
 
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """transformers' own load report and head warnings off while loading (restored after)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
 def load_model(spec: ModelSpec, source: ModelSource) -> tuple[Any, Any, str]:
     """Load (model, tokenizer, task) in eval mode with the recipe's dtype and placement."""
-    from transformers import (
-        AutoConfig,
-        AutoModelForCausalLM,
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-    )
+    from transformers import AutoConfig, AutoTokenizer
 
-    kw: dict[str, Any] = {"revision": source.revision} if source.revision else {}
+    kw: dict[str, Any] = {"trust_remote_code": False}  # a base model's own code never runs
+    if source.revision:
+        kw["revision"] = source.revision
     try:
         config = AutoConfig.from_pretrained(source.location, **kw)
         task = detect_task(config, spec.task)
-        cls = AutoModelForSequenceClassification if task != "causal-lm" else AutoModelForCausalLM
+        cls = _auto_class(task)
         load_kw: dict[str, Any] = {**kw, "dtype": getattr(torch, spec.dtype)}
         if spec.device_map is not None:
             load_kw["device_map"] = spec.device_map
             if spec.max_memory:
                 load_kw["max_memory"] = spec.max_memory
-        model = cls.from_pretrained(source.location, **load_kw)
+        with _quiet_loading():  # missing weights are reported below, in nledit's words
+            model, info = cls.from_pretrained(source.location, output_loading_info=True, **load_kw)
         tokenizer = AutoTokenizer.from_pretrained(source.location, **kw)
-    except OSError as err:
-        raise ModelLoadError(f"model.id: cannot load {source.origin!r}: {err}") from err
+    except LOAD_ERRORS as err:  # what a damaged folder or config raises
+        raise ModelLoadError(
+            f"model.id: cannot load {source.origin!r}: {load_reason(err)}"
+        ) from None
+    _refuse_missing(model, info, source.origin, task)
     if spec.device_map is None:
-        model.to(spec.device)
+        try:
+            model.to(spec.device)
+        except (RuntimeError, AssertionError) as err:  # e.g. cuda on a machine without it
+            raise ModelLoadError(f"model.device: cannot use {spec.device!r} here ({err})") from None
     model.eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

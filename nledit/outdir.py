@@ -23,35 +23,17 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .errors import NleditError
+from .errors import OutputError
+from .outputs import output_problem
 
 _FICLONE = 0x40049409  # ioctl: share the blocks of a file copy-on-write (btrfs, xfs)
 
 
-class OutputError(NleditError, ValueError):
-    """The destination cannot be written or must not be replaced."""
-
-
-def _writable_ancestor(path: Path) -> Path:
-    """The nearest existing ancestor of ``path``; it must be a writable folder."""
-    probe = path.parent
-    while not probe.exists():
-        if probe.is_symlink():  # a dangling link in the way
-            break
-        probe = probe.parent
-    return probe
-
-
 def check_writable(out: Path, field: str) -> None:
     """Refuse a destination that cannot be created (before any model work starts)."""
-    anchor = _writable_ancestor(out)
-    if not anchor.is_dir():
-        raise OutputError(f"{field}: cannot create {out}: {anchor} is not a folder")
-    if not os.access(anchor, os.W_OK | os.X_OK):
-        raise OutputError(f"{field}: cannot create {out}: {anchor} is not writable")
-    real = anchor.resolve()
-    if real == Path("/proc") or Path("/proc") in real.parents or real in (Path("/sys"),):
-        raise OutputError(f"{field}: cannot create {out} under {real}")
+    problem = output_problem(field, str(out))
+    if problem:
+        raise OutputError(problem)
 
 
 def _owned(out: Path, markers: Sequence[str]) -> str | None:

@@ -221,21 +221,44 @@ def save_fit(fitted: Fitted, out: Path, overwrite: bool) -> Path:
     return out
 
 
-def load_fit(fit_dir: Path, recipe: Recipe, text: str) -> Fitted:
-    """Rebuild a Fitted from a fit directory (loads the model, no data pass)."""
-    from .collect import ConceptStats
-
-    meta = json.loads((fit_dir / FIT_META).read_text())
-    data, source, cm, layout, layers = load_for_recipe(recipe)
+def _fit_files(fit_dir: Path) -> tuple[dict[str, Any], list[Any], dict[str, Any]]:
+    """(metadata, gates, statistics tensors) of a fit directory; a damaged file is named."""
     from safetensors import safe_open
 
-    with safe_open(str(fit_dir / FIT_GATES), framework="pt") as f:
-        block_meta = json.loads((f.metadata() or {}).get("nledit", "{}"))
-    specs = block_meta.get("edits", [])
-    tensors = load_file(str(fit_dir / FIT_GATES))
+    path = fit_dir / FIT_META
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, RecursionError) as err:
+        raise ExportError(f"{path}: cannot be read ({err})") from None
+    except json.JSONDecodeError as err:
+        raise ExportError(
+            f"{path}, line {err.lineno}: invalid JSON ({err.msg}, column {err.colno})"
+        ) from None
+    if not isinstance(meta, dict):
+        raise ExportError(f"{path}: expected a JSON object (is this a fit directory?)")
+    try:
+        with safe_open(str(fit_dir / FIT_GATES), framework="pt") as f:
+            block_meta = json.loads((f.metadata() or {}).get("nledit", "{}"))
+        tensors = load_file(str(fit_dir / FIT_GATES))
+        stats = load_file(str(fit_dir / FIT_STATS))
+    except Exception as err:  # safetensors' own errors on a missing, truncated or foreign file
+        raise ExportError(f"{fit_dir}: damaged or incomplete fit directory ({err})") from None
+    specs = block_meta.get("edits", []) if isinstance(block_meta, dict) else []
     block = {"edits": specs, "ranges_sha256": gate.tensors_digest(tensors), "format": gate.FORMAT}
     gates = gate.load_gates(str(fit_dir / FIT_GATES), block)
-    stats = ConceptStats.from_tensors(load_file(str(fit_dir / FIT_STATS)))
+    return meta, gates, stats
+
+
+def load_fit(fit_dir: Path, recipe: Recipe, text: str) -> Fitted:
+    """Rebuild a Fitted from a fit directory: its files first, then the model (no data pass)."""
+    from .collect import ConceptStats
+
+    meta, gates, stats_tensors = _fit_files(fit_dir)
+    try:
+        stats = ConceptStats.from_tensors(stats_tensors)
+    except (IndexError, KeyError, ValueError, RuntimeError) as err:
+        raise ExportError(f"{fit_dir / FIT_STATS}: not nledit statistics ({err})") from None
+    data, source, cm, layout, layers = load_for_recipe(recipe)
     return Fitted(
         recipe,
         text,

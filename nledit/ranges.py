@@ -122,6 +122,14 @@ def make_gate(
         "sigma": table.sigma.to(torch.float32),
         "value": value.to(torch.float32),
     }
+    bad = [k for k in ("lo", "hi", "mu", "sigma", "value") if not tensors[k].isfinite().all()]
+    if bad:  # e.g. a huge tau: a range without bounds would mask the whole neuron
+        from .collect import ActivationError
+
+        raise ActivationError(
+            f"edits: {table.edit}: the {', '.join(bad)} of concept {table.concept!r} at layer "
+            f"{table.layer} do not fit a 32-bit float (tau {edit.tau}); use a smaller tau"
+        )
     return RangeGate(spec, tensors)
 
 

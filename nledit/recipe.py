@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
+import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from . import operators, saliencies
+from . import operators, saliencies, strict_yaml
 from .errors import NleditError
 
 Dtype = Literal["float32", "bfloat16", "float16"]
@@ -32,7 +35,21 @@ RangeShape = Literal["sigma", "quantile"]
 Selectivity = Literal["mass", "auroc"]
 TunableOperator = Literal[operators.names(in_recipe=True, tunable=True)]  # type: ignore[valid-type]
 Objective = Literal["d_acc", "d_conf", "d_cacc", "d_cconf", "d_ppl"]
+# torch device strings: a known type and an optional index
+DEVICE = r"^(cpu|cuda|mps|xpu|hpu|npu|meta)(:[0-9]+)?$"
+# database URLs: dialect[+driver]://...
+STORAGE = r"^[a-z][a-z0-9]*(\+[a-z0-9_]+)?://"
 OperatorName = Literal[operators.names(in_recipe=True)]  # type: ignore[valid-type]
+
+
+def _expandable(value: str) -> str:
+    """A path starting with ``~user`` must name a user whose home folder is known."""
+    if value.startswith("~") and os.path.expanduser(value) == value:
+        raise ValueError(f"cannot expand {value!r}: no home folder for that user")
+    return value
+
+
+PathStr = Annotated[str, AfterValidator(_expandable)]  # a file or folder path (or a Hub id)
 
 
 class RecipeError(NleditError, ValueError):
@@ -46,17 +63,22 @@ class RecipeError(NleditError, ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # strict: no coercion (a boolean is not a number, "3" is not an integer); finite floats only
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, strict=True, allow_inf_nan=False
+    )
 
 
 class ModelSpec(_Strict):
     """The base model: a Hub id, a local folder, a GGUF file or ``pypi:<package>``."""
 
-    id: str = Field(description="Hub id, local folder, .gguf file, or pypi:<package> (offline)")
+    id: PathStr = Field(description="Hub id, local folder, .gguf file, or pypi:<package> (offline)")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit)")
     gguf_file: str | None = Field(None, description="GGUF file name inside `id` (folder or repo)")
     dtype: Dtype = "float32"
-    device: str = Field("cpu", description="torch device when device_map is not set")
+    device: Annotated[str, Field(pattern=DEVICE)] = Field(
+        "cpu", description="torch device when device_map is not set (cpu, cuda, cuda:1, mps)"
+    )
     device_map: str | dict[str, Any] | None = Field(None, description="accelerate device_map")
     max_memory: dict[str, str] | None = Field(None, description="per-device memory caps")
     task: Literal["auto", "causal-lm", "sequence-classification"] = "auto"
@@ -87,14 +109,20 @@ class ModelSpec(_Strict):
 class DataSpec(_Strict):
     """Labelled concept data: a Hub data set id or a local .jsonl/.json/.csv file."""
 
-    source: str = Field(description="Hub data set id or local jsonl/json/csv file")
+    source: PathStr = Field(
+        min_length=1, description="Hub data set id or local jsonl/json/csv file"
+    )
     config: str | None = Field(None, description="Hub data set configuration (subset)")
     split: str = "train"
-    eval_source: str | None = Field(None, description="separate evaluation data (default: source)")
+    eval_source: PathStr | None = Field(
+        None, description="separate evaluation data (default: source)"
+    )
     eval_split: str | None = None
     text_field: str = "text"
     label_field: str = "label"
-    label_names: list[str] | None = Field(None, description="names of the label ids, in order")
+    label_names: list[str] | None = Field(
+        None, min_length=1, description="names of the label ids, in order"
+    )
     fit_per_class: Annotated[int, Field(ge=2)] = 100
     eval_per_class: Annotated[int, Field(ge=1)] = 50
     max_length: Annotated[int, Field(ge=8)] = 256
@@ -143,7 +171,7 @@ class OperatorSpec(_Strict):
     alpha: Annotated[float, Field(ge=0)] = 0.5
     beta: Annotated[float, Field(ge=0)] = 0.5
     strength: float = Field(1.0, description="steering coefficient a")
-    mean_source: str | None = Field(None, description="general text for `mean` (default: data)")
+    mean_source: PathStr | None = Field(None, description="general text for `mean` (default: data)")
 
 
 class EditSpec(_Strict):
@@ -197,7 +225,7 @@ class EditSpec(_Strict):
     def _layer(cls, v: Any) -> Any:
         if v == "last" or (isinstance(v, int) and not isinstance(v, bool)):
             return v
-        if isinstance(v, str) and v.lstrip("-").isdigit():
+        if isinstance(v, str) and re.fullmatch(r"0|-?[1-9][0-9]*", v):  # canonical only: no -0
             return int(v)
         raise ValueError(f"must be a layer index (0, 1, ..., -1 for the last) or 'last', got {v!r}")
 
@@ -224,7 +252,7 @@ class EvalSpec(_Strict):
         "activation steering x + a·r, directional ablation x - r̂r̂ᵀx (r: concept minus rest)",
     )
     steer_strength: float = Field(-1.0, description="a of the activation-steering baseline")
-    perplexity_source: str | None = Field(None, description="raw text file or Hub data set")
+    perplexity_source: PathStr | None = Field(None, description="raw text file or Hub data set")
     perplexity_windows: Annotated[int, Field(ge=0)] = 8
     perplexity_window: Annotated[int, Field(ge=16)] = 256
 
@@ -288,8 +316,10 @@ class TuneSpec(_Strict):
     )
     seed: int | None = Field(None, description="sampler seed (default: the recipe's seed)")
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
-    dir: str = Field("runs/tune", description="output folder: study, tables, plot, recipe")
-    storage: str | None = Field(None, description="Optuna storage URL (default: sqlite in dir)")
+    dir: PathStr = Field("runs/tune", description="output folder: study, tables, plot, recipe")
+    storage: Annotated[str, Field(pattern=STORAGE)] | None = Field(
+        None, description="Optuna storage URL, e.g. sqlite:///study.db (default: sqlite in dir)"
+    )
     study: str | None = Field(None, description="study name (default: from the recipe's hash)")
     edit: Annotated[int, Field(ge=0)] = Field(0, description="index of the edit to tune")
     val_per_class: Annotated[int, Field(ge=2)] = Field(
@@ -316,7 +346,7 @@ class TuneSpec(_Strict):
 
 
 class OutputSpec(_Strict):
-    dir: str = "out"
+    dir: PathStr = "out"
     overwrite: bool = False
     method: Literal["range", "neuron"] = Field(
         "range",
@@ -339,7 +369,7 @@ class SweepSpec(_Strict):
     values: list[int | float] | None = Field(
         None, description="values to try (default: App. I taus, Fig. 4 fractions, or a spread)"
     )
-    out: str = Field("runs/sweep", description="directory for sweep_<over>.{csv,json,md,png}")
+    out: PathStr = Field("runs/sweep", description="directory for sweep_<over>.{csv,json,md,png}")
 
     @field_validator("values")
     @classmethod
@@ -363,10 +393,10 @@ class SweepSpec(_Strict):
 class TrainHeadSpec(_Strict):
     """`nledit train-head`: fine-tune a classification head on a plain encoder (App. H)."""
 
-    base: str = Field(description="encoder without a head: Hub id, local folder or pypi:<pkg>")
-    data: str = Field(description="labelled training data: local jsonl/json/csv or Hub id")
+    base: PathStr = Field(description="encoder without a head: Hub id, local folder or pypi:<pkg>")
+    data: PathStr = Field(description="labelled training data: local jsonl/json/csv or Hub id")
     split: str = "train"
-    eval_data: str | None = Field(None, description="held-out data (default: split off `data`)")
+    eval_data: PathStr | None = Field(None, description="held-out data (default: split off `data`)")
     eval_split: str = "test"
     text_field: str = "text"
     label_field: str = "label"
@@ -382,7 +412,9 @@ class TrainHeadSpec(_Strict):
     batch_size: Annotated[int, Field(ge=1)] = 16
     max_length: Annotated[int, Field(ge=8)] = 64
     seed: int = 0
-    out: str | None = Field(None, description="checkpoint folder (default: the recipe's model.id)")
+    out: PathStr | None = Field(
+        None, description="checkpoint folder (default: the recipe's model.id)"
+    )
     overwrite: bool = False
 
 
@@ -565,6 +597,13 @@ def _format_errors(err: ValidationError) -> list[str]:
             out.append(f"{path}: expected a mapping, got {_yaml_type(e['input'])}")
         elif e["type"] == "too_short" and e.get("ctx", {}).get("min_length") == 1:
             out.append(f"{path}: must not be empty")
+        elif e["type"] == "string_pattern_mismatch":
+            out.append(f"{path}: {e['input']!r} is not valid here (expected {e['ctx']['pattern']})")
+        elif e["type"] == "finite_number":
+            out.append(f"{path}: must be a finite number, got {_shown(e['input'])}")
+        elif e["type"] in _TYPE_ERRORS:
+            given = f"{_yaml_type(e['input'])} {_shown(e['input'])}".strip()
+            out.append(f"{path}: {e['msg']}, got {given}")
         else:
             msg = e["msg"].removeprefix("Value error, ")
             if path == "recipe":  # cross-field checks carry their own paths
@@ -572,6 +611,21 @@ def _format_errors(err: ValidationError) -> list[str]:
             else:
                 out.append(f"{path}: {msg}")
     return out
+
+
+# Strict type errors: the message also says what was given (a boolean where a number belongs).
+_TYPE_ERRORS = {"int_type", "float_type", "bool_type", "string_type", "list_type", "dict_type"}
+
+
+def _shown(value: Any) -> str:
+    """A scalar as YAML writes it (``true``, ``.inf``), a collection elided."""
+    if isinstance(value, bool):
+        return "(true)" if value else "(false)"
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else ("-.inf" if value < 0 else ".inf")
+    if isinstance(value, (int, float, str)):
+        return f"({value!r})" if len(repr(value)) <= 40 else ""
+    return ""
 
 
 def _yaml_type(value: Any) -> str:
@@ -594,37 +648,55 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
             source,
             [f"recipe: expected a mapping with model, data and edits, got {_yaml_type(data)}"],
         )
+    scanned = _scan_problems(data, [])
+    if scanned:
+        raise RecipeError(source, scanned)
     try:
         return Recipe.model_validate(data)
     except ValidationError as err:
         raise RecipeError(source, _format_errors(err)) from None
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # ranges and operator values are stored as float32
+
+
+def _scan_problems(value: Any, path: list[str]) -> list[str]:
+    """Values no field can take: a NUL character in a string, a number beyond float32."""
+    where = ".".join(path) or "recipe"
+    if isinstance(value, str):
+        return [f"{where}: contains a NUL character (\\0)"] if "\0" in value else []
+    if isinstance(value, float) and math.isfinite(value) and abs(value) > FLOAT32_MAX:
+        return [f"{where}: {value!r} does not fit a 32-bit float (the type nledit stores)"]
+    if isinstance(value, dict):
+        out = [f"{where}: a key contains a NUL character" for k in value if "\0" in str(k)]
+        return out + [p for k, v in value.items() for p in _scan_problems(v, [*path, str(k)])]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _scan_problems(v, [*path, str(i)])]
+    return []
+
+
 def load_recipe_text(path: str | Path) -> tuple[str, Any]:
-    """Read a recipe file with ``yaml.safe_load``; errors name the file and line."""
+    """Read a recipe file as strict YAML; errors (and keys given twice) name the file and line."""
     p = Path(path)
+    if p.is_dir():
+        raise RecipeError(str(p), [f"recipe: file not found: {p} is a folder, not a recipe file"])
     if not p.is_file():
         raise RecipeError(str(p), [f"recipe: file not found: {p}"])
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise RecipeError(str(p), [f"recipe: not a UTF-8 text file ({err.reason})"]) from None
+    except OSError as err:
+        raise RecipeError(str(p), [f"recipe: cannot read {p} ({err.strerror})"]) from None
     try:
-        return text, yaml.safe_load(text)
+        duplicates = strict_yaml.problems(text)
+        data = strict_yaml.load(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
-        context, start = getattr(err, "context", None), getattr(err, "context_mark", None)
-        if context and start and start.line != getattr(mark, "line", None):
-            problem += (
-                f" ({context} that starts at line {start.line + 1}, column {start.column + 1})"
-            )
-        if "'\\t'" in problem:
-            problem += "; indent with spaces, not tabs"
-        elif "<block" in problem or "mapping values are not allowed" in problem:
-            problem += "; check the indentation"
-        raise RecipeError(str(p), [f"recipe: YAML syntax error at {where}{problem}"]) from None
+        problem = strict_yaml.describe_error(err)
+        raise RecipeError(str(p), [f"recipe: YAML syntax error at {problem}"]) from None
+    if duplicates:
+        raise RecipeError(str(p), duplicates)
+    return text, data
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Recipe, str]:

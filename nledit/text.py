@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from .datafiles import read_text
 from .errors import PerplexityError
 
 
@@ -15,7 +16,7 @@ def load_text(source: str, field: str = "eval.perplexity_source") -> str:
     errors name the recipe ``field`` the source came from."""
     path = Path(source).expanduser()
     if path.is_file():
-        return path.read_text(encoding="utf-8")
+        return read_text(path, field, PerplexityError)
     if path.suffix or source.startswith((".", "/", "~")):
         raise PerplexityError(f"{field}: no such file: {source}")
     import datasets
@@ -39,3 +40,8 @@ def windows(
             f"{field}: text has {len(ids)} tokens, fewer than one window of {size}"
         )
     return torch.tensor(ids[: n * size]).view(n, size)
+
+
+def check_source(tokenizer: Any, source: str, size: int, field: str) -> None:
+    """Fail now, not after the fit, when ``source`` holds less than one window of text."""
+    windows(tokenizer, load_text(source, field), size, 1, field)

@@ -103,7 +103,10 @@ def load_text(source: str, config: str | None, split: str, spec: DataSpec, field
     if path.suffix in TEXT_SUFFIXES or path.exists() or source.startswith((".", "/", "~")):
         if not path.is_file():
             raise _error(f"{field}: no such file: {path}")
-        return path.read_text(encoding="utf-8")
+        from .datafiles import read_text
+        from .errors import DataError
+
+        return read_text(path, field, DataError)
     import datasets
 
     datasets.disable_progress_bars()

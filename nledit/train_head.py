@@ -194,9 +194,10 @@ def load_base(spec: TrainHeadSpec, names: list[str]) -> tuple[Any, Any, str]:
 
     source = resolve_source(ModelSpec(id=spec.base))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source.location)
+        tokenizer = AutoTokenizer.from_pretrained(source.location, trust_remote_code=False)
         model = AutoModelForSequenceClassification.from_pretrained(
             source.location,
+            trust_remote_code=False,
             num_labels=len(names),
             id2label=dict(enumerate(names)),
             label2id={n: i for i, n in enumerate(names)},
