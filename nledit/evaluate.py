@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from . import diagnostics
 from .arch import Layout
 from .collect import capture
 from .concept import Batch, ConceptModel
@@ -61,6 +62,7 @@ class ConceptRow:
     n_other: int
     edit: str = ""
     operator: str = ""
+    diag: dict[str, Any] = field(default_factory=dict)  # ``diagnostics``: firing, label mass
 
     @property
     def deltas(self) -> dict[str, float]:
@@ -72,7 +74,8 @@ class ConceptRow:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), **self.deltas}
+        flat = {k: v for k, v in asdict(self).items() if k != "diag"}
+        return {**flat, **self.deltas, **self.diag}
 
 
 @dataclass
@@ -248,9 +251,10 @@ def calibrate(cm: ConceptModel, batch_size: int) -> None:
 
 
 def erasure_table(
-    fitted: Fitted, examples: Examples | None = None, fast: bool = True
+    fitted: Fitted, examples: Examples | None = None, fast: bool = True, diagnose: bool = True
 ) -> EvalResult:
-    """The erasure table on the held-out evaluation examples."""
+    """The erasure table on the held-out evaluation examples; with ``diagnose``, each range
+    row also carries its gate's firing rates and verdict (``diagnostics``)."""
     recipe, cm = fitted.recipe, fitted.cm
     examples = examples or fitted.data.eval
     if recipe.prompt.calibrate and cm.is_lm:
@@ -281,6 +285,33 @@ def erasure_table(
                 int((gold[keep] != c).sum()),
                 str(cond.gates[0].spec.get("edit", "")),
                 str(cond.gates[0].spec.get("operator", "")),
+                diagnostics.label_stats(probs["base"][keep], probs[k][keep], gold[keep], c),
             )
         )
+    if diagnose:
+        _add_firing(fitted, examples, conds, rows)
     return EvalResult(rows, {}, int(keep.sum()), recipe.eval.curate, cm.calibration is not None)
+
+
+def _add_firing(
+    fitted: Fitted, examples: Examples, conds: list[Condition], rows: list[ConceptRow]
+) -> None:
+    """Firing rates of each range-mode gate (eval examples and the perplexity text) and a
+    verdict on every row; ``rows`` follow the non-base ``conds`` in order."""
+    recipe, cm = fitted.recipe, fitted.cm
+    general = None
+    ev = recipe.eval
+    if ev.perplexity_source and ev.perplexity_windows and cm.is_lm:
+        from .perplexity import load_text, windows
+
+        text = load_text(ev.perplexity_source)
+        general = windows(cm.tokenizer, text, ev.perplexity_window, ev.perplexity_windows)
+    edited = [c for c in conds if c.concept is not None]
+    gates = [g for c in edited for g in c.gates if g.spec["mode"] == "range"]
+    rates = diagnostics.firing_rates(
+        cm, gates, examples.texts, examples.labels, recipe.batch_size, general
+    )
+    for cond, row in zip(edited, rows):
+        for g in cond.gates:
+            row.diag.update(rates.get(g.spec["name"], {}))
+        row.diag["verdict"], row.diag["selective"] = diagnostics.verdict(row.diag)

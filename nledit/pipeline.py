@@ -10,7 +10,7 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
-from . import __version__, gate
+from . import __version__, diagnostics, gate
 from .card import CardInfo
 from .evaluate import EvalResult, conditions_for, erasure_table
 from .export import ExportError, atomic_dir, check_destination, export_checkpoint
@@ -184,6 +184,8 @@ def run(recipe: Recipe, text: str, out: Path, overwrite: bool, log: Any = print)
     result = evaluate(fitted) if recipe.eval.enabled else None
     if result is not None:
         log(summary(result))
+        for line in diagnostics.warnings_for(result.rows):
+            log(line)
     export_fitted(fitted, out, result, overwrite)
     log(f"exported checkpoint to {out}")
     return RunOutput(fitted, result, out)

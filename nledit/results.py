@@ -10,6 +10,7 @@ from typing import Any
 
 from scipy.stats import trim_mean
 
+from . import diagnostics
 from .evaluate import EvalResult
 
 COLUMNS = ("acc", "conf", "cacc", "cconf")
@@ -133,6 +134,7 @@ def summary(result: EvalResult) -> str:
                 for k, v in result.perplexity.items()
             )
         )
+    out += diagnostics.summary_lines(dicts)
     return "\n".join(out)
 
 
@@ -151,6 +153,9 @@ def report_md(result: EvalResult, title: str) -> str:
     parts += ["Per concept:", "", markdown_table(result)]
     if result.perplexity:
         parts += ["", "## Perplexity", "", ppl_table(result.perplexity)]
+    table = diagnostics.markdown_rows([r.to_dict() for r in result.rows])
+    if table:
+        parts += ["", "## Selectivity", "", diagnostics.EXPLAIN, "", table]
     return "\n".join(parts) + "\n"
 
 
