@@ -27,7 +27,7 @@ Saliency = Literal["max", "probeless", "probe", "random", "selective"]
 RangeShape = Literal["sigma", "quantile"]
 Selectivity = Literal["mass", "auroc"]
 TunableOperator = Literal["zero", "dampen", "mean", "adaptive"]
-Objective = Literal["d_acc", "d_conf", "d_cacc", "d_cconf", "d_ppl"]
+Objective = Literal["d_acc", "d_conf", "d_cacc", "d_cconf", "d_ppl", "selectivity"]
 OperatorName = Literal["zero", "dampen", "mean", "adaptive", "steer"]
 
 
@@ -246,6 +246,11 @@ class SearchSpace(_Strict):
     selectivity: list[Selectivity] = Field(["mass", "auroc"], min_length=1)
     magnitude_weight: Interval = Field([0.0, 2.0], description="for saliency: selective")
     operators: list[TunableOperator] = Field(["zero"], min_length=1)
+    positions: list[Literal["all", "last"]] | None = Field(
+        None,
+        min_length=1,
+        description="tokens the gate acts on: all, or the read token (default: the edit's own)",
+    )
     alpha: Interval = Field([0.0, 1.0], description="dampen factor")
     beta: Interval = Field([0.1, 1.0], description="adaptive factor")
 
@@ -289,9 +294,15 @@ class TuneSpec(_Strict):
     perplexity_windows: Annotated[int, Field(ge=0)] = Field(
         4, description="perplexity windows for tuning, after eval.perplexity_windows"
     )
-    objectives: list[Objective] = Field(["d_acc", "d_cacc", "d_ppl"], min_length=1)
+    objectives: list[Objective] = Field(
+        ["selectivity", "d_acc", "d_ppl"],
+        min_length=1,
+        description="selectivity: target drop minus collateral change (``tune_pick``)",
+    )
     keep: Annotated[float, Field(gt=0)] = Field(
-        0.9, description="pick rule: keep at least this share of the reference's target drop"
+        0.9,
+        description="pick rule: trials within this share of the best selectivity compete "
+        "on perplexity",
     )
     pick: int | None = Field(None, description="trial number to pick instead of the rule")
     evaluate: bool = Field(True, description="evaluate the pick on the held-out eval split")

@@ -138,7 +138,8 @@ def pareto_markdown(
     )
     lines.append("")
     lines.append(
-        f"★ picked. {len(front)} of {len(rows)} finished trials are Pareto-optimal; sorted by "
+        ("★ picked. " if any(r["trial"] == chosen for r in rows) else "No trial picked. ")
+        + f"{len(front)} of {len(rows)} finished trials are Pareto-optimal; sorted by "
         f"{LABELS[target]}."
     )
     return "\n".join(lines)
@@ -172,7 +173,7 @@ def plot_front(
     x = [r[target] for r in rows]
     ppl = [r["d_ppl"] if r["d_ppl"] is not None else 0.0 for r in rows]
     front = [r for r in rows if r["pareto"]]
-    pick = next(r for r in rows if r["trial"] == chosen)
+    pick = next((r for r in rows if r["trial"] == chosen), None)  # None: nothing picked
     panels = [(collateral, f"{LABELS[collateral]} (other concepts; higher = less collateral)")]
     if has_ppl:
         panels.append(("d_ppl", "ΔPPL (general text; lower = better)"))
@@ -197,16 +198,12 @@ def plot_front(
                 c="tab:red",
                 label="reference (recipe's edit)",
             )
-        ax.scatter(
-            [pick[target]], [pick[key]], marker="D", s=90, facecolors="none", edgecolors="tab:red"
-        )
-        ax.annotate(
-            f"pick #{chosen}",
-            (pick[target], pick[key]),
-            xytext=(6, 6),
-            textcoords="offset points",
-            fontsize=8,
-        )
+        if pick is not None:
+            where = (pick[target], pick[key])
+            ax.scatter(*where, marker="D", s=90, facecolors="none", edgecolors="tab:red")
+            ax.annotate(
+                f"pick #{chosen}", where, xytext=(6, 6), textcoords="offset points", fontsize=8
+            )
         ax.set_xlabel(f"{LABELS[target]} (target concept; lower = more erased)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
