@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from . import paper
 from .arch import Layout, find_layout, resolve_layer
 from .collect import ConceptStats, collect, token_means
 from .concept import ConceptModel
@@ -108,7 +109,8 @@ def fit(
     if shard is not None:
         index, count = shard
         examples = Examples(examples.texts[index::count], examples.labels[index::count])
-    stats = collect(cm, examples, sorted(set(layers)), recipe.batch_size, reservoir)
+    wanted = set(layers) | paper.extra_layers(recipe, layout.n_layers)
+    stats = collect(cm, examples, sorted(wanted), recipe.batch_size, reservoir)
     if reduce is not None:
         stats = reduce(stats)
     t2 = time.perf_counter()
@@ -129,6 +131,7 @@ def fit(
                     vectors.add(pair)
                     strength = recipe.eval.steer_strength
                     baseline.append(vector_gate(table, edit, stats, method, strength))
+    baseline += paper.paper_gates(recipe, stats, data.label_names, layout.n_layers, general_mean)
     timings = {"load_s": t1 - t0, "fit_pass_s": t2 - t1, "ranges_s": time.perf_counter() - t2}
     return Fitted(
         recipe,

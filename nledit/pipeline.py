@@ -214,6 +214,11 @@ def save_fit(fitted: Fitted, out: Path, overwrite: bool) -> Path:
     return out
 
 
+def _is_edit(g: gate.RangeGate) -> bool:
+    """A gate of the edit itself (range mode), not a comparison (neuron, vector, paper)."""
+    return g.spec["mode"] == "range" and g.spec.get("method", "range") == "range"
+
+
 def load_fit(fit_dir: Path, recipe: Recipe, text: str) -> Fitted:
     """Rebuild a Fitted from a fit directory (loads the model, no data pass)."""
     from .collect import ConceptStats
@@ -239,8 +244,8 @@ def load_fit(fit_dir: Path, recipe: Recipe, text: str) -> Fitted:
         layers,
         stats,
         [],
-        [g for g in gates if g.spec["mode"] == "range"],
-        [g for g in gates if g.spec["mode"] != "range"],
+        [g for g in gates if _is_edit(g)],
+        [g for g in gates if not _is_edit(g)],
         None,
         dict(meta.get("timings", {})),
     )

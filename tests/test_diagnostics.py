@@ -102,3 +102,21 @@ def test_report_without_diagnostics_has_no_selectivity_section() -> None:
     assert "Selectivity" not in md
     assert diagnostics.markdown_rows([row.to_dict()]) == ""
     assert math.isnan(label_stats(torch.ones(1, 2), torch.ones(1, 2), torch.tensor([1]), 0)["mass"])
+
+
+def test_paper_default_is_a_comparison_row_never_exported(tiny_models, tiny_data) -> None:
+    from nledit.pipeline import checkpoint_gates
+
+    d = recipe_dict(tiny_models["llama"], tiny_data, layer=1, saliency="selective", top_p=0.1)
+    d["eval"]["baselines"] = ["neuron", "paper"]
+    fitted = fit(parse_recipe(d, "recipe"), yaml.safe_dump(d))
+    paper = [g for g in fitted.baseline if g.spec["method"] == "paper"]
+    last = fitted.layout.n_layers - 1
+    assert len(paper) == 1 and paper[0].spec["layer"] == last
+    assert paper[0].spec["saliency"] == "max" and paper[0].spec["top_p"] == 0.3
+    assert paper[0].spec["mode"] == "range"
+    assert checkpoint_gates(fitted) == fitted.gates and fitted.gates[0].spec["layer"] == 1
+    result = erasure_table(fitted)
+    row = next(r for r in result.rows if r.method == "paper")
+    assert "fire_other" in row.diag and "verdict" in row.diag
+    assert {r.method for r in result.rows} == {"range", "neuron", "paper"}

@@ -1,0 +1,56 @@
+"""The paper's default edit as a comparison row (``eval.baselines: [paper]``).
+
+NeuronLens's default settings: the last layer, max-activation saliency, the top 30 % of the
+neurons, ranges mu ± 2.5 sigma, the zero operator, on every token. With ``paper`` among the
+baselines, every edit is measured next to this default on the same concepts (method ``paper``),
+from the same statistics pass (the last layer is added to it). The checkpoint never carries it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .collect import ConceptStats
+from .gate import RangeGate
+from .ranges import fit_ranges, make_gate, operator_value
+from .recipe import EditSpec, Recipe
+
+METHOD = "paper"
+DEFAULT = {"layer": "last", "saliency": "max", "top_p": 0.3, "tau": 2.5, "operator": "zero"}
+
+
+def wanted(recipe: Recipe) -> bool:
+    """Whether the recipe asks for the paper-default comparison."""
+    return METHOD in recipe.eval.baselines
+
+
+def paper_edit(edit: EditSpec) -> EditSpec:
+    """The paper's default edit on ``edit``'s concepts (same name, so rows line up)."""
+    return EditSpec.model_validate({"name": edit.name, "concepts": edit.concepts, **DEFAULT})
+
+
+def extra_layers(recipe: Recipe, n_layers: int) -> set[int]:
+    """Layers the statistics pass must cover for the comparison (the last one, if asked)."""
+    return {n_layers - 1} if wanted(recipe) else set()
+
+
+def paper_gates(
+    recipe: Recipe,
+    stats: ConceptStats,
+    label_names: list[str],
+    n_layers: int,
+    general_mean: dict[int, torch.Tensor] | None = None,
+) -> list[RangeGate]:
+    """Range gates of the paper's default for every edit of the recipe (method ``paper``)."""
+    if not wanted(recipe):
+        return []
+    gates = []
+    for i, edit in enumerate(recipe.edits):
+        default = paper_edit(edit)
+        tables = fit_ranges(default, i, n_layers - 1, stats, label_names, recipe.seed)
+        for table in tables:
+            gate = make_gate(table, default, operator_value(table, default, stats, general_mean))
+            gate.spec["method"] = METHOD
+            gate.spec["name"] = f"{table.name}.{METHOD}"
+            gates.append(gate)
+    return gates
