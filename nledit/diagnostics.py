@@ -16,9 +16,16 @@ that collapses every label sends the mass elsewhere, and calibrated accuracies c
 what is left are noise. Raw accuracies (argmax without contextual calibration) are reported
 next to the calibrated ones.
 
-Verdict (``verdict``): ``collapses every label`` when the other concepts' label mass falls
-below ``COLLAPSE`` × its base value; ``not selective`` when the gate fires on the other
-concepts' read tokens at more than ``SHARE`` × its rate on the target's; else ``selective``.
+Verdict (``verdict``), first match:
+
+- ``collapses every label`` when the other concepts' label mass falls below ``COLLAPSE`` × its
+  base value;
+- ``not selective`` when the other concepts' calibrated accuracy moves by more than
+  ``MAX_CACC`` or their gold-label confidence by more than ``MAX_CCONF`` of its base value;
+- ``not selective`` when the gate fires on the other concepts' read tokens at ``SHARE`` or more
+  of its rate on the target's (it cannot tell the concept from the others; neuron masking fires
+  on every activation);
+- else ``selective``.
 """
 
 from __future__ import annotations
@@ -42,7 +49,10 @@ EXPLAIN = (
     "(base → edited); accuracies without calibration (base → edited); and the verdict."
 )
 COLLAPSE = 0.5  # other-concept label mass below half of the base model's: a collapse
-SHARE = 0.5  # firing on other concepts above half the target's rate: not selective
+FIRING = ("fire_target", "fire_other", "fire_target_all", "fire_other_all", "fire_general")
+MAX_CACC = 0.10  # other concepts' accuracy change beyond this: collateral damage
+MAX_CCONF = 0.25  # other concepts' confidence change beyond this share of its base value
+SHARE = 0.8  # firing on other concepts at 80 % of the target's rate or more: not selective
 
 
 def _inside(h: torch.Tensor, gate: RangeGate) -> torch.Tensor:
@@ -128,23 +138,33 @@ def label_stats(
     return out
 
 
-def verdict(diag: dict[str, Any]) -> tuple[str, bool]:
-    """A plain verdict for one edit's row and whether it is selective (module docstring)."""
-    base, mass = diag.get("base_cmass", math.nan), diag.get("cmass", math.nan)
+def verdict(row: dict[str, Any]) -> tuple[str, bool]:
+    """A plain verdict for one erasure row (``ConceptRow.to_dict()``) and whether it is
+    selective (module docstring)."""
+    nan = math.nan
+    base, mass = row.get("base_cmass", nan), row.get("cmass", nan)
     if base > 0 and mass < COLLAPSE * base:
         return (
             f"collapses every label: label-word probability on the other concepts "
             f"{base:.3f} -> {mass:.3f}",
             False,
         )
-    t, o = diag.get("fire_target", math.nan), diag.get("fire_other", math.nan)
-    if not math.isnan(o) and not math.isnan(t) and o > SHARE * t:
+    d_cacc, d_cconf, cconf = row.get("d_cacc", nan), row.get("d_cconf", nan), row.get("base_cconf")
+    rel = d_cconf / cconf if cconf else nan
+    if abs(d_cacc) > MAX_CACC or abs(rel) > MAX_CCONF:
+        return (
+            f"not selective: the other concepts' accuracy moves by {d_cacc:+.3f}, their "
+            f"confidence by {rel:+.0%}",
+            False,
+        )
+    t, o = row.get("fire_target", nan), row.get("fire_other", nan)
+    if o >= SHARE * t:
         return (
             f"not selective: fires on {o:.0%} of other-concept activations (target {t:.0%})",
             False,
         )
     if math.isnan(o):
-        return "selective (label mass kept; firing rates not measured)", True
+        return "selective (other concepts kept; firing rates not measured)", True
     return f"selective: fires on {t:.0%} of target, {o:.0%} of other-concept activations", True
 
 
@@ -154,7 +174,7 @@ def warnings_for(rows: Iterable[Any]) -> list[str]:
     for r in rows:
         if r.method != "range" or not r.diag:
             continue
-        text, ok = verdict(r.diag)
+        text, ok = verdict(r.to_dict())
         if not ok:
             where = f"{r.edit}:{r.concept}" if r.edit else r.concept
             out.append(f"warning: edit {where} is {text}")

@@ -313,5 +313,7 @@ def _add_firing(
     )
     for cond, row in zip(edited, rows):
         for g in cond.gates:
+            if g.spec["mode"] == "neuron":  # acts on every activation of its neurons
+                row.diag.update(dict.fromkeys(diagnostics.FIRING, 1.0))
             row.diag.update(rates.get(g.spec["name"], {}))
-        row.diag["verdict"], row.diag["selective"] = diagnostics.verdict(row.diag)
+        row.diag["verdict"], row.diag["selective"] = diagnostics.verdict(row.to_dict())

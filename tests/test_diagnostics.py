@@ -50,17 +50,18 @@ def test_label_stats_mass_and_raw_accuracy() -> None:
     assert s["raw_cacc"] == 1.0
 
 
+KEPT = {"base_cmass": 0.4, "cmass": 0.38, "d_cacc": 0.02, "d_cconf": -0.01, "base_cconf": 0.3}
+
+
 @pytest.mark.parametrize(
     ("diag", "selective", "words"),
     [
-        (
-            {"base_cmass": 0.4, "cmass": 0.01, "fire_target": 0.9, "fire_other": 0.1},
-            False,
-            "collapses",
-        ),
-        ({"base_cmass": 0.4, "cmass": 0.38, "fire_target": 0.9, "fire_other": 0.86}, False, "86%"),
-        ({"base_cmass": 0.4, "cmass": 0.38, "fire_target": 0.9, "fire_other": 0.1}, True, "10%"),
-        ({"base_cmass": 0.4, "cmass": 0.38}, True, "not measured"),
+        ({**KEPT, "cmass": 0.01, "fire_target": 0.9, "fire_other": 0.1}, False, "collapses"),
+        ({**KEPT, "fire_target": 0.98, "fire_other": 0.87}, False, "fires on 87%"),
+        ({**KEPT, "fire_target": 0.9, "fire_other": 0.1}, True, "10% of other"),
+        ({**KEPT, "d_cacc": -0.2, "fire_target": 0.9, "fire_other": 0.1}, False, "-0.200"),
+        ({**KEPT, "d_cconf": -0.15, "fire_target": 0.9, "fire_other": 0.1}, False, "-50%"),
+        (KEPT, True, "not measured"),
     ],
 )
 def test_verdict(diag: dict, selective: bool, words: str) -> None:
@@ -91,7 +92,7 @@ def test_erasure_table_carries_diagnostics(tiny_models, tiny_data) -> None:
     assert rng.diag["fire_target"] > 0.5
     assert "verdict" in rng.to_dict() and "cmass" in rng.to_dict()
     neuron = next(r for r in result.rows if r.method == "neuron")
-    assert "fire_target" not in neuron.diag and "verdict" in neuron.diag
+    assert neuron.diag["fire_other"] == 1.0 and not neuron.diag["selective"]
     assert "raw Acc" in summary(result)
     assert "## Selectivity" in report_md(result, "t")
 
