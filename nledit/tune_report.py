@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from . import diagnostics
 from .evaluate import EvalResult
 from .results import markdown_table, ppl_table, summary
 
@@ -262,6 +263,9 @@ def write_comparison(out: Path, result: EvalResult, pick: Any, reference: dict[s
     ]
     if result.perplexity:
         parts += ["", "## Perplexity", "", ppl_table(result.perplexity)]
+    table = diagnostics.markdown_rows([r.to_dict() for r in result.rows])
+    if table:
+        parts += ["", "## Selectivity", "", diagnostics.EXPLAIN, "", table]
     path = out / "comparison.md"
     path.write_text("\n".join(parts) + "\n", encoding="utf-8")
     return path
