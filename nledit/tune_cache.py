@@ -26,6 +26,7 @@ from .data import Examples
 from .evaluate import _metrics, _with_prefix, applied
 from .fastpath import replay_from
 from .gate import RangeGate
+from .perplexity import as_generated
 from .reservoir import Reservoir
 
 METRICS = ("d_acc", "d_conf", "d_cacc", "d_cconf")
@@ -138,10 +139,11 @@ class ValidationCache:
             ppl = None
             if self.windows:
                 total = 0.0
-                for cached in self.windows:
-                    with replay_from(cm.model, cm.layout, layer, *cached.states[layer]):
-                        res = cm.model(**cached.inputs)
-                    total += float(_nll(res.logits, cached.inputs["input_ids"]))
+                with as_generated(gates):
+                    for cached in self.windows:
+                        with replay_from(cm.model, cm.layout, layer, *cached.states[layer]):
+                            res = cm.model(**cached.inputs)
+                        total += float(_nll(res.logits, cached.inputs["input_ids"]))
                 ppl = math.exp(total / self.tokens)
         return torch.cat(probs), ppl
 

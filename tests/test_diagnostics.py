@@ -121,3 +121,24 @@ def test_paper_default_is_a_comparison_row_never_exported(tiny_models, tiny_data
     row = next(r for r in result.rows if r.method == "paper")
     assert "fire_other" in row.diag and "verdict" in row.diag
     assert {r.method for r in result.rows} == {"range", "neuron", "paper"}
+
+
+def test_perplexity_scores_a_read_token_gate_as_generated(tiny_models, tiny_data) -> None:
+    import copy
+
+    from nledit.evaluate import Condition
+    from nledit.perplexity import perplexity
+
+    d = recipe_dict(tiny_models["llama"], tiny_data, layer=1, positions="last", top_p=0.5)
+    fitted = fit(parse_recipe(d, "recipe"), yaml.safe_dump(d))
+    last = fitted.gates[0]
+    every = copy.deepcopy(last)
+    every.spec["positions"] = "all"
+    text = " ".join(["the match of the market in software news says the coach"] * 40)
+    conds = [Condition("base", None, []), Condition("range", "Sports", [last])]
+    args = (fitted.model, fitted.layout, fitted.cm.tokenizer, text)
+    got = perplexity(*args, conds, 16, 4, 2)
+    want = perplexity(*args, [conds[0], Condition("range", "Sports", [every])], 16, 4, 2)
+    assert got["range:Sports"] == pytest.approx(want["range:Sports"])
+    assert got["range:Sports"] != pytest.approx(got["base"])  # the gate does act
+    assert last.spec["positions"] == "last"  # restored
