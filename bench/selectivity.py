@@ -97,6 +97,32 @@ def _pct(v: Any) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.0%}"
 
 
+def tuned_rows(name: str) -> tuple[dict[str, Any] | None, str]:
+    """The held-out ``tuned`` row of a stored `nledit tune` run (``<name>.tune.json``, copied
+    from its ``tune.dir``) with its ΔPPL, and a description of the pick."""
+    path = STORE / f"{name}.tune.json"
+    if not path.is_file():
+        return None, ""
+    doc = json.loads(path.read_text())
+    held = doc.get("held_out") or {}
+    row = next((r for r in held.get("erasure", []) if r["method"] == "tuned"), None)
+    if row is None:
+        return None, ""
+    row = dict(row, d_ppl=_ppl(held, row))
+    pick = doc["pick"]
+    edit = pick.get("edit", {})
+    shown = ", ".join(f"{k}: {v}" for k, v in edit.items() if k not in ("concepts", "name"))
+    note = f"trial {pick['trial']} of {doc['trials']} ({shown}); pick: {pick['rule']}"
+    return row, note
+
+
+def _cells(doc: dict[str, Any], label: str, r: dict[str, Any]) -> str:
+    cells = [doc["data_set"], r["concept"], label]
+    cells += [f"{r[k]:+.3f}" for k in KEYS] + [f"{r['d_ppl']:+.1f}"]
+    cells += [_pct(r.get(k)) for k in FIRE] + [r.get("verdict", "")]
+    return "| " + " | ".join(cells) + " |"
+
+
 def render(docs: list[dict[str, Any]]) -> str:
     """The generated section of docs/tune.md."""
     s = docs[0]["edit"] if docs else {}
@@ -113,23 +139,25 @@ def render(docs: list[dict[str, Any]]) -> str:
         "| others | others (all) | general | verdict |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    checks = []
+    checks, picks = [], []
     for doc in docs:
         rows = {r["method"]: r for r in doc["erasure"]}
         for row in rows.values():
             row["d_ppl"] = _ppl(doc, row)
-        for method in ("range", "paper", "neuron"):
-            r = rows.get(method)
-            if r is None:
-                continue
-            cells = [doc["data_set"], r["concept"], "selective" if method == "range" else method]
-            cells += [f"{r[k]:+.3f}" for k in KEYS] + [f"{r['d_ppl']:+.1f}"]
-            cells += [_pct(r.get(k)) for k in FIRE] + [r.get("verdict", "")]
-            lines.append("| " + " | ".join(cells) + " |")
-        if "range" in rows and "paper" in rows:
-            misses = goal(rows["range"], rows["paper"])
-            verdict = "met" if not misses else "missed: " + "; ".join(misses)
-            checks.append(f"- {doc['data_set']}: {verdict} ({doc['seconds']:.0f} s fit + eval).")
+        tuned, note = tuned_rows(doc["data_set"])
+        if tuned is not None:
+            rows["tuned"] = tuned
+            picks.append(f"- {doc['data_set']}: {note}.")
+        for method in ("range", "tuned", "paper", "neuron"):
+            if method in rows:
+                label = "selective" if method == "range" else method
+                lines.append(_cells(doc, label, rows[method]))
+        for method in ("range", "tuned"):
+            if method in rows and "paper" in rows:
+                misses = goal(rows[method], rows["paper"])
+                verdict = "met" if not misses else "missed: " + "; ".join(misses)
+                label = "selective" if method == "range" else "tuned"
+                checks.append(f"- {doc['data_set']}, {label}: {verdict}.")
     lines += [
         "",
         "Goal (against the paper's default on the same split): target drop ≥ 0.5 (or ≥ 90 % of "
@@ -138,6 +166,15 @@ def render(docs: list[dict[str, Any]]) -> str:
         "",
         *checks,
     ]
+    if picks:
+        lines += [
+            "",
+            "`tuned`: the pick of `nledit tune recipes/tune_<data set>.yaml` (validation split; "
+            "its `tune.json` is kept as docs/tune/selective/<data set>.tune.json), evaluated on "
+            "the same held-out split:",
+            "",
+            *picks,
+        ]
     return "\n".join(lines)
 
 
