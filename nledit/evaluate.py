@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -289,7 +290,9 @@ def erasure_table(
             )
         )
     if diagnose:
+        t0 = time.perf_counter()
         _add_firing(fitted, examples, conds, rows)
+        fitted.timings["diagnostics_s"] = time.perf_counter() - t0
     return EvalResult(rows, {}, int(keep.sum()), recipe.eval.curate, cm.calibration is not None)
 
 
