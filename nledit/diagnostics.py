@@ -69,6 +69,47 @@ def _per_class(values: torch.Tensor, gold: torch.Tensor, concept: int) -> tuple[
     return target, (sum(others) / len(others) if others else math.nan)
 
 
+class FiringCounter:
+    """Accumulates the firing of range gates over classification batches (base activations
+    at each gate's layer); ``observe`` plugs into the erasure table's base pass."""
+
+    def __init__(self, gates: list[RangeGate]) -> None:
+        self.gates = [g for g in gates if g.spec["mode"] == "range"]
+        self.layers = {int(g.spec["layer"]) for g in self.gates}
+        self.read: dict[str, list[torch.Tensor]] = {g.spec["name"]: [] for g in self.gates}
+        self.every: dict[str, list[torch.Tensor]] = {g.spec["name"]: [] for g in self.gates}
+
+    def observe(self, states: dict[int, torch.Tensor], batch: Any) -> None:
+        """One batch: ``states`` maps each gate layer to its output (B, T, d)."""
+        width = batch.inputs["input_ids"].shape[1]
+        mask = batch.inputs["attention_mask"][:, -width:].to("cpu").float()
+        rows = torch.arange(mask.shape[0])
+        for g in self.gates:
+            if int(g.spec["layer"]) not in states:  # not recorded: firing_rates runs its own pass
+                continue
+            share = _inside(states[int(g.spec["layer"])], g).to("cpu")  # (B, T)
+            self.read[g.spec["name"]].append(share[rows, batch.read])
+            self.every[g.spec["name"]].append((share * mask).sum(1) / mask.sum(1).clamp_min(1))
+
+    def rates(self, label_names: list[str], labels: list[int]) -> dict[str, dict[str, float]]:
+        """Per gate name: target / other-concept firing at the read token and on all tokens."""
+        gold = torch.tensor(labels)
+        out = {}
+        for g in self.gates:
+            name, c = g.spec["name"], label_names.index(g.spec["concept"])
+            if not self.read[name]:
+                continue
+            t, o = _per_class(torch.cat(self.read[name]), gold, c)
+            ta, oa = _per_class(torch.cat(self.every[name]), gold, c)
+            out[name] = {
+                "fire_target": t,
+                "fire_other": o,
+                "fire_target_all": ta,
+                "fire_other_all": oa,
+            }
+        return out
+
+
 @torch.no_grad()
 def firing_rates(
     cm: ConceptModel,
@@ -77,34 +118,24 @@ def firing_rates(
     labels: list[int],
     batch_size: int,
     general: torch.Tensor | None = None,
+    counter: FiringCounter | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Firing rates (module docstring) of each range gate, keyed by gate name."""
-    gates = [g for g in gates if g.spec["mode"] == "range"]
-    if not gates:
-        return {}
-    paths = {int(g.spec["layer"]): cm.layout.layer_path(int(g.spec["layer"])) for g in gates}
-    read: dict[str, list[torch.Tensor]] = {g.spec["name"]: [] for g in gates}
-    every: dict[str, list[torch.Tensor]] = {g.spec["name"]: [] for g in gates}
-    for b in cm.batches(texts, batch_size):
-        with capture(cm.model, paths, stop=True) as seen, contextlib.suppress(StopForward):
-            cm.model(**b.inputs)
-        width = b.inputs["input_ids"].shape[1]
-        mask = b.inputs["attention_mask"][:, -width:].to("cpu").float()
-        rows = torch.arange(mask.shape[0])
-        for g in gates:
-            share = _inside(seen[int(g.spec["layer"])], g).to("cpu")  # (B, T)
-            read[g.spec["name"]].append(share[rows, b.read])
-            every[g.spec["name"]].append((share * mask).sum(1) / mask.sum(1).clamp_min(1))
-    gold = torch.tensor(labels)
-    out = {}
-    for g in gates:
-        name, c = g.spec["name"], cm.label_names.index(g.spec["concept"])
-        t, o = _per_class(torch.cat(read[name]), gold, c)
-        ta, oa = _per_class(torch.cat(every[name]), gold, c)
-        out[name] = {"fire_target": t, "fire_other": o, "fire_target_all": ta, "fire_other_all": oa}
-    if general is not None and len(general):
-        for name, rate in _general_rates(cm, gates, paths, general, batch_size).items():
-            out[name]["fire_general"] = rate
+    """Firing rates (module docstring) of each range gate, keyed by gate name. A ``counter``
+    that already saw every batch (the erasure table's base pass) saves the pass over texts."""
+    if counter is None or not all(counter.read.values()):
+        counter = FiringCounter(gates)
+        if not counter.gates:
+            return {}
+        paths = {layer: cm.layout.layer_path(layer) for layer in counter.layers}
+        for b in cm.batches(texts, batch_size):
+            with capture(cm.model, paths, stop=True) as seen, contextlib.suppress(StopForward):
+                cm.model(**b.inputs)
+            counter.observe(seen, b)
+    out = counter.rates(cm.label_names, labels)
+    if general is not None and len(general) and counter.gates:
+        paths = {layer: cm.layout.layer_path(layer) for layer in counter.layers}
+        for name, rate in _general_rates(cm, counter.gates, paths, general, batch_size).items():
+            out.setdefault(name, {})["fire_general"] = rate
     return out
 
 

@@ -143,12 +143,14 @@ def run_conditions(
     fast: bool = True,
     total: int | None = None,
     desc: str = "eval",
+    observe: Callable[[dict[int, torch.Tensor], Any], None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """``reduce(model_output, context)`` per batch and condition, concatenated per condition.
 
     ``fast``: one base pass records the output of each condition's shallowest edited layer;
     each other condition then runs only the layers after its own. Otherwise one full forward
-    pass per condition.
+    pass per condition. ``observe(outputs, context)`` sees the base pass's recorded layer
+    outputs of each batch (fast path only).
     """
     start = {c.key: min(int(g.spec["layer"]) for g in c.gates) for c in conditions if c.gates}
     starts = sorted(set(start.values()))
@@ -163,6 +165,8 @@ def run_conditions(
                 res = model(**inputs)
             for layer, raw in seen.items():
                 states[layer] = (raw[0], True) if isinstance(raw, tuple) else (raw, False)
+            if observe is not None:
+                observe({layer: h for layer, (h, _) in states.items()}, ctx)
         else:
             res = model(**inputs)
         out["base"].append(reduce(res, ctx).cpu())
@@ -189,8 +193,10 @@ def label_probs(
     conditions: list[Condition],
     batch_size: int,
     fast: bool = True,
+    observe: Callable[[dict[int, torch.Tensor], Any], None] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Full-vocabulary label probabilities (N, C) per condition key."""
+    """Full-vocabulary label probabilities (N, C) per condition key (``observe``: see
+    ``run_conditions``)."""
     prefixes: dict[str, Any] = {}
     last = cm.layout.n_layers - 1
     heads = tqdm(conditions, desc="prompt head", unit="condition", leave=False)
@@ -222,7 +228,16 @@ def label_probs(
 
     n_batches = math.ceil(len(texts) / batch_size)
     return run_conditions(
-        cm.model, cm.layout, batches(), conditions, reduce, prefixes, fast, n_batches
+        cm.model,
+        cm.layout,
+        batches(),
+        conditions,
+        reduce,
+        prefixes,
+        fast,
+        n_batches,
+        "eval",
+        observe,
     )
 
 
@@ -262,7 +277,9 @@ def erasure_table(
         calibrate(cm, recipe.batch_size)
     gold = torch.tensor(examples.labels)
     conds = conditions_for(fitted)
-    probs = label_probs(cm, examples.texts, conds, recipe.batch_size, fast=fast)
+    counter = diagnostics.FiringCounter([g for c in conds for g in c.gates])
+    observe = counter.observe if diagnose and counter.gates else None
+    probs = label_probs(cm, examples.texts, conds, recipe.batch_size, fast, observe)
     preds = {k: cm.predict(p) for k, p in probs.items()}
     keep = torch.ones(len(gold), dtype=torch.bool)
     if recipe.eval.curate:
@@ -291,13 +308,17 @@ def erasure_table(
         )
     if diagnose:
         t0 = time.perf_counter()
-        _add_firing(fitted, examples, conds, rows)
+        _add_firing(fitted, examples, conds, rows, counter)
         fitted.timings["diagnostics_s"] = time.perf_counter() - t0
     return EvalResult(rows, {}, int(keep.sum()), recipe.eval.curate, cm.calibration is not None)
 
 
 def _add_firing(
-    fitted: Fitted, examples: Examples, conds: list[Condition], rows: list[ConceptRow]
+    fitted: Fitted,
+    examples: Examples,
+    conds: list[Condition],
+    rows: list[ConceptRow],
+    counter: diagnostics.FiringCounter | None = None,
 ) -> None:
     """Firing rates of each range-mode gate (eval examples and the perplexity text) and a
     verdict on every row; ``rows`` follow the non-base ``conds`` in order."""
@@ -312,7 +333,7 @@ def _add_firing(
     edited = [c for c in conds if c.concept is not None]
     gates = [g for c in edited for g in c.gates if g.spec["mode"] == "range"]
     rates = diagnostics.firing_rates(
-        cm, gates, examples.texts, examples.labels, recipe.batch_size, general
+        cm, gates, examples.texts, examples.labels, recipe.batch_size, general, counter
     )
     for cond, row in zip(edited, rows):
         for g in cond.gates:

@@ -142,3 +142,20 @@ def test_perplexity_scores_a_read_token_gate_as_generated(tiny_models, tiny_data
     assert got["range:Sports"] == pytest.approx(want["range:Sports"])
     assert got["range:Sports"] != pytest.approx(got["base"])  # the gate does act
     assert last.spec["positions"] == "last"  # restored
+
+
+def test_base_pass_firing_equals_a_separate_pass(tiny_models, tiny_data, monkeypatch) -> None:
+    from nledit.diagnostics import firing_rates
+
+    d = recipe_dict(tiny_models["llama"], tiny_data, layer=1, saliency="selective")
+    d["eval"]["baselines"] = ["neuron", "paper"]
+    fitted = fit(parse_recipe(d, "recipe"), yaml.safe_dump(d))
+    with monkeypatch.context() as m:  # no pass of its own: the base pass feeds the counter
+        m.setattr(diagnostics, "capture", None)
+        rows = {r.method: r.diag for r in erasure_table(fitted).rows}
+    ev = fitted.data.eval
+    gates = fitted.gates + fitted.baseline
+    alone = firing_rates(fitted.cm, gates, ev.texts, ev.labels, 4)
+    for method, gate in (("range", fitted.gates[0]), ("paper", fitted.baseline[-1])):
+        for key, value in alone[gate.spec["name"]].items():
+            assert rows[method][key] == pytest.approx(value, abs=1e-6), (method, key)
