@@ -141,8 +141,9 @@ def summary(result: EvalResult) -> str:
 def csv_text(result: EvalResult) -> str:
     rows = [r.to_dict() for r in result.rows]
     buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    if rows:  # rows may carry different diagnostics: every column any row has
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        writer = csv.DictWriter(buf, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
     return buf.getvalue()
