@@ -179,6 +179,7 @@ def render(docs: list[dict[str, Any]]) -> str:
 
 
 def write_doc(docs: list[dict[str, Any]]) -> None:
+    """Replace the generated section of docs/tune.md (or append it)."""
     text = DOC.read_text(encoding="utf-8")
     section = f"{BEGIN}\n{render(docs)}\n{END}"
     if BEGIN in text and END in text:
