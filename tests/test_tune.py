@@ -14,6 +14,7 @@ import yaml
 
 from nledit.cli import main
 from nledit.evaluate import Condition, applied, label_probs
+from nledit.perplexity import as_generated
 from nledit.recipe import Recipe, load_recipe, parse_recipe
 from nledit.tune import (
     TuneError,
@@ -89,7 +90,9 @@ def test_a_cached_trial_equals_the_plain_forward_pass(
         torch.testing.assert_close(probs, plain[cond.key], atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(ctx.cache.base_probs, plain["base"], atol=1e-5, rtol=1e-4)
         ids = ctx.ppl_ids
-        with applied(cm.model, cm.layout.layers_path, gates), torch.no_grad():
+        # perplexity scores text as generated: a read-token gate acts on every position
+        on = applied(cm.model, cm.layout.layers_path, gates)
+        with as_generated(gates), on, torch.no_grad():
             logits = cm.model(input_ids=ids, use_cache=False).logits
         logp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, ids[:, 1:, None])
         want = torch.exp(-logp.sum() / (ids.shape[0] * (ids.shape[1] - 1))).item()
