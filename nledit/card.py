@@ -18,6 +18,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from . import diagnostics
 from .operators import OPERATORS
 from .version import __version__
 
@@ -311,7 +312,16 @@ def _erasure(info: CardInfo) -> str:
         "CConf on all other concepts' examples. Δ is the change against the unedited model: "
         "a good edit has a large negative ΔAcc with ΔCAcc and ΔCConf near zero.\n\n"
         + _table(head, rows)
+        + _selectivity(rows_in)
     )
+
+
+def _selectivity(rows: list[dict[str, Any]]) -> str:
+    """The diagnostics of each row (firing rates, label mass, raw accuracy, verdict)."""
+    table = diagnostics.markdown_rows(rows)
+    if not table:
+        return ""
+    return f"\n\n### Is the edit selective?\n\n{diagnostics.EXPLAIN}\n\n{table}\n"
 
 
 def _general(info: CardInfo) -> str:

@@ -342,7 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, help="finished trials the study should hold (tune.trials)")
     p.add_argument("--pick", type=int, metavar="N", help="evaluate trial N (tune.pick)")
     p.add_argument(
-        "--keep", type=float, help="pick rule: share of the reference's target drop (tune.keep)"
+        "--keep",
+        type=float,
+        help="pick rule: trials within this share of the best selectivity compete on ΔPPL "
+        "(tune.keep)",
     )
     p.add_argument("--out", dest="tune_out", help="output folder (tune.dir)")
     p.add_argument("--storage", help="Optuna storage URL (tune.storage; default sqlite in --out)")

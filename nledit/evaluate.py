@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from . import diagnostics
 from .arch import Layout
 from .collect import capture
 from .concept import Batch, ConceptModel
@@ -61,6 +63,7 @@ class ConceptRow:
     n_other: int
     edit: str = ""
     operator: str = ""
+    diag: dict[str, Any] = field(default_factory=dict)  # ``diagnostics``: firing, label mass
 
     @property
     def deltas(self) -> dict[str, float]:
@@ -72,7 +75,8 @@ class ConceptRow:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), **self.deltas}
+        flat = {k: v for k, v in asdict(self).items() if k != "diag"}
+        return {**flat, **self.deltas, **self.diag}
 
 
 @dataclass
@@ -143,12 +147,14 @@ def run_conditions(
     fast: bool = True,
     total: int | None = None,
     desc: str = "eval",
+    observe: Callable[[dict[int, torch.Tensor], Any], None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """``reduce(model_output, context)`` per batch and condition, concatenated per condition.
 
     ``fast``: one base pass records the output of each condition's shallowest edited layer;
     each other condition then runs only the layers after its own. Otherwise one full forward
-    pass per condition.
+    pass per condition. ``observe(outputs, context)`` sees the base pass's recorded layer
+    outputs of each batch (fast path only).
     """
     start = {c.key: min(int(g.spec["layer"]) for g in c.gates) for c in conditions if c.gates}
     starts = sorted(set(start.values()))
@@ -163,6 +169,8 @@ def run_conditions(
                 res = model(**inputs)
             for layer, raw in seen.items():
                 states[layer] = (raw[0], True) if isinstance(raw, tuple) else (raw, False)
+            if observe is not None:
+                observe({layer: h for layer, (h, _) in states.items()}, ctx)
         else:
             res = model(**inputs)
         out["base"].append(reduce(res, ctx).cpu())
@@ -189,8 +197,10 @@ def label_probs(
     conditions: list[Condition],
     batch_size: int,
     fast: bool = True,
+    observe: Callable[[dict[int, torch.Tensor], Any], None] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Full-vocabulary label probabilities (N, C) per condition key."""
+    """Full-vocabulary label probabilities (N, C) per condition key (``observe``: see
+    ``run_conditions``)."""
     prefixes: dict[str, Any] = {}
     last = cm.layout.n_layers - 1
     heads = tqdm(conditions, desc="prompt head", unit="condition", leave=False)
@@ -222,7 +232,16 @@ def label_probs(
 
     n_batches = math.ceil(len(texts) / batch_size)
     return run_conditions(
-        cm.model, cm.layout, batches(), conditions, reduce, prefixes, fast, n_batches
+        cm.model,
+        cm.layout,
+        batches(),
+        conditions,
+        reduce,
+        prefixes,
+        fast,
+        n_batches,
+        "eval",
+        observe,
     )
 
 
@@ -252,16 +271,24 @@ def calibrate(cm: ConceptModel, batch_size: int) -> None:
 
 
 def erasure_table(
-    fitted: Fitted, examples: Examples | None = None, fast: bool = True
+    fitted: Fitted, examples: Examples | None = None, fast: bool = True, diagnose: bool = True
 ) -> EvalResult:
-    """The erasure table on the held-out evaluation examples."""
-    recipe = fitted.recipe
+    """The erasure table on the held-out evaluation examples; with ``diagnose``, each range
+    row also carries its gate's firing rates and verdict (``diagnostics``)."""
+    recipe, cm = fitted.recipe, fitted.cm
     examples = examples or fitted.data.eval
     conds = conditions_for(fitted)
+    counter = diagnostics.FiringCounter([g for c in conds for g in c.gates])
+    observe = counter.observe if diagnose and counter.gates else None
     calibrated = recipe.prompt.calibrate
-    return measure(
-        fitted.cm, examples, conds, recipe.batch_size, recipe.eval.curate, calibrated, fast
+    result = measure(
+        cm, examples, conds, recipe.batch_size, recipe.eval.curate, calibrated, fast, observe
     )
+    if diagnose:
+        t0 = time.perf_counter()
+        _add_firing(fitted, examples, conds, result.rows, counter)
+        fitted.timings["diagnostics_s"] = time.perf_counter() - t0
+    return result
 
 
 def measure(
@@ -272,13 +299,15 @@ def measure(
     curate: bool = False,
     calibrated: bool = False,
     fast: bool = True,
+    observe: Any | None = None,
 ) -> EvalResult:
     """The erasure table of ``conds`` on ``examples`` (``curate``: only the examples the base
-    model gets right; ``calibrated``: contextual calibration first, for language models)."""
+    model gets right; ``calibrated``: contextual calibration first, for language models;
+    ``observe``: a callback shown each batch's gated activations, for the firing rates)."""
     if calibrated and cm.is_lm:
         calibrate(cm, batch_size)
     gold = torch.tensor(examples.labels)
-    probs = label_probs(cm, examples.texts, conds, batch_size, fast=fast)
+    probs = label_probs(cm, examples.texts, conds, batch_size, fast, observe)
     preds = {k: cm.predict(p) for k, p in probs.items()}
     keep = torch.ones(len(gold), dtype=torch.bool)
     if curate:
@@ -302,6 +331,37 @@ def measure(
                 int((gold[keep] != c).sum()),
                 str(cond.gates[0].spec.get("edit", "")),
                 str(cond.gates[0].spec.get("operator", "")),
+                diagnostics.label_stats(probs["base"][keep], probs[k][keep], gold[keep], c),
             )
         )
     return EvalResult(rows, {}, int(keep.sum()), curate, cm.calibration is not None)
+
+
+def _add_firing(
+    fitted: Fitted,
+    examples: Examples,
+    conds: list[Condition],
+    rows: list[ConceptRow],
+    counter: diagnostics.FiringCounter | None = None,
+) -> None:
+    """Firing rates of each range-mode gate (eval examples and the perplexity text) and a
+    verdict on every row; ``rows`` follow the non-base ``conds`` in order."""
+    recipe, cm = fitted.recipe, fitted.cm
+    general = None
+    ev = recipe.eval
+    if ev.perplexity_source and ev.perplexity_windows and cm.is_lm:
+        from .text import load_text, windows
+
+        text = load_text(ev.perplexity_source)
+        general = windows(cm.tokenizer, text, ev.perplexity_window, ev.perplexity_windows)
+    edited = [c for c in conds if c.concept is not None]
+    gates = [g for c in edited for g in c.gates if g.spec["mode"] == "range"]
+    rates = diagnostics.firing_rates(
+        cm, gates, examples.texts, examples.labels, recipe.batch_size, general, counter
+    )
+    for cond, row in zip(edited, rows):
+        for g in cond.gates:
+            if g.spec["mode"] == "neuron":  # acts on every activation of its neurons
+                row.diag.update(dict.fromkeys(diagnostics.FIRING, 1.0))
+            row.diag.update(rates.get(g.spec["name"], {}))
+        row.diag["verdict"], row.diag["selective"] = diagnostics.verdict(row.to_dict())

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from . import paper
 from .arch import Layout, find_layout, resolve_layer
 from .collect import ConceptStats
 from .concept import ConceptModel
@@ -109,7 +110,7 @@ def fit(
     prep = statistics(
         cm,
         examples,
-        layers,
+        sorted(set(layers) | paper.extra_layers(recipe, layout.n_layers)),
         recipe.batch_size,
         recipe.seed,
         samples=needs_samples(recipe.edits),
@@ -135,6 +136,7 @@ def fit(
                     vectors.add(pair)
                     strength = recipe.eval.steer_strength
                     baseline.append(vector_gate(table, edit, stats, method, strength))
+    baseline += paper.paper_gates(recipe, prep, layout.n_layers)
     timings = {"load_s": t1 - t0, "fit_pass_s": t2 - t1, "ranges_s": time.perf_counter() - t2}
     return Fitted(
         recipe,

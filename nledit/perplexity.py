@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -21,6 +23,21 @@ def _nll(res: Any, ids: torch.Tensor) -> torch.Tensor:
     target = ids[:, 1:].to(logits.device)
     logp = torch.log_softmax(logits, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
     return -logp.sum(dim=-1)
+
+
+@contextlib.contextmanager
+def as_generated(gates: list[Any]) -> Iterator[None]:
+    """Score text as the edited model generates it: a gate on the read token (``positions:
+    last``) acts on every token it generates (each is the last when it is produced), so in a
+    perplexity pass over whole windows it acts on every position."""
+    before = [g.spec.get("positions", "all") for g in gates]
+    for g in gates:
+        g.spec["positions"] = "all"
+    try:
+        yield
+    finally:
+        for g, p in zip(gates, before):
+            g.spec["positions"] = p
 
 
 @torch.no_grad()
@@ -45,6 +62,8 @@ def perplexity(
             yield {"input_ids": ids.to(device), "use_cache": False}, ids
 
     total = math.ceil(len(data) / batch_size)
-    nll = run_conditions(model, layout, batches(), conditions, _nll, None, fast, total, "ppl")
+    gates = [g for c in conditions for g in c.gates]
+    with as_generated(gates):
+        nll = run_conditions(model, layout, batches(), conditions, _nll, None, fast, total, "ppl")
     tokens = data.shape[0] * (data.shape[1] - 1)
     return {key: math.exp(v.sum().item() / tokens) for key, v in nll.items()}

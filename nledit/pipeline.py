@@ -10,7 +10,7 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
-from . import gate
+from . import diagnostics, gate
 from .card import CardInfo
 from .evaluate import EvalResult, conditions_for, erasure_table
 from .export import EXPORT_MARKERS, ExportError, export_checkpoint
@@ -192,6 +192,8 @@ def run(recipe: Recipe, text: str, out: Path, overwrite: bool, log: Any = print)
     result = evaluate(fitted) if recipe.eval.enabled else None
     if result is not None:
         log(summary(result))
+        for line in diagnostics.warnings_for(result.rows):
+            log(line)
     export_fitted(fitted, out, result, overwrite)
     log(f"exported checkpoint to {out}")
     return RunOutput(fitted, result, out)
@@ -219,6 +221,11 @@ def save_fit(fitted: Fitted, out: Path, overwrite: bool) -> Path:
         }
         (tmp / FIT_META).write_text(json.dumps(meta, indent=2) + "\n")
     return out
+
+
+def _is_edit(g: gate.RangeGate) -> bool:
+    """A gate of the edit itself (range mode), not a comparison (neuron, vector, paper)."""
+    return g.spec["mode"] == "range" and g.spec.get("method", "range") == "range"
 
 
 def _fit_files(fit_dir: Path) -> tuple[dict[str, Any], list[Any], dict[str, Any]]:
@@ -269,8 +276,8 @@ def load_fit(fit_dir: Path, recipe: Recipe, text: str) -> Fitted:
         layers,
         stats,
         [],
-        [g for g in gates if g.spec["mode"] == "range"],
-        [g for g in gates if g.spec["mode"] != "range"],
+        [g for g in gates if _is_edit(g)],
+        [g for g in gates if not _is_edit(g)],
         None,
         dict(meta.get("timings", {})),
     )

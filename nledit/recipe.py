@@ -34,7 +34,7 @@ Saliency = Literal[saliencies.names()]  # type: ignore[valid-type]
 RangeShape = Literal["sigma", "quantile"]
 Selectivity = Literal["mass", "auroc"]
 TunableOperator = Literal[operators.names(in_recipe=True, tunable=True)]  # type: ignore[valid-type]
-Objective = Literal["d_acc", "d_conf", "d_cacc", "d_cconf", "d_ppl"]
+Objective = Literal["d_acc", "d_conf", "d_cacc", "d_cconf", "d_ppl", "selectivity"]
 # torch device strings: a known type and an optional index
 DEVICE = r"^(cpu|cuda|mps|xpu|hpu|npu|meta)(:[0-9]+)?$"
 # database URLs: dialect[+driver]://...
@@ -246,10 +246,11 @@ class EvalSpec(_Strict):
 
     enabled: bool = True
     curate: bool = Field(False, description="keep only eval examples the base model gets right")
-    baselines: list[Literal["neuron", "steer", "ablate"]] = Field(
+    baselines: list[Literal["neuron", "steer", "ablate", "paper"]] = Field(
         ["neuron"],
         description="comparisons: neuron masking (same operator on the whole neuron), "
-        "activation steering x + a·r, directional ablation x - r̂r̂ᵀx (r: concept minus rest)",
+        "activation steering x + a·r, directional ablation x - r̂r̂ᵀx (r: concept minus rest), "
+        "paper (the paper's default edit: last layer, max saliency, top 30 %, tau 2.5, zero)",
     )
     steer_strength: float = Field(-1.0, description="a of the activation-steering baseline")
     perplexity_source: PathStr | None = Field(None, description="raw text file or Hub data set")
@@ -283,6 +284,11 @@ class SearchSpace(_Strict):
     selectivity: list[Selectivity] = Field(["mass", "auroc"], min_length=1)
     magnitude_weight: Interval = Field([0.0, 2.0], description="for saliency: selective")
     operators: list[TunableOperator] = Field(["zero"], min_length=1)
+    positions: list[Literal["all", "last"]] | None = Field(
+        None,
+        min_length=1,
+        description="tokens the gate acts on: all, or the read token (default: the edit's own)",
+    )
     alpha: Interval = Field([0.0, 1.0], description="dampen factor")
     beta: Interval = Field([0.1, 1.0], description="adaptive factor")
 
@@ -328,9 +334,15 @@ class TuneSpec(_Strict):
     perplexity_windows: Annotated[int, Field(ge=0)] = Field(
         4, description="perplexity windows for tuning, after eval.perplexity_windows"
     )
-    objectives: list[Objective] = Field(["d_acc", "d_cacc", "d_ppl"], min_length=1)
+    objectives: list[Objective] = Field(
+        ["selectivity", "d_acc", "d_ppl"],
+        min_length=1,
+        description="selectivity: target drop minus collateral change (``tune_pick``)",
+    )
     keep: Annotated[float, Field(gt=0)] = Field(
-        0.9, description="pick rule: keep at least this share of the reference's target drop"
+        0.9,
+        description="pick rule: trials within this share of the best selectivity compete "
+        "on perplexity",
     )
     pick: int | None = Field(None, description="trial number to pick instead of the rule")
     evaluate: bool = Field(True, description="evaluate the pick on the held-out eval split")

@@ -10,6 +10,7 @@ from typing import Any
 
 from scipy.stats import trim_mean
 
+from . import diagnostics
 from .evaluate import EvalResult
 
 COLUMNS = ("acc", "conf", "cacc", "cconf")
@@ -133,14 +134,16 @@ def summary(result: EvalResult) -> str:
                 for k, v in result.perplexity.items()
             )
         )
+    out += diagnostics.summary_lines(dicts)
     return "\n".join(out)
 
 
 def csv_text(result: EvalResult) -> str:
     rows = [r.to_dict() for r in result.rows]
     buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    if rows:  # rows may carry different diagnostics: every column any row has
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        writer = csv.DictWriter(buf, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
     return buf.getvalue()
@@ -151,6 +154,9 @@ def report_md(result: EvalResult, title: str) -> str:
     parts += ["Per concept:", "", markdown_table(result)]
     if result.perplexity:
         parts += ["", "## Perplexity", "", ppl_table(result.perplexity)]
+    table = diagnostics.markdown_rows([r.to_dict() for r in result.rows])
+    if table:
+        parts += ["", "## Selectivity", "", diagnostics.EXPLAIN, "", table]
     return "\n".join(parts) + "\n"
 
 

@@ -1,13 +1,15 @@
 """`nledit tune`: a multi-objective search for an edit, judged on a validation split.
 
-One study tunes one edit of a recipe (``tune.edit``) over ``tune.space``: layer, saliency
-(max, probeless, selective with its measure and magnitude weight), top_p, range shape (sigma
-with tau, or quantiles), trim_overlap and the operator (zero, dampen alpha, mean, adaptive
-beta). Three objectives by default, all deltas against the unedited model:
+One study tunes one edit of a recipe (``tune.edit``) over ``tune.space``: layer, token
+positions (all or the read token), saliency (max, probeless, selective with its measure and
+magnitude weight), top_p, range shape (sigma with tau, or quantiles), trim_overlap and the
+operator (zero, dampen alpha, mean, adaptive beta). Objectives (``tune.objectives``), all deltas
+against the unedited model:
 
-    d_acc   target accuracy change     minimise (more negative = more of the concept erased)
-    d_cacc  collateral accuracy change maximise (towards 0 = other concepts left alone)
-    d_ppl   perplexity change          minimise (towards 0 = general text left alone)
+    selectivity  target drop minus collateral change  maximise (``tune_pick``)
+    d_acc        target accuracy change               minimise (more negative = more erased)
+    d_cacc       collateral accuracy change           maximise (towards 0 = others left alone)
+    d_ppl        perplexity change                    minimise (towards 0 = text left alone)
 
 (``d_conf`` is minimised and ``d_cconf`` maximised like their accuracy twins.)
 
@@ -21,15 +23,16 @@ Cost. The statistics of every candidate layer come from one pass over the fittin
 work on the validation data is cached (``tune_cache``). A trial builds its gates from the
 statistics and runs only the layers after its own.
 
-The pick. ``tune.pick`` (``--pick N``) names a trial. Otherwise the rule is: the reference is
-the recipe's own edit as written (for ``recipes/quickstart.yaml`` the paper's default),
-measured on the same validation split. Among the finished trials whose d_acc is at most
-``tune.keep`` × the reference's d_acc (they keep at least that share of its target drop), take
-the largest d_cacc, then the smallest d_ppl, then the smallest d_acc. When the reference drops
-nothing, the best d_acc of any trial takes its place. With ``d_conf``/``d_cconf`` among the
-objectives (and not d_acc/d_cacc), the rule reads those instead. The pick is written as a
+The pick. ``tune.pick`` (``--pick N``) names a trial. Otherwise ``tune_pick``'s rule: no
+no-op, constraints rather than an anchor (a pick must have no more collateral damage and
+perplexity change than the recipe's own edit on the same validation split, or the tool says
+that none does), then the most selective trials compete on perplexity. The pick is written as a
 recipe and, with ``tune.evaluate``, evaluated on the held-out evaluation split side by side with
 the reference (erasure table and perplexity, neuron masking of both for comparison).
+
+The statistics pass and the base model's validation outputs are stored in ``tune.dir``
+(``stats-<key>.safetensors``, ``base-<key>.safetensors``, keyed by everything they depend on),
+so a rerun or ``--pick`` starts at the first new trial.
 
 The study lives in an Optuna RDB storage (default ``<tune.dir>/tune.db``, SQLite); running the
 command again continues it up to ``tune.trials`` finished trials.
@@ -62,12 +65,13 @@ from .gate import RangeGate
 from .models import ModelSource
 from .operators import needs_general_mean
 from .perplexity import PerplexityError, load_text, perplexity, windows
-from .prepare import Prepared, needs_samples, statistics
+from .prepare import Prepared, general_means, needs_samples, statistics
 from .prepare import gates as edit_gates
 from .recipe import EditSpec, Recipe, SearchSpace, parse_recipe
 from .reservoir import Reservoir
 from .saliencies import SALIENCIES
-from .tune_cache import ValidationCache
+from .tune_cache import ValidationCache, load_base, load_stats, save_base, save_stats
+from .tune_pick import NoPick, Pick, pick_trial, selectivity
 
 DIRECTIONS = {
     "d_acc": "minimize",
@@ -75,6 +79,7 @@ DIRECTIONS = {
     "d_cacc": "maximize",
     "d_cconf": "maximize",
     "d_ppl": "minimize",
+    "selectivity": "maximize",
 }
 _TOL = 1e-12
 
@@ -101,6 +106,7 @@ class TuneContext:
     log: Callable[[str], None] = print
     memo: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    base_file: Path | None = None  # where the base cache is stored between runs
     _cache: ValidationCache | None = None
 
     @property
@@ -117,11 +123,17 @@ class TuneContext:
         if self._cache is None:
             t0 = time.perf_counter()
             r = self.recipe
-            self._cache = ValidationCache(
-                self.cm, self.all_layers, self.data.val, r.batch_size, r.eval.curate, self.ppl_ids
-            )
+            args = (self.cm, self.all_layers, self.data.val, r.batch_size, r.eval.curate)
+            if self.base_file is not None and self.base_file.is_file():
+                self._cache = load_base(self.base_file, *args, self.ppl_ids)
+                what = f"loaded from {self.base_file}"
+            else:
+                self._cache = ValidationCache(*args, self.ppl_ids)
+                if self.base_file is not None:
+                    save_base(self._cache, self.base_file)
+                what = "computed"
             seconds = self.timings["base_cache_s"] = time.perf_counter() - t0
-            self.log(f"tune: base model cached on the validation data in {seconds:.0f}s")
+            self.log(f"tune: base model on the validation data {what} in {seconds:.0f}s")
         return self._cache
 
 
@@ -155,6 +167,10 @@ def suggest(trial: Any, space: SearchSpace, layers: list[int]) -> dict[str, Any]
     if p["range"] == "quantile":
         p["quantiles"] = [_float(trial, "q_lo", space.q_lo), _float(trial, "q_hi", space.q_hi)]
     p["trim_overlap"] = trial.suggest_categorical("trim_overlap", list(space.trim_overlap))
+    if space.positions is not None:  # a single value stays out of the study's parameters
+        p["positions"] = space.positions[0]
+        if len(space.positions) > 1:
+            p["positions"] = trial.suggest_categorical("positions", list(space.positions))
     if p["saliency"] == "selective":
         p["selectivity"] = trial.suggest_categorical("selectivity", list(space.selectivity))
         p["magnitude_weight"] = _float(trial, "magnitude_weight", space.magnitude_weight, nd=3)
@@ -165,7 +181,8 @@ def suggest(trial: Any, space: SearchSpace, layers: list[int]) -> dict[str, Any]
 
 def edit_mapping(base: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
     """The recipe mapping of an edit: ``base`` (the recipe's edit) with the trial's settings."""
-    m = {k: v for k, v in base.items() if k not in ("range", "quantiles", "trim_overlap")}
+    drop = ("range", "quantiles", "trim_overlap") + (("positions",) if "positions" in p else ())
+    m = {k: v for k, v in base.items() if k not in drop}
     for key in ("selectivity", "magnitude_weight"):
         m.pop(key, None)
     m["layer"] = int(p["layer"])
@@ -178,6 +195,8 @@ def edit_mapping(base: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
         m["quantiles"] = list(p["quantiles"])
     if p["trim_overlap"]:
         m["trim_overlap"] = True
+    if p.get("positions", "all") != "all":
+        m["positions"] = p["positions"]
     if p["saliency"] == "selective":
         m["selectivity"] = p["selectivity"]
         m["magnitude_weight"] = p["magnitude_weight"]
@@ -233,6 +252,7 @@ def evaluate_edit(ctx: TuneContext, edit: EditSpec) -> dict[str, Any]:
         if ppl is not None:
             ppls.append(ppl)
     out["k"] = sum(int(g.spec["k"]) for g in gates)
+    out["selectivity"] = selectivity(out)
     if ppls and cache.base_ppl is not None:
         out["ppl"] = sum(ppls) / len(ppls)
         out["d_ppl"] = out["ppl"] - cache.base_ppl
@@ -290,18 +310,30 @@ def prepare(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> Tu
     need_res = "quantile" in space.range or any(SALIENCIES[s].needs_samples for s in space.saliency)
     need_res |= needs_samples([edit])
     need_mean = any(needs_general_mean(op) for op in [*space.operators, edit.operator.name])
-    where = f"edits.{tune.edit}.operator.mean_source"
+    mean_text = (edit.operator.mean_source or "", f"edits.{tune.edit}.operator.mean_source")
+    key = cache_key(recipe, all_layers, need_res)
+    out = Path(tune.dir).expanduser()
+    stats_file, base_file = out / f"stats-{key}.safetensors", out / f"base-{key}.safetensors"
     t1 = time.perf_counter()
-    prep = statistics(
-        cm,
-        data.fit,
-        all_layers,
-        recipe.batch_size,
-        recipe.seed,
-        samples=need_res,
-        general_mean=(edit.operator.mean_source or "", where) if need_mean else None,
-    )
-    stats, reservoir, general_mean = prep.stats, prep.reservoir, prep.general_mean
+    if stats_file.is_file():  # a rerun or --pick: the statistics pass is not repeated
+        stats, reservoir = load_stats(stats_file, recipe.seed)
+        log(f"tune: statistics loaded from {stats_file}")
+        general_mean = (
+            general_means(*mean_text, cm, stats, recipe.batch_size) if need_mean else None
+        )
+    else:
+        prep = statistics(
+            cm,
+            data.fit,
+            all_layers,
+            recipe.batch_size,
+            recipe.seed,
+            samples=need_res,
+            general_mean=mean_text if need_mean else None,
+        )
+        stats, reservoir, general_mean = prep.stats, prep.reservoir, prep.general_mean
+        out.mkdir(parents=True, exist_ok=True)
+        save_stats(stats, reservoir, stats_file)
     t2 = time.perf_counter()
     if recipe.prompt.calibrate and cm.is_lm:
         calibrate(cm, recipe.batch_size)
@@ -325,7 +357,29 @@ def prepare(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> Tu
         ppl_ids,
         log,
         timings=timings,
+        base_file=base_file,
     )
+
+
+def cache_key(recipe: Recipe, layers: list[int], reservoir: bool) -> str:
+    """A digest of everything the statistics pass and the base cache depend on."""
+    from . import __version__
+
+    doc = {
+        "model": recipe.model.model_dump(mode="json"),
+        "data": recipe.data.model_dump(mode="json"),
+        "prompt": recipe.prompt.model_dump(mode="json"),
+        "eval": recipe.eval.model_dump(mode="json"),
+        "seed": recipe.seed,
+        "batch_size": recipe.batch_size,
+        "val": recipe.tune.val_per_class,
+        "windows": recipe.tune.perplexity_windows,
+        "d_ppl": "d_ppl" in recipe.tune.objectives,
+        "layers": layers,
+        "reservoir": reservoir,
+        "nledit": __version__,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
 
 
 # ---- the study -------------------------------------------------------------------------------
@@ -414,6 +468,8 @@ def _fmt(p: dict[str, Any]) -> str:
         parts.append(f"tau={p['tau']:.2f}")
     if p["trim_overlap"]:
         parts.append("trim")
+    if p.get("positions", "all") != "all":
+        parts.append(f"at {p['positions']}")
     op = p["operator"] + (f"({p['alpha']:.2f})" if "alpha" in p else "")
     op += f"({p['beta']:.2f})" if "beta" in p else ""
     return " ".join([*parts, op])
@@ -471,68 +527,18 @@ def reference_metrics(ctx: TuneContext, study: Any) -> dict[str, Any]:
     if ref is None:
         ref = evaluate_edit(ctx, ctx.edit)
         study.set_user_attr("reference", ref)
-    return ref
+    return {**ref, "selectivity": selectivity(ref)}
 
 
-# ---- the pick --------------------------------------------------------------------------------
-
-
-@dataclass
-class Pick:
-    trial: Any
-    rule: str
-
-
-def pick_metrics(objectives: list[str]) -> tuple[str, str]:
-    """The target and collateral metrics the pick rule reads: the first target-type
-    (d_acc, d_conf) and collateral-type (d_cacc, d_cconf) objective, else d_acc and d_cacc."""
-    target = next((o for o in objectives if o in ("d_acc", "d_conf")), "d_acc")
-    collateral = next((o for o in objectives if o in ("d_cacc", "d_cconf")), "d_cacc")
-    return target, collateral
-
-
-def pick_trial(
-    trials: list[Any],
-    reference: dict[str, Any],
-    keep: float,
-    target: str = "d_acc",
-    collateral: str = "d_cacc",
-) -> Pick:
-    """The stated rule (module docstring) over finished trials."""
-    if not trials:
-        raise TuneError("tune: no finished trial to pick from")
-    best = min(t.user_attrs[target] for t in trials)
-    anchor, what = reference[target], "the recipe's edit"
-    if anchor >= -_TOL:
-        anchor, what = best, "the best trial"
-    if anchor >= -_TOL:
-        t = min(trials, key=lambda t: (t.user_attrs[target], t.number))
-        return Pick(t, f"no trial lowers the target ({target}); took the lowest {target}")
-    threshold = keep * anchor
-    ok = [t for t in trials if t.user_attrs[target] <= threshold + _TOL]
-    if not ok:
-        threshold, what = keep * best, "the best trial"
-        ok = [t for t in trials if t.user_attrs[target] <= threshold + _TOL]
-
-    def key(t: Any) -> tuple[float, ...]:
-        a = t.user_attrs
-        return (-a[collateral], a.get("d_ppl", 0.0), a[target], t.number)
-
-    chosen = min(ok, key=key)
-    rule = (
-        f"largest {collateral} (then smallest d_ppl) among the {len(ok)} trial(s) with "
-        f"{target} <= {threshold:+.3f} ({keep:g} × {anchor:+.3f}, the {target} of {what} on "
-        "validation)"
-    )
-    return Pick(chosen, rule)
+# ---- the pick (rule: ``tune_pick``) ---------------------------------------------------------
 
 
 def choose(ctx: TuneContext, study: Any, reference: dict[str, Any]) -> Pick:
+    """``tune.pick`` when set, else the rule of ``tune_pick``."""
     trials = complete_trials(study)
     n = ctx.recipe.tune.pick
     if n is None:
-        target, collateral = pick_metrics(ctx.recipe.tune.objectives)
-        return pick_trial(trials, reference, ctx.recipe.tune.keep, target, collateral)
+        return pick_trial(trials, reference, ctx.recipe.tune.keep)
     for t in trials:
         if t.number == n:
             return Pick(t, f"trial {n} chosen by tune.pick")
@@ -627,14 +633,23 @@ def run_tune(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> T
     log(f"tune: reference (the recipe's edit) on validation: {_fmt_metrics(ref)} k={ref['k']}")
     run_trials(ctx, study, log)
     trials = complete_trials(study)
-    pick = choose(ctx, study, ref)
     pareto = {t.number for t in study.best_trials} if trials else set()
     out = Path(recipe.tune.dir).expanduser()
     rows = tune_report.trial_rows(trials, pareto)
-    metrics = pick_metrics(recipe.tune.objectives)
+    metrics = ("d_acc", "d_cacc")
+    try:
+        pick = choose(ctx, study, ref)
+    except NoPick as err:  # the study files still say what was tried
+        tune_report.write_study_files(out, rows, ref, -1, metrics)
+        raise TuneError(str(err)) from None
     files = tune_report.write_study_files(out, rows, ref, pick.trial.number, metrics)
     log(tune_report.pareto_markdown(rows, ref, pick.trial.number, *metrics))
     log(f"tune: picked trial {pick.trial.number}: {pick.rule}")
+    if not pick.qualified:
+        log(
+            "warning: no trial has less collateral damage and perplexity change than the "
+            "recipe's edit on validation; the pick is the most selective edit found"
+        )
     recipe_path = out / "tuned.yaml"
     recipe_path.write_text(tuned_recipe_text(ctx, pick, study), encoding="utf-8")
     files.append(recipe_path)
@@ -653,7 +668,12 @@ def run_tune(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> T
         "trials": len(trials),
         "objectives": {o: DIRECTIONS[o] for o in recipe.tune.objectives},
         "reference": ref,
-        "pick": {"trial": pick.trial.number, "rule": pick.rule, **pick.trial.user_attrs},
+        "pick": {
+            "trial": pick.trial.number,
+            "rule": pick.rule,
+            "qualified": pick.qualified,
+            **pick.trial.user_attrs,
+        },
         "pareto": sorted(pareto),
         "held_out": result.to_dict() if result is not None else None,
         "timings": ctx.timings,

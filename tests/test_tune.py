@@ -14,19 +14,20 @@ import yaml
 
 from nledit.cli import main
 from nledit.evaluate import Condition, applied, label_probs
+from nledit.perplexity import as_generated
 from nledit.recipe import Recipe, load_recipe, parse_recipe
 from nledit.tune import (
+    TuneError,
     build_gates,
     complete_trials,
     edit_mapping,
     open_study,
-    pick_metrics,
-    pick_trial,
     prepare,
     run_tune,
     suggest,
     to_edit,
 )
+from nledit.tune_pick import NoPick, is_noop, pick_trial, selectivity
 
 optuna = pytest.importorskip("optuna")
 
@@ -89,7 +90,9 @@ def test_a_cached_trial_equals_the_plain_forward_pass(
         torch.testing.assert_close(probs, plain[cond.key], atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(ctx.cache.base_probs, plain["base"], atol=1e-5, rtol=1e-4)
         ids = ctx.ppl_ids
-        with applied(cm.model, cm.layout.layers_path, gates), torch.no_grad():
+        # perplexity scores text as generated: a read-token gate acts on every position
+        on = applied(cm.model, cm.layout.layers_path, gates)
+        with as_generated(gates), on, torch.no_grad():
             logits = cm.model(input_ids=ids, use_cache=False).logits
         logp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, ids[:, 1:, None])
         want = torch.exp(-logp.sum() / (ids.shape[0] * (ids.shape[1] - 1))).item()
@@ -135,7 +138,41 @@ def test_tune_runs_resumes_and_writes_a_valid_recipe(
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Pareto front" in (out / "pareto.md").read_text()
     doc = json.loads((out / "tune.json").read_text())
-    assert doc["trials"] == 5 and doc["objectives"]["d_cacc"] == "maximize"
+    assert doc["trials"] == 5 and doc["objectives"]["selectivity"] == "maximize"
+    assert "qualified" in doc["pick"]
+
+
+def test_resume_and_pick_reuse_statistics_and_base_cache(
+    make_recipe, tiny_models, tiny_data, wiki, tmp_path, monkeypatch
+) -> None:
+    import nledit.tune as tune_mod
+
+    out = tmp_path / "tune"
+    path = _tune_recipe(make_recipe, tiny_models, tiny_data, wiki, out, trials=2)
+    recipe, text = load_recipe(path)
+    first = run_tune(recipe, text, log=lambda *_: None)
+    assert len(list(out.glob("stats-*.safetensors"))) == 1
+    assert len(list(out.glob("base-*.safetensors"))) == 1
+
+    def boom(*_a, **_k):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(tune_mod, "statistics", boom)
+    monkeypatch.setattr(tune_mod, "ValidationCache", boom)
+    lines: list[str] = []
+    recipe3, text3 = load_recipe(path, {"tune.trials": 3})
+    again = run_tune(recipe3, text3, log=lines.append)
+    assert again.trials == 3 and any("statistics loaded" in x for x in lines)
+    assert any("validation data loaded" in x for x in lines)
+    # a trial measured on the stored cache equals the same trial measured fresh
+    ctx = prepare(recipe3, text3, log=lambda *_: None)
+    t0 = complete_trials(open_study(recipe3))[0]
+    again_m = tune_mod.evaluate_edit(ctx, to_edit(t0.user_attrs["edit"]))
+    for key in ("d_acc", "d_cacc", "d_ppl"):
+        assert again_m[key] == pytest.approx(t0.user_attrs[key], abs=1e-5)
+    recipe_p, text_p = load_recipe(path, {"tune.trials": 3, "tune.pick": 0})
+    assert run_tune(recipe_p, text_p, log=lambda *_: None).pick.trial.number == 0
+    assert first.study == again.study
 
 
 def test_cli_pick_evaluates_on_the_held_out_split(
@@ -172,41 +209,64 @@ def test_tune_without_perplexity_on_an_encoder(make_recipe, tiny_models, tiny_da
     }
     path = make_recipe(tiny_models["bert"], tiny_data, extra)
     recipe, text = load_recipe(path)
-    result = run_tune(recipe, text, log=lambda *_: None)
-    assert result.trials == 2 and "d_ppl" not in result.reference
+    try:
+        result = run_tune(recipe, text, log=lambda *_: None)
+        assert result.trials == 2 and "d_ppl" not in result.reference
+    except TuneError as err:  # a tiny random encoder may erase nothing: said, not crashed
+        assert "lowers the target" in str(err)
+        assert (out / "trials.csv").is_file() and not (out / "tuned.yaml").exists()
     path = make_recipe(tiny_models["bert"], tiny_data, {"tune": {"dir": str(out)}})
     recipe, text = load_recipe(path)
     with pytest.raises(ValueError, match="d_ppl needs"):
         run_tune(recipe, text, log=lambda *_: None)
 
 
-def _trial(number: int, d_acc: float, d_cacc: float, d_ppl: float = 0.0) -> SimpleNamespace:
-    attrs = {"d_acc": d_acc, "d_cacc": d_cacc, "d_ppl": d_ppl}
+def _trial(number: int, d_acc: float, d_cacc: float, d_ppl: float = 0.0, k: int = 10):
+    attrs = {"d_acc": d_acc, "d_cacc": d_cacc, "d_ppl": d_ppl, "k": k}
     return SimpleNamespace(number=number, user_attrs=attrs)
 
 
-def test_pick_rule() -> None:
+def test_pick_when_the_reference_collapses_every_label() -> None:
+    ref = {"d_acc": -0.9, "d_cacc": -0.5, "d_ppl": 300.0}
     trials = [
-        _trial(0, -0.95, -0.30),
-        _trial(1, -0.85, -0.05, 1.0),
-        _trial(2, -0.86, -0.05, 0.5),  # same collateral as 1, less perplexity damage
-        _trial(3, -0.40, 0.00),  # harmless but erases too little
+        _trial(0, -0.95, -0.6, 400.0),  # worse than the reference on collateral
+        _trial(1, -0.6, -0.02, 5.0),
+        _trial(2, 0.0, 0.0, 0.0),  # no-op: most harmless, never picked
+        _trial(3, -0.7, -0.1, 30.0),
     ]
-    ref = {"d_acc": -0.9, "d_cacc": -0.3}
-    pick = pick_trial(trials, ref, keep=0.9)  # needs d_acc <= -0.81
-    assert pick.trial.number == 2 and "-0.810" in pick.rule
-    assert pick_trial(trials, ref, keep=0.4).trial.number == 3
-    # a reference that erases nothing: the best trial's drop is the anchor
-    assert pick_trial(trials, {"d_acc": 0.0, "d_cacc": 0.0}, keep=1.0).trial.number == 0
-    # nobody reaches keep × reference: fall back to the best trial's drop
-    assert pick_trial(trials, {"d_acc": -1.0, "d_cacc": 0.0}, keep=1.0).trial.number == 0
-    # confidence objectives: the rule reads d_conf and d_cconf
-    assert pick_metrics(["d_conf", "d_cconf", "d_ppl"]) == ("d_conf", "d_cconf")
-    assert pick_metrics(["d_ppl"]) == ("d_acc", "d_cacc")
-    for t, (conf, cconf) in zip(trials, [(-0.1, 0.0), (-0.3, -0.2), (-0.28, -0.1), (0.0, 0.0)]):
-        t.user_attrs |= {"d_conf": conf, "d_cconf": cconf}
-    pick = pick_trial(trials, {"d_conf": -0.3}, 0.9, "d_conf", "d_cconf")
-    assert pick.trial.number == 2 and "d_conf <= -0.270" in pick.rule
+    pick = pick_trial(trials, ref, keep=0.9)
+    # selectivity 0.58 (1) and 0.60 (3) are within 0.9 of the best: the smaller ΔPPL wins
+    assert pick.trial.number == 1 and pick.qualified
+    assert "beat the recipe's edit" in pick.rule
+    assert pick_trial(trials, ref, keep=1.0).trial.number == 3
+
+
+def test_pick_when_the_reference_does_nothing() -> None:
+    ref = {"d_acc": 0.0, "d_cacc": 0.0, "d_ppl": 0.0}
+    trials = [_trial(0, 0.0, 0.0), _trial(1, -0.5, -0.05, 3.0), _trial(2, -0.8, -0.5, 50.0)]
+    pick = pick_trial(trials, ref, keep=0.9)
+    assert pick.trial.number == 1 and not pick.qualified
+    assert "no trial beats" in pick.rule
+
+
+def test_no_trial_lowers_the_target_is_an_error_not_a_crash() -> None:
+    ref = {"d_acc": -0.3, "d_cacc": -0.1, "d_ppl": 10.0}
+    trials = [_trial(0, 0.2, -0.4, 9.0), _trial(1, 0.1, 0.0, 1.0), _trial(2, -0.5, 0.0, k=0)]
+    with pytest.raises(NoPick, match="none of the 3 finished trial"):
+        pick_trial(trials, ref)
+    with pytest.raises(NoPick, match="no finished trial"):
+        pick_trial([], ref)
+
+
+def test_selectivity_and_confidence() -> None:
+    collapse = {"d_acc": -0.9, "d_cacc": -0.8, "conf": 0.01, "d_conf": -0.3, "cconf": 0.01}
+    collapse["d_cconf"] = -0.3
+    clean = {"d_acc": -0.5, "d_cacc": 0.0, "conf": 0.1, "d_conf": -0.2, "cconf": 0.3}
+    clean["d_cconf"] = 0.0
+    assert selectivity(clean) > selectivity(collapse)
+    assert selectivity({"d_acc": -0.5, "d_cacc": -0.1}) == pytest.approx(0.4)
+    assert is_noop({"d_acc": 0.0, "conf": 0.2, "d_conf": -0.01})
+    assert not is_noop({"d_acc": 0.0, "conf": 0.2, "d_conf": -0.1})  # confidence halved
 
 
 def test_every_sampled_point_is_a_valid_edit() -> None:

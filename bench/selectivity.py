@@ -1,0 +1,214 @@
+"""The selective edit against the paper's default and neuron masking, per data set, held out.
+
+    .venv/bin/python bench/selectivity.py                  # every data set below, then render
+    .venv/bin/python bench/selectivity.py --only sst2      # one data set, then render
+    .venv/bin/python bench/selectivity.py --render         # render docs/tune.md from the JSON
+
+Each data set's recipe is run with the edit settings of ``recipes/quickstart.yaml`` (untuned:
+the same layer, saliency, top_p, tau and operator for every data set) on the recipe's own target
+concept, with ``eval.baselines: [neuron, paper]``: fit, then the erasure table and perplexity on
+the held-out evaluation split, with the selectivity diagnostics. Results are kept as JSON in
+docs/tune/selective/ and rendered, with the goal check, between the markers of docs/tune.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STORE = ROOT / "docs" / "tune" / "selective"
+DOC = ROOT / "docs" / "tune.md"
+QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
+DATASETS = {
+    "agnews": "recipes/quickstart.yaml",
+    "sst2": "recipes/tune_sst2.yaml",
+    "imdb": "recipes/tune_imdb.yaml",
+    "mmlu_topics": "recipes/tune_mmlu_topics.yaml",
+}
+BEGIN, END = "<!-- selectivity: begin -->", "<!-- selectivity: end -->"
+KEYS = ("d_acc", "d_conf", "d_cacc", "d_cconf")
+FIRE = ("fire_target", "fire_other", "fire_other_all", "fire_general")
+
+
+def settings() -> dict[str, Any]:
+    """The quickstart's edit without its concepts: what every data set gets."""
+    edit = yaml.safe_load(QUICKSTART.read_text())["edits"][0]
+    return {k: v for k, v in edit.items() if k not in ("concepts", "name")}
+
+
+def measure(name: str, path: str) -> dict[str, Any]:
+    """Fit and evaluate one data set's recipe with the selective settings; the JSON record."""
+    sys.path.insert(0, str(ROOT))
+    from nledit.fit import fit
+    from nledit.pipeline import evaluate
+    from nledit.recipe import parse_recipe
+
+    raw = yaml.safe_load((ROOT / path).read_text())
+    raw.pop("tune", None)
+    edit = raw["edits"][0]
+    raw["edits"] = [{"concepts": edit["concepts"], **settings()}]
+    raw["eval"]["baselines"] = ["neuron", "paper"]
+    text = yaml.safe_dump(raw, sort_keys=False)
+    t0 = time.perf_counter()
+    fitted = fit(parse_recipe(raw, path), text)
+    result = evaluate(fitted)
+    return {
+        "data_set": name,
+        "recipe": path,
+        "edit": raw["edits"][0],
+        "seconds": round(time.perf_counter() - t0, 1),
+        "threads": torch.get_num_threads(),
+        **result.to_dict(),
+    }
+
+
+def _ppl(doc: dict[str, Any], row: dict[str, Any]) -> float:
+    ppl = doc.get("perplexity") or {}
+    key = f"{row['method']}:{row['concept']}"
+    return ppl[key] - ppl["base"] if key in ppl and "base" in ppl else math.nan
+
+
+def goal(edit: dict[str, Any], paper: dict[str, Any]) -> list[str]:
+    """The misses of ``edit`` against the goal, measured against the paper's default."""
+    misses = []
+    need = min(0.5, 0.9 * -paper["d_acc"])
+    if -edit["d_acc"] < need - 1e-9:
+        misses.append(f"target drop {-edit['d_acc']:.2f} < {need:.2f}")
+    if abs(edit["d_cacc"]) > 0.10 + 1e-9:
+        misses.append(f"|ΔCAcc| {abs(edit['d_cacc']):.2f} > 0.10")
+    if abs(edit["d_cconf"]) > abs(paper["d_cconf"]) / 2 + 1e-9:
+        misses.append(f"|ΔCConf| {abs(edit['d_cconf']):.3f} > half the default's")
+    if edit["d_ppl"] > paper["d_ppl"] / 2 + 1e-9:
+        misses.append(f"ΔPPL {edit['d_ppl']:+.1f} > half the default's")
+    return misses
+
+
+def _pct(v: Any) -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.0%}"
+
+
+def tuned_rows(name: str) -> tuple[dict[str, Any] | None, str]:
+    """The held-out ``tuned`` row of a stored `nledit tune` run (``<name>.tune.json``, copied
+    from its ``tune.dir``) with its ΔPPL, and a description of the pick."""
+    path = STORE / f"{name}.tune.json"
+    if not path.is_file():
+        return None, ""
+    doc = json.loads(path.read_text())
+    held = doc.get("held_out") or {}
+    row = next((r for r in held.get("erasure", []) if r["method"] == "tuned"), None)
+    if row is None:
+        return None, ""
+    row = dict(row, d_ppl=_ppl(held, row))
+    pick = doc["pick"]
+    edit = pick.get("edit", {})
+    shown = ", ".join(f"{k}: {v}" for k, v in edit.items() if k not in ("concepts", "name"))
+    note = f"trial {pick['trial']} of {doc['trials']} ({shown}); pick: {pick['rule']}"
+    return row, note
+
+
+def _cells(doc: dict[str, Any], label: str, r: dict[str, Any]) -> str:
+    cells = [doc["data_set"], r["concept"], label]
+    cells += [f"{r[k]:+.3f}" for k in KEYS] + [f"{r['d_ppl']:+.1f}"]
+    cells += [_pct(r.get(k)) for k in FIRE] + [r.get("verdict", "")]
+    return "| " + " | ".join(cells) + " |"
+
+
+def render(docs: list[dict[str, Any]]) -> str:
+    """The generated section of docs/tune.md."""
+    s = docs[0]["edit"] if docs else {}
+    shown = ", ".join(f"{k}: {v}" for k, v in s.items() if k != "concepts")
+    lines = [
+        "Generated by `python bench/selectivity.py` from docs/tune/selective/*.json. Edit on "
+        f"every data set, untuned (the quickstart's settings): {shown}. Held-out evaluation "
+        "split; `paper` = the paper's default (last layer, max saliency, top 30 %, tau 2.5, "
+        "zero); `neuron` = neuron masking of the selective edit's neurons. Fires: share of the "
+        "gated neurons' activations inside their ranges (read token of the target's / the other "
+        "classes' examples, all tokens of the other classes' examples, general text).",
+        "",
+        "| data set | target | method | ΔAcc | ΔConf | ΔCAcc | ΔCConf | ΔPPL | fires: target "
+        "| others | others (all) | general | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    checks, picks = [], []
+    for doc in docs:
+        rows = {r["method"]: r for r in doc["erasure"]}
+        for row in rows.values():
+            row["d_ppl"] = _ppl(doc, row)
+        tuned, note = tuned_rows(doc["data_set"])
+        if tuned is not None:
+            rows["tuned"] = tuned
+            picks.append(f"- {doc['data_set']}: {note}.")
+        for method in ("range", "tuned", "paper", "neuron"):
+            if method in rows:
+                label = "selective" if method == "range" else method
+                lines.append(_cells(doc, label, rows[method]))
+        for method in ("range", "tuned"):
+            if method in rows and "paper" in rows:
+                misses = goal(rows[method], rows["paper"])
+                verdict = "met" if not misses else "missed: " + "; ".join(misses)
+                label = "selective" if method == "range" else "tuned"
+                checks.append(f"- {doc['data_set']}, {label}: {verdict}.")
+    lines += [
+        "",
+        "Goal (against the paper's default on the same split): target drop ≥ 0.5 (or ≥ 90 % of "
+        "the default's, whichever is smaller), |ΔCAcc| ≤ 0.10, |ΔCConf| ≤ half the default's, "
+        "ΔPPL ≤ half the default's.",
+        "",
+        *checks,
+    ]
+    if picks:
+        lines += [
+            "",
+            "`tuned`: the pick of `nledit tune recipes/tune_<data set>.yaml` (validation split; "
+            "its `tune.json` is kept as docs/tune/selective/<data set>.tune.json), evaluated on "
+            "the same held-out split:",
+            "",
+            *picks,
+        ]
+    return "\n".join(lines)
+
+
+def write_doc(docs: list[dict[str, Any]]) -> None:
+    """Replace the generated section of docs/tune.md (or append it)."""
+    text = DOC.read_text(encoding="utf-8")
+    section = f"{BEGIN}\n{render(docs)}\n{END}"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + section + rest.split(END, 1)[1]
+    else:
+        text = (
+            text.rstrip("\n") + "\n\n## The selective edit on every data set\n\n" + section + "\n"
+        )
+    DOC.write_text(text, encoding="utf-8")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=sorted(DATASETS), action="append")
+    ap.add_argument("--render", action="store_true", help="render docs/tune.md only")
+    args = ap.parse_args()
+    os.chdir(ROOT)  # recipes name their files relative to the repository root
+    torch.set_num_threads(1)
+    STORE.mkdir(parents=True, exist_ok=True)
+    if not args.render:
+        for name in args.only or DATASETS:
+            doc = measure(name, DATASETS[name])
+            (STORE / f"{name}.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
+            print(f"{name}: {doc['seconds']} s", flush=True)
+    docs = [json.loads(p.read_text()) for n in DATASETS if (p := STORE / f"{n}.json").is_file()]
+    write_doc(docs)
+    print(f"wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()
