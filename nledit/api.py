@@ -26,7 +26,7 @@ from .outdir import check_destination
 from .pipeline import REFERENCE_TEXTS
 from .pipeline import run as run_recipe
 from .prepare import gates as edit_gates
-from .prepare import mean_source, needs_samples, statistics
+from .prepare import mean_source, needs_leace, needs_samples, statistics
 from .recipe import EDIT_FIELDS, ModelSpec, Recipe, edit_hash, recipe_hash
 from .recipe import load_recipe as load
 from .text import load_text
@@ -98,6 +98,7 @@ def fit(
         seed,
         samples=needs_samples(specs),
         general_mean=mean_source(specs) if means else None,
+        leace=needs_leace(specs),
     )
     modes = ("range", "neuron") if "neuron" in baselines else ("range",)
     gates, baseline = [], []

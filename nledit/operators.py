@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-ValueKind = Literal["none", "general_mean", "steering"]
+ValueKind = Literal["none", "general_mean", "steering", "leace"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ OPERATORS: dict[str, Operator] = {
             "steer", ("strength",), ("strength",), "steering", False, (), False, True, "x + a·r"
         ),
         Operator("ablate", (), (), "steering", False, (), False, False, "h - r̂r̂ᵀh"),
+        # LEACE: whole hidden state, value = the eraser's bias, plus its two matrices
+        Operator("leace", (), (), "leace", False, (), False, True, "h - LR(h - b)"),
     )
 }
 

@@ -33,7 +33,7 @@ from .export import ExportError
 from .fit import _mean_text, load_for_recipe
 from .gate import TENSORS, RangeGate
 from .perplexity import load_text, perplexity
-from .prepare import Prepared, needs_samples, statistics
+from .prepare import Prepared, needs_leace, needs_samples, statistics
 from .prepare import gates as edit_gates
 from .recipe import Recipe, recipe_hash
 from .sweep_result import SweepResult
@@ -159,6 +159,7 @@ def sweep(recipe: Recipe, text: str, command: str | None = None, log: Any = prin
         samples=needs_samples([edit]),
         general_mean=_mean_text(first),
         desc="statistics",
+        leace=needs_leace([edit]),
     )
     t2 = time.perf_counter()
     points = build_points(recipe, over, values, at, prep)
