@@ -21,12 +21,12 @@ from .evaluate import conditions_of, measure
 from .export import EXPORT_MARKERS, export_checkpoint
 from .inputs import data_spec, edit_specs, examples, prompt_spec
 from .models import detect_task, resolve_source
-from .operators import needs_general_mean
+from .operators import needs_general_mean, needs_leace
 from .outdir import check_destination
 from .pipeline import REFERENCE_TEXTS
 from .pipeline import run as run_recipe
 from .prepare import gates as edit_gates
-from .prepare import mean_source, needs_leace, needs_samples, statistics
+from .prepare import mean_source, needs_samples, statistics
 from .recipe import EDIT_FIELDS, ModelSpec, Recipe, edit_hash, recipe_hash
 from .recipe import load_recipe as load
 from .text import load_text

@@ -15,10 +15,10 @@ from .concept import ConceptModel
 from .data import ConceptData, DataError, Examples, load_concept_data
 from .gate import RangeGate
 from .models import ModelSource, load_model, resolve_source
-from .operators import needs_general_mean
+from .operators import needs_general_mean, needs_leace
 from .plan import missing_files
 from .prepare import gates as edit_gates
-from .prepare import general_means, leace_gate, mean_source, needs_leace, needs_samples, statistics
+from .prepare import general_means, leace_gate, mean_source, needs_samples, statistics
 from .ranges import RangeTable, vector_gate
 from .recipe import Recipe
 from .reservoir import Reservoir

@@ -10,8 +10,9 @@ and ``gate.py`` disagree.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 ValueKind = Literal["none", "general_mean", "steering", "leace"]
 
@@ -85,3 +86,9 @@ def get(name: str) -> Operator:
 def needs_general_mean(name: str) -> bool:
     """Whether operator ``name`` reads the general-text mean (computed at fit time)."""
     return get(name).value == "general_mean"
+
+
+def needs_leace(edits: Iterable[Any], baselines: Iterable[str] = ()) -> bool:
+    """Whether any edit (``EditSpec``) uses the LEACE operator or ``baselines`` include it: then
+    the statistics pass also fits the LEACE statistics (a d x d covariance per layer)."""
+    return "leace" in baselines or any(e.operator.name == "leace" for e in edits)

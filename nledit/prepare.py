@@ -54,11 +54,6 @@ def needs_samples(edits: Iterable[EditSpec]) -> bool:
     return any(SALIENCIES[e.saliency].needs_samples or e.range == "quantile" for e in edits)
 
 
-def needs_leace(edits: Iterable[EditSpec], baselines: Iterable[str] = ()) -> bool:
-    """Whether any edit uses the LEACE operator or ``baselines`` include LEACE."""
-    return "leace" in baselines or any(e.operator.name == "leace" for e in edits)
-
-
 def mean_source(edits: list[EditSpec], indices: Iterable[int] | None = None) -> tuple[str, str]:
     """The general text for operators that read a general mean, and its recipe field: the
     first ``operator.mean_source`` given among the edits (``indices``: those edits only)."""

@@ -32,8 +32,9 @@ from .evaluate import Condition, _metrics, calibrate, label_probs
 from .export import ExportError
 from .fit import _mean_text, load_for_recipe
 from .gate import TENSORS, RangeGate
+from .operators import needs_leace
 from .perplexity import load_text, perplexity
-from .prepare import Prepared, needs_leace, needs_samples, statistics
+from .prepare import Prepared, needs_samples, statistics
 from .prepare import gates as edit_gates
 from .recipe import Recipe, recipe_hash
 from .sweep_result import SweepResult
