@@ -61,6 +61,16 @@ def evaluate(fitted: Fitted) -> EvalResult:
             recipe.batch_size,
         )
         fitted.timings["perplexity_s"] = time.perf_counter() - t1
+    if ev.probe:
+        from .probing import probe_rows
+
+        t2 = time.perf_counter()
+        gates = fitted.gates + fitted.baseline
+        data = fitted.data
+        result.probe = probe_rows(
+            fitted.cm, data.fit, data.eval, gates, recipe.batch_size, recipe.seed
+        )
+        fitted.timings["probe_s"] = time.perf_counter() - t2
     return result
 
 

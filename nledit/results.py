@@ -11,6 +11,7 @@ from typing import Any
 from scipy.stats import trim_mean
 
 from .evaluate import EvalResult
+from .probing import probe_markdown, probe_summary
 
 COLUMNS = ("acc", "conf", "cacc", "cconf")
 HEADER = ("Acc", "Conf", "CAcc", "CConf")
@@ -133,6 +134,8 @@ def summary(result: EvalResult) -> str:
                 for k, v in result.perplexity.items()
             )
         )
+    if result.probe:
+        out.append(probe_summary(result.probe))
     return "\n".join(out)
 
 
@@ -151,6 +154,8 @@ def report_md(result: EvalResult, title: str) -> str:
     parts += ["Per concept:", "", markdown_table(result)]
     if result.perplexity:
         parts += ["", "## Perplexity", "", ppl_table(result.perplexity)]
+    if result.probe:
+        parts += ["", "## Linear concept probe", "", probe_markdown(result.probe)]
     return "\n".join(parts) + "\n"
 
 
