@@ -30,10 +30,10 @@ READING = STORE / "reading.md"
 
 
 def _probe_means(rows: list[dict]) -> str:
-    """Per method: the probe's mean accuracy on the target concept and on the others."""
+    """Per method: the probe's mean accuracy on the target concept, on the others, on all."""
     lines = [
-        "| method | probe Acc | base | probe CAcc | base |",
-        "|---|---|---|---|---|",
+        "| method | probe Acc | base | probe CAcc | base | probe all | base |",
+        "|---|---|---|---|---|---|---|",
     ]
     for method in dict.fromkeys(r["method"] for r in rows):
         sel = [r for r in rows if r["method"] == method]
@@ -43,7 +43,8 @@ def _probe_means(rows: list[dict]) -> str:
 
         lines.append(
             f"| {method} | {mean('acc'):.3f} | {mean('base_acc'):.3f} | "
-            f"{mean('cacc'):.3f} | {mean('base_cacc'):.3f} |"
+            f"{mean('cacc'):.3f} | {mean('base_cacc'):.3f} | "
+            f"{mean('all'):.3f} | {mean('base_all'):.3f} |"
         )
     return "\n".join(lines)
 
