@@ -178,3 +178,11 @@ def test_a_malformed_eraser_does_not_load(leace_run) -> None:
     save_file(tensors, str(path), metadata=meta)
     with pytest.raises(NleditLoadError, match="eraser"):
         load_gates(str(path), block)
+
+
+def test_exported_leace_edit_verifies(leace_run) -> None:
+    from nledit.verify import verify
+
+    run, _ = leace_run
+    findings = verify(run.out)
+    assert findings.ok, findings.failures()
