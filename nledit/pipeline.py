@@ -157,6 +157,12 @@ def checkpoint_gates(fitted: Fitted) -> list[gate.RangeGate]:
     """The gates an export carries: the range edit, or its neuron-masking baseline."""
     if fitted.recipe.output.method == "range":
         return fitted.gates
+    leace = [g.spec["edit"] for g in fitted.gates if g.spec["operator"] == "leace"]
+    if leace:
+        raise ExportError(
+            f"output.method: neuron does not apply to the LEACE edit {leace[0]!r}: it acts on "
+            "the whole hidden state and has no neuron-masking baseline"
+        )
     gates = [g for g in fitted.baseline if g.spec["mode"] == "neuron"]
     if len(gates) != len(fitted.gates):
         raise ExportError(

@@ -186,3 +186,16 @@ def test_exported_leace_edit_verifies(leace_run) -> None:
     run, _ = leace_run
     findings = verify(run.out)
     assert findings.ok, findings.failures()
+
+
+def test_a_leace_edit_has_no_neuron_method(leace_run) -> None:
+    import dataclasses
+
+    from nledit.export import ExportError
+    from nledit.pipeline import checkpoint_gates
+
+    fitted = leace_run[0].fitted
+    output = fitted.recipe.output.model_copy(update={"method": "neuron"})
+    recipe = fitted.recipe.model_copy(update={"output": output})
+    with pytest.raises(ExportError, match="LEACE edit"):
+        checkpoint_gates(dataclasses.replace(fitted, recipe=recipe))
