@@ -130,6 +130,9 @@ def render() -> str:
                 "",
             ]
     parts += sweep_sections()
+    from reproduce_leace import leace_sections  # LEACE next to range and neuron masking
+
+    parts += leace_sections()
     extra = ROOT / "docs" / "reproduction_notes.md"
     if extra.is_file():
         parts += [extra.read_text()]

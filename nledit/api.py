@@ -21,7 +21,7 @@ from .evaluate import conditions_of, measure
 from .export import EXPORT_MARKERS, export_checkpoint
 from .inputs import data_spec, edit_specs, examples, prompt_spec
 from .models import detect_task, resolve_source
-from .operators import needs_general_mean
+from .operators import needs_general_mean, needs_leace
 from .outdir import check_destination
 from .pipeline import REFERENCE_TEXTS
 from .pipeline import run as run_recipe
@@ -98,6 +98,7 @@ def fit(
         seed,
         samples=needs_samples(specs),
         general_mean=mean_source(specs) if means else None,
+        leace=needs_leace(specs),
     )
     modes = ("range", "neuron") if "neuron" in baselines else ("range",)
     gates, baseline = [], []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
@@ -19,6 +19,9 @@ from .concept import ConceptModel
 from .data import Examples
 from .errors import NleditError
 from .reservoir import Reservoir
+
+if TYPE_CHECKING:
+    from .leace import LeaceStats
 
 
 class StopForward(Exception):
@@ -151,14 +154,18 @@ def collect(
     batch_size: int,
     reservoir: Reservoir | None = None,
     desc: str = "fit",
+    leace: LeaceStats | None = None,
 ) -> ConceptStats:
-    """Stream ``examples`` through the model up to the deepest of ``layers``."""
+    """Stream ``examples`` through the model up to the deepest of ``layers`` (``leace``: also
+    feed the read-token activations to these LEACE statistics)."""
     stats = ConceptStats(len(cm.label_names), cm.layout.hidden_size)
     paths = {layer: cm.layout.layer_path(layer) for layer in layers}
     labels = torch.tensor(examples.labels)
     prefix = _prefix_cache(cm, paths) if cm.use_prefix_cache else None
     with tqdm(total=len(examples), desc=desc, unit="ex", leave=False) as bar:
-        _stream(cm, examples, layers, batch_size, prefix, paths, labels, stats, reservoir, bar)
+        _stream(
+            cm, examples, layers, batch_size, prefix, paths, labels, stats, reservoir, bar, leace
+        )
     return stats
 
 
@@ -173,6 +180,7 @@ def _stream(
     stats: ConceptStats,
     reservoir: Reservoir | None,
     bar: Any,
+    leace: LeaceStats | None = None,
 ) -> None:
     """The batches of one collection pass (the bar closes even when one fails)."""
     for batch in cm.batches(examples.texts, batch_size, prefix=prefix):
@@ -189,6 +197,8 @@ def _stream(
                     f"{examples.texts[i][:80]!r}; try model.dtype: float32"
                 )
             stats.update(layer, h, y)
+            if leace is not None:
+                leace.update(layer, h, y)
             if reservoir is not None:
                 reservoir.add(layer, h, y, list(range(batch.rows.start, batch.rows.stop)))
         bar.update(len(y))

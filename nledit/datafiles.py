@@ -72,7 +72,10 @@ def read_rows(path: Path, field: str, error: type[Exception]) -> list[dict[str, 
 
 def _json_lines(text: str, path: Path, field: str, error: type[Exception]) -> list[dict]:
     rows = []
-    for n, line in enumerate(text.splitlines(), 1):
+    # JSON Lines are separated by "\n" only: str.splitlines would also cut at U+2028, U+0085
+    # and other characters that JSON strings may hold unescaped.
+    for n, line in enumerate(text.split("\n"), 1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:

@@ -86,6 +86,7 @@ class EvalResult:
     n_eval: int = 0
     curated: bool = False
     calibrated: bool = False
+    probe: list[dict[str, Any]] = field(default_factory=list)  # see ``probing`` (eval.probe)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +95,7 @@ class EvalResult:
             "n_eval": self.n_eval,
             "curated": self.curated,
             "calibrated": self.calibrated,
+            **({"probe": self.probe} if self.probe else {}),
         }
 
 

@@ -16,10 +16,10 @@ from .concept import ConceptModel
 from .data import ConceptData, DataError, Examples, check_concepts, load_concept_data
 from .gate import RangeGate
 from .models import ModelSource, load_model, resolve_source
-from .operators import needs_general_mean
+from .operators import needs_general_mean, needs_leace
 from .plan import missing_files
 from .prepare import gates as edit_gates
-from .prepare import general_means, mean_source, needs_samples, statistics
+from .prepare import general_means, leace_gate, mean_source, needs_samples, statistics
 from .ranges import RangeTable, vector_gate
 from .recipe import Recipe
 from .reservoir import Reservoir
@@ -116,6 +116,7 @@ def fit(
         samples=needs_samples(recipe.edits),
         general_mean=_mean_text(recipe),
         reduce=reduce,
+        leace=needs_leace(recipe.edits, recipe.eval.baselines),
     )
     stats, reservoir = prep.stats, prep.reservoir
     t2 = time.perf_counter()
@@ -127,15 +128,19 @@ def fit(
         for table, built in edit_gates(prep, edit, i, layer, modes):
             tables.append(table)
             gates.append(built["range"])
-            if neuron:
+            if neuron and "neuron" in built:
                 baseline.append(built["neuron"])
-            for method in ("steer", "ablate"):
+            for method in ("steer", "ablate", "leace"):
                 # whole-vector baselines depend on the concept and layer only: one per pair
                 pair = (method, table.concept_id, table.layer)
                 if method in recipe.eval.baselines and pair not in vectors:
                     vectors.add(pair)
                     strength = recipe.eval.steer_strength
-                    baseline.append(vector_gate(table, edit, stats, method, strength))
+                    baseline.append(
+                        leace_gate(prep, table, edit.positions, method)
+                        if method == "leace"
+                        else vector_gate(table, edit, stats, method, strength)
+                    )
     baseline += paper.paper_gates(recipe, prep, layout.n_layers)
     timings = {"load_s": t1 - t0, "fit_pass_s": t2 - t1, "ranges_s": time.perf_counter() - t2}
     return Fitted(

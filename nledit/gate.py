@@ -17,6 +17,7 @@
 # Mode "vector" acts on the whole hidden state (index = all neurons) for the steering baselines:
 #     steer     h + strength * r
 #     ablate    h - r_hat r_hat^T h         (directional ablation, r_hat = r / |r|)
+#     leace     h - L R (h - value)         (LEACE affine eraser; L, R: proj_left, proj_right)
 from __future__ import annotations
 
 import contextlib
@@ -34,9 +35,16 @@ from transformers import AutoConfig, PreTrainedConfig, PreTrainedModel
 
 FORMAT = "nledit-ranges/1"
 RANGES_FILE = "nledit_ranges.safetensors"
-OPERATORS = ("zero", "dampen", "mean", "adaptive", "steer", "ablate")
+OPERATORS = ("zero", "dampen", "mean", "adaptive", "steer", "ablate", "leace")
 MODES = ("range", "neuron", "vector")
 TENSORS = ("index", "lo", "hi", "mu", "sigma", "value")
+# Further tensors some operators read: leace's eraser (d, r) and (r, d); value is its bias.
+EXTRA_TENSORS = {"leace": ("proj_left", "proj_right")}
+
+
+def tensor_names(spec: dict[str, Any]) -> tuple[str, ...]:
+    """The tensors a gate with settings ``spec`` holds."""
+    return TENSORS + EXTRA_TENSORS.get(spec.get("operator", ""), ())
 
 
 class NleditLoadError(RuntimeError):
@@ -58,7 +66,7 @@ class RangeGate(nn.Module):
     ) -> None:
         super().__init__()
         self.spec = dict(spec)
-        for key in TENSORS:
+        for key in tensor_names(spec):
             self.register_buffer(key, tensors[key], persistent=False)
         self.enabled = True
         self.read_index = read_index  # for positions "last", see forward and read_at
@@ -92,6 +100,9 @@ class RangeGate(nn.Module):
         if op == "ablate":
             r_hat = value / value.norm().clamp_min(torch.finfo(x.dtype).tiny)
             return x - (x @ r_hat).unsqueeze(-1) * r_hat
+        if op == "leace":
+            right, left = self.proj_right.to(x.dtype), self.proj_left.to(x.dtype)
+            return x - ((x - value) @ right.T) @ left.T
         raise ValueError(f"unknown operator {op!r}; known: {', '.join(OPERATORS)}")
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -226,7 +237,7 @@ def gate_tensors(gates: list[RangeGate]) -> dict[str, torch.Tensor]:
     return {
         f"{g.spec['name']}.{key}": getattr(g, key).detach().to("cpu").clone()
         for g in gates
-        for key in TENSORS
+        for key in tensor_names(g.spec)
     }
 
 
@@ -254,7 +265,7 @@ def load_gates(path: str, block: dict[str, Any]) -> list[RangeGate]:
     specs = block.get("edits", [])
     if meta.get("edits") != specs:
         raise NleditLoadError(f"{path}: the edits in the range file differ from config.json")
-    expected = {f"{s['name']}.{key}" for s in specs for key in TENSORS}
+    expected = {f"{s['name']}.{key}" for s in specs for key in tensor_names(s)}
     missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
     if missing or extra:
         raise NleditLoadError(f"{path}: missing tensors {missing}, unexpected tensors {extra}")
@@ -262,9 +273,17 @@ def load_gates(path: str, block: dict[str, Any]) -> list[RangeGate]:
         raise NleditLoadError(f"{path}: range tensors were altered (sha256 mismatch)")
     gates = []
     for s in specs:
-        parts = {key: tensors[f"{s['name']}.{key}"] for key in TENSORS}
+        parts = {key: tensors[f"{s['name']}.{key}"] for key in tensor_names(s)}
         if any(parts[key].shape != (s["k"],) for key in TENSORS if key != "value"):
             raise NleditLoadError(f"{path}: tensors of edit {s['name']!r} do not have k={s['k']}")
+        left, right = parts.get("proj_left"), parts.get("proj_right")
+        if left is not None and (
+            left.dim() != 2
+            or left.shape[0] != s["k"]
+            or right is None
+            or right.shape != (left.shape[1], s["k"])
+        ):
+            raise NleditLoadError(f"{path}: the eraser of edit {s['name']!r} is malformed")
         gates.append(RangeGate(s, parts))
     return gates
 

@@ -50,7 +50,7 @@ def prompts_of(args: argparse.Namespace) -> list[str]:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
             raise IntegrityError(f"--prompts-file: cannot read {path}: {err}") from None
-        prompts += [line for line in text.splitlines() if line.strip()]
+        prompts += [line for line in text.split("\n") if line.strip()]
     if not prompts:
         raise IntegrityError("give at least one --prompt or a --prompts-file")
     return prompts

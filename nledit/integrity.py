@@ -175,14 +175,18 @@ def check_agreement(out: Path, manifest: dict[str, Any], findings: Findings) -> 
             continue
         op = entry.get("operator")
         op_name = op.get("name") if isinstance(op, dict) else op
-        if s.get("mode") in ("range", "neuron") and op_name != s.get("operator"):
+        # a LEACE edit is a whole-vector gate (mode vector) carrying the edit's own operator
+        mode = (
+            "range" if (s.get("mode"), s.get("operator")) == ("vector", "leace") else s.get("mode")
+        )
+        if mode in ("range", "neuron") and op_name != s.get("operator"):
             problems.append(
                 f"{s.get('name')}: operator {s.get('operator')!r} in config.json, "
                 f"{op_name!r} in the manifest"
             )
         if entry.get("layer") != s.get("layer"):
             problems.append(f"{s.get('name')}: layer differs between config.json and manifest")
-        if method in ("range", "neuron") and s.get("mode") != method:
+        if method in ("range", "neuron") and mode != method:
             problems.append(f"{s.get('name')}: mode {s.get('mode')!r}, manifest method {method!r}")
     findings.add("config, ranges and manifest agree", not problems, "; ".join(problems))
 

@@ -10,10 +10,11 @@ and ``gate.py`` disagree.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-ValueKind = Literal["none", "general_mean", "steering"]
+ValueKind = Literal["none", "general_mean", "steering", "leace"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ OPERATORS: dict[str, Operator] = {
             "steer", ("strength",), ("strength",), "steering", False, (), False, True, "x + a·r"
         ),
         Operator("ablate", (), (), "steering", False, (), False, False, "h - r̂r̂ᵀh"),
+        # LEACE: whole hidden state, value = the eraser's bias, plus its two matrices
+        Operator("leace", (), (), "leace", False, (), False, True, "h - LR(h - b)"),
     )
 }
 
@@ -83,3 +86,9 @@ def get(name: str) -> Operator:
 def needs_general_mean(name: str) -> bool:
     """Whether operator ``name`` reads the general-text mean (computed at fit time)."""
     return get(name).value == "general_mean"
+
+
+def needs_leace(edits: Iterable[Any], baselines: Iterable[str] = ()) -> bool:
+    """Whether any edit (``EditSpec``) uses the LEACE operator or ``baselines`` include it: then
+    the statistics pass also fits the LEACE statistics (a d x d covariance per layer)."""
+    return "leace" in baselines or any(e.operator.name == "leace" for e in edits)

@@ -61,6 +61,16 @@ def evaluate(fitted: Fitted) -> EvalResult:
             recipe.batch_size,
         )
         fitted.timings["perplexity_s"] = time.perf_counter() - t1
+    if ev.probe:
+        from .probing import probe_rows
+
+        t2 = time.perf_counter()
+        gates = fitted.gates + fitted.baseline
+        data = fitted.data
+        result.probe = probe_rows(
+            fitted.cm, data.fit, data.eval, gates, recipe.batch_size, recipe.seed
+        )
+        fitted.timings["probe_s"] = time.perf_counter() - t2
     return result
 
 
@@ -147,6 +157,12 @@ def checkpoint_gates(fitted: Fitted) -> list[gate.RangeGate]:
     """The gates an export carries: the range edit, or its neuron-masking baseline."""
     if fitted.recipe.output.method == "range":
         return fitted.gates
+    leace = [g.spec["edit"] for g in fitted.gates if g.spec["operator"] == "leace"]
+    if leace:
+        raise ExportError(
+            f"output.method: neuron does not apply to the LEACE edit {leace[0]!r}: it acts on "
+            "the whole hidden state and has no neuron-masking baseline"
+        )
     gates = [g for g in fitted.baseline if g.spec["mode"] == "neuron"]
     if len(gates) != len(fitted.gates):
         raise ExportError(

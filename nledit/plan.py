@@ -11,6 +11,7 @@ from typing import Any
 from .arch import ArchError, resolve_layer
 from .datafiles import read_text
 from .models import ModelLoadError, _pypi_location, gguf_shape, load_on_meta, refuse_export
+from .operators import needs_leace
 from .outputs import output_problems
 from .recipe import Recipe, edit_name
 
@@ -34,9 +35,13 @@ class Plan:
             lines.append(f"layers    {self.n_layers}, hidden size {self.hidden_size}")
         for e in self.edits:
             k = e.get("neurons")
+            where = f"edit      {e['name']}: {', '.join(e['concepts'])} at layer {e['layer']}, "
+            if e["operator"] == "leace":  # no neuron selection: the whole hidden state
+                lines.append(where + "LEACE eraser on the whole hidden state, operator leace")
+                continue
             lines.append(
-                f"edit      {e['name']}: {', '.join(e['concepts'])} at layer {e['layer']}, "
-                f"{e['saliency']} saliency, top {e['top_p']:.0%}"
+                where
+                + f"{e['saliency']} saliency, top {e['top_p']:.0%}"
                 + (f" = {k} neurons" if k else "")
                 + f", tau {e['tau']}, operator {e['operator']}"
             )
@@ -123,6 +128,8 @@ def make_plan(recipe: Recipe) -> Plan:
     if plan.n_params and plan.hidden_size:
         weights = plan.n_params * DTYPE_BYTES[recipe.model.dtype]
         stats = len(recipe.edits) * 64 * plan.hidden_size * 4 * 8
+        if needs_leace(recipe.edits, recipe.eval.baselines):
+            stats += len(recipe.edits) * plan.hidden_size**2 * 8  # LEACE: a d x d covariance
         plan.memory_bytes = weights + stats
     plan.problems += missing_files(recipe)
     plan.problems += data_problems(recipe)

@@ -22,7 +22,9 @@ from . import operators
 from .collect import ConceptStats, collect, token_means
 from .concept import ConceptModel
 from .data import Examples
+from .errors import NleditError
 from .gate import RangeGate
+from .leace import LeaceStats, eraser_gate
 from .ranges import RangeTable, fit_ranges, make_gate, operator_value
 from .recipe import EditSpec
 from .reservoir import Reservoir
@@ -40,6 +42,7 @@ class Prepared:
     reservoir: Reservoir | None
     general_mean: dict[int, torch.Tensor] | None
     seed: int
+    leace: LeaceStats | None = None  # LEACE statistics, when an edit or baseline needs them
 
     @property
     def label_names(self) -> list[str]:
@@ -91,18 +94,24 @@ def statistics(
     general_mean: tuple[str, str] | None = None,
     reduce: Callable[[ConceptStats], ConceptStats] | None = None,
     desc: str = "fit",
+    leace: bool = False,
 ) -> Prepared:
     """One pass over ``examples`` at ``layers``; ``samples`` keeps a bounded activation sample,
     ``general_mean=(source, field)`` also computes the general-text means (empty source: the
-    fitting examples' mean), ``reduce`` combines the statistics of several shards."""
+    fitting examples' mean), ``reduce`` combines the statistics of several shards, ``leace``
+    also fits the LEACE statistics at ``layers`` in the same pass."""
+    if leace and reduce is not None:
+        raise NleditError("LEACE (operator or baseline) is fitted on one process only")
+    layers = sorted(set(layers))
     reservoir = Reservoir(RESERVOIR_ROWS, seed) if samples else None
-    stats = collect(cm, examples, sorted(set(layers)), batch_size, reservoir, desc=desc)
+    erasure = LeaceStats(cm.layout.hidden_size, len(cm.label_names), layers) if leace else None
+    stats = collect(cm, examples, layers, batch_size, reservoir, desc=desc, leace=erasure)
     if reduce is not None:
         stats = reduce(stats)
     means = None
     if general_mean is not None:
         means = general_means(*general_mean, cm, stats, batch_size)
-    return Prepared(cm, stats, reservoir, means, seed)
+    return Prepared(cm, stats, reservoir, means, seed, erasure)
 
 
 def tables(prep: Prepared, edit: EditSpec, index: int, layer: int) -> list[RangeTable]:
@@ -115,9 +124,31 @@ def gates(
     prep: Prepared, edit: EditSpec, index: int, layer: int, modes: tuple[str, ...] = ("range",)
 ) -> list[tuple[RangeTable, dict[str, RangeGate]]]:
     """Per concept of ``edit``: its range table and one gate per mode (``range``: the edit,
-    ``neuron``: the neuron-masking baseline on the same neurons)."""
+    ``neuron``: the neuron-masking baseline on the same neurons; a LEACE edit acts on the whole
+    hidden state and has no neuron baseline)."""
     out = []
     for table in tables(prep, edit, index, layer):
+        if edit.operator.name == "leace":
+            out.append((table, {"range": leace_gate(prep, table, edit.positions, "range")}))
+            continue
         value = operator_value(table, edit, prep.stats, prep.general_mean)
         out.append((table, {mode: make_gate(table, edit, value, mode) for mode in modes}))
     return out
+
+
+def leace_gate(prep: Prepared, table: RangeTable, positions: str, method: str) -> RangeGate:
+    """The LEACE eraser of ``table``'s concept at its layer, as a gate (``method``: ``range``
+    for a LEACE edit, ``leace`` for the baseline)."""
+    if prep.leace is None:
+        raise NleditError(f"{table.edit}: LEACE needs its statistics, which this job does not fit")
+    eraser = prep.leace.eraser(table.layer, table.concept_id)
+    name = table.name if method == "range" else f"{table.name}.{method}"
+    return eraser_gate(
+        eraser,
+        name=name,
+        method=method,
+        edit=table.edit,
+        concept=table.concept,
+        layer=table.layer,
+        positions=positions,
+    )

@@ -246,11 +246,15 @@ class EvalSpec(_Strict):
 
     enabled: bool = True
     curate: bool = Field(False, description="keep only eval examples the base model gets right")
-    baselines: list[Literal["neuron", "steer", "ablate", "paper"]] = Field(
+    baselines: list[Literal["neuron", "steer", "ablate", "leace", "paper"]] = Field(
         ["neuron"],
         description="comparisons: neuron masking (same operator on the whole neuron), "
         "activation steering x + a·r, directional ablation x - r̂r̂ᵀx (r: concept minus rest), "
+        "LEACE (closed-form linear concept erasure, one eraser per target concept), "
         "paper (the paper's default edit: last layer, max saliency, top 30 %, tau 2.5, zero)",
+    )
+    probe: bool = Field(
+        False, description="accuracy of a linear concept probe on each method's activations"
     )
     steer_strength: float = Field(-1.0, description="a of the activation-steering baseline")
     perplexity_source: PathStr | None = Field(None, description="raw text file or Hub data set")

@@ -12,6 +12,7 @@ from scipy.stats import trim_mean
 
 from . import diagnostics
 from .evaluate import EvalResult
+from .probing import probe_markdown, probe_summary
 
 COLUMNS = ("acc", "conf", "cacc", "cconf")
 HEADER = ("Acc", "Conf", "CAcc", "CConf")
@@ -135,6 +136,8 @@ def summary(result: EvalResult) -> str:
             )
         )
     out += diagnostics.summary_lines(dicts)
+    if result.probe:
+        out.append(probe_summary(result.probe))
     return "\n".join(out)
 
 
@@ -157,6 +160,8 @@ def report_md(result: EvalResult, title: str) -> str:
     table = diagnostics.markdown_rows([r.to_dict() for r in result.rows])
     if table:
         parts += ["", "## Selectivity", "", diagnostics.EXPLAIN, "", table]
+    if result.probe:
+        parts += ["", "## Linear concept probe", "", probe_markdown(result.probe)]
     return "\n".join(parts) + "\n"
 
 

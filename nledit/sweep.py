@@ -31,7 +31,8 @@ from .arch import resolve_layer
 from .evaluate import Condition, _metrics, calibrate, label_probs
 from .export import ExportError
 from .fit import _mean_text, load_for_recipe
-from .gate import TENSORS, RangeGate
+from .gate import RangeGate, tensor_names
+from .operators import needs_leace
 from .perplexity import load_text, perplexity
 from .prepare import Prepared, needs_samples, statistics
 from .prepare import gates as edit_gates
@@ -77,7 +78,7 @@ def fingerprint(gate: RangeGate) -> str:
     params = {k: v for k, v in s.get("params", {}).items() if k in used or k not in known}
     head = {k: v for k, v in s.items() if k not in LABELS and k != "params"}
     h = hashlib.sha256(json.dumps([head, params], sort_keys=True, default=str).encode())
-    for name in TENSORS:
+    for name in tensor_names(s):
         if (name in ("lo", "hi") and mode != "range") or (
             name in ("mu", "sigma") and entry is not None and not entry.mu_sigma
         ):
@@ -159,6 +160,7 @@ def sweep(recipe: Recipe, text: str, command: str | None = None, log: Any = prin
         samples=needs_samples([edit]),
         general_mean=_mean_text(first),
         desc="statistics",
+        leace=needs_leace([edit]),
     )
     t2 = time.perf_counter()
     points = build_points(recipe, over, values, at, prep)

@@ -234,3 +234,17 @@ def test_check_names_a_concept_missing_from_labels_json(tmp_path: Path, capsys) 
     data = write_data(tmp_path / "data.jsonl")
     recipe = write_recipe(tmp_path, tmp_path / "model", data, {"edit": ["concepts: [Sprots]"]})
     refused(["check", str(recipe)], capsys, None, "edits.0.concepts: 'Sprots' is not a label")
+
+
+def test_json_lines_keep_unicode_line_separators(tmp_path: Path) -> None:
+    """U+2028, U+0085 and form feeds are valid inside JSON strings; only "\\n" ends a row."""
+    from nledit.datafiles import read_rows
+
+    path = tmp_path / "rows.jsonl"
+    texts = ["a\u2028b", "c\x85d", "e\x0cf", "g\rh"]
+    path.write_text(
+        "".join(json.dumps({"text": t, "label": 0}, ensure_ascii=False) + "\r\n" for t in texts),
+        encoding="utf-8",
+    )
+    rows = read_rows(path, "data.source", ValueError)
+    assert [r["text"] for r in rows] == texts

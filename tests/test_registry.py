@@ -22,6 +22,9 @@ def _gate(op: str, **change: object) -> gate.RangeGate:
         "mu": torch.tensor([0.1, -0.2, 0.3]),
         "sigma": torch.tensor([0.5, 0.8, 1.1]),
         "value": torch.tensor([0.4, -0.6, 0.9]),
+        # the LEACE eraser, rank one: h - L R (h - value)
+        "proj_left": torch.tensor([[0.3], [-0.5], [0.8]]),
+        "proj_right": torch.tensor([[0.6, 0.2, -0.4]]),
     }
     params = dict(BASE)
     for key, v in change.items():

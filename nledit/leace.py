@@ -1,0 +1,101 @@
+"""LEACE (Belrose et al. 2023, arXiv 2306.03819): closed-form linear concept erasure.
+
+The affine eraser x' = x - L R (x - b) removes every linearly decodable trace of a concept with
+the least change to x. It is fitted from means and covariances, so it joins the one streaming
+statistics pass: per layer, one ``concept_erasure.LeaceFitter`` with z = one-hot concept labels
+(memory O(d² + d·C) per layer, flat in the number of examples). The eraser of concept c uses the
+indicator of c: the same covariance of x and column c of the cross-covariance. So there is one
+eraser per target concept, fitted on the read-token activations of the edit's layer.
+
+It serves twice: as a baseline (``eval.baselines: [leace]``, method ``leace``) and as an edit
+(``operator: leace``), a whole-vector gate whose matrices travel in the range file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from concept_erasure import LeaceEraser, LeaceFitter
+
+from .errors import NleditError
+from .gate import RangeGate
+
+
+class LeaceError(NleditError, ValueError):
+    """LEACE statistics that are missing or cannot give an eraser."""
+
+
+class LeaceStats:
+    """Streaming LEACE statistics at some layers, for every concept at once (float64)."""
+
+    def __init__(self, d: int, n_concepts: int, layers: Iterable[int]) -> None:
+        self.n_concepts = n_concepts
+        self.fitters = {
+            layer: LeaceFitter(d, n_concepts, dtype=torch.float64) for layer in sorted(layers)
+        }
+
+    def update(self, layer: int, h: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add rows ``h`` (B, d) with concept ids ``labels`` (B,); other layers are ignored."""
+        fitter = self.fitters.get(layer)
+        if fitter is not None:
+            z = torch.nn.functional.one_hot(labels.to("cpu", torch.long), self.n_concepts)
+            fitter.update(h.detach().to("cpu", torch.float64), z.to(torch.float64))
+
+    def fitter(self, layer: int, concept: int) -> LeaceFitter:
+        """The fitter of concept ``concept`` alone (z = its indicator) at ``layer``."""
+        whole = self.fitters.get(layer)
+        if whole is None or int(whole.n) == 0:
+            raise LeaceError(f"no LEACE statistics were collected at layer {layer}")
+        one = LeaceFitter(whole.x_dim, 1, dtype=torch.float64)
+        one.n = whole.n.clone()
+        one.mean_x = whole.mean_x.clone()
+        one.sigma_xx_ = whole.sigma_xx_
+        one.mean_z = whole.mean_z[concept : concept + 1].clone()
+        one.sigma_xz_ = whole.sigma_xz_[:, concept : concept + 1].clone()
+        return one
+
+    def eraser(self, layer: int, concept: int) -> LeaceEraser:
+        """The LEACE eraser of ``concept`` at ``layer``."""
+        return self.fitter(layer, concept).eraser
+
+
+def eraser_gate(
+    eraser: LeaceEraser,
+    *,
+    name: str,
+    method: str,
+    edit: str,
+    concept: str,
+    layer: int,
+    positions: str,
+) -> RangeGate:
+    """A whole-vector gate applying ``eraser`` to the hidden state at ``positions``."""
+    d = int(eraser.proj_left.shape[0])
+    bias = eraser.bias if eraser.bias is not None else torch.zeros(d)
+    spec = {
+        "name": name,
+        "method": method,
+        "edit": edit,
+        "concept": concept,
+        "layer": layer,
+        "operator": "leace",
+        "params": {},
+        "mode": "vector",
+        "positions": positions,
+        "k": d,
+        "saliency": "none",
+        "top_p": 1.0,
+    }
+    zeros = torch.zeros(d, dtype=torch.float32)
+    tensors = {
+        "index": torch.arange(d),
+        "lo": zeros,
+        "hi": zeros,
+        "mu": zeros,
+        "sigma": zeros,
+        "value": bias.to(torch.float32),
+        "proj_left": eraser.proj_left.to(torch.float32).contiguous(),
+        "proj_right": eraser.proj_right.to(torch.float32).contiguous(),
+    }
+    return RangeGate(spec, tensors)
