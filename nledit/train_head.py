@@ -28,9 +28,9 @@ from .recipe import (
     ModelSpec,
     RecipeError,
     TrainHeadSpec,
-    _format_errors,
     load_recipe,
 )
+from .recipe.loading import _format_errors
 
 HEAD_RECORD = "nledit_head.json"
 HEAD_MARKERS = (HEAD_RECORD,)

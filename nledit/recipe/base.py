@@ -1,0 +1,113 @@
+"""Shared pieces of the recipe schema: field types, the strict base model, the error type."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+)
+
+from .. import operators, saliencies
+from ..errors import NleditError
+
+Dtype = Literal["float32", "bfloat16", "float16"]
+
+
+# Names come from the registries (operators.py, saliencies.py): one place to add a method.
+Saliency = Literal[saliencies.names()]  # type: ignore[valid-type]
+
+
+RangeShape = Literal["sigma", "quantile"]
+
+
+Selectivity = Literal["mass", "auroc"]
+
+
+TunableOperator = Literal[operators.names(in_recipe=True, tunable=True)]  # type: ignore[valid-type]
+
+
+Objective = Literal["d_acc", "d_conf", "d_cacc", "d_cconf", "d_ppl", "selectivity"]
+
+
+# torch device strings: a known type and an optional index
+DEVICE = r"^(cpu|cuda|mps|xpu|hpu|npu|meta)(:[0-9]+)?$"
+
+
+# database URLs: dialect[+driver]://...
+STORAGE = r"^[a-z][a-z0-9]*(\+[a-z0-9_]+)?://"
+
+
+OperatorName = Literal[operators.names(in_recipe=True)]  # type: ignore[valid-type]
+
+
+def _expandable(value: str) -> str:
+    """A path starting with ``~user`` must name a user whose home folder is known."""
+    if value.startswith("~") and os.path.expanduser(value) == value:
+        raise ValueError(f"cannot expand {value!r}: no home folder for that user")
+    return value
+
+
+PathStr = Annotated[str, AfterValidator(_expandable)]  # a file or folder path (or a Hub id)
+
+
+class RecipeError(NleditError, ValueError):
+    """A recipe that cannot be used; ``problems`` lists every ``field.path: message``."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"invalid recipe {source}:\n{lines}")
+
+
+class _Strict(BaseModel):
+    # strict: no coercion (a boolean is not a number, "3" is not an integer); finite floats only
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, strict=True, allow_inf_nan=False
+    )
+
+
+def _duplicates(items: list[str]) -> list[str]:
+    """Items that occur more than once, each named once, in order of first repeat."""
+    seen: set[str] = set()
+    dups: list[str] = []
+    for x in items:
+        if x in seen and x not in dups:
+            dups.append(x)
+        seen.add(x)
+    return dups
+
+
+def _slug(s: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in s).strip("-").lower() or "c"
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _shown(value: Any) -> str:
+    """A scalar as YAML writes it (``true``, ``.inf``), a collection elided."""
+    if isinstance(value, bool):
+        return "(true)" if value else "(false)"
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else ("-.inf" if value < 0 else ".inf")
+    if isinstance(value, (int, float, str)):
+        return f"({value!r})" if len(repr(value)) <= 40 else ""
+    return ""
+
+
+def _yaml_type(value: Any) -> str:
+    """The YAML name of a parsed value's type, for messages."""
+    if value is None:
+        return "nothing (null)"
+    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    kinds |= {list: "a list", dict: "a mapping"}
+    return kinds.get(type(value), type(value).__name__)

@@ -1,0 +1,194 @@
+"""The recipe sections of the commands: output, tune, sweep and train-head."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    field_validator,
+)
+
+from .base import (
+    STORAGE,
+    Objective,
+    PathStr,
+    RangeShape,
+    Saliency,
+    Selectivity,
+    TunableOperator,
+    _Strict,
+)
+
+
+def _interval(v: list[float]) -> list[float]:
+    if len(v) != 2 or v[0] > v[1]:
+        raise ValueError(f"must be [low, high] with low <= high, got {v}")
+    return v
+
+
+Interval = Annotated[list[float], AfterValidator(_interval)]
+
+
+class SearchSpace(_Strict):
+    """What `nledit tune` searches over; a list of one value or [x, x] fixes a parameter."""
+
+    layers: list[int | Literal["last"]] = Field(
+        ["last"], min_length=1, description="candidate layers (indices, negative, or last)"
+    )
+    saliency: list[Saliency] = Field(["max", "probeless", "selective"], min_length=1)
+    top_p: Interval = Field([0.02, 0.5], description="fraction of neurons, [low, high]")
+    log_top_p: bool = Field(True, description="sample top_p on a log scale")
+    range: list[RangeShape] = Field(["sigma", "quantile"], min_length=1)
+    tau: Interval = Field([0.5, 4.0], description="range width for range: sigma (and adaptive)")
+    q_lo: Interval = Field([0.001, 0.2], description="lower quantile for range: quantile")
+    q_hi: Interval = Field([0.8, 0.999], description="upper quantile for range: quantile")
+    trim_overlap: list[bool] = Field([False, True], min_length=1)
+    selectivity: list[Selectivity] = Field(["mass", "auroc"], min_length=1)
+    magnitude_weight: Interval = Field([0.0, 2.0], description="for saliency: selective")
+    operators: list[TunableOperator] = Field(["zero"], min_length=1)
+    positions: list[Literal["all", "last"]] | None = Field(
+        None,
+        min_length=1,
+        description="tokens the gate acts on: all, or the read token (default: the edit's own)",
+    )
+    alpha: Interval = Field([0.0, 1.0], description="dampen factor")
+    beta: Interval = Field([0.1, 1.0], description="adaptive factor")
+
+    def problems(self, at: str = "tune.space") -> list[str]:
+        """Bounds the interval fields must respect, as ``field.path: message``."""
+        out = []
+        if not (self.top_p[0] > 0 and self.top_p[1] <= 1):
+            out.append(f"{at}.top_p: must lie in (0, 1], got {self.top_p}")
+        if self.tau[0] <= 0:
+            out.append(f"{at}.tau: must be positive, got {self.tau}")
+        for name in ("q_lo", "q_hi"):
+            q = getattr(self, name)
+            if not (q[0] > 0 and q[1] < 1):
+                out.append(f"{at}.{name}: quantiles must lie strictly between 0 and 1, got {q}")
+        if self.q_lo[1] >= self.q_hi[0]:
+            out.append(
+                f"{at}.q_lo: its high end {self.q_lo[1]} must be below the low end of "
+                f"{at}.q_hi ({self.q_hi[0]})"
+            )
+        for name in ("magnitude_weight", "alpha", "beta"):
+            if getattr(self, name)[0] < 0:
+                out.append(f"{at}.{name}: must be >= 0, got {getattr(self, name)}")
+        return out
+
+
+class TuneSpec(_Strict):
+    """`nledit tune`: a multi-objective search over one edit, on a validation split."""
+
+    trials: Annotated[int, Field(ge=1)] = Field(
+        30, description="finished trials the study should hold; a rerun continues up to it"
+    )
+    seed: int | None = Field(None, description="sampler seed (default: the recipe's seed)")
+    sampler: Literal["tpe", "nsga2", "random"] = "tpe"
+    dir: PathStr = Field("runs/tune", description="output folder: study, tables, plot, recipe")
+    storage: Annotated[str, Field(pattern=STORAGE)] | None = Field(
+        None, description="Optuna storage URL, e.g. sqlite:///study.db (default: sqlite in dir)"
+    )
+    study: str | None = Field(None, description="study name (default: from the recipe's hash)")
+    edit: Annotated[int, Field(ge=0)] = Field(0, description="index of the edit to tune")
+    val_per_class: Annotated[int, Field(ge=2)] = Field(
+        40, description="validation examples per concept, after the fitting examples"
+    )
+    perplexity_windows: Annotated[int, Field(ge=0)] = Field(
+        4, description="perplexity windows for tuning, after eval.perplexity_windows"
+    )
+    objectives: list[Objective] = Field(
+        ["selectivity", "d_acc", "d_ppl"],
+        min_length=1,
+        description="selectivity: target drop minus collateral change (``tune_pick``)",
+    )
+    keep: Annotated[float, Field(gt=0)] = Field(
+        0.9,
+        description="pick rule: trials within this share of the best selectivity compete "
+        "on perplexity",
+    )
+    pick: int | None = Field(None, description="trial number to pick instead of the rule")
+    evaluate: bool = Field(True, description="evaluate the pick on the held-out eval split")
+    space: SearchSpace = SearchSpace()
+
+    @field_validator("objectives")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dups = [x for i, x in enumerate(v) if x in v[:i]]
+        if dups:
+            raise ValueError(f"{dups[0]!r} is listed twice")
+        return v
+
+
+class OutputSpec(_Strict):
+    dir: PathStr = "out"
+    overwrite: bool = False
+    method: Literal["range", "neuron"] = Field(
+        "range",
+        description="gates the checkpoint carries: `range` (the edit) or `neuron` (the same "
+        "neurons and operator on the whole neuron, the neuron-masking baseline, for A/B "
+        "comparisons under lm-eval)",
+    )
+    weights: Literal["copy", "reference"] = Field(
+        "copy",
+        description="`copy` the base weights into the checkpoint, or `reference` them: a "
+        "weight-free checkpoint that loads them from the recorded local folder or pinned Hub "
+        "commit and checks their sha256",
+    )
+
+
+class SweepSpec(_Strict):
+    """`nledit sweep`: range vs neuron masking of the first edit over one of its settings."""
+
+    over: Literal["tau", "top_p", "layer"] = Field("tau", description="the setting to vary")
+    values: list[int | float] | None = Field(
+        None, description="values to try (default: App. I taus, Fig. 4 fractions, or a spread)"
+    )
+    out: PathStr = Field("runs/sweep", description="directory for sweep_<over>.{csv,json,md,png}")
+
+    @field_validator("values")
+    @classmethod
+    def _values_fit(cls, values: list[int | float] | None, info: Any) -> list[int | float] | None:
+        over = info.data.get("over")
+        if values is not None and not values:
+            raise ValueError("must not be empty (leave it out for the defaults)")
+        bad = []
+        for v in values or []:
+            if over == "tau" and not v > 0:
+                bad.append(f"{v!r} (tau must be > 0)")
+            elif over == "top_p" and not 0 < v <= 1:
+                bad.append(f"{v!r} (top_p must be in (0, 1])")
+            elif over == "layer" and float(v) != int(v):
+                bad.append(f"{v!r} (layers are whole numbers)")
+        if bad:
+            raise ValueError(f"not valid for sweep.over {over!r}: " + ", ".join(bad))
+        return values
+
+
+class TrainHeadSpec(_Strict):
+    """`nledit train-head`: fine-tune a classification head on a plain encoder (App. H)."""
+
+    base: PathStr = Field(description="encoder without a head: Hub id, local folder or pypi:<pkg>")
+    data: PathStr = Field(description="labelled training data: local jsonl/json/csv or Hub id")
+    split: str = "train"
+    eval_data: PathStr | None = Field(None, description="held-out data (default: split off `data`)")
+    eval_split: str = "test"
+    text_field: str = "text"
+    label_field: str = "label"
+    label_names: list[str] | None = Field(None, description="default: labels.json or the data")
+    train_examples: Annotated[int, Field(ge=2)] = Field(
+        2000, description="training examples, balanced over the classes"
+    )
+    eval_examples: Annotated[int, Field(ge=1)] = Field(400, description="held-out examples")
+    epochs: Annotated[int, Field(ge=1)] = 1
+    lr: Annotated[float, Field(gt=0)] = 5e-5
+    weight_decay: Annotated[float, Field(ge=0)] = 0.01
+    warmup: Annotated[float, Field(ge=0, lt=1)] = Field(0.1, description="share of steps")
+    batch_size: Annotated[int, Field(ge=1)] = 16
+    max_length: Annotated[int, Field(ge=8)] = 64
+    seed: int = 0
+    out: PathStr | None = Field(
+        None, description="checkpoint folder (default: the recipe's model.id)"
+    )
+    overwrite: bool = False

@@ -1,0 +1,237 @@
+"""The recipe sections that define an edit: model, data, prompt, operator, edits, evaluation."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    Field,
+    field_validator,
+)
+
+from .base import (
+    DEVICE,
+    Dtype,
+    OperatorName,
+    PathStr,
+    RangeShape,
+    Saliency,
+    Selectivity,
+    _slug,
+    _Strict,
+    _yaml_type,
+)
+
+
+class ModelSpec(_Strict):
+    """The base model: a Hub id, a local folder, a GGUF file or ``pypi:<package>``."""
+
+    id: PathStr = Field(description="Hub id, local folder, .gguf file, or pypi:<package> (offline)")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit)")
+    gguf_file: str | None = Field(None, description="GGUF file name inside `id` (folder or repo)")
+    dtype: Dtype = "float32"
+    device: Annotated[str, Field(pattern=DEVICE)] = Field(
+        "cpu", description="torch device when device_map is not set (cpu, cuda, cuda:1, mps)"
+    )
+    device_map: str | dict[str, Any] | None = Field(None, description="accelerate device_map")
+    max_memory: dict[str, str] | None = Field(None, description="per-device memory caps")
+    task: Literal["auto", "causal-lm", "sequence-classification"] = "auto"
+    base_model: str | None = Field(
+        None,
+        description="Hub id of the base for the model card (default: the Hub id, or read from "
+        "GGUF metadata, a wheel's model card or the config's _name_or_path)",
+    )
+
+    @field_validator("device_map", mode="before")
+    @classmethod
+    def _device_map(cls, v: Any) -> Any:
+        if v is None or isinstance(v, (str, dict)):
+            return v
+        raise ValueError(
+            "must be a string such as 'auto' or a mapping of module names to devices, "
+            f"got {_yaml_type(v)}"
+        )
+
+    @field_validator("id")
+    @classmethod
+    def _nonempty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+
+class DataSpec(_Strict):
+    """Labelled concept data: a Hub data set id or a local .jsonl/.json/.csv file."""
+
+    source: PathStr = Field(
+        min_length=1, description="Hub data set id or local jsonl/json/csv file"
+    )
+    config: str | None = Field(None, description="Hub data set configuration (subset)")
+    split: str = "train"
+    eval_source: PathStr | None = Field(
+        None, description="separate evaluation data (default: source)"
+    )
+    eval_split: str | None = None
+    text_field: str = "text"
+    label_field: str = "label"
+    label_names: list[str] | None = Field(
+        None, min_length=1, description="names of the label ids, in order"
+    )
+    fit_per_class: Annotated[int, Field(ge=2)] = 100
+    eval_per_class: Annotated[int, Field(ge=1)] = 50
+    max_length: Annotated[int, Field(ge=8)] = 256
+    token_classes: dict[str, list[str]] | None = Field(
+        None,
+        description="token-level concepts (App. K): class -> words, e.g. {he: [he], she: [she]}; "
+        "`source` is then running text (.txt/.raw file or Hub text data set) and each example "
+        "is the context right before one of the words",
+    )
+    context_words: Annotated[int, Field(ge=1)] = Field(
+        48, description="token concepts: words of context before each target word"
+    )
+
+    @field_validator("token_classes", mode="before")
+    @classmethod
+    def _one_word_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: [w] if isinstance(w, str) else w for k, w in v.items()}
+        return v
+
+
+class PromptSpec(_Strict):
+    """Few-shot prompt for decoder LMs; the hidden state is read at the last prompt token."""
+
+    instruction: str = ""
+    template: str = Field("{text}", description="query template with a {text} placeholder")
+    answer_prefix: str = Field("", description="text between the query and the label word")
+    shots: Annotated[int, Field(ge=0)] = 4
+    shot_separator: str = "\n\n"
+    label_words: list[str] | None = Field(None, description="one word per label, e.g. ' Sports'")
+    calibrate: bool = Field(False, description="contextual calibration with a content-free query")
+    chat: bool = Field(False, description="wrap the prompt in the tokenizer's chat template")
+
+    @field_validator("template")
+    @classmethod
+    def _has_text(cls, v: str) -> str:
+        if "{text}" not in v:
+            raise ValueError("must contain the placeholder {text}")
+        return v
+
+
+class OperatorSpec(_Strict):
+    """The range-gated operator phi and its parameters."""
+
+    name: OperatorName = "zero"
+    alpha: Annotated[float, Field(ge=0)] = 0.5
+    beta: Annotated[float, Field(ge=0)] = 0.5
+    strength: float = Field(1.0, description="steering coefficient a")
+    mean_source: PathStr | None = Field(None, description="general text for `mean` (default: data)")
+
+
+class EditSpec(_Strict):
+    """One edit: which concepts, where, which neurons, which range width, which operator."""
+
+    name: str | None = None
+    concepts: list[str] = Field(min_length=1)
+    layer: int | Literal["last"] = "last"
+    saliency: Saliency = "max"
+    top_p: Annotated[float, Field(gt=0, le=1)] = 0.3
+    tau: Annotated[float, Field(gt=0)] = 2.5
+    operator: OperatorSpec = OperatorSpec()
+    positions: Literal["all", "last"] = Field("all", description="tokens the gate acts on")
+    range: RangeShape = Field(
+        "sigma", description="range shape: mu ± tau·sigma, or empirical quantiles (`quantiles`)"
+    )
+    quantiles: list[float] | None = Field(
+        None,
+        description="[q_lo, q_hi] of the concept's activations for range: quantile "
+        "(default [0.01, 0.99])",
+    )
+    trim_overlap: bool = Field(
+        False,
+        description="shrink each range to where the concept's density exceeds the pooled "
+        "density of the other concepts (Gaussian statistics)",
+    )
+    selectivity: Selectivity = Field(
+        "mass",
+        description="saliency selective: mass (share of the concept inside its range minus "
+        "the others' share) or auroc (Gaussian |2·AUROC - 1| against each other concept)",
+    )
+    magnitude_weight: Annotated[float, Field(ge=0)] = Field(
+        0.0, description="saliency selective: score = selectivity × (mean|h| / max mean|h|)^w"
+    )
+
+    @field_validator("quantiles")
+    @classmethod
+    def _quantiles(cls, v: list[float] | None) -> list[float] | None:
+        if v is None:
+            return v
+        if len(v) != 2:
+            raise ValueError(f"must be two numbers [q_lo, q_hi], got {len(v)}")
+        if not all(0 < q < 1 for q in v):
+            raise ValueError(f"each quantile must lie strictly between 0 and 1, got {v}")
+        if v[0] >= v[1]:
+            raise ValueError(f"must be in increasing order (q_lo < q_hi), got {v}")
+        return v
+
+    @field_validator("layer", mode="before")
+    @classmethod
+    def _layer(cls, v: Any) -> Any:
+        if v == "last" or (isinstance(v, int) and not isinstance(v, bool)):
+            return v
+        if isinstance(v, str) and re.fullmatch(r"0|-?[1-9][0-9]*", v):  # canonical only: no -0
+            return int(v)
+        raise ValueError(f"must be a layer index (0, 1, ..., -1 for the last) or 'last', got {v!r}")
+
+    @field_validator("operator", mode="before")
+    @classmethod
+    def _operator_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return {"name": v}
+        if not isinstance(v, (bool, int, float, list)):
+            return v
+        raise ValueError(
+            f"must be an operator name or a mapping with a `name` key, got {_yaml_type(v)}"
+        )
+
+
+class EvalSpec(_Strict):
+    """Evaluation of the edit."""
+
+    enabled: bool = True
+    curate: bool = Field(False, description="keep only eval examples the base model gets right")
+    baselines: list[Literal["neuron", "steer", "ablate", "leace", "paper"]] = Field(
+        ["neuron"],
+        description="comparisons: neuron masking (same operator on the whole neuron), "
+        "activation steering x + a·r, directional ablation x - r̂r̂ᵀx (r: concept minus rest), "
+        "LEACE (closed-form linear concept erasure, one eraser per target concept), "
+        "paper (the paper's default edit: last layer, max saliency, top 30 %, tau 2.5, zero)",
+    )
+    probe: bool = Field(
+        False, description="accuracy of a linear concept probe on each method's activations"
+    )
+    steer_strength: float = Field(-1.0, description="a of the activation-steering baseline")
+    perplexity_source: PathStr | None = Field(None, description="raw text file or Hub data set")
+    perplexity_windows: Annotated[int, Field(ge=0)] = 8
+    perplexity_window: Annotated[int, Field(ge=16)] = 256
+
+
+def _edit_combos(edit: EditSpec, i: int) -> list[str]:
+    """Options that only make sense together with another option's value."""
+    out = []
+    if edit.quantiles is not None and edit.range != "quantile":
+        out.append(f"edits.{i}.quantiles: only used with range: quantile (range is {edit.range})")
+    if edit.saliency != "selective":
+        if edit.selectivity != "mass":
+            out.append(f"edits.{i}.selectivity: only used with saliency: selective")
+        if edit.magnitude_weight != 0:
+            out.append(f"edits.{i}.magnitude_weight: only used with saliency: selective")
+    return out
+
+
+def edit_name(edit: EditSpec, index: int) -> str:
+    """A stable name for an edit: its own, or one built from its concepts and index."""
+    if edit.name:
+        return edit.name
+    return f"edit{index}_" + "_".join(_slug(c) for c in edit.concepts)
