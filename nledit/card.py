@@ -156,7 +156,8 @@ def _result(
 def _model_name(info: CardInfo) -> str:
     if info.repo_id:
         return info.repo_id.split("/")[-1]
-    return f"{info.base_model.split('/')[-1]}-nledit"
+    base = info.hub_base_model or info.base_model
+    return f"{base.split('/')[-1].split(':')[-1]}-nledit"
 
 
 def _num(d: Mapping[str, Any], *keys: str) -> float | None:
@@ -187,6 +188,8 @@ def _body(info: CardInfo) -> str:
 def _intro(info: CardInfo) -> str:
     title = info.repo_id or _model_name(info)
     base = f"`{info.base_model}`"
+    if info.hub_base_model and info.hub_base_model != info.base_model:
+        base = f"`{info.hub_base_model}` (from `{info.base_model}`)"
     if info.base_revision:
         base += f" (revision `{info.base_revision}`)"
     how = (
