@@ -47,6 +47,7 @@ class CardInfo:
     auto_class: str = "AutoModelForCausalLM"
     hub_base_model: str | None = None  # the base's Hub id when base_model is not one
     weights: str = "copy"  # "reference": a weight-free checkpoint (an adapter of its base)
+    generations: str = ""  # markdown: base and edited continuations (generate.render)
 
 
 def render_card(info: CardInfo) -> ModelCard:
@@ -179,6 +180,7 @@ def _body(info: CardInfo) -> str:
         _loading(info),
         _serving(info),
         _erasure(info),
+        _generations(info),
         _general(info),
         _recipe(info),
     ]
@@ -277,6 +279,16 @@ def _loading(info: CardInfo) -> str:
         "```\n\n"
         "No nledit install is needed; `lm_eval --model hf --model_args "
         f"pretrained={repo},trust_remote_code=True` evaluates it as it stands.\n"
+    )
+
+
+def _generations(info: CardInfo) -> str:
+    if not info.generations:
+        return ""
+    return (
+        "## What the edit does to generated text\n\n"
+        "Greedy continuations of the base model (every gate off) and of this checkpoint, with "
+        "the highest probability each label word reached along the way.\n\n" + info.generations
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .compat import returned_cache, with_cache
-from .gate import gates_disabled
+from .gate import RangeGate, gates_disabled, install_gates, remove_gates
 
 
 @dataclass
@@ -159,3 +159,24 @@ def render(comparisons: list[Comparison]) -> str:
 
 def _one_line(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", "⏎ ").strip() or "(nothing)"
+
+
+def card_examples(
+    model: Any,
+    tokenizer: Any,
+    layers_path: str,
+    gates: list[RangeGate],
+    prompts: list[str],
+    label_words: list[str],
+    max_new_tokens: int,
+) -> str:
+    """Markdown of greedy base and edited continuations, ``gates`` installed for the call only
+    (the examples ``eval.generate_prompts`` puts in the model card)."""
+    if not prompts:
+        return ""
+    install_gates(model, layers_path, gates)
+    try:
+        comparisons = compare(model, tokenizer, prompts, label_words, Decoding(max_new_tokens))
+    finally:
+        remove_gates(model, gates)
+    return render(comparisons)

@@ -125,7 +125,7 @@ def manifest(fitted: Fitted, result: EvalResult | None) -> dict[str, Any]:
     }
 
 
-def card_info(fitted: Fitted, result: EvalResult | None) -> CardInfo:
+def card_info(fitted: Fitted, result: EvalResult | None, generations: str = "") -> CardInfo:
     recipe = fitted.recipe
     metrics: dict[str, Any] = {}
     if result is not None:
@@ -140,6 +140,7 @@ def card_info(fitted: Fitted, result: EvalResult | None) -> CardInfo:
     return CardInfo(
         base_model=fitted.source.origin,
         hub_base_model=fitted.source.base_model,
+        generations=generations,
         weights=recipe.output.weights,
         base_revision=fitted.source.revision,
         datasets=data,
@@ -172,6 +173,22 @@ def checkpoint_gates(fitted: Fitted) -> list[gate.RangeGate]:
     return gates
 
 
+def card_generations(fitted: Fitted) -> str:
+    """The recipe's ``eval.generate_prompts``, continued by the base and the exported edit."""
+    ev = fitted.recipe.eval
+    if not ev.generate_prompts or not fitted.cm.is_lm:
+        return ""
+    from .generate import card_examples
+
+    words = fitted.recipe.prompt.label_words or [" " + n for n in fitted.data.label_names]
+    gates = checkpoint_gates(fitted)
+    layers = fitted.layout.layers_path
+    tok = fitted.cm.tokenizer
+    return card_examples(
+        fitted.model, tok, layers, gates, ev.generate_prompts, words, ev.generate_tokens
+    )
+
+
 def export_fitted(fitted: Fitted, out: Path, result: EvalResult | None, overwrite: bool) -> Path:
     extra: dict[str, str] = {}
     if result is not None:
@@ -189,7 +206,7 @@ def export_fitted(fitted: Fitted, out: Path, result: EvalResult | None, overwrit
         recipe_sha256=recipe_hash(fitted.recipe_text),
         edit_sha256=edit_hash(fitted.recipe),
         manifest=manifest(fitted, result),
-        card=card_info(fitted, result),
+        card=card_info(fitted, result, card_generations(fitted)),
         reference_texts=REFERENCE_TEXTS,
         overwrite=overwrite,
         extra_files=extra,

@@ -68,3 +68,14 @@ def test_sampling_is_seeded_and_nucleus_keeps_the_top_mass() -> None:
     kept = _nucleus(p, 0.7)
     assert torch.allclose(kept, torch.tensor([0.625, 0.375, 0.0, 0.0]))
     assert torch.equal(_nucleus(p, 1.0), p)
+
+
+def test_recipe_prompts_put_examples_in_the_card(tmp_path: Path, tiny_models, tiny_data) -> None:
+    d = recipe_dict(tiny_models["llama"], tiny_data, top_p=1.0, tau=50.0)
+    d["eval"].update(generate_prompts=["match goal coach"], generate_tokens=4)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(d))
+    assert main(["run", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "out"), *FAST]) == 0
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "## What the edit does to generated text" in card
+    assert "**Prompt:** match goal coach" in card and "| edited |" in card
+    assert main(["verify", str(tmp_path / "out")]) == 0  # the card is listed in the manifest

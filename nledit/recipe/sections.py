@@ -215,6 +215,13 @@ class EvalSpec(_Strict):
     perplexity_source: PathStr | None = Field(None, description="raw text file or Hub data set")
     perplexity_windows: Annotated[int, Field(ge=0)] = 8
     perplexity_window: Annotated[int, Field(ge=16)] = 256
+    generate_prompts: list[str] = Field(
+        default_factory=list,
+        description="prompts whose base and edited greedy continuations the model card shows",
+    )
+    generate_tokens: Annotated[int, Field(ge=1, le=512)] = Field(
+        30, description="new tokens per card example"
+    )
 
 
 def _edit_combos(edit: EditSpec, i: int) -> list[str]:
