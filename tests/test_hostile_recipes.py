@@ -99,6 +99,7 @@ TYPING: list[tuple[str, str, list[str], list[str]]] = [
     ),
     ("batch_size_1e400", "top", ["batch_size: 1e400"], ["batch_size", INTEGER]),
     ("tau_beyond_float32", "edit", ["tau: 1e39"], ["edits.0.tau: 1e+39 does not fit a 32-bit"]),
+    ("tau_huge_finite", "edit", ["tau: 1e30"], ["edits.0.tau", "less than or equal to 100"]),
     ("alpha_1e300", "operator", ["name: dampen", "alpha: 1e300"], ["operator.alpha", "32-bit"]),
     ("strength_minus_1e50", "operator", ["name: steer", "strength: -1e50"], ["32-bit float"]),
     # no silent conversion between kinds

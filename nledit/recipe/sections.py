@@ -137,7 +137,9 @@ class EditSpec(_Strict):
     layer: int | Literal["last"] = "last"
     saliency: Saliency = "max"
     top_p: Annotated[float, Field(gt=0, le=1)] = 0.3
-    tau: Annotated[float, Field(gt=0)] = 2.5
+    # A range of more than 100 sigma holds every value the neuron takes: that is neuron
+    # masking (output.method: neuron), not a range edit, so it is refused rather than mislabelled.
+    tau: Annotated[float, Field(gt=0, le=100)] = 2.5
     operator: OperatorSpec = OperatorSpec()
     positions: Literal["all", "last"] = Field("all", description="tokens the gate acts on")
     range: RangeShape = Field(
