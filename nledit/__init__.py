@@ -24,22 +24,25 @@ from typing import TYPE_CHECKING, Any
 from .version import __version__
 
 if TYPE_CHECKING:
-    from .api import evaluate, export, fit, load_recipe, run
+    from .api import evaluate, export, fit, generate, load_recipe, run
     from .edit import Edit
     from .errors import NleditError
+    from .generate import Decoding
 
 __all__ = [
+    "Decoding",
     "Edit",
     "NleditError",
     "__version__",
     "evaluate",
     "export",
     "fit",
+    "generate",
     "load_recipe",
     "run",
 ]
-_HOME = {"Edit": "edit", "NleditError": "errors"} | {
-    name: "api" for name in ("evaluate", "export", "fit", "load_recipe", "run")
+_HOME = {"Decoding": "generate", "Edit": "edit", "NleditError": "errors"} | {
+    name: "api" for name in ("evaluate", "export", "fit", "generate", "load_recipe", "run")
 }
 
 

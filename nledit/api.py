@@ -19,6 +19,7 @@ from .edit import Edit
 from .errors import EditError
 from .evaluate import conditions_of, measure
 from .export import EXPORT_MARKERS, export_checkpoint
+from .generate import Comparison, Decoding, compare
 from .inputs import data_spec, edit_specs, examples, prompt_spec
 from .models import detect_task, resolve_source
 from .operators import needs_general_mean, needs_leace
@@ -272,6 +273,24 @@ def export(
         overwrite=overwrite,
         weights_mode=weights,
     )
+
+
+def generate(
+    model: Any,
+    tokenizer: Any,
+    edit: Edit,
+    prompts: list[str],
+    *,
+    label_words: list[str] | None = None,
+    decoding: Decoding | None = None,
+) -> list[Comparison]:
+    """Continuations of ``prompts`` by the base model and with ``edit`` applied, side by side,
+    with each label word's probability at every step (greedy unless ``decoding`` says
+    otherwise; sampling reuses one seed for both sides). ``label_words`` default to the edit's
+    prompt label words, else a space and each label name."""
+    words = label_words or edit.prompt.label_words or [" " + n for n in edit.label_names]
+    with edit.applied(model):
+        return compare(model, tokenizer, prompts, words, decoding)
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
