@@ -200,7 +200,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
 
-    from .tune import run_tune
+    from .commands.tune import run_tune
 
     flags = {
         "tune.trials": args.trials,

@@ -16,8 +16,8 @@ from nledit.fit import fit as fit_recipe
 from nledit.gate import RangeGate, gate_tensors
 from nledit.recipe import load_recipe
 from nledit.sweep import build_points
-from nledit.tune import build_gates
-from nledit.tune import prepare as tune_prepare
+from nledit.commands.tune import build_gates
+from nledit.commands.tune import prepare as tune_prepare
 
 SETTINGS = {"saliency": "probeless", "range": "quantile", "top_p": 0.3}  # samples needed
 

@@ -10,7 +10,7 @@ import nledit
 PACKAGE = Path(nledit.__file__).parent
 MAX_LINES = 400
 # Modules already over the limit; the list may only shrink.
-OVERSIZE = {"tune.py", "analysis/report.py", "sweep.py", "lmeval.py"}
+OVERSIZE = {"commands/tune.py", "analysis/report.py", "sweep.py", "lmeval.py"}
 # The run-time copied into every checkpoint as modeling_nledit.py must stay one self-contained
 # file (transformers runs it alone), so it is exempt from the limit.
 SELF_CONTAINED = {"gate.py"}

@@ -16,7 +16,7 @@ from nledit.cli import main
 from nledit.evaluate import Condition, applied, label_probs
 from nledit.perplexity import as_generated
 from nledit.recipe import Recipe, load_recipe, parse_recipe
-from nledit.tune import (
+from nledit.commands.tune import (
     TuneError,
     build_gates,
     complete_trials,
@@ -27,7 +27,7 @@ from nledit.tune import (
     suggest,
     to_edit,
 )
-from nledit.tune_pick import NoPick, is_noop, pick_trial, selectivity
+from nledit.commands.tune_pick import NoPick, is_noop, pick_trial, selectivity
 
 optuna = pytest.importorskip("optuna")
 
@@ -145,7 +145,7 @@ def test_tune_runs_resumes_and_writes_a_valid_recipe(
 def test_resume_and_pick_reuse_statistics_and_base_cache(
     make_recipe, tiny_models, tiny_data, wiki, tmp_path, monkeypatch
 ) -> None:
-    import nledit.tune as tune_mod
+    import nledit.commands.tune as tune_mod
 
     out = tmp_path / "tune"
     path = _tune_recipe(make_recipe, tiny_models, tiny_data, wiki, out, trials=2)

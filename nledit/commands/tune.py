@@ -53,23 +53,23 @@ from typing import Any
 import torch
 import yaml
 
-from . import operators
-from .arch import resolve_layer
-from .collect import ConceptStats
-from .concept import ConceptModel
-from .data import ConceptData, DataError
-from .errors import NleditError
-from .evaluate import EvalResult, calibrate, conditions_for, erasure_table
-from .fit import Fitted, load_for_recipe
-from .gate import RangeGate
-from .models import ModelSource
-from .operators import needs_general_mean
-from .perplexity import PerplexityError, load_text, perplexity, windows
-from .prepare import Prepared, general_means, needs_samples, statistics
-from .prepare import gates as edit_gates
-from .recipe import EditSpec, Recipe, SearchSpace, parse_recipe
-from .reservoir import Reservoir
-from .saliencies import SALIENCIES
+from .. import operators
+from ..arch import resolve_layer
+from ..collect import ConceptStats
+from ..concept import ConceptModel
+from ..data import ConceptData, DataError
+from ..errors import NleditError
+from ..evaluate import EvalResult, calibrate, conditions_for, erasure_table
+from ..fit import Fitted, load_for_recipe
+from ..gate import RangeGate
+from ..models import ModelSource
+from ..operators import needs_general_mean
+from ..perplexity import PerplexityError, load_text, perplexity, windows
+from ..prepare import Prepared, general_means, needs_samples, statistics
+from ..prepare import gates as edit_gates
+from ..recipe import EditSpec, Recipe, SearchSpace, parse_recipe
+from ..reservoir import Reservoir
+from ..saliencies import SALIENCIES
 from .tune_cache import ValidationCache, load_base, load_stats, save_base, save_stats
 from .tune_pick import NoPick, Pick, pick_trial, selectivity
 
@@ -363,7 +363,7 @@ def prepare(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> Tu
 
 def cache_key(recipe: Recipe, layers: list[int], reservoir: bool) -> str:
     """A digest of everything the statistics pass and the base cache depend on."""
-    from . import __version__
+    from .. import __version__
 
     doc = {
         "model": recipe.model.model_dump(mode="json"),
