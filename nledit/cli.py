@@ -172,7 +172,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .recipe import load_recipe_text
-    from .sweep import run_sweep
+    from .commands.sweep import run_sweep
 
     extra, shown = [], [f"nledit sweep {args.recipe}"]
     if args.over:

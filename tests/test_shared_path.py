@@ -15,7 +15,7 @@ import nledit.inspection
 from nledit.fit import fit as fit_recipe
 from nledit.gate import RangeGate, gate_tensors
 from nledit.recipe import load_recipe
-from nledit.sweep import build_points
+from nledit.commands.sweep import build_points
 from nledit.commands.tune import build_gates
 from nledit.commands.tune import prepare as tune_prepare
 

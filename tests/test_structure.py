@@ -10,7 +10,7 @@ import nledit
 PACKAGE = Path(nledit.__file__).parent
 MAX_LINES = 400
 # Modules already over the limit; the list may only shrink.
-OVERSIZE = {"commands/tune.py", "analysis/report.py", "sweep.py", "lmeval.py"}
+OVERSIZE = {"commands/tune.py", "analysis/report.py", "commands/sweep.py", "lmeval.py"}
 # The run-time copied into every checkpoint as modeling_nledit.py must stay one self-contained
 # file (transformers runs it alone), so it is exempt from the limit.
 SELF_CONTAINED = {"gate.py"}
@@ -77,7 +77,7 @@ def test_finder_sees_cycles() -> None:
 def test_graph_sees_function_level_imports() -> None:
     graph = import_graph()
     assert "nledit.gate" in graph["nledit.export"]  # `from . import gate`
-    assert "nledit.sweep_plot" in graph["nledit.sweep"]  # imported inside a function
+    assert "nledit.commands.sweep_plot" in graph["nledit.commands.sweep"]  # imported inside a function
 
 
 def test_no_import_cycles() -> None:

@@ -26,19 +26,19 @@ from typing import Any
 
 import torch
 
-from . import operators
-from .arch import resolve_layer
-from .evaluate import Condition, _metrics, calibrate, label_probs
-from .export import ExportError
-from .fit import _mean_text, load_for_recipe
-from .gate import RangeGate, tensor_names
-from .operators import needs_leace
-from .perplexity import load_text, perplexity
-from .prepare import Prepared, needs_samples, statistics
-from .prepare import gates as edit_gates
-from .recipe import Recipe, recipe_hash
+from .. import operators
+from ..arch import resolve_layer
+from ..evaluate import Condition, _metrics, calibrate, label_probs
+from ..export import ExportError
+from ..fit import _mean_text, load_for_recipe
+from ..gate import RangeGate, tensor_names
+from ..operators import needs_leace
+from ..perplexity import load_text, perplexity
+from ..prepare import Prepared, needs_samples, statistics
+from ..prepare import gates as edit_gates
+from ..recipe import Recipe, recipe_hash
 from .sweep_result import SweepResult
-from .version import __version__
+from ..version import __version__
 
 METHODS = ("range", "neuron")
 DEFAULT_TAUS = [round(0.3 * i, 1) for i in range(1, 16)]  # Table 17: 0.3, 0.6, ..., 4.5
