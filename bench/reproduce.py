@@ -32,7 +32,7 @@ from nledit.fit import fit
 from nledit.pipeline import evaluate
 from nledit.recipe import load_recipe
 from nledit.results import markdown_table, method_table, ppl_table
-from nledit.train_head import train_head
+from nledit.commands.train_head import train_head
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE = ROOT / "docs" / "reproduction"

@@ -129,13 +129,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .lmeval_cli import run_eval
+    from .commands.eval import run_eval
 
     return run_eval(args)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .generate_cli import run_generate
+    from .commands.generate import run_generate
 
     return run_generate(args)
 
@@ -155,7 +155,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .inspection import inspect
+    from .commands.inspection import inspect
 
     recipe, text = _recipe(args)
     _check_outputs(("--report", args.report or "runs/inspect"))
@@ -222,13 +222,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_train_head(args: argparse.Namespace) -> int:
-    from .train_head import cmd_train_head as train
+    from .commands.train_head import cmd_train_head as train
 
     return train(args)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import render, verify
+    from .commands.verify import render, verify
 
     findings = verify(Path(args.out), device=args.device)
     print(render(findings))
@@ -354,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tune)
 
     p = add("generate", "base and edited continuations of prompts, side by side")
-    from .generate_cli import add_arguments as generate_arguments
+    from .commands.generate import add_arguments as generate_arguments
 
     generate_arguments(p)
     p.set_defaults(func=cmd_generate)
@@ -364,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_verify)
 
-    from .train_head import add_arguments as train_head_arguments
+    from .commands.train_head import add_arguments as train_head_arguments
 
     p = add("train-head", "fine-tune a classification head on a plain encoder and save it")
     train_head_arguments(p)

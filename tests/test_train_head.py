@@ -15,7 +15,7 @@ from nledit import pipeline
 from nledit.cli import main
 from nledit.gate import install_gates, remove_gates
 from nledit.recipe import RecipeError, TrainHeadSpec, parse_recipe
-from nledit.train_head import HEAD_RECORD, load_splits, train_head
+from nledit.commands.train_head import HEAD_RECORD, load_splits, train_head
 
 torch.set_num_threads(1)
 

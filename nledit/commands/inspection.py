@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis.build import all_layer_stats, build_report
-from .analysis.report import write_report
-from .fit import load_for_recipe
-from .prepare import statistics
-from .prepare import tables as edit_tables
-from .recipe import Recipe
+from ..analysis.build import all_layer_stats, build_report
+from ..analysis.report import write_report
+from ..fit import load_for_recipe
+from ..prepare import statistics
+from ..prepare import tables as edit_tables
+from ..recipe import Recipe
 
 
 def inspect(

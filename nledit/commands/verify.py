@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from .export import REFERENCE_FILE
-from .integrity import Findings, inspect_export
+from ..export import REFERENCE_FILE
+from ..integrity import Findings, inspect_export
 
 
 def render(findings: Findings) -> str:

@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
-from .export import RECIPE_FILE
-from .generate import Decoding, compare, render
-from .integrity import IntegrityError, require_trusted
+from ..export import RECIPE_FILE
+from ..generate import Decoding, compare, render
+from ..integrity import IntegrityError, require_trusted
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
