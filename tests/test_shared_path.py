@@ -12,12 +12,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import nledit
 import nledit.commands.inspection
+from nledit.commands.sweep import build_points
+from nledit.commands.tune_trial import build_gates
+from nledit.commands.tune_trial import prepare as tune_prepare
 from nledit.fit import fit as fit_recipe
 from nledit.gate import RangeGate, gate_tensors
 from nledit.recipe import load_recipe
-from nledit.commands.sweep import build_points
-from nledit.commands.tune import build_gates
-from nledit.commands.tune import prepare as tune_prepare
 
 SETTINGS = {"saliency": "probeless", "range": "quantile", "top_p": 0.3}  # samples needed
 
