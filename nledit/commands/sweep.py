@@ -14,6 +14,7 @@ Outputs per sweep, in ``sweep.out``: ``sweep_<over>.csv``, ``.json``, ``.md`` an
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import time
@@ -32,8 +33,10 @@ from ..operators import needs_leace
 from ..perplexity import load_text, perplexity
 from ..prepare import Prepared, needs_samples, statistics
 from ..prepare import gates as edit_gates
-from ..recipe import Recipe, recipe_hash
+from ..recipe import Recipe, load_recipe_text, recipe_hash
 from ..version import __version__
+from .args import check_outputs as check_folders
+from .args import recipe_from_args
 from .sweep_files import check_outputs, summary, write_outputs
 from .sweep_result import METHODS, SweepResult
 
@@ -276,3 +279,29 @@ def run_sweep(
     log(summary(result))
     log(f"sweep written to {paths['.md']} ({result.timings['total_s']:.0f} s)")
     return result, paths
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """`nledit sweep`: the flags become ``sweep.*`` overrides, shown as the command in the table."""
+    extra, shown = [], [f"nledit sweep {args.recipe}"]
+    if args.over:
+        extra.append(f"sweep.over={args.over}")
+        shown.append(f"--over {args.over}")
+    values = ",".join(v.strip(",") for v in args.values or [])
+    if values:
+        extra.append(f"sweep.values=[{values}]")
+        shown.append(f"--values {values}")
+    elif args.over:  # the recipe's values belong to the recipe's own `over`
+        _, raw = load_recipe_text(args.recipe)
+        section = raw.get("sweep") if isinstance(raw, dict) else None
+        if isinstance(section, dict) and section.get("over", "tau") != args.over:
+            extra.append("sweep.values=null")
+    if args.sweep_out:
+        extra.append(f"sweep.out={args.sweep_out}")
+        shown.append(f"--out {args.sweep_out}")
+    shown += [f"--set {item}" for item in args.set or []]
+    args.set = (args.set or []) + extra
+    recipe, text = recipe_from_args(args)
+    check_folders(("sweep.out", recipe.sweep.out))
+    run_sweep(recipe, text, command=" ".join(shown))
+    return 0

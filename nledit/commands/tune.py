@@ -40,6 +40,7 @@ command again continues it up to ``tune.trials`` finished trials.
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Callable
@@ -54,6 +55,7 @@ from ..evaluate import EvalResult
 from ..fit import Fitted
 from ..pipeline import evaluate
 from ..recipe import EditSpec, Recipe, parse_recipe
+from .args import check_outputs, recipe_from_args
 from .tune_pick import NoPick, Pick, pick_trial
 from .tune_study import (
     complete_trials,
@@ -205,3 +207,24 @@ def run_tune(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> T
     return TuneOutput(
         study.study_name, storage_url(recipe), len(trials), pick, ref, recipe_path, result, files
     )
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """`nledit tune`: the flags become ``tune.*`` overrides; the folders are checked first."""
+    flags = {
+        "tune.trials": args.trials,
+        "tune.pick": args.pick,
+        "tune.keep": args.keep,
+        "tune.dir": args.tune_out,
+        "tune.storage": args.storage,
+        "tune.sampler": args.sampler,
+        "tune.evaluate": False if args.no_eval else None,
+    }
+    extra = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
+    args.set = (args.set or []) + extra
+    recipe, text = recipe_from_args(args)
+    storage = recipe.tune.storage or ""
+    db = storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else None
+    check_outputs(("tune.dir", recipe.tune.dir), ("tune.storage", db and str(Path(db).parent)))
+    run_tune(recipe, text)
+    return 0
