@@ -63,7 +63,7 @@ def test_cli_reports_any_nledit_error(tmp_path: Path, capsys, monkeypatch) -> No
     """An error class the command line never listed by name still gives exit code 2."""
     import nledit.commands.verify
     from nledit.cli import main
-    from nledit.lmeval import TaskDataError
+    from nledit.lmeval_tasks import TaskDataError
 
     def fail(*args: object, **kwargs: object) -> None:
         raise TaskDataError("tasks: the data directory holds no mmlu file")

@@ -77,7 +77,8 @@ def test_finder_sees_cycles() -> None:
 def test_graph_sees_function_level_imports() -> None:
     graph = import_graph()
     assert "nledit.gate" in graph["nledit.export"]  # `from . import gate`
-    assert "nledit.commands.sweep_plot" in graph["nledit.commands.sweep_files"]  # imported inside a function
+    # imported inside a function
+    assert "nledit.commands.sweep_plot" in graph["nledit.commands.sweep_files"]
 
 
 def test_no_import_cycles() -> None:

@@ -1,4 +1,4 @@
-"""`nledit sweep` (`nledit/commands/sweep.py`): range vs neuron masking over tau, top_p and the layer.
+"""`nledit sweep` (`nledit/commands/sweep.py`): range vs neuron masking over tau, top_p, layer.
 
 Tiny random models: the numbers mean nothing, the bookkeeping is what is checked (one row per
 value x method, range sizes, neuron counts, one statistics pass, the same numbers as the
@@ -15,14 +15,14 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-import nledit.prepare
 import nledit.commands.sweep
+import nledit.prepare
 from nledit.cli import main
+from nledit.commands.sweep import fingerprint, layer_spread
 from nledit.evaluate import erasure_table
 from nledit.fit import fit
 from nledit.ranges import RangeTable, make_gate
 from nledit.recipe import EditSpec, load_recipe
-from nledit.commands.sweep import fingerprint, layer_spread
 
 torch.set_num_threads(1)
 
