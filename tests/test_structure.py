@@ -9,8 +9,8 @@ import nledit
 
 PACKAGE = Path(nledit.__file__).parent
 MAX_LINES = 400
-# Modules already over the limit; the list may only shrink.
-OVERSIZE = {"commands/tune.py", "analysis/report.py", "commands/sweep.py", "lmeval.py"}
+# Modules already over the limit; the list may only shrink (it is empty: keep it so).
+OVERSIZE: set[str] = set()
 # The run-time copied into every checkpoint as modeling_nledit.py must stay one self-contained
 # file (transformers runs it alone), so it is exempt from the limit.
 SELF_CONTAINED = {"gate.py"}

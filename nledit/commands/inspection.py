@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..analysis.build import all_layer_stats, build_report
-from ..analysis.report import write_report
+from ..analysis.page import write_report
 from ..fit import load_for_recipe
 from ..prepare import statistics
 from ..prepare import tables as edit_tables
