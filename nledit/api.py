@@ -12,7 +12,6 @@ from typing import Any
 import yaml
 
 from .arch import find_layout, resolve_layer
-from .card import CardInfo
 from .concept import ConceptModel
 from .data import Examples, _digest, load_concept_data
 from .edit import Edit
@@ -20,6 +19,7 @@ from .errors import EditError
 from .evaluate import conditions_of, measure
 from .export import EXPORT_MARKERS, export_checkpoint
 from .inputs import data_spec, edit_specs, examples, prompt_spec
+from .manifest import describe_checkpoint
 from .models import detect_task, resolve_source
 from .operators import needs_general_mean, needs_leace
 from .outdir import check_destination
@@ -230,31 +230,17 @@ def export(
         raise EditError("export: name the base model's folder or Hub id with model_id=")
     source = resolve_source(ModelSpec(id=mid))
     text = "# Fitted with the nledit Python API.\n" + yaml.safe_dump(d, sort_keys=False)
-    auto = "AutoModelForCausalLM" if edit.task == "causal-lm" else None
-    card = CardInfo(
-        base_model=source.origin,
-        hub_base_model=source.base_model,
-        weights=weights,
-        base_revision=source.revision,
-        edits=_summaries(edit),
-        metrics={k: v for k, v in (metrics or {}).items() if k in ("erasure", "perplexity")},
-        recipe_yaml=text,
+    manifest, card = describe_checkpoint(
+        source,
         method=method,
-        auto_class=auto or "AutoModelForSequenceClassification",
+        weights=weights,
+        seed=d.get("seed"),
+        data=d.get("data", {}),
+        edits=_summaries(edit),
+        metrics=metrics or {},
+        recipe_text=text,
+        is_lm=edit.task == "causal-lm",
     )
-    manifest = {
-        "method": method,
-        "seed": d.get("seed"),
-        "base_model": {
-            "origin": source.origin,
-            "kind": source.kind,
-            "revision": source.revision,
-            "hub_id": source.base_model,
-        },
-        "data": d.get("data", {}),
-        "edits": _summaries(edit),
-        "metrics": metrics or {},
-    }
     return export_checkpoint(
         out,
         model=model,
