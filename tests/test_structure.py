@@ -93,3 +93,16 @@ def test_module_size() -> None:
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert set(over) <= OVERSIZE | SELF_CONTAINED, f"modules over {MAX_LINES} lines: {over}"
+
+
+def test_stages_do_not_import_commands() -> None:
+    """Pipeline stages stand below the commands: no stage imports ``nledit.commands`` or the
+    command line, and no command imports the command line."""
+    upward = {
+        (name, dep)
+        for name, deps in import_graph().items()
+        for dep in deps
+        if dep == "nledit.cli"
+        or (dep.startswith("nledit.commands") and not name.startswith("nledit.commands"))
+    }
+    assert not upward, f"imports from below the commands layer: {sorted(upward)}"
