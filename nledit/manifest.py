@@ -7,7 +7,39 @@ from collections.abc import Sequence
 from typing import Any
 
 from .card import CardInfo
+from .gate import RangeGate
 from .models import ModelSource
+from .recipe import EditSpec, edit_name
+
+
+def edit_summaries(
+    specs: Sequence[EditSpec], layers: Sequence[int], gates: Sequence[RangeGate]
+) -> list[dict[str, Any]]:
+    """What the card and the manifest say about each edit: its settings, its resolved layer and
+    the number of neurons its ``gates`` (named by ``edit_name``) select."""
+    out = []
+    for i, (edit, layer) in enumerate(zip(specs, layers)):
+        name = edit_name(edit, i)
+        k = sum(int(g.spec["k"]) for g in gates if g.spec["edit"] == name)
+        out.append(
+            {
+                "name": name,
+                "concepts": edit.concepts,
+                "layer": layer,
+                "saliency": edit.saliency,
+                "top_p": edit.top_p,
+                "tau": edit.tau,
+                "operator": edit.operator.model_dump(),
+                "n_neurons": k,
+                **edit.model_dump(
+                    include={"range", "quantiles", "trim_overlap", "selectivity"}
+                    | ({"magnitude_weight"} if edit.saliency == "selective" else set()),
+                    exclude_defaults=True,
+                ),
+            }
+        )
+    return out
+
 
 # The parts of an evaluation (``EvalResult.to_dict``) that the model card shows.
 CARD_METRICS = ("erasure", "perplexity")

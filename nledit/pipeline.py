@@ -16,10 +16,10 @@ from .evaluate import EvalResult, conditions_for, erasure_table
 from .export import EXPORT_MARKERS, ExportError, export_checkpoint
 from .fit import Fitted, fit, load_for_recipe
 from .integrity import walk
-from .manifest import describe_checkpoint
+from .manifest import describe_checkpoint, edit_summaries
 from .outdir import atomic_dir, check_destination
 from .perplexity import load_text, perplexity
-from .recipe import Recipe, edit_hash, edit_name, recipe_hash
+from .recipe import Recipe, edit_hash, recipe_hash
 from .results import result_files, summary
 from .version import __version__
 
@@ -75,31 +75,6 @@ def evaluate(fitted: Fitted) -> EvalResult:
     return result
 
 
-def edit_summaries(fitted: Fitted) -> list[dict[str, Any]]:
-    out = []
-    for i, (edit, layer) in enumerate(zip(fitted.recipe.edits, fitted.layers)):
-        name = edit_name(edit, i)
-        k = sum(g.spec["k"] for g in fitted.gates if g.spec["edit"] == name)
-        out.append(
-            {
-                "name": name,
-                "concepts": edit.concepts,
-                "layer": layer,
-                "saliency": edit.saliency,
-                "top_p": edit.top_p,
-                "tau": edit.tau,
-                "operator": edit.operator.model_dump(),
-                "n_neurons": k,
-                **edit.model_dump(
-                    include={"range", "quantiles", "trim_overlap", "selectivity"}
-                    | ({"magnitude_weight"} if edit.saliency == "selective" else set()),
-                    exclude_defaults=True,
-                ),
-            }
-        )
-    return out
-
-
 def describe(fitted: Fitted, result: EvalResult | None) -> tuple[dict[str, Any], CardInfo]:
     """The manifest and the card of the checkpoint exported from ``fitted``."""
     recipe = fitted.recipe
@@ -117,7 +92,7 @@ def describe(fitted: Fitted, result: EvalResult | None) -> tuple[dict[str, Any],
             "shots": len(fitted.data.shots),
             "label_names": fitted.data.label_names,
         },
-        edits=edit_summaries(fitted),
+        edits=edit_summaries(recipe.edits, fitted.layers, fitted.gates),
         metrics=result.to_dict() if result else {},
         recipe_text=fitted.recipe_text,
         is_lm=fitted.cm.is_lm,
