@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import textwrap
-from collections.abc import Callable
 
 from .cli_errors import UNFORESEEN, USAGE_ERROR, describe, user_errors
 from .cli_help import EXAMPLES
-
-
-def _command(module: str, name: str) -> Callable[[argparse.Namespace], int]:
-    """The function ``name`` of ``nledit.commands.<module>``, imported when the command runs (so
-    ``nledit --help`` stays light)."""
-
-    def run(args: argparse.Namespace) -> int:
-        return int(getattr(importlib.import_module(f".commands.{module}", __package__), name)(args))
-
-    run.__name__ = name
-    return run
+from .commands import runner
 
 
 def _export_options(p: argparse.ArgumentParser) -> None:
@@ -114,18 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("check", "validate a recipe and print the plan, without loading weights")
     _common(p)
-    p.set_defaults(func=_command("run", "cmd_check"))
 
     p = add("run", "fit, evaluate and export in one go")
     _common(p)
     p.add_argument("--out", help="checkpoint directory (output.dir)")
     _export_options(p)
-    p.set_defaults(func=_command("run", "cmd_run"))
 
     p = add("fit", "one streaming pass: statistics, ranges and gates, into a fit directory")
     _common(p)
     p.add_argument("--out", help="fit directory (default: <output.dir>-fit)")
-    p.set_defaults(func=_command("run", "cmd_fit"))
 
     p = add("export", "evaluate a fit directory and export the patched checkpoint")
     p.add_argument("fit_dir", help="directory written by `nledit fit`")
@@ -133,7 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="checkpoint directory (output.dir)")
     p.add_argument("--no-eval", action="store_true", help="skip the erasure table (eval.enabled)")
     _export_options(p)
-    p.set_defaults(func=_command("run", "cmd_export"))
 
     p = add("eval", "run lm-evaluation-harness on an exported checkpoint and its base")
     p.add_argument("out", help="exported checkpoint directory")
@@ -146,7 +130,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--no-base", action="store_true", help="skip evaluating the base model")
-    p.set_defaults(func=_command("eval", "run_eval"))
 
     p = add("push", "publish an exported checkpoint to the Hugging Face Hub")
     p.add_argument("out", help="exported checkpoint directory")
@@ -154,13 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--private", action="store_true")
     p.add_argument("--revision", help="branch to push to (created if missing)")
     p.add_argument("--dry-run", action="store_true", help="list what would be uploaded")
-    p.set_defaults(func=_command("push", "cmd_push"))
 
     p = add("inspect", "distribution statistics, plots and an HTML report for a recipe's layer")
     _common(p)
     p.add_argument("--report", help="report directory (default runs/inspect)")
     p.add_argument("--all-layers", action="store_true", help="Table 9: statistics of every layer")
-    p.set_defaults(func=_command("inspection", "cmd_inspect"))
 
     p = add("sweep", "range vs neuron masking over tau, top_p or the layer: table and plot")
     _common(p)
@@ -175,7 +156,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", dest="sweep_out", metavar="DIR", help="directory for the four files (sweep.out)"
     )
-    p.set_defaults(func=_command("sweep", "cmd_sweep"))
 
     p = add("tune", "multi-objective search (Optuna) for an edit on a validation split")
     _common(p)
@@ -191,20 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help="Optuna storage URL (tune.storage; default sqlite in --out)")
     p.add_argument("--sampler", choices=["tpe", "nsga2", "random"], help="tune.sampler")
     p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
-    p.set_defaults(func=_command("tune", "cmd_tune"))
 
     p = add("generate", "base and edited continuations of prompts, side by side")
     _generate_options(p)
-    p.set_defaults(func=_command("generate", "run_generate"))
 
     p = add("verify", "check an exported checkpoint's files and reproduce its reference logits")
     p.add_argument("out", help="exported checkpoint directory")
     p.add_argument("--device", default="cpu")
-    p.set_defaults(func=_command("verify", "cmd_verify"))
 
     p = add("train-head", "fine-tune a classification head on a plain encoder and save it")
     _train_head_options(p)
-    p.set_defaults(func=_command("train_head", "cmd_train_head"))
     return parser
 
 
@@ -212,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        return int(runner(args.command)(args) or 0)
     except user_errors() as err:
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR

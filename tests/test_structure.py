@@ -109,3 +109,15 @@ def test_stages_do_not_import_commands() -> None:
         and (dep == "nledit.cli" or (dep.startswith(COMMANDS) and not name.startswith(COMMANDS)))
     }
     assert not upward, f"imports from below the commands layer: {sorted(upward)}"
+
+
+def test_every_command_has_a_runner() -> None:
+    """Each subcommand of the parser runs a function of nledit.commands, and only those exist."""
+    import argparse
+
+    from nledit.cli import build_parser
+    from nledit.commands import RUNNERS, runner
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(RUNNERS)
+    assert all(callable(runner(command)) for command in RUNNERS)
