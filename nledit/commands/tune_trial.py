@@ -323,7 +323,7 @@ def prepare(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> Tu
 
 def cache_key(recipe: Recipe, layers: list[int], reservoir: bool) -> str:
     """A digest of everything the statistics pass and the base cache depend on."""
-    from .. import __version__
+    from ..version import __version__
 
     doc = {
         "model": recipe.model.model_dump(mode="json"),
