@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from nledit.fit import fit
-from nledit.lmeval import TASK_MMLU, prepare_tasks, run_lm_eval
+from nledit.lmeval import run_lm_eval
+from nledit.lmeval_tasks import TASK_MMLU, prepare_tasks
 from nledit.pipeline import export_fitted
 from nledit.recipe import load_recipe
 

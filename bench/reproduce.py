@@ -27,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
 from repro_mmlu import mmlu_block, mmlu_table
 
+from nledit.commands.train_head import train_head
 from nledit.evaluate import ConceptRow, EvalResult
 from nledit.fit import fit
 from nledit.pipeline import evaluate
 from nledit.recipe import load_recipe
 from nledit.results import markdown_table, method_table, ppl_table
-from nledit.train_head import train_head
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE = ROOT / "docs" / "reproduction"

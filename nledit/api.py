@@ -12,7 +12,6 @@ from typing import Any
 import yaml
 
 from .arch import find_layout, resolve_layer
-from .card import CardInfo
 from .concept import ConceptModel
 from .data import Examples, _digest, load_concept_data
 from .edit import Edit
@@ -21,6 +20,7 @@ from .evaluate import conditions_of, measure
 from .export import EXPORT_MARKERS, export_checkpoint
 from .generate import Comparison, Decoding, compare
 from .inputs import data_spec, edit_specs, examples, prompt_spec
+from .manifest import describe_checkpoint, edit_summaries
 from .models import detect_task, resolve_source
 from .operators import needs_general_mean, needs_leace
 from .outdir import check_destination
@@ -28,7 +28,7 @@ from .pipeline import REFERENCE_TEXTS
 from .pipeline import run as run_recipe
 from .prepare import gates as edit_gates
 from .prepare import mean_source, needs_samples, statistics
-from .recipe import EDIT_FIELDS, ModelSpec, Recipe, edit_hash, recipe_hash
+from .recipe import EDIT_FIELDS, ModelSpec, Recipe, edit_hash, edit_name, recipe_hash
 from .recipe import load_recipe as load
 from .text import load_text
 
@@ -184,22 +184,14 @@ def evaluate(
 
 
 def _summaries(edit: Edit) -> list[dict[str, Any]]:
-    """What the card and manifest say about each edit (named as its gates name it)."""
-    names = list(dict.fromkeys(g.spec["edit"] for g in edit.gates))
-    out = []
-    for name, e in zip(names, edit.definition.get("edits", [])):
-        own = [g for g in edit.gates if g.spec["edit"] == name]
-        keys = ("concepts", "saliency", "top_p", "tau")
-        out.append(
-            {
-                "name": name,
-                "layer": own[0].spec["layer"],  # "last" resolved to its index
-                **{key: e.get(key) for key in keys},
-                "operator": e.get("operator") or own[0].spec["operator"],
-                "n_neurons": sum(int(g.spec["k"]) for g in own),
-            }
-        )
-    return out
+    """What the card and manifest say about each edit, as for a recipe's export."""
+    defs = edit.definition.get("edits") or []
+    specs = edit_specs(defs) if defs else []
+    layers = []
+    for i, e in enumerate(specs):
+        own = [g for g in edit.gates if g.spec["edit"] == edit_name(e, i)]
+        layers.append(own[0].spec["layer"] if own else e.layer)  # "last" resolved to its index
+    return edit_summaries(specs, layers, edit.gates)
 
 
 def export(
@@ -231,31 +223,17 @@ def export(
         raise EditError("export: name the base model's folder or Hub id with model_id=")
     source = resolve_source(ModelSpec(id=mid))
     text = "# Fitted with the nledit Python API.\n" + yaml.safe_dump(d, sort_keys=False)
-    auto = "AutoModelForCausalLM" if edit.task == "causal-lm" else None
-    card = CardInfo(
-        base_model=source.origin,
-        hub_base_model=source.base_model,
-        weights=weights,
-        base_revision=source.revision,
-        edits=_summaries(edit),
-        metrics={k: v for k, v in (metrics or {}).items() if k in ("erasure", "perplexity")},
-        recipe_yaml=text,
+    manifest, card = describe_checkpoint(
+        source,
         method=method,
-        auto_class=auto or "AutoModelForSequenceClassification",
+        weights=weights,
+        seed=d.get("seed"),
+        data=d.get("data", {}),
+        edits=_summaries(edit),
+        metrics=metrics or {},
+        recipe_text=text,
+        is_lm=edit.task == "causal-lm",
     )
-    manifest = {
-        "method": method,
-        "seed": d.get("seed"),
-        "base_model": {
-            "origin": source.origin,
-            "kind": source.kind,
-            "revision": source.revision,
-            "hub_id": source.base_model,
-        },
-        "data": d.get("data", {}),
-        "edits": _summaries(edit),
-        "metrics": metrics or {},
-    }
     return export_checkpoint(
         out,
         model=model,

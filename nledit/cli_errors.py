@@ -8,6 +8,9 @@ import yaml
 
 from . import strict_yaml
 
+# Exit code for bad input: the message names the problem, no traceback.
+USAGE_ERROR = 2
+
 # Library and OS errors that user input can cause where no check foresaw them.
 UNFORESEEN = (OSError, UnicodeError, yaml.YAMLError, json.JSONDecodeError, RecursionError)
 

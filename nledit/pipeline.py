@@ -16,9 +16,10 @@ from .evaluate import EvalResult, conditions_for, erasure_table
 from .export import EXPORT_MARKERS, ExportError, export_checkpoint
 from .fit import Fitted, fit, load_for_recipe
 from .integrity import walk
+from .manifest import describe_checkpoint, edit_summaries
 from .outdir import atomic_dir, check_destination
 from .perplexity import load_text, perplexity
-from .recipe import Recipe, edit_hash, edit_name, recipe_hash
+from .recipe import Recipe, edit_hash, recipe_hash
 from .results import result_files, summary
 from .version import __version__
 
@@ -74,44 +75,16 @@ def evaluate(fitted: Fitted) -> EvalResult:
     return result
 
 
-def edit_summaries(fitted: Fitted) -> list[dict[str, Any]]:
-    out = []
-    for i, (edit, layer) in enumerate(zip(fitted.recipe.edits, fitted.layers)):
-        name = edit_name(edit, i)
-        k = sum(g.spec["k"] for g in fitted.gates if g.spec["edit"] == name)
-        out.append(
-            {
-                "name": name,
-                "concepts": edit.concepts,
-                "layer": layer,
-                "saliency": edit.saliency,
-                "top_p": edit.top_p,
-                "tau": edit.tau,
-                "operator": edit.operator.model_dump(),
-                "n_neurons": k,
-                **edit.model_dump(
-                    include={"range", "quantiles", "trim_overlap", "selectivity"}
-                    | ({"magnitude_weight"} if edit.saliency == "selective" else set()),
-                    exclude_defaults=True,
-                ),
-            }
-        )
-    return out
-
-
-def manifest(fitted: Fitted, result: EvalResult | None) -> dict[str, Any]:
+def describe(fitted: Fitted, result: EvalResult | None) -> tuple[dict[str, Any], CardInfo]:
+    """The manifest and the card of the checkpoint exported from ``fitted``."""
     recipe = fitted.recipe
-    return {
-        "method": recipe.output.method,
-        "seed": recipe.seed,
-        "base_model": {
-            "origin": fitted.source.origin,
-            "kind": fitted.source.kind,
-            "revision": fitted.source.revision,
-            "gguf_sha256": fitted.source.gguf_sha256,
-            "hub_id": fitted.source.base_model,
-        },
-        "data": {
+    hub_data = "/" in recipe.data.source and not Path(recipe.data.source).exists()
+    return describe_checkpoint(
+        fitted.source,
+        method=recipe.output.method,
+        weights=recipe.output.weights,
+        seed=recipe.seed,
+        data={
             "source": recipe.data.source,
             "sha256": fitted.data.digest,
             "fit_examples": len(fitted.data.fit),
@@ -119,38 +92,12 @@ def manifest(fitted: Fitted, result: EvalResult | None) -> dict[str, Any]:
             "shots": len(fitted.data.shots),
             "label_names": fitted.data.label_names,
         },
-        "edits": edit_summaries(fitted),
-        "timings": dict(fitted.timings),
-        "metrics": result.to_dict() if result else {},
-    }
-
-
-def card_info(fitted: Fitted, result: EvalResult | None, generations: str = "") -> CardInfo:
-    recipe = fitted.recipe
-    metrics: dict[str, Any] = {}
-    if result is not None:
-        metrics["erasure"] = [r.to_dict() for r in result.rows]
-        if result.perplexity:
-            metrics["perplexity"] = result.perplexity
-    data = (
-        [recipe.data.source]
-        if "/" in recipe.data.source and not Path(recipe.data.source).exists()
-        else []
-    )
-    return CardInfo(
-        base_model=fitted.source.origin,
-        hub_base_model=fitted.source.base_model,
-        generations=generations,
-        weights=recipe.output.weights,
-        base_revision=fitted.source.revision,
-        datasets=data,
-        edits=edit_summaries(fitted),
-        metrics=metrics,
-        recipe_yaml=fitted.recipe_text,
-        method=recipe.output.method,
-        auto_class="AutoModelForCausalLM"
-        if fitted.cm.is_lm
-        else "AutoModelForSequenceClassification",
+        edits=edit_summaries(recipe.edits, fitted.layers, fitted.gates),
+        metrics=result.to_dict() if result else {},
+        recipe_text=fitted.recipe_text,
+        is_lm=fitted.cm.is_lm,
+        datasets=[recipe.data.source] if hub_data else [],
+        timings=fitted.timings,
     )
 
 
@@ -194,6 +141,8 @@ def export_fitted(fitted: Fitted, out: Path, result: EvalResult | None, overwrit
     if result is not None:
         settings = {"recipe_sha256": recipe_hash(fitted.recipe_text), "nledit": __version__}
         extra = result_files(result, settings, f"nledit evaluation: {fitted.source.origin}")
+    manifest, card = describe(fitted, result)
+    card.generations = card_generations(fitted)
     return export_checkpoint(
         out,
         model=fitted.model,
@@ -205,8 +154,8 @@ def export_fitted(fitted: Fitted, out: Path, result: EvalResult | None, overwrit
         recipe_text=fitted.recipe_text,
         recipe_sha256=recipe_hash(fitted.recipe_text),
         edit_sha256=edit_hash(fitted.recipe),
-        manifest=manifest(fitted, result),
-        card=card_info(fitted, result, card_generations(fitted)),
+        manifest=manifest,
+        card=card,
         reference_texts=REFERENCE_TEXTS,
         overwrite=overwrite,
         extra_files=extra,

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nledit.analysis import report as report_mod
+from nledit.analysis import page as page_mod
 from nledit.analysis.build import all_layer_stats, build_report, rank_picks
-from nledit.analysis.report import InspectReport, write_report
+from nledit.analysis.page import write_report
+from nledit.analysis.report import InspectReport
 from nledit.outdir import OutputError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -200,7 +201,7 @@ def test_failure_leaves_nothing(
     def boom(_: InspectReport) -> str:
         raise RuntimeError("render failed")
 
-    monkeypatch.setattr(report_mod, "render_html", boom)
+    monkeypatch.setattr(page_mod, "render_html", boom)
     with pytest.raises(RuntimeError, match="render failed"):
         write_report(tmp_path / "rep", built)
     assert list(tmp_path.iterdir()) == []

@@ -61,14 +61,14 @@ def test_second_bases_kept() -> None:
 
 def test_cli_reports_any_nledit_error(tmp_path: Path, capsys, monkeypatch) -> None:
     """An error class the command line never listed by name still gives exit code 2."""
-    import nledit.verify
+    import nledit.commands.verify
     from nledit.cli import main
-    from nledit.lmeval import TaskDataError
+    from nledit.lmeval_tasks import TaskDataError
 
     def fail(*args: object, **kwargs: object) -> None:
         raise TaskDataError("tasks: the data directory holds no mmlu file")
 
-    monkeypatch.setattr(nledit.verify, "verify", fail)
+    monkeypatch.setattr(nledit.commands.verify, "verify", fail)
     assert main(["verify", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "no mmlu file" in err and "Traceback" not in err

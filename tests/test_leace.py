@@ -181,7 +181,7 @@ def test_a_malformed_eraser_does_not_load(leace_run) -> None:
 
 
 def test_exported_leace_edit_verifies(leace_run) -> None:
-    from nledit.verify import verify
+    from nledit.commands.verify import verify
 
     run, _ = leace_run
     findings = verify(run.out)

@@ -18,14 +18,12 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from nledit.lmeval import (
+from nledit.lmeval import compare, lm_eval_command, run_lm_eval
+from nledit.lmeval_tasks import (
     TaskDataError,
-    compare,
     detokenize_wikitext,
-    lm_eval_command,
     prepare_tasks,
     resolve_task_names,
-    run_lm_eval,
     split_wikitext,
 )
 

@@ -11,13 +11,13 @@ from conftest import recipe_dict
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import nledit
-import nledit.inspection
+import nledit.commands.inspection
+from nledit.commands.sweep import build_points
+from nledit.commands.tune_trial import build_gates
+from nledit.commands.tune_trial import prepare as tune_prepare
 from nledit.fit import fit as fit_recipe
 from nledit.gate import RangeGate, gate_tensors
 from nledit.recipe import load_recipe
-from nledit.sweep import build_points
-from nledit.tune import build_gates
-from nledit.tune import prepare as tune_prepare
 
 SETTINGS = {"saliency": "probeless", "range": "quantile", "top_p": 0.3}  # samples needed
 
@@ -60,14 +60,14 @@ def test_every_job_builds_the_same_gates(
     assert _bytes(swept) == want and [g.spec for g in swept] == specs
 
     seen = {}  # nledit inspect: the same ranges for the concept
-    real = nledit.inspection.build_report
+    real = nledit.commands.inspection.build_report
 
     def capture(samples, texts, saliency, ranges, *args, **kwargs):
         seen.update(ranges)
         return real(samples, texts, saliency, ranges, *args, **kwargs)
 
-    monkeypatch.setattr(nledit.inspection, "build_report", capture)
-    nledit.inspection.inspect(recipe, text, tmp_path / "report", overwrite=False)
+    monkeypatch.setattr(nledit.commands.inspection, "build_report", capture)
+    nledit.commands.inspection.inspect(recipe, text, tmp_path / "report", overwrite=False)
     index, lo, hi, _ = seen["Sports"]
     g = fitted.gates[0]
     assert index.tolist() == g.index.tolist()

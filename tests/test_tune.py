@@ -13,21 +13,20 @@ import torch
 import yaml
 
 from nledit.cli import main
-from nledit.evaluate import Condition, applied, label_probs
-from nledit.perplexity import as_generated
-from nledit.recipe import Recipe, load_recipe, parse_recipe
-from nledit.tune import (
+from nledit.commands.tune import run_tune
+from nledit.commands.tune_pick import NoPick, is_noop, pick_trial, selectivity
+from nledit.commands.tune_study import complete_trials, open_study
+from nledit.commands.tune_trial import (
     TuneError,
     build_gates,
-    complete_trials,
     edit_mapping,
-    open_study,
     prepare,
-    run_tune,
     suggest,
     to_edit,
 )
-from nledit.tune_pick import NoPick, is_noop, pick_trial, selectivity
+from nledit.evaluate import Condition, applied, label_probs
+from nledit.perplexity import as_generated
+from nledit.recipe import Recipe, load_recipe, parse_recipe
 
 optuna = pytest.importorskip("optuna")
 
@@ -145,7 +144,7 @@ def test_tune_runs_resumes_and_writes_a_valid_recipe(
 def test_resume_and_pick_reuse_statistics_and_base_cache(
     make_recipe, tiny_models, tiny_data, wiki, tmp_path, monkeypatch
 ) -> None:
-    import nledit.tune as tune_mod
+    import nledit.commands.tune_trial as tune_mod
 
     out = tmp_path / "tune"
     path = _tune_recipe(make_recipe, tiny_models, tiny_data, wiki, out, trials=2)

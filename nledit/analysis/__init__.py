@@ -2,7 +2,7 @@
 
 `stats` holds the numbers (normality, pairwise AUROC, salient-set overlap, bound examples),
 `plots` turns them into PNG figures, `build` assembles an `InspectReport` from raw activations
-and `report` writes it as a self-contained HTML page plus a JSON file.
+and `report` holds its content, which `page` writes as a self-contained HTML page plus a JSON file.
 
 Names are resolved lazily so that importing `nledit.analysis.stats` does not load matplotlib.
 """
@@ -27,7 +27,7 @@ _EXPORTS: dict[str, str] = {
     "ExampleText": "report",
     "InspectReport": "report",
     "KdeFigure": "report",
-    "write_report": "report",
+    "write_report": "page",
     "all_layer_stats": "build",
     "build_report": "build",
 }

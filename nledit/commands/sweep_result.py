@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+METHODS = ("range", "neuron")  # range masking against neuron masking, in this order
+
 
 @dataclass
 class SweepResult:

@@ -9,24 +9,9 @@ from typing import Any
 
 import yaml
 
-from .export import RECIPE_FILE
-from .generate import Decoding, compare, render
-from .integrity import IntegrityError, require_trusted
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The command's options."""
-    p.add_argument("out", help="exported checkpoint directory")
-    p.add_argument("--prompt", action="append", default=[], help="a prompt (repeatable)")
-    p.add_argument("--prompts-file", help="a text file, one prompt per line")
-    p.add_argument("--max-new-tokens", type=int, default=40)
-    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    p.add_argument("--temperature", type=float, default=1.0, help="with --sample")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling, with --sample")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (the same for both sides)")
-    p.add_argument("--chat", action="store_true", help="wrap prompts in the chat template")
-    p.add_argument("--json", dest="json_out", help="also write the comparison as JSON here")
-    p.add_argument("--device", default="cpu")
+from ..export import RECIPE_FILE
+from ..generate import Decoding, compare, render
+from ..integrity import IntegrityError, require_trusted
 
 
 def label_words(out: Path, manifest: dict[str, Any]) -> list[str]:

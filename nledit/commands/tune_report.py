@@ -8,10 +8,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from . import diagnostics
-from .evaluate import EvalResult
-from .operators import TUNED_PARAMS
-from .results import markdown_table, ppl_table, summary
+from .. import diagnostics
+from ..evaluate import EvalResult
+from ..operators import TUNED_PARAMS
+from ..results import markdown_table, ppl_table, summary
 
 COLUMNS = [
     "trial",

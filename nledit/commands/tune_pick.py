@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import NleditError
+from ..errors import NleditError
 
 MIN_DROP = 0.05  # target accuracy drop that makes an edit more than a no-op
 MIN_CONF_DROP = 0.10  # or relative drop of the target's confidence

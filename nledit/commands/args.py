@@ -1,0 +1,40 @@
+"""What every recipe command reads from its arguments: the recipe with its overrides, and the
+output folders it will write, checked before any model work."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..outputs import check_outputs as check_folders
+from ..overrides import parse_set
+from ..recipe import Recipe, load_recipe
+
+# Flag -> the recipe field it overrides (a flag left out keeps the recipe's value).
+FLAG_FIELDS = (
+    ("out", "output.dir"),
+    ("device", "model.device"),
+    ("dtype", "model.dtype"),
+    ("batch_size", "batch_size"),
+    ("seed", "seed"),
+    ("method", "output.method"),
+    ("weights", "output.weights"),
+)
+
+
+def recipe_from_args(args: argparse.Namespace) -> tuple[Recipe, str]:
+    """The recipe ``args.recipe`` with ``--set`` items and the flags of ``FLAG_FIELDS`` applied,
+    and its text."""
+    overrides = parse_set(args.set or [])
+    for flag, key in FLAG_FIELDS:
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[key] = value
+    if getattr(args, "overwrite", False):
+        overrides["output.overwrite"] = True
+    return load_recipe(args.recipe, overrides or None)
+
+
+def check_outputs(*pairs: tuple[str, str | None]) -> None:
+    """Every output folder the command will write, as (recipe field, folder), checked before
+    any model work."""
+    check_folders(list(pairs))

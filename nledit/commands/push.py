@@ -1,0 +1,21 @@
+"""`nledit push`: publish an exported checkpoint to the Hugging Face Hub (``nledit.hub``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    """Upload the checkpoint ``args.out`` to ``args.repo`` (or list the files: ``--dry-run``)."""
+    from ..hub import push
+
+    result = push(
+        Path(args.out),
+        args.repo,
+        private=args.private,
+        revision=args.revision,
+        dry_run=args.dry_run,
+    )
+    print(result.summary())
+    return 0

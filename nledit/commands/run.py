@@ -1,0 +1,80 @@
+"""`nledit check`, `run`, `fit` and `export`: the recipe commands over ``nledit.pipeline``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..cli_errors import USAGE_ERROR
+from .args import check_outputs, recipe_from_args
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate the recipe and print the plan, without loading weights."""
+    from ..plan import make_plan
+
+    recipe, _ = recipe_from_args(args)
+    plan = make_plan(recipe)
+    if plan.problems:  # never "valid" first and a problem after
+        print(f"recipe {args.recipe} has {len(plan.problems)} problem(s)")
+        print(plan.render())
+        print(
+            f"error: recipe {args.recipe}: {len(plan.problems)} problem(s), see above",
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
+    print(f"recipe {args.recipe} is valid")
+    print(plan.render())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Fit, evaluate and export in one go."""
+    from ..pipeline import run
+
+    recipe, text = recipe_from_args(args)
+    check_outputs(("output.dir", recipe.output.dir))
+    run(recipe, text, Path(recipe.output.dir), recipe.output.overwrite)
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """One streaming pass into a fit directory (statistics, ranges, gates)."""
+    from ..distributed import fit_distributed_or_local
+    from ..outdir import check_destination
+    from ..pipeline import FIT_MARKERS, save_fit
+
+    recipe, text = recipe_from_args(args)
+    out = Path(args.out or (recipe.output.dir + "-fit"))
+    field = "--out" if args.out else "output.dir (+ -fit)"
+    check_destination(out, recipe.output.overwrite, FIT_MARKERS, field)
+    fitted = fit_distributed_or_local(recipe, text)
+    if fitted is not None:  # the main process writes
+        save_fit(fitted, out, recipe.output.overwrite)
+        print(f"fit written to {out} ({len(fitted.gates)} range gate(s))")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Evaluate a fit directory and export the patched checkpoint."""
+    from ..export import EXPORT_MARKERS
+    from ..outdir import check_destination
+    from ..pipeline import evaluate, export_fitted, load_fit
+    from ..results import summary
+
+    fit_dir = Path(args.fit_dir)
+    if not (fit_dir / "nledit_fit.json").is_file():
+        raise FileNotFoundError(f"{fit_dir}: not a fit directory (no nledit_fit.json)")
+    args.recipe = str(fit_dir / "nledit_recipe.yaml")
+    recipe, text = recipe_from_args(args)
+    check_outputs(("output.dir", recipe.output.dir))
+    out = Path(recipe.output.dir)
+    check_destination(out, recipe.output.overwrite, EXPORT_MARKERS)
+    fitted = load_fit(fit_dir, recipe, text)
+    result = evaluate(fitted) if (recipe.eval.enabled and not args.no_eval) else None
+    if result is not None:
+        print(summary(result))
+    export_fitted(fitted, out, result, recipe.output.overwrite)
+    print(f"exported checkpoint to {out}")
+    return 0
