@@ -20,6 +20,7 @@ from concept_erasure import LeaceEraser, LeaceFitter
 
 from .errors import NleditError
 from .gate import RangeGate
+from .vector_gates import whole_vector_gate
 
 
 class LeaceError(NleditError, ValueError):
@@ -81,21 +82,7 @@ def eraser_gate(
         "layer": layer,
         "operator": "leace",
         "params": {},
-        "mode": "vector",
         "positions": positions,
-        "k": d,
-        "saliency": "none",
-        "top_p": 1.0,
     }
-    zeros = torch.zeros(d, dtype=torch.float32)
-    tensors = {
-        "index": torch.arange(d),
-        "lo": zeros,
-        "hi": zeros,
-        "mu": zeros,
-        "sigma": zeros,
-        "value": bias.to(torch.float32),
-        "proj_left": eraser.proj_left.to(torch.float32).contiguous(),
-        "proj_right": eraser.proj_right.to(torch.float32).contiguous(),
-    }
-    return RangeGate(spec, tensors)
+    extra = {"proj_left": eraser.proj_left, "proj_right": eraser.proj_right}
+    return whole_vector_gate(spec, bias, extra)

@@ -11,6 +11,7 @@ from .collect import ConceptStats
 from .gate import RangeGate
 from .recipe import EditSpec, edit_name
 from .reservoir import Reservoir
+from .vector_gates import whole_vector_gate
 
 
 @dataclass
@@ -137,8 +138,6 @@ def vector_gate(
     table: RangeTable, edit: EditSpec, stats: ConceptStats, method: str, strength: float
 ) -> RangeGate:
     """Whole-vector baselines (App. M): steering h + a·r, or directional ablation h - r̂r̂ᵀh."""
-    r = steering_direction(stats, table.layer, table.concept_id)
-    d = r.numel()
     spec = {
         "name": f"{table.name}.{method}",
         "method": method,
@@ -147,19 +146,6 @@ def vector_gate(
         "layer": table.layer,
         "operator": "steer" if method == "steer" else "ablate",
         "params": {"strength": strength},
-        "mode": "vector",
         "positions": edit.positions,
-        "k": d,
-        "saliency": "none",
-        "top_p": 1.0,
     }
-    zeros = torch.zeros(d, dtype=torch.float32)
-    tensors = {
-        "index": torch.arange(d),
-        "lo": zeros,
-        "hi": zeros,
-        "mu": zeros,
-        "sigma": zeros,
-        "value": r.to(torch.float32),
-    }
-    return RangeGate(spec, tensors)
+    return whole_vector_gate(spec, steering_direction(stats, table.layer, table.concept_id))
