@@ -27,6 +27,7 @@ from .data import Examples
 from .fastpath import replay_from
 from .fit import Fitted
 from .gate import RangeGate, install_gates, remove_gates
+from .localhead import Firing, Local, applies, local_reduce, read_token
 
 
 @dataclass
@@ -150,13 +151,17 @@ def run_conditions(
     total: int | None = None,
     desc: str = "eval",
     observe: Callable[[dict[int, torch.Tensor], Any], None] | None = None,
+    local: Local | None = None,
+    firing: Firing | None = None,
 ) -> dict[str, torch.Tensor]:
     """``reduce(model_output, context)`` per batch and condition, concatenated per condition.
 
     ``fast``: one base pass records the output of each condition's shallowest edited layer;
     each other condition then runs only the layers after its own. Otherwise one full forward
     pass per condition. ``observe(outputs, context)`` sees the base pass's recorded layer
-    outputs of each batch (fast path only).
+    outputs of each batch (fast path only). ``local`` (fast path only): the per-token form of
+    ``reduce``, for conditions gated on the last block only, which then reuse the base pass
+    wherever their gates changed nothing (``localhead``); ``firing`` counts those positions.
     """
     start = {c.key: min(int(g.spec["layer"]) for g in c.gates) for c in conditions if c.gates}
     starts = sorted(set(start.values()))
@@ -175,14 +180,25 @@ def run_conditions(
                 observe({layer: h for layer, (h, _) in states.items()}, ctx)
         else:
             res = model(**inputs)
+        base_res, base_tokens = res, None
         out["base"].append(reduce(res, ctx).cpu())
         for cond in conditions:
             if cond.concept is None:
                 continue
+            layer = start.get(cond.key, -1)
+            if local is not None and layer in states and applies(cond.gates, layout):
+                if base_tokens is None:
+                    base_tokens = local.tokens(base_res, ctx)
+                value, changed = local_reduce(
+                    model, layout, cond.gates, states[layer], base_tokens, local, ctx
+                )
+                if firing is not None:
+                    firing.add(cond.key, changed)
+                out[cond.key].append(value.cpu())
+                continue
             cond_inputs = _with_prefix(inputs, prefixes.get(cond.key))
             with applied(model, layout.layers_path, cond.gates):
-                if cond.key in start and start[cond.key] in states:
-                    layer = start[cond.key]
+                if layer in states:
                     with replay_from(model, layout, layer, *states[layer]):
                         res = model(**cond_inputs)
                 else:
@@ -200,9 +216,12 @@ def label_probs(
     batch_size: int,
     fast: bool = True,
     observe: Callable[[dict[int, torch.Tensor], Any], None] | None = None,
+    local: bool = True,
+    firing: Firing | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Full-vocabulary label probabilities (N, C) per condition key (``observe``: see
-    ``run_conditions``)."""
+    """Full-vocabulary label probabilities (N, C) per condition key (``observe``, ``firing``:
+    see ``run_conditions``; ``local``: last-block edits project only the read tokens they
+    changed)."""
     prefixes: dict[str, Any] = {}
     last = cm.layout.n_layers - 1
     heads = tqdm(conditions, desc="prompt head", unit="condition", leave=False)
@@ -244,6 +263,8 @@ def label_probs(
         n_batches,
         "eval",
         observe,
+        read_token(reduce, cm.label_probs) if local and cm.is_lm else None,
+        firing,
     )
 
 
