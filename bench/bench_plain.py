@@ -15,6 +15,7 @@ what carry from one machine to another. Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -55,8 +56,15 @@ def _plain_gate(cond: Condition) -> PlainGate | None:
     return PlainGate(g.index, g.lo, g.hi, g.spec["mode"] == "neuron")
 
 
-def _copies(cond: Condition, k: int) -> list[Condition]:
-    return [Condition(cond.method, cond.concept, cond.gates, f"{cond.tag}{i}") for i in range(k)]
+SCALES = (0.25, 0.5, 2.0, 4.0, 8.0)
+
+
+def _scaled(cond: Condition, factor: float) -> Condition:
+    """``cond``'s gate with each range scaled by ``factor`` about its centre."""
+    gate = copy.deepcopy(cond.gates[0])
+    mid, half = (gate.hi + gate.lo) / 2, (gate.hi - gate.lo) / 2
+    gate.lo, gate.hi = mid - factor * half, mid + factor * half
+    return Condition(cond.method, cond.concept, [gate], f"x{factor:g}")
 
 
 def main() -> None:
@@ -69,7 +77,6 @@ def main() -> None:
     ap.add_argument("--eval-per-class", type=int, default=10)
     ap.add_argument("--windows", type=int, default=8)
     ap.add_argument("--window", type=int, default=256)
-    ap.add_argument("--k", type=int, default=3, help="copies of each timed ppl condition")
     ap.add_argument("--json", default="docs/benchmarks/plain.json")
     ap.add_argument("--plot", default="docs/benchmarks/ppl_vs_firing.png")
     args = ap.parse_args()
@@ -93,57 +100,68 @@ def main() -> None:
     plain_gates = {c.key: _plain_gate(c) for c in conds}
     text_of = load_text(WIKI)[: 8 * args.window * args.windows]  # enough characters
     wins = windows(cm.tokenizer, text_of, args.window, args.windows)
-    n_layers = len(fitted.data.label_names)
+    n_labels = len(fitted.data.label_names)
     bs = args.batch
 
     selective = next(c for c in conds if c.method == "range")
     full_head = next(c for c in conds if c.method == "neuron")
 
-    def nl_ppl(extra: list[Condition], local: bool = True, firing: Firing | None = None):
-        return perplexity(
+    def nl_ppl(extra: list[Condition], local: bool = True) -> Firing:
+        firing = Firing()
+        perplexity(
             model, layout, cm.tokenizer, text_of, [conds[0], *extra],
             args.window, args.windows, bs, local=local, firing=firing,
         )  # fmt: skip
-
-    def pl_ppl(extra: list[Condition]):
-        gates = {"base": None, **{f"c{i}": _plain_gate(c) for i, c in enumerate(extra)}}
-        return plain.perplexity(wins, gates, bs)
+        return firing
 
     # equality of the two implementations on this protocol (sanity, not timed)
-    firing = Firing()
-    nl = nl_ppl([selective, full_head], firing=firing)
-    pl = plain.perplexity(wins, {k: plain_gates[k] for k in nl}, bs)
-    ppl_check = {k: (nl[k], pl[k]) for k in nl}
+    nl = perplexity(model, layout, cm.tokenizer, text_of, conds, args.window, args.windows, bs)
+    pl = plain.perplexity(wins, plain_gates, bs)[0]
+    ppl_check = {key: (nl[key], pl[key]) for key in nl}
     nl_probs = label_probs(cm, ev.texts, conds, bs)
     pl_probs = plain.label_probs(ev_q, label_ids, plain_gates)
-    probs_gap = max((nl_probs[k] - pl_probs[k]).abs().max().item() for k in nl_probs)
+    probs_gap = max((nl_probs[key] - pl_probs[key]).abs().max().item() for key in nl_probs)
 
-    k = args.k
-    runs: dict[str, list[float]] = {}
+    sweep = [_scaled(selective, f) for f in SCALES]  # the edit's ranges, narrower and wider
+    ppl_conds = [full_head, selective, *sweep]
+    plain_ppl = {"base": None, full_head.key: plain_gates[full_head.key]}
+    times: dict[str, list[float]] = {}
+    firing_rates: dict[str, float] = {}
+
+    def ppl_local() -> None:
+        f = nl_ppl(ppl_conds)
+        for key in f.seconds:
+            times.setdefault(f"nledit {key}", []).append(f.seconds[key])
+        firing_rates.update({key: f.rate(key) for key in f.seen})
+
+    def ppl_full() -> None:
+        f = nl_ppl([full_head], local=False)
+        times.setdefault("nledit full head, replayed", []).append(f.seconds[full_head.key])
+
+    def ppl_plain() -> None:
+        for key, t in plain.perplexity(wins, plain_ppl, bs)[1].items():
+            times.setdefault(f"plain {key}", []).append(t)
+
     jobs = {
         "fit_nledit": lambda: collect(cm, fit_ex, [layer], bs, desc="fit"),
-        "fit_plain": lambda: plain.fit(fit_q, fit_ex.labels, n_layers, bs),
-        "ppl_base_nledit": lambda: nl_ppl([]),
-        "ppl_full_nledit": lambda: nl_ppl(_copies(full_head, k)),
-        "ppl_full_nledit_nolocal": lambda: nl_ppl(_copies(full_head, k), local=False),
-        "ppl_selective_nledit": lambda: nl_ppl(_copies(selective, k)),
-        "ppl_base_plain": lambda: pl_ppl([]),
-        "ppl_full_plain": lambda: pl_ppl(_copies(full_head, k)),
+        "fit_plain": lambda: plain.fit(fit_q, fit_ex.labels, n_labels, bs),
+        "ppl_nledit": ppl_local,
+        "ppl_nledit_replayed": ppl_full,
+        "ppl_plain": ppl_plain,
         "table_nledit": lambda: label_probs(cm, ev.texts, conds, bs),
         "table_plain": lambda: plain.label_probs(ev_q, label_ids, plain_gates),
     }
     for fn in jobs.values():  # warm-up
         fn()
+    times.clear()
+    runs: dict[str, list[float]] = {}
     for _ in range(args.repeat):  # interleaved: drift on a shared machine hits all alike
         for name, fn in jobs.items():
             runs.setdefault(name, []).append(_timed(fn))
     med = {name: _median(ts) for name, ts in runs.items()}
-    per = {
-        "nledit_full": (med["ppl_full_nledit"] - med["ppl_base_nledit"]) / k,
-        "nledit_full_nolocal": (med["ppl_full_nledit_nolocal"] - med["ppl_base_nledit"]) / k,
-        "nledit_selective": (med["ppl_selective_nledit"] - med["ppl_base_nledit"]) / k,
-        "plain_full": (med["ppl_full_plain"] - med["ppl_base_plain"]) / k,
-    }
+    per = {name: _median(ts) for name, ts in times.items()}
+    full_s = per[f"nledit {full_head.key}"]
+    plain_s = per[f"plain {full_head.key}"]
     n_fit = len(fit_ex.texts)
     result = {
         "threads": args.threads,
@@ -155,14 +173,22 @@ def main() -> None:
         "conditions": [c.key for c in conds],
         "ppl_check": ppl_check,
         "label_probs_max_gap": probs_gap,
-        "firing": {c.key: firing.rate(c.key) for c in (selective, full_head)},
         "median_s": med,
-        "ppl_per_condition_s": per,
+        "ppl_condition_s": per,
+        "ppl_points": [
+            {
+                "condition": c.key,
+                "firing": firing_rates[c.key],
+                "cost_over_full_head": per[f"nledit {c.key}"] / full_s,
+            }
+            for c in ppl_conds
+        ],
         "ratios": {
             "fit_examples_per_s_nledit_over_plain": med["fit_plain"] / med["fit_nledit"],
-            "ppl_full_condition_speed_nledit_over_plain": per["plain_full"] / per["nledit_full"],
-            "ppl_full_condition_speed_before_local": per["plain_full"] / per["nledit_full_nolocal"],
-            "ppl_selective_cost_over_full": per["nledit_selective"] / per["nledit_full"],
+            "ppl_full_head_condition_speed_nledit_over_plain": plain_s / full_s,
+            "ppl_full_head_replayed_speed_over_plain": plain_s / per["nledit full head, replayed"],
+            "ppl_selective_cost_over_full_head": per[f"nledit {selective.key}"] / full_s,
+            "selective_firing": firing_rates[selective.key],
             "table_speed_nledit_over_plain": med["table_plain"] / med["table_nledit"],
         },
     }

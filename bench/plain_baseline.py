@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -123,16 +124,22 @@ class Plain:
     @torch.no_grad()
     def perplexity(
         self, windows: torch.Tensor, gates: dict[str, PlainGate | None], batch: int
-    ) -> dict[str, float]:
-        """Perplexity per condition over the windows (n, T)."""
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """Perplexity per condition over the windows (n, T), and seconds per condition (the
+        base pass under the base condition's key)."""
         nll = dict.fromkeys(gates, 0.0)
+        seconds = dict.fromkeys(gates, 0.0)
         for s in range(0, len(windows), batch):
             ids = windows[s : s + batch]
+            t0 = time.perf_counter()
             h = self._hidden(input_ids=ids, use_cache=False)
             target = ids[:, 1:]
             for key, gate in gates.items():
                 logits = self._head((gate(h) if gate else h)[:, :-1])
                 logp = torch.log_softmax(logits, dim=-1).gather(-1, target.unsqueeze(-1))
                 nll[key] -= logp.sum().item()
+                now = time.perf_counter()
+                seconds[key] += now - t0
+                t0 = now
         n = windows.shape[0] * (windows.shape[1] - 1)
-        return {key: math.exp(v / n) for key, v in nll.items()}
+        return {key: math.exp(v / n) for key, v in nll.items()}, seconds

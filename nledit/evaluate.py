@@ -27,7 +27,7 @@ from .data import Examples
 from .fastpath import replay_from
 from .fit import Fitted
 from .gate import RangeGate, install_gates, remove_gates
-from .localhead import Firing, Local, applies, local_reduce, read_token
+from .localhead import Firing, Local, applies, lap, local_reduce, read_token
 
 
 @dataclass
@@ -161,14 +161,17 @@ def run_conditions(
     pass per condition. ``observe(outputs, context)`` sees the base pass's recorded layer
     outputs of each batch (fast path only). ``local`` (fast path only): the per-token form of
     ``reduce``, for conditions gated on the last block only, which then reuse the base pass
-    wherever their gates changed nothing (``localhead``); ``firing`` counts those positions.
+    wherever their gates changed nothing (``localhead``); ``firing`` counts those positions and
+    the seconds spent per condition.
     """
     start = {c.key: min(int(g.spec["layer"]) for g in c.gates) for c in conditions if c.gates}
     starts = sorted(set(start.values()))
     prefixes = prefixes or {}
+    on_last = {c.key for c in conditions if applies(c.gates, layout)}
     out: dict[str, list[torch.Tensor]] = {c.key: [] for c in conditions}
     bar = tqdm(total=total, desc=desc, unit="batch", leave=False)
     for inputs, ctx in batches:
+        t0 = time.perf_counter()
         states: dict[int, tuple[torch.Tensor, bool]] = {}
         if fast and starts:
             paths = {layer: layout.layer_path(layer) for layer in starts}
@@ -180,21 +183,23 @@ def run_conditions(
                 observe({layer: h for layer, (h, _) in states.items()}, ctx)
         else:
             res = model(**inputs)
-        base_res, base_tokens = res, None
         out["base"].append(reduce(res, ctx).cpu())
+        local_ok = local is not None and bool(states) and bool(on_last)
+        base_tokens = local.tokens(res, ctx) if local is not None and local_ok else None
+        t0 = lap(firing, "base", t0)
         for cond in conditions:
             if cond.concept is None:
                 continue
+            t0 = time.perf_counter()
             layer = start.get(cond.key, -1)
-            if local is not None and layer in states and applies(cond.gates, layout):
-                if base_tokens is None:
-                    base_tokens = local.tokens(base_res, ctx)
+            if local is not None and local_ok and layer in states and cond.key in on_last:
                 value, changed = local_reduce(
                     model, layout, cond.gates, states[layer], base_tokens, local, ctx
                 )
                 if firing is not None:
                     firing.add(cond.key, changed)
                 out[cond.key].append(value.cpu())
+                lap(firing, cond.key, t0)
                 continue
             cond_inputs = _with_prefix(inputs, prefixes.get(cond.key))
             with applied(model, layout.layers_path, cond.gates):
@@ -204,6 +209,7 @@ def run_conditions(
                 else:
                     res = model(**cond_inputs)
             out[cond.key].append(reduce(res, ctx).cpu())
+            lap(firing, cond.key, t0)
         bar.update(1)
     bar.close()
     return {k: torch.cat(v) for k, v in out.items()}

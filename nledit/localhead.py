@@ -9,6 +9,7 @@ on the changed positions, fed as a batch of one-token rows after a replayed last
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,10 +37,15 @@ class Local:
 
 @dataclass
 class Firing:
-    """Positions an edit changed, and positions seen, per condition key."""
+    """Per condition key: positions its edit changed, positions seen (local path only), and
+    seconds spent on it (the base pass under ``base``)."""
 
     changed: dict[str, int] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def spent(self, key: str, seconds: float) -> None:
+        self.seconds[key] = self.seconds.get(key, 0.0) + seconds
 
     def add(self, key: str, changed: torch.Tensor) -> None:
         self.changed[key] = self.changed.get(key, 0) + int(changed.sum())
@@ -48,6 +54,14 @@ class Firing:
     def rate(self, key: str) -> float:
         """Fraction of positions where the condition's edit changed the hidden state."""
         return self.changed.get(key, 0) / max(self.seen.get(key, 0), 1)
+
+
+def lap(firing: Firing | None, key: str, t0: float) -> float:
+    """Charge the time since ``t0`` to ``key`` (when counting); the time now."""
+    now = time.perf_counter()
+    if firing is not None:
+        firing.spent(key, now - t0)
+    return now
 
 
 def applies(gates: list[Any], layout: Layout) -> bool:
