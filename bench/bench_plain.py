@@ -56,7 +56,7 @@ def _plain_gate(cond: Condition) -> PlainGate | None:
     return PlainGate(g.index, g.lo, g.hi, g.spec["mode"] == "neuron")
 
 
-SCALES = (0.25, 0.5, 2.0, 4.0, 8.0)
+SCALES = (0.01, 0.02, 0.05, 0.1, 0.25, 0.5)
 
 
 def _scaled(cond: Condition, factor: float) -> Condition:
@@ -119,7 +119,7 @@ def main() -> None:
     pl = plain.perplexity(wins, plain_gates, bs)[0]
     ppl_check = {key: (nl[key], pl[key]) for key in nl}
     nl_probs = label_probs(cm, ev.texts, conds, bs)
-    pl_probs = plain.label_probs(ev_q, label_ids, plain_gates)
+    pl_probs = plain.label_probs(ev_q, label_ids, plain_gates, bs)
     probs_gap = max((nl_probs[key] - pl_probs[key]).abs().max().item() for key in nl_probs)
 
     sweep = [_scaled(selective, f) for f in SCALES]  # the edit's ranges, narrower and wider
@@ -149,7 +149,7 @@ def main() -> None:
         "ppl_nledit_replayed": ppl_full,
         "ppl_plain": ppl_plain,
         "table_nledit": lambda: label_probs(cm, ev.texts, conds, bs),
-        "table_plain": lambda: plain.label_probs(ev_q, label_ids, plain_gates),
+        "table_plain": lambda: plain.label_probs(ev_q, label_ids, plain_gates, bs),
     }
     for fn in jobs.values():  # warm-up
         fn()

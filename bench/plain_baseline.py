@@ -48,8 +48,7 @@ class Plain:
         self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
         self.block = self.model.model.layers[layer]
         self.head_ids = self.tok(head, return_tensors="pt").input_ids
-        with torch.no_grad():
-            self.prefix = self.model(input_ids=self.head_ids, use_cache=True).past_key_values
+        self.prefix = None
         self.pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
 
     def _hidden(self, **inputs: object) -> torch.Tensor:
@@ -89,7 +88,9 @@ class Plain:
 
     @torch.no_grad()
     def read_states(self, queries: list[list[int]], batch: int) -> torch.Tensor:
-        """The hooked layer's output at each query's last token (N, d)."""
+        """The hooked layer's output at each query's last token (N, d); the prompt head's
+        cache is computed first, once for the pass."""
+        self.prefix = self.model(input_ids=self.head_ids, use_cache=True).past_key_values
         out = []
         for s in range(0, len(queries), batch):
             inputs, read = self._batch(queries[s : s + batch])
@@ -111,10 +112,14 @@ class Plain:
 
     @torch.no_grad()
     def label_probs(
-        self, queries: list[list[int]], label_ids: list[int], gates: dict[str, PlainGate | None]
+        self,
+        queries: list[list[int]],
+        label_ids: list[int],
+        gates: dict[str, PlainGate | None],
+        batch: int,
     ) -> dict[str, torch.Tensor]:
         """Label-word probabilities per condition (None: the base model)."""
-        h = self.read_states(queries, 16)
+        h = self.read_states(queries, batch)
         out = {}
         for key, gate in gates.items():
             probs = torch.softmax(self._head(gate(h) if gate else h), dim=-1)
