@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine
 from plain_baseline import Plain, PlainGate
 
 from nledit.collect import collect
@@ -77,9 +78,13 @@ def main() -> None:
     ap.add_argument("--eval-per-class", type=int, default=10)
     ap.add_argument("--windows", type=int, default=8)
     ap.add_argument("--window", type=int, default=256)
-    ap.add_argument("--json", default="docs/benchmarks/plain.json")
+    ap.add_argument("--json", default="docs/benchmarks/quickstart.plain.json")
     ap.add_argument("--plot", default="docs/benchmarks/ppl_vs_firing.png")
+    ap.add_argument("--plot-only", action="store_true", help="redraw the plot from --json")
     args = ap.parse_args()
+    if args.plot_only:
+        plot(json.loads(Path(args.json).read_text()), args.plot)
+        return
     torch.set_num_threads(args.threads)
 
     overrides = {
@@ -164,6 +169,8 @@ def main() -> None:
     plain_s = per[f"plain {full_head.key}"]
     n_fit = len(fit_ex.texts)
     result = {
+        "command": "PYTHONPATH=. .venv/bin/python bench/bench_plain.py " + " ".join(sys.argv[1:]),
+        "machine": machine(),
         "threads": args.threads,
         "batch_size": bs,
         "repeat": args.repeat,
@@ -194,7 +201,34 @@ def main() -> None:
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2))
+    plot(result, args.plot)
     print(json.dumps(result, indent=2))
+
+
+def plot(result: dict, path: str) -> None:
+    """Perplexity cost per condition (over a full-head condition) against the firing rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = sorted(result["ppl_points"], key=lambda p: p["firing"])
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    xs = [100 * p["firing"] for p in points]
+    ax.plot(xs, [p["cost_over_full_head"] for p in points], "o-", label="nledit, changed positions")
+    ax.plot([0, 100], [0, 1], ":", color="grey", label="proportional")
+    ratios = result["ratios"]
+    plain = 1 / ratios["ppl_full_head_condition_speed_nledit_over_plain"]
+    ax.axhline(plain, color="tab:red", ls="--", label="plain script, full head")
+    ax.hlines(0.3, 0, 10, color="tab:green", lw=2, label="target: <= 0.3 at <= 10 % firing")
+    ax.set_xlabel("positions where the gate changed the state (%)")
+    ax.set_ylabel("seconds per condition / full head")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, max(1.2, plain + 0.1))
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
 
 
 if __name__ == "__main__":

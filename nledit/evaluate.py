@@ -9,7 +9,6 @@ up to the edited layer (see ``fastpath``).
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +27,7 @@ from .fastpath import replay_from
 from .fit import Fitted
 from .gate import RangeGate, install_gates, remove_gates
 from .localhead import Firing, Local, applies, lap, local_reduce, read_token
+from .prefixcache import batch_cache
 
 
 @dataclass
@@ -130,9 +130,7 @@ def _with_prefix(inputs: dict[str, Any], prefix: Any) -> dict[str, Any]:
     """A batch's inputs with a fresh, batch-sized copy of a prompt-head cache."""
     inputs = dict(inputs)
     if prefix is not None:
-        cache = copy.deepcopy(prefix)
-        cache.batch_repeat_interleave(inputs["input_ids"].shape[0])
-        inputs["past_key_values"] = cache
+        inputs["past_key_values"] = batch_cache(prefix, inputs["input_ids"].shape[0])
     return inputs
 
 
