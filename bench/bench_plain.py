@@ -226,6 +226,16 @@ def plot(result: dict, path: str) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     xs = [100 * p["firing"] for p in points]
     ax.plot(xs, [p["cost_over_full_head"] for p in points], "o-", label="nledit, changed positions")
+    low = sorted(result.get("low_firing_run", {}).get("ppl_points", []), key=lambda p: p["firing"])
+    if low:
+        ax.plot(
+            [100 * p["firing"] for p in low],
+            [p["cost_over_full_head"] for p in low],
+            "s--",
+            color="tab:blue",
+            alpha=0.6,
+            label="nledit, narrower ranges (second run)",
+        )
     ax.plot([0, 100], [0, 1], ":", color="grey", label="proportional")
     ratios = result["ratios"]
     plain = ratios["ppl_full_head_condition_speed_nledit_over_plain"]  # plain s / nledit s

@@ -73,7 +73,8 @@ def _plain_rows(doc: dict) -> list[str]:
         ),
         _row(f"the recipe's edit: cost / full head (firing {100 * firing:.1f} %)", sel, "", None),
     ]
-    low = [p for p in doc["ppl_points"] if p["firing"] <= 0.10]
+    extra = doc.get("low_firing_run", {})  # a second run of narrower ranges (--only, --scales)
+    low = [p for p in doc["ppl_points"] + extra.get("ppl_points", []) if p["firing"] <= 0.10]
     for p in low:
         ok = p["cost_over_full_head"] <= 0.3
         label = f"{p['condition']}: cost / full head (firing {100 * p['firing']:.1f} %)"
@@ -92,6 +93,24 @@ def _plain_rows(doc: dict) -> list[str]:
             for p in sorted(doc["ppl_points"], key=lambda p: p["firing"])
         ),
         "",
+        *(
+            [
+                f"Narrower ranges, second run (`{extra['command']}`; full head there: "
+                f"{extra['ppl_full_head_condition_speed_nledit_over_plain']:.3f}× the plain "
+                "script):",
+                "",
+                "| condition | firing | cost / full head |",
+                "|---|---|---|",
+                *(
+                    f"| {p['condition']} | {100 * p['firing']:.1f} % | "
+                    f"{p['cost_over_full_head']:.3f} |"
+                    for p in sorted(extra["ppl_points"], key=lambda p: p["firing"])
+                ),
+                "",
+            ]
+            if extra
+            else []
+        ),
         f"Examples: {doc['fit_examples']} fit, {doc['eval_examples']} evaluation; "
         f"perplexity tokens: {doc['ppl_tokens']}; medians of {doc['repeat']} interleaved runs; "
         f"batch size {doc['batch_size']} for both.",
