@@ -48,6 +48,76 @@ def _row(label: str, value: float, target: str, ok: bool | None) -> str:
     return f"| {label} | {value:.3f} | {target} | {verdict} |"
 
 
+def _plain_rows(doc: dict) -> list[str]:
+    """nledit against the plain single-file script (``bench_plain.py``)."""
+    r = doc["ratios"]
+    fit, full = (
+        r["fit_examples_per_s_nledit_over_plain"],
+        r["ppl_full_head_condition_speed_nledit_over_plain"],
+    )
+    sel, firing = r["ppl_selective_cost_over_full_head"], r["selective_firing"]
+    rows = [
+        _row("fit examples/s, nledit / plain", fit, ">= 1.2", fit >= 1.2),
+        _row("perplexity, full-head condition: speed nledit / plain", full, ">= 1.0", full >= 1.0),
+        _row(
+            "same, before changed-position outputs (replayed head)",
+            r["ppl_full_head_replayed_speed_over_plain"],
+            "",
+            None,
+        ),
+        _row(
+            "erasure table (label probabilities): speed nledit / plain",
+            r["table_speed_nledit_over_plain"],
+            "",
+            None,
+        ),
+        _row(f"the recipe's edit: cost / full head (firing {100 * firing:.1f} %)", sel, "", None),
+    ]
+    extra = doc.get("low_firing_run", {})  # a second run of narrower ranges (--only, --scales)
+    low = [p for p in doc["ppl_points"] + extra.get("ppl_points", []) if p["firing"] <= 0.10]
+    for p in low:
+        ok = p["cost_over_full_head"] <= 0.3
+        label = f"{p['condition']}: cost / full head (firing {100 * p['firing']:.1f} %)"
+        rows.append(_row(label, p["cost_over_full_head"], "<= 0.3", ok))
+    rows += [
+        "",
+        "Perplexity cost per condition against the share of positions its gate changed "
+        "(the recipe's edit with its ranges scaled about their centres):",
+        "",
+        "![perplexity cost against firing rate](benchmarks/ppl_vs_firing.png)",
+        "",
+        "| condition | firing | cost / full head |",
+        "|---|---|---|",
+        *(
+            f"| {p['condition']} | {100 * p['firing']:.1f} % | {p['cost_over_full_head']:.3f} |"
+            for p in sorted(doc["ppl_points"], key=lambda p: p["firing"])
+        ),
+        "",
+        *(
+            [
+                f"Narrower ranges, second run (`{extra['command']}`; full head there: "
+                f"{extra['ppl_full_head_condition_speed_nledit_over_plain']:.3f}× the plain "
+                "script):",
+                "",
+                "| condition | firing | cost / full head |",
+                "|---|---|---|",
+                *(
+                    f"| {p['condition']} | {100 * p['firing']:.1f} % | "
+                    f"{p['cost_over_full_head']:.3f} |"
+                    for p in sorted(extra["ppl_points"], key=lambda p: p["firing"])
+                ),
+                "",
+            ]
+            if extra
+            else []
+        ),
+        f"Examples: {doc['fit_examples']} fit, {doc['eval_examples']} evaluation; "
+        f"perplexity tokens: {doc['ppl_tokens']}; medians of {doc['repeat']} interleaved runs; "
+        f"batch size {doc['batch_size']} for both.",
+    ]
+    return rows
+
+
 def render() -> str:
     parts = [
         "# Benchmarks",
@@ -118,6 +188,8 @@ def render() -> str:
                     f"| perplexity: fast / plain (s) | {ppl['fast']:.1f} / {ppl['plain']:.1f} "
                     f"= {ppl['fast'] / ppl['plain']:.2f} | | |"
                 )
+        elif name == "plain":
+            parts += _plain_rows(doc)
         elif name == "export":
             parts.append(
                 _row(

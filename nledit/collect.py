@@ -169,6 +169,9 @@ def collect(
     return stats
 
 
+SORT_WINDOW = 8  # batches whose examples are sorted by length together
+
+
 def _stream(
     cm: ConceptModel,
     examples: Examples,
@@ -182,16 +185,21 @@ def _stream(
     bar: Any,
     leace: LeaceStats | None = None,
 ) -> None:
-    """The batches of one collection pass (the bar closes even when one fails)."""
-    for batch in cm.batches(examples.texts, batch_size, prefix=prefix):
-        with capture(cm.model, paths, stop=True) as seen, contextlib.suppress(StopForward):
-            cm.model(**batch.inputs)
-        y = labels[batch.rows]
+    """The batches of one collection pass (the bar closes even when one fails).
+
+    Within each window of ``SORT_WINDOW`` batches the examples are batched by length (little
+    padding); the window's read-token rows are then summarised in data order, so the
+    statistics and the activation sample do not depend on the batching."""
+    window = batch_size * SORT_WINDOW
+    for lo in range(0, len(examples), window):
+        ids = list(range(lo, min(lo + window, len(examples))))
+        rows = _window_rows(cm, examples, ids, layers, batch_size, prefix, paths, bar)
+        y = labels[lo : lo + len(ids)]
         for layer in layers:
-            h = read_rows(seen[layer], batch.read)
+            h = rows[layer]
             bad = ~torch.isfinite(h).all(dim=-1)
             if bad.any():
-                i = batch.rows.start + int(bad.nonzero()[0])
+                i = lo + int(bad.nonzero()[0])
                 raise ActivationError(
                     f"non-finite activation (NaN/inf) at layer {layer} for example {i}: "
                     f"{examples.texts[i][:80]!r}; try model.dtype: float32"
@@ -200,8 +208,37 @@ def _stream(
             if leace is not None:
                 leace.update(layer, h, y)
             if reservoir is not None:
-                reservoir.add(layer, h, y, list(range(batch.rows.start, batch.rows.stop)))
-        bar.update(len(y))
+                reservoir.add(layer, h, y, ids)
+
+
+def _window_rows(
+    cm: ConceptModel,
+    examples: Examples,
+    ids: list[int],
+    layers: list[int],
+    batch_size: int,
+    prefix: Any,
+    paths: dict[int, str],
+    bar: Any,
+) -> dict[int, torch.Tensor]:
+    """Read-token rows (len(ids), d) per layer of the examples ``ids``, in that order, from
+    length-sorted batches."""
+    texts = [examples.texts[i] for i in ids]
+    lengths = [len(q) for q in cm._encode(texts)]
+    order = sorted(range(len(ids)), key=lengths.__getitem__)
+    out: dict[int, torch.Tensor] = {}
+    sorted_texts = [texts[j] for j in order]
+    for batch in cm.batches(sorted_texts, batch_size, prefix=prefix):
+        with capture(cm.model, paths, stop=True) as seen, contextlib.suppress(StopForward):
+            cm.model(**batch.inputs)
+        where = torch.tensor(order[batch.rows])
+        for layer in layers:
+            h = read_rows(seen[layer], batch.read)
+            if layer not in out:
+                out[layer] = h.new_empty((len(ids), h.shape[-1]))
+            out[layer][where.to(h.device)] = h
+        bar.update(len(where))
+    return out
 
 
 @torch.no_grad()

@@ -8,7 +8,6 @@ so each example costs only its own tokens. Encoder classifiers read their own he
 
 from __future__ import annotations
 
-import copy
 import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import torch
 from .arch import Layout, read_positions
 from .data import Examples
 from .errors import NleditError
+from .prefixcache import batch_cache
 from .recipe import PromptSpec
 
 _SLOT = "\x00nledit-query\x00"
@@ -158,8 +158,7 @@ class ConceptModel:
             if cached:
                 p = len(self.head_ids)
                 full = torch.cat([torch.ones((len(rows), p), dtype=torch.long), mask], dim=1)
-                cache = copy.deepcopy(prefix)
-                cache.batch_repeat_interleave(len(rows))
+                cache = batch_cache(prefix, len(rows))
                 inputs["attention_mask"] = full.to(self.device)
                 inputs["past_key_values"] = cache
                 inputs["use_cache"] = True

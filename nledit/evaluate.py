@@ -9,7 +9,6 @@ up to the edited layer (see ``fastpath``).
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +26,8 @@ from .data import Examples
 from .fastpath import replay_from
 from .fit import Fitted
 from .gate import RangeGate, install_gates, remove_gates
+from .localhead import Firing, Local, applies, lap, local_reduce, read_token
+from .prefixcache import batch_cache
 
 
 @dataclass
@@ -129,9 +130,7 @@ def _with_prefix(inputs: dict[str, Any], prefix: Any) -> dict[str, Any]:
     """A batch's inputs with a fresh, batch-sized copy of a prompt-head cache."""
     inputs = dict(inputs)
     if prefix is not None:
-        cache = copy.deepcopy(prefix)
-        cache.batch_repeat_interleave(inputs["input_ids"].shape[0])
-        inputs["past_key_values"] = cache
+        inputs["past_key_values"] = batch_cache(prefix, inputs["input_ids"].shape[0])
     return inputs
 
 
@@ -150,20 +149,27 @@ def run_conditions(
     total: int | None = None,
     desc: str = "eval",
     observe: Callable[[dict[int, torch.Tensor], Any], None] | None = None,
+    local: Local | None = None,
+    firing: Firing | None = None,
 ) -> dict[str, torch.Tensor]:
     """``reduce(model_output, context)`` per batch and condition, concatenated per condition.
 
     ``fast``: one base pass records the output of each condition's shallowest edited layer;
     each other condition then runs only the layers after its own. Otherwise one full forward
     pass per condition. ``observe(outputs, context)`` sees the base pass's recorded layer
-    outputs of each batch (fast path only).
+    outputs of each batch (fast path only). ``local`` (fast path only): the per-token form of
+    ``reduce``, for conditions gated on the last block only, which then reuse the base pass
+    wherever their gates changed nothing (``localhead``); ``firing`` counts those positions and
+    the seconds spent per condition.
     """
     start = {c.key: min(int(g.spec["layer"]) for g in c.gates) for c in conditions if c.gates}
     starts = sorted(set(start.values()))
     prefixes = prefixes or {}
+    on_last = {c.key for c in conditions if applies(c.gates, layout)}
     out: dict[str, list[torch.Tensor]] = {c.key: [] for c in conditions}
     bar = tqdm(total=total, desc=desc, unit="batch", leave=False)
     for inputs, ctx in batches:
+        t0 = time.perf_counter()
         states: dict[int, tuple[torch.Tensor, bool]] = {}
         if fast and starts:
             paths = {layer: layout.layer_path(layer) for layer in starts}
@@ -176,18 +182,32 @@ def run_conditions(
         else:
             res = model(**inputs)
         out["base"].append(reduce(res, ctx).cpu())
+        local_ok = local is not None and bool(states) and bool(on_last)
+        base_tokens = local.tokens(res, ctx) if local is not None and local_ok else None
+        t0 = lap(firing, "base", t0)
         for cond in conditions:
             if cond.concept is None:
                 continue
+            t0 = time.perf_counter()
+            layer = start.get(cond.key, -1)
+            if local is not None and local_ok and layer in states and cond.key in on_last:
+                value, changed = local_reduce(
+                    model, layout, cond.gates, states[layer], base_tokens, local, ctx
+                )
+                if firing is not None:
+                    firing.add(cond.key, changed)
+                out[cond.key].append(value.cpu())
+                lap(firing, cond.key, t0)
+                continue
             cond_inputs = _with_prefix(inputs, prefixes.get(cond.key))
             with applied(model, layout.layers_path, cond.gates):
-                if cond.key in start and start[cond.key] in states:
-                    layer = start[cond.key]
+                if layer in states:
                     with replay_from(model, layout, layer, *states[layer]):
                         res = model(**cond_inputs)
                 else:
                     res = model(**cond_inputs)
             out[cond.key].append(reduce(res, ctx).cpu())
+            lap(firing, cond.key, t0)
         bar.update(1)
     bar.close()
     return {k: torch.cat(v) for k, v in out.items()}
@@ -200,9 +220,12 @@ def label_probs(
     batch_size: int,
     fast: bool = True,
     observe: Callable[[dict[int, torch.Tensor], Any], None] | None = None,
+    local: bool = True,
+    firing: Firing | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Full-vocabulary label probabilities (N, C) per condition key (``observe``: see
-    ``run_conditions``)."""
+    """Full-vocabulary label probabilities (N, C) per condition key (``observe``, ``firing``:
+    see ``run_conditions``; ``local``: last-block edits project only the read tokens they
+    changed)."""
     prefixes: dict[str, Any] = {}
     last = cm.layout.n_layers - 1
     heads = tqdm(conditions, desc="prompt head", unit="condition", leave=False)
@@ -244,6 +267,8 @@ def label_probs(
         n_batches,
         "eval",
         observe,
+        read_token(reduce, cm.label_probs) if local and cm.is_lm else None,
+        firing,
     )
 
 

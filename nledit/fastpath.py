@@ -42,14 +42,21 @@ class _PassThrough(nn.Module):
 
 @contextlib.contextmanager
 def replay_from(
-    model: nn.Module, layout: Layout, layer: int, state: torch.Tensor, as_tuple: bool
+    model: nn.Module,
+    layout: Layout,
+    layer: int,
+    state: torch.Tensor,
+    as_tuple: bool,
+    gates: bool = True,
 ) -> Iterator[None]:
-    """Inside the block, ``model`` skips layers 0..layer and resumes from ``state``."""
+    """Inside the block, ``model`` skips layers 0..layer and resumes from ``state`` (through
+    the gates installed at ``layer``, unless ``gates`` is false: ``state`` is already edited)."""
     blocks = model.get_submodule(layout.layers_path)
     assert isinstance(blocks, nn.ModuleList)
     originals = [blocks[i] for i in range(layer + 1)]
-    gates = getattr(model, "nledit_gates", None)
-    layer_gates = gates[str(layer)] if gates is not None and str(layer) in gates else None
+    installed = getattr(model, "nledit_gates", None) if gates else None
+    here = installed is not None and str(layer) in installed
+    layer_gates = installed[str(layer)] if here else None
     try:
         for i in range(layer):
             blocks[i] = _PassThrough(as_tuple)

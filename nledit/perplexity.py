@@ -12,6 +12,7 @@ import torch
 from .arch import Layout
 from .errors import PerplexityError
 from .evaluate import Condition, run_conditions
+from .localhead import WINDOW_NLL, Firing
 from .text import load_text, windows
 
 __all__ = ["PerplexityError", "load_text", "perplexity", "windows"]
@@ -19,10 +20,7 @@ __all__ = ["PerplexityError", "load_text", "perplexity", "windows"]
 
 def _nll(res: Any, ids: torch.Tensor) -> torch.Tensor:
     """Summed next-token negative log-likelihood per window."""
-    logits = res.logits[:, :-1].float()
-    target = ids[:, 1:].to(logits.device)
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    return -logp.sum(dim=-1)
+    return WINDOW_NLL.tokens(res, ids).sum(dim=-1)
 
 
 @contextlib.contextmanager
@@ -51,8 +49,11 @@ def perplexity(
     count: int,
     batch_size: int,
     fast: bool = True,
+    local: bool = True,
+    firing: Firing | None = None,
 ) -> dict[str, float]:
-    """Perplexity per condition key over the same windows."""
+    """Perplexity per condition key over the same windows (``local``, fast path: a last-block
+    edit runs the head only at the positions it changed, counted in ``firing``)."""
     data = windows(tokenizer, text, window, count)
     device = next(model.parameters()).device
 
@@ -64,6 +65,18 @@ def perplexity(
     total = math.ceil(len(data) / batch_size)
     gates = [g for c in conditions for g in c.gates]
     with as_generated(gates):
-        nll = run_conditions(model, layout, batches(), conditions, _nll, None, fast, total, "ppl")
+        nll = run_conditions(
+            model,
+            layout,
+            batches(),
+            conditions,
+            _nll,
+            None,
+            fast,
+            total,
+            "ppl",
+            local=WINDOW_NLL if local else None,
+            firing=firing,
+        )
     tokens = data.shape[0] * (data.shape[1] - 1)
     return {key: math.exp(v.sum().item() / tokens) for key, v in nll.items()}

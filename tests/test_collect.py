@@ -18,7 +18,7 @@ import torch
 from conftest import DECODERS, FAMILIES, recipe_dict
 
 from nledit.arch import read_positions
-from nledit.collect import ConceptStats, collect
+from nledit.collect import SORT_WINDOW, ConceptStats, collect
 from nledit.concept import ConceptModel
 from nledit.data import Examples
 from nledit.fit import fit, load_for_recipe
@@ -101,10 +101,10 @@ def test_fitted_ranges_equal_numpy(tiny_models: dict[str, Path], tiny_data: Path
 
 
 def test_statistics_merge_exactly(concept_model: Callable[[str], Any]) -> None:
-    """Two halves (split at a batch boundary) merged equal the whole pass."""
+    """Two halves (split at a sorting-window boundary) merged equal the whole pass."""
     data, cm, layout = concept_model("gpt2")
     layers = layers_of(layout)
-    half = 24  # a multiple of the batch size: every batch sees the same rows either way
+    half = 4 * SORT_WINDOW  # a whole sorting window: every batch sees the same rows either way
     first = Examples(data.fit.texts[:half], data.fit.labels[:half])
     second = Examples(data.fit.texts[half:], data.fit.labels[half:])
     whole = collect(cm, data.fit, layers, batch_size=4)
