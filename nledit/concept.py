@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from .arch import Layout, read_positions
+from .compat import returned_cache, with_cache
 from .data import Examples
 from .errors import NleditError
 from .recipe import PromptSpec
@@ -123,7 +124,7 @@ class ConceptModel:
         ids = torch.tensor([self.head_ids], device=self.device)
         extra = {"logits_to_keep": 1} if self.keep_logits else {}
         out = self.model(input_ids=ids, use_cache=True, **extra)
-        return out.past_key_values
+        return returned_cache(out)
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
         if not self.is_lm:
@@ -161,7 +162,7 @@ class ConceptModel:
                 cache = copy.deepcopy(prefix)
                 cache.batch_repeat_interleave(len(rows))
                 inputs["attention_mask"] = full.to(self.device)
-                inputs["past_key_values"] = cache
+                inputs = with_cache(self.model, inputs, cache)
                 inputs["use_cache"] = True
             else:
                 inputs["attention_mask"] = mask.to(self.device)

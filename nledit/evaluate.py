@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from . import diagnostics
 from .arch import Layout
 from .collect import capture
+from .compat import with_cache
 from .concept import Batch, ConceptModel
 from .data import Examples
 from .fastpath import replay_from
@@ -125,13 +126,13 @@ def applied(model: Any, layers_path: str, gates: list[RangeGate]) -> Iterator[No
         remove_gates(model, gates)
 
 
-def _with_prefix(inputs: dict[str, Any], prefix: Any) -> dict[str, Any]:
+def _with_prefix(model: Any, inputs: dict[str, Any], prefix: Any) -> dict[str, Any]:
     """A batch's inputs with a fresh, batch-sized copy of a prompt-head cache."""
     inputs = dict(inputs)
     if prefix is not None:
         cache = copy.deepcopy(prefix)
         cache.batch_repeat_interleave(inputs["input_ids"].shape[0])
-        inputs["past_key_values"] = cache
+        inputs = with_cache(model, inputs, cache)
     return inputs
 
 
@@ -179,7 +180,7 @@ def run_conditions(
         for cond in conditions:
             if cond.concept is None:
                 continue
-            cond_inputs = _with_prefix(inputs, prefixes.get(cond.key))
+            cond_inputs = _with_prefix(model, inputs, prefixes.get(cond.key))
             with applied(model, layout.layers_path, cond.gates):
                 if cond.key in start and start[cond.key] in states:
                     layer = start[cond.key]
