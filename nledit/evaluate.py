@@ -1,7 +1,9 @@
 """Evaluate an edit the way the paper does (§5.3): the concept-erasure table and perplexity.
 
 For each target concept c: Acc and Conf (probability of the gold label) on c's examples, CAcc
-and CConf averaged over the other concepts, for the base model, range masking (the edit) and
+and CConf on the other concepts' examples — macro (the mean of each other concept's mean) and
+pooled (the mean over all other-concept examples), both reported, ``eval.collateral`` naming the
+headline one — for the base model, range masking (the edit) and
 neuron masking (same neurons, same operator on the whole neuron). All conditions share one pass
 up to the edited layer (see ``fastpath``).
 """
@@ -65,6 +67,8 @@ class ConceptRow:
     edit: str = ""
     operator: str = ""
     diag: dict[str, Any] = field(default_factory=dict)  # ``diagnostics``: firing, label mass
+    collateral: str = "macro"  # which definition cacc/cconf use; both are in ``both``
+    both: dict[str, float] = field(default_factory=dict)  # ``collateral_both``
 
     @property
     def deltas(self) -> dict[str, float]:
@@ -76,8 +80,8 @@ class ConceptRow:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        flat = {k: v for k, v in asdict(self).items() if k != "diag"}
-        return {**flat, **self.deltas, **self.diag}
+        flat = {k: v for k, v in asdict(self).items() if k not in ("diag", "both")}
+        return {**flat, **self.deltas, **self.both, **self.diag}
 
 
 @dataclass
@@ -248,22 +252,54 @@ def label_probs(
     )
 
 
-def _metrics(probs: torch.Tensor, pred: torch.Tensor, gold: torch.Tensor, concept: int, n: int):
-    """(acc, conf) on the concept's examples; (cacc, cconf) averaged over other concepts."""
+def _metrics(
+    probs: torch.Tensor,
+    pred: torch.Tensor,
+    gold: torch.Tensor,
+    concept: int,
+    n: int,
+    collateral: str = "macro",
+) -> tuple[float, float, float, float]:
+    """(acc, conf) on the concept's examples; (cacc, cconf) on the other concepts' examples,
+    ``macro`` (mean of the per-concept means) or ``pooled`` (mean over all their examples)."""
     conf_all = probs[torch.arange(len(gold)), gold]
     hit = (pred == gold).float()
     target = gold == concept
+    acc = hit[target].mean().item() if target.any() else math.nan
+    conf = conf_all[target].mean().item() if target.any() else math.nan
+    if collateral == "pooled":
+        other = ~target
+        cacc = hit[other].mean().item() if other.any() else math.nan
+        cconf = conf_all[other].mean().item() if other.any() else math.nan
+        return acc, conf, cacc, cconf
     accs, confs = [], []
     for c in range(n):
         sel = gold == c
         if c != concept and sel.any():
             accs.append(hit[sel].mean().item())
             confs.append(conf_all[sel].mean().item())
-    acc = hit[target].mean().item() if target.any() else math.nan
-    conf = conf_all[target].mean().item() if target.any() else math.nan
     cacc = sum(accs) / len(accs) if accs else math.nan
     cconf = sum(confs) / len(confs) if confs else math.nan
     return acc, conf, cacc, cconf
+
+
+def collateral_both(
+    base: tuple[torch.Tensor, torch.Tensor],
+    edit: tuple[torch.Tensor, torch.Tensor],
+    gold: torch.Tensor,
+    concept: int,
+    n: int,
+) -> dict[str, float]:
+    """CAcc/CConf under both definitions: ``cacc_macro``, ``base_cacc_pooled``,
+    ``d_cconf_pooled``, ... from (probs, pred) of the base and the edited model."""
+    out: dict[str, float] = {}
+    for way in ("macro", "pooled"):
+        b = _metrics(*base, gold, concept, n, way)[2:]
+        e = _metrics(*edit, gold, concept, n, way)[2:]
+        for name, bv, ev in zip(("cacc", "cconf"), b, e):
+            out[f"{name}_{way}"], out[f"base_{name}_{way}"] = ev, bv
+            out[f"d_{name}_{way}"] = ev - bv
+    return out
 
 
 @torch.no_grad()
@@ -284,8 +320,9 @@ def erasure_table(
     counter = diagnostics.FiringCounter([g for c in conds for g in c.gates])
     observe = counter.observe if diagnose and counter.gates else None
     calibrated = recipe.prompt.calibrate
+    ev = recipe.eval
     result = measure(
-        cm, examples, conds, recipe.batch_size, recipe.eval.curate, calibrated, fast, observe
+        cm, examples, conds, recipe.batch_size, ev.curate, calibrated, fast, observe, ev.collateral
     )
     if diagnose:
         t0 = time.perf_counter()
@@ -303,10 +340,12 @@ def measure(
     calibrated: bool = False,
     fast: bool = True,
     observe: Any | None = None,
+    collateral: str = "macro",
 ) -> EvalResult:
     """The erasure table of ``conds`` on ``examples`` (``curate``: only the examples the base
     model gets right; ``calibrated``: contextual calibration first, for language models;
-    ``observe``: a callback shown each batch's gated activations, for the firing rates)."""
+    ``observe``: a callback shown each batch's gated activations, for the firing rates;
+    ``collateral``: the headline CAcc/CConf definition, macro or pooled)."""
     if calibrated and cm.is_lm:
         calibrate(cm, batch_size)
     gold = torch.tensor(examples.labels)
@@ -322,8 +361,10 @@ def measure(
             continue
         c = cm.label_names.index(cond.concept)
         k = cond.key
-        base = _metrics(probs["base"][keep], preds["base"][keep], gold[keep], c, n)
-        edit = _metrics(probs[k][keep], preds[k][keep], gold[keep], c, n)
+        base_pp = (probs["base"][keep], preds["base"][keep])
+        edit_pp = (probs[k][keep], preds[k][keep])
+        base = _metrics(*base_pp, gold[keep], c, n, collateral)
+        edit = _metrics(*edit_pp, gold[keep], c, n, collateral)
         rows.append(
             ConceptRow(
                 cond.concept,
@@ -335,6 +376,8 @@ def measure(
                 str(cond.gates[0].spec.get("edit", "")),
                 str(cond.gates[0].spec.get("operator", "")),
                 diagnostics.label_stats(probs["base"][keep], probs[k][keep], gold[keep], c),
+                collateral,
+                collateral_both(base_pp, edit_pp, gold[keep], c, n),
             )
         )
     return EvalResult(rows, {}, int(keep.sum()), curate, cm.calibration is not None)

@@ -123,7 +123,9 @@ def make_plan(recipe: Recipe) -> Plan:
             except ArchError as err:
                 plan.problems.append(f"edits.{i}.layer: {err}")
         if plan.hidden_size:
-            entry["neurons"] = max(1, round(edit.top_p * plan.hidden_size))
+            entry["neurons"] = top_count(
+                edit.top_p, plan.hidden_size, edit.top_rounding, edit.top_k
+            )
         plan.edits.append(entry)
     if plan.n_params and plan.hidden_size:
         weights = plan.n_params * DTYPE_BYTES[recipe.model.dtype]

@@ -31,6 +31,9 @@ class Recipe(_Strict):
     )
     seed: int = 0
     batch_size: Annotated[int, Field(ge=1)] = 8
+    threads: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="torch CPU threads (torch.set_num_threads); default: torch's choice"
+    )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Recipe:

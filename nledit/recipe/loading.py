@@ -163,6 +163,28 @@ def recipe_hash(text: str) -> str:
 
 
 EDIT_FIELDS = {"model": {"id", "revision", "gguf_file", "task"}, "data": True, "prompt": True}
+PROTOCOL_FIELDS = {
+    "data": ("fit_indices", "eval_indices", "fit_curate", "eval_curate"),
+    "prompt": (
+        "demonstrations",
+        "shot_sampling",
+        "shot_seed",
+        "shot_words",
+        "normalize_whitespace",
+        "tokenization",
+        "bos",
+    ),
+    "edits": ("top_rounding", "top_k"),
+}
+PROTOCOL_DEFAULTS: dict[str, Any] = {
+    **dict.fromkeys(("fit_indices", "eval_indices", "fit_curate", "eval_curate"), None),
+    **dict.fromkeys(("demonstrations", "shot_seed", "shot_words", "top_k"), None),
+    "shot_sampling": "first_classes",
+    "normalize_whitespace": False,
+    "tokenization": "split",
+    "bos": "auto",
+    "top_rounding": "round",
+}
 
 
 def edit_definition(recipe: Recipe) -> dict[str, Any]:
@@ -170,6 +192,13 @@ def edit_definition(recipe: Recipe) -> dict[str, Any]:
 
     Not how it is run (device, dtype, batch size), evaluated, tuned, swept or written."""
     body = recipe.model_dump(mode="json", include={**EDIT_FIELDS, "edits": True, "seed": True})
+    # Protocol options left at their defaults are omitted, so the hash of a recipe that does
+    # not use them is what it was before they existed.
+    for section, names in PROTOCOL_FIELDS.items():
+        for part in body[section] if section == "edits" else [body[section]]:
+            for name in names:
+                if part.get(name) == PROTOCOL_DEFAULTS[name]:
+                    part.pop(name, None)
     return body
 
 
