@@ -398,7 +398,7 @@ def _add_firing(
     if ev.perplexity_source and ev.perplexity_windows and cm.is_lm:
         from .text import load_text, windows
 
-        text = load_text(ev.perplexity_source)
+        text = load_text(ev.perplexity_source, steps=ev.perplexity_preprocess)
         general = windows(cm.tokenizer, text, ev.perplexity_window, ev.perplexity_windows)
     edited = [c for c in conds if c.concept is not None]
     gates = [g for c in edited for g in c.gates if g.spec["mode"] == "range"]
