@@ -13,6 +13,7 @@ from .cli_errors import UNFORESEEN, describe, user_errors
 from .cli_help import EXAMPLES
 from .overrides import parse_set
 from .recipe import Recipe, load_recipe
+from .threads import apply_threads
 
 # Exit code for bad input: the message names the problem, no traceback.
 USAGE_ERROR = 2
@@ -51,13 +52,16 @@ def _recipe(args: argparse.Namespace) -> tuple[Recipe, str]:
         ("seed", "seed"),
         ("method", "output.method"),
         ("weights", "output.weights"),
+        ("threads", "threads"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
             overrides[key] = value
     if getattr(args, "overwrite", False):
         overrides["output.overwrite"] = True
-    return load_recipe(args.recipe, overrides or None)
+    recipe, text = load_recipe(args.recipe, overrides or None)
+    apply_threads(recipe.threads)
+    return recipe, text
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -251,6 +255,25 @@ def _common(p: argparse.ArgumentParser, recipe: bool = True) -> None:
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="model.dtype")
     p.add_argument("--batch-size", type=int, help="batch_size")
     p.add_argument("--seed", type=int, help="seed")
+    _threads(p)
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return n
+
+
+def _threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=_positive,
+        help="torch CPU threads (recipe: threads; one is fastest on a busy machine)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -306,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--no-base", action="store_true", help="skip evaluating the base model")
+    _threads(p)
     p.set_defaults(func=cmd_eval)
 
     p = add("push", "publish an exported checkpoint to the Hugging Face Hub")
@@ -376,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
+        apply_threads(getattr(args, "threads", None))
         return int(args.func(args) or 0)
     except user_errors() as err:
         print(f"error: {err}", file=sys.stderr)
