@@ -13,7 +13,7 @@ from .cli_errors import UNFORESEEN, describe, user_errors
 from .cli_help import EXAMPLES
 from .overrides import parse_set
 from .recipe import Recipe, load_recipe
-from .threads import apply_threads
+from .threads import apply_threads, threads_option
 
 # Exit code for bad input: the message names the problem, no traceback.
 USAGE_ERROR = 2
@@ -255,25 +255,7 @@ def _common(p: argparse.ArgumentParser, recipe: bool = True) -> None:
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="model.dtype")
     p.add_argument("--batch-size", type=int, help="batch_size")
     p.add_argument("--seed", type=int, help="seed")
-    _threads(p)
-
-
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
-    return n
-
-
-def _threads(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--threads",
-        type=_positive,
-        help="torch CPU threads (recipe: threads; one is fastest on a busy machine)",
-    )
+    threads_option(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -329,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--no-base", action="store_true", help="skip evaluating the base model")
-    _threads(p)
+    threads_option(p)
     p.set_defaults(func=cmd_eval)
 
     p = add("push", "publish an exported checkpoint to the Hugging Face Hub")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import torch
 
 
@@ -9,3 +11,22 @@ def apply_threads(threads: int | None) -> None:
     """``torch.set_num_threads(threads)`` when a count is given; otherwise leave torch's."""
     if threads is not None:
         torch.set_num_threads(int(threads))
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return n
+
+
+def threads_option(p: argparse.ArgumentParser) -> None:
+    """Add ``--threads N`` to a command's parser."""
+    p.add_argument(
+        "--threads",
+        type=_positive,
+        help="torch CPU threads (recipe: threads; one is fastest on a busy machine)",
+    )
