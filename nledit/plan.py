@@ -171,7 +171,7 @@ def data_problems(recipe: Recipe, plan: Plan | None = None) -> list[str]:
         if lm:
             plan.demos = demonstration_lines(recipe, data.shots, data.label_names)
             plan.warnings += demonstration_warnings(data.shots, data.label_names)
-        plan.seconds = estimate_seconds(recipe, data, plan.n_params)
+        plan.seconds = estimate_seconds(recipe, data, plan.n_params, plan.n_layers)
     return []
 
 
