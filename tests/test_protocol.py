@@ -165,4 +165,4 @@ def test_check_prints_shots_per_class_and_warns_on_missing(tiny_models, tiny_dat
     text = plan.render()
     assert "shots     World: 1" in text and "shots     Business: none" in text
     assert "warning   class 'Business' has no demonstration" in text
-    assert "time      about" in text and "tokens/s measured" in text
+    assert "time      about" in text and "tokens/s, measured" in text
