@@ -166,3 +166,12 @@ def test_check_prints_shots_per_class_and_warns_on_missing(tiny_models, tiny_dat
     assert "shots     World: 1" in text and "shots     Business: none" in text
     assert "warning   class 'Business' has no demonstration" in text
     assert "time      about" in text and "tokens/s, measured" in text
+
+
+def test_unknown_baseline_edit_is_named(tiny_data: Path) -> None:
+    from nledit.recipe import RecipeError
+
+    d = recipe_dict(Path("m"), tiny_data)
+    d["eval"]["baseline_edits"] = ["nope"]
+    with pytest.raises((RecipeError, ValueError), match=r"eval.baseline_edits: 'nope'"):
+        parse_recipe(d, "recipe")
