@@ -46,3 +46,21 @@ def test_prefix_cached_passes_raise_no_deprecation(tiny_models, tiny_data) -> No
         fitted = fit(recipe, "")
         assert fitted.cm.use_prefix_cache
         erasure_table(fitted)
+
+
+def test_guard_catches_the_real_cache_deprecation(tiny_models) -> None:
+    from transformers import AutoModelForCausalLM, DynamicCache
+
+    from nledit.compat import cache_kwarg
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_models["llama"])
+    if cache_kwarg(model) != "cache":
+        pytest.skip("this transformers still takes past_key_values without deprecation")
+    code = compile(
+        "model(input_ids=ids, past_key_values=DynamicCache(config=model.config), use_cache=True)\n",
+        str(PACKAGE / "collect.py"),
+        "exec",
+    )
+    scope = {"model": model, "ids": torch.tensor([[5, 6]]), "DynamicCache": DynamicCache}
+    with pytest.raises(DeprecatedCall, match="past_key_values"):
+        exec(code, scope)
