@@ -255,7 +255,6 @@ def _common(p: argparse.ArgumentParser, recipe: bool = True) -> None:
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="model.dtype")
     p.add_argument("--batch-size", type=int, help="batch_size")
     p.add_argument("--seed", type=int, help="seed")
-    threads_option(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -269,13 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help_: str) -> argparse.ArgumentParser:
-        return sub.add_parser(
+        p = sub.add_parser(
             name,
             help=help_,
             description=help_,
             epilog="examples:" + textwrap.dedent(EXAMPLES[name]),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        return threads_option(p)  # every command: torch CPU threads
 
     p = add("check", "validate a recipe and print the plan, without loading weights")
     _common(p)
@@ -311,7 +311,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--no-base", action="store_true", help="skip evaluating the base model")
-    threads_option(p)
     p.set_defaults(func=cmd_eval)
 
     p = add("push", "publish an exported checkpoint to the Hugging Face Hub")

@@ -23,10 +23,11 @@ def _positive(text: str) -> int:
     return n
 
 
-def threads_option(p: argparse.ArgumentParser) -> None:
-    """Add ``--threads N`` to a command's parser."""
+def threads_option(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``--threads N`` to a command's parser; returns the parser."""
     p.add_argument(
         "--threads",
         type=_positive,
         help="torch CPU threads (recipe: threads; one is fastest on a busy machine)",
     )
+    return p

@@ -175,3 +175,22 @@ def test_unknown_baseline_edit_is_named(tiny_data: Path) -> None:
     d["eval"]["baseline_edits"] = ["nope"]
     with pytest.raises((RecipeError, ValueError), match=r"eval.baseline_edits: 'nope'"):
         parse_recipe(d, "recipe")
+
+
+def test_threads_option_on_every_command(tiny_models, tiny_data, tmp_path, capsys) -> None:
+    from nledit.cli import main
+
+    before = torch.get_num_threads()
+    d = recipe_dict(tiny_models["llama"], tiny_data)
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(d))
+    try:
+        assert main(["check", str(path), "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+        for command in (["check", str(path)], ["verify", str(tmp_path)]):
+            with pytest.raises(SystemExit) as exit_:
+                main([*command, "--threads", "0"])
+            assert exit_.value.code == 2
+        assert "--threads: must be a whole number of at least 1" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)
