@@ -159,7 +159,8 @@ def evaluate(
     spec = data_spec(data)
     if spec is not None:
         seed = int(edit.definition.get("seed", 0))
-        ex = load_concept_data(spec, edit.prompt.shots, seed, edit.prompt.label_words).eval
+        prompt = edit.prompt
+        ex = load_concept_data(spec, prompt.shots, seed, prompt.label_words, 0, prompt).eval
     else:
         ex = examples(data, edit.label_names)[0]
     cm = _concept_model(model, tokenizer, edit)

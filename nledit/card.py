@@ -313,7 +313,10 @@ def _erasure(info: CardInfo) -> str:
     rows_in = info.metrics.get("erasure") or []
     if not rows_in:
         return ""
-    head = ["concept", "method", "Acc", "ΔAcc", "Conf", "ΔConf", "CAcc", "ΔCAcc", "CConf", "ΔCConf"]
+    way = rows_in[0].get("collateral", "macro")
+    c_acc, c_conf = f"CAcc ({way})", f"CConf ({way})"
+    head = ["concept", "method", "Acc", "ΔAcc", "Conf", "ΔConf", c_acc, f"Δ{c_acc}", c_conf]
+    head.append(f"Δ{c_conf}")
     rows = []
     for r in rows_in:
         cells: list[Any] = [r.get("concept"), r.get("method")]
@@ -324,7 +327,9 @@ def _erasure(info: CardInfo) -> str:
     return (
         "## Concept erasure\n\n"
         "Acc and Conf (probability of the gold label) on the edited concept's examples; CAcc and "
-        "CConf on all other concepts' examples. Δ is the change against the unedited model: "
+        "CConf on the other concepts' examples: macro is the mean over the other concepts of "
+        "each one's mean, pooled the mean over all their examples (this table: "
+        f"{way}; results.json holds both). Δ is the change against the unedited model: "
         "a good edit has a large negative ΔAcc with ΔCAcc and ΔCConf near zero.\n\n"
         + _table(head, rows)
         + _selectivity(rows_in)

@@ -10,6 +10,7 @@ import textwrap
 from .cli_errors import UNFORESEEN, USAGE_ERROR, describe, user_errors
 from .cli_help import EXAMPLES
 from .commands import runner
+from .threads import apply_threads, threads_option
 
 
 def _export_options(p: argparse.ArgumentParser) -> None:
@@ -92,13 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help_: str) -> argparse.ArgumentParser:
-        return sub.add_parser(
+        p = sub.add_parser(
             name,
             help=help_,
             description=help_,
             epilog="examples:" + textwrap.dedent(EXAMPLES[name]),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        return threads_option(p)  # every command: torch CPU threads
 
     p = add("check", "validate a recipe and print the plan, without loading weights")
     _common(p)
@@ -188,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
+        apply_threads(getattr(args, "threads", None))
         return int(runner(args.command)(args) or 0)
     except user_errors() as err:
         print(f"error: {err}", file=sys.stderr)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm.auto import tqdm
 
+from .compat import with_cache
 from .concept import ConceptModel
 from .data import Examples
 from .errors import NleditError
@@ -142,7 +143,7 @@ def _prefix_cache(cm: ConceptModel, paths: dict[int, str]) -> Any:
     cache = DynamicCache(config=cm.model.config)
     ids = torch.tensor([cm.head_ids], device=cm.device)
     with capture(cm.model, paths, stop=True), contextlib.suppress(StopForward):
-        cm.model(input_ids=ids, past_key_values=cache, use_cache=True)
+        cm.model(**with_cache(cm.model, {"input_ids": ids}, cache), use_cache=True)
     return cache
 
 

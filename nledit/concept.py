@@ -16,9 +16,11 @@ from typing import Any
 import torch
 
 from .arch import Layout, read_positions
+from .compat import returned_cache, with_cache
 from .data import Examples
 from .errors import NleditError
 from .prefixcache import batch_cache
+from .prompting import clean, common_prefix, demo_text
 from .recipe import PromptSpec
 
 _SLOT = "\x00nledit-query\x00"
@@ -89,17 +91,37 @@ class ConceptModel:
             )
         self.label_words, self.label_ids = words, torch.tensor(first)
         self.head, self.tail = self._frame(shots)
-        self.head_ids: list[int] = tokenizer(self.head, add_special_tokens=True)["input_ids"]
+        self.whole = prompt.tokenization == "whole"
+        self.head_ids: list[int] = self._ids(self.head, first=True)
+        if self.whole:  # cache only the leading tokens every whole prompt shares
+            probes = [self._ids(self.prompt(t), first=True) for t in ("a", "1 .", "\n")]
+            self.head_ids = self.head_ids[: common_prefix(self.head_ids, *probes)]
         self.use_prefix_cache = len(self.head_ids) > 0
 
+    def _ids(self, text: str, first: bool = False) -> list[int]:
+        """Token ids of ``text``; at the start of the prompt (``first``) the BOS rule applies:
+        the tokenizer's default (``auto``), always one BOS (``add``), or none (``none``)."""
+        bos = self.spec.bos if first else "none"
+        ids = self.tokenizer(text, add_special_tokens=bos == "auto")["input_ids"]
+        if bos == "add":
+            bos_id = self.tokenizer.bos_token_id
+            if bos_id is None:
+                raise ConceptModelError("prompt.bos: add, but the tokenizer has no BOS token")
+            ids = ids if ids[:1] == [bos_id] else [bos_id, *ids]
+        return ids
+
     # ---- prompts ----------------------------------------------------------------------------
-    def _query(self, text: str) -> str:
+    def _query(self, text: str, demo: bool = False) -> str:
+        text = demo_text(text, self.spec) if demo else clean(text, self.spec)
         return self.spec.template.replace("{text}", text) + self.spec.answer_prefix
 
     def _frame(self, shots: Examples) -> tuple[str, str]:
         """The fixed text before and after the query (instruction, shots, chat markup)."""
         parts = [self.spec.instruction] if self.spec.instruction else []
-        parts += [self._query(t) + self.label_words[y] for t, y in zip(shots.texts, shots.labels)]
+        parts += [
+            self._query(t, demo=True) + self.label_words[y]
+            for t, y in zip(shots.texts, shots.labels)
+        ]
         body = "".join(p + self.spec.shot_separator for p in parts) + _SLOT
         if self.spec.chat and getattr(self.tokenizer, "chat_template", None):
             body = self.tokenizer.apply_chat_template(
@@ -123,17 +145,31 @@ class ConceptModel:
         ids = torch.tensor([self.head_ids], device=self.device)
         extra = {"logits_to_keep": 1} if self.keep_logits else {}
         out = self.model(input_ids=ids, use_cache=True, **extra)
-        return out.past_key_values
+        return returned_cache(out)
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
         if not self.is_lm:
             enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)
             return enc["input_ids"]
+        if self.whole:
+            return [self._whole_rest(t) for t in texts]
         queries = [self._query(t) for t in texts]
         enc = self.tokenizer(queries, add_special_tokens=False)["input_ids"]
         tail = self.tokenizer(self.tail, add_special_tokens=False)["input_ids"] if self.tail else []
         # Long texts keep their end: the tokens right before the answer matter most.
         return [q[-(self.max_length - len(tail)) :] + tail for q in enc]
+
+    def _whole_rest(self, text: str) -> list[int]:
+        """The whole prompt's tokens after the cached shared head (at most ``max_length``,
+        keeping the end)."""
+        ids = self._ids(self.prompt(text), first=True)
+        p = len(self.head_ids)
+        if ids[:p] != self.head_ids:
+            raise ConceptModelError(
+                "prompt.tokenization: whole: a prompt's tokens do not start with the shared "
+                f"head's tokens (text {text[:40]!r}); use tokenization: split"
+            )
+        return ids[p:][-self.max_length :]
 
     def batches(
         self, texts: list[str], batch_size: int, prefix: Any | None = None
@@ -160,7 +196,7 @@ class ConceptModel:
                 full = torch.cat([torch.ones((len(rows), p), dtype=torch.long), mask], dim=1)
                 cache = batch_cache(prefix, len(rows))
                 inputs["attention_mask"] = full.to(self.device)
-                inputs["past_key_values"] = cache
+                inputs = with_cache(self.model, inputs, cache)
                 inputs["use_cache"] = True
             else:
                 inputs["attention_mask"] = mask.to(self.device)

@@ -16,7 +16,8 @@ from typing import Any
 
 from .datafiles import WHERE, loads, read_rows, read_text, where
 from .errors import DataError
-from .recipe import DataSpec, Recipe
+from .recipe import DataSpec, PromptSpec, Recipe
+from .selection import class_indices, demonstrations, pick, shot_counts
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv"}
 
@@ -44,6 +45,7 @@ class ConceptData:
     digest: str  # sha256 of the loaded rows (for the manifest)
     meta: dict[str, int] = field(default_factory=dict)
     val: Examples = field(default_factory=lambda: Examples([], []))  # `nledit tune` only
+    curation: dict[str, Any] = field(default_factory=dict)  # split -> per-class counts
 
 
 def _is_local(source: str) -> bool:
@@ -189,11 +191,16 @@ def load_concept_data(
     seed: int,
     label_words: list[str] | None = None,
     val_per_class: int = 0,
+    prompt: PromptSpec | None = None,
 ) -> ConceptData:
     """Load the data and split it per class into shots, fit and eval (never overlapping).
 
     With ``spec.token_classes`` the data is running text scanned for the classes' words
     (``tokens``); ``label_words`` then say which whitespace form of a target counts.
+    ``prompt`` may pin the demonstrations or how shots are spread over classes; the data spec
+    may pin the fitting and evaluation candidates by row (``selection``). With curation
+    (``fit_curate``/``eval_curate``) every candidate up to the budget is kept here; the model
+    then keeps the correctly classified ones (``curation``).
     """
     if spec.token_classes is not None:
         from .tokens import token_examples
@@ -205,7 +212,13 @@ def load_concept_data(
         names = _label_names(spec, spec.source, rows)
         pool = _to_examples(rows, spec, names, spec.source)
     rng = random.Random(seed)
-    by_class: dict[int, list[str]] = {c: list(dict.fromkeys(pool.of(c))) for c in range(len(names))}
+    demos = Examples([], [])
+    if prompt is not None and prompt.demonstrations is not None:
+        demos = Examples(*demonstrations(prompt.demonstrations, pool.texts, pool.labels, names))
+    taken = set(demos.texts)
+    by_class: dict[int, list[str]] = {
+        c: [t for t in dict.fromkeys(pool.of(c)) if t not in taken] for c in range(len(names))
+    }
     for texts in by_class.values():
         rng.shuffle(texts)
     eval_pool: dict[int, list[str]] | None = None
@@ -224,30 +237,41 @@ def load_concept_data(
             rng.shuffle(texts)
             seen = set(texts)
             by_class[c] = [t for t in by_class[c] if t not in seen]
+        if spec.eval_indices is not None:
+            rows = class_indices(spec.eval_indices, names, "data.eval_indices")
+            for c in eval_pool:
+                eval_pool[c] = pick(ev.texts, ev.labels, rows[c], c, "data.eval_indices", names)
 
     shot_ex, fit_ex, eval_ex = Examples([], []), Examples([], []), Examples([], [])
     val_ex = Examples([], [])  # validation for tuning: after the fitting examples, disjoint
-    n_shots = [
-        shots // len(names) + (1 if c < shots % len(names) else 0) for c in range(len(names))
-    ]
+    sampling = prompt.shot_sampling if prompt is not None else "first_classes"
+    shot_seed = seed if prompt is None or prompt.shot_seed is None else prompt.shot_seed
+    n_shots = shot_counts(0 if len(demos) else shots, len(names), sampling, shot_seed)
+    n_eval = _take(spec.eval_curate, spec.eval_per_class, eval_pool is None)
+    n_fit = _take(spec.fit_curate, spec.fit_per_class, False)
+    fit_rows = None
+    if spec.fit_indices is not None:
+        fit_rows = class_indices(spec.fit_indices, names, "data.fit_indices")
     for c, texts in by_class.items():
         k = n_shots[c]
         shot_ex.texts += texts[:k]
         shot_ex.labels += [c] * len(texts[:k])
         rest = texts[k:]
         if eval_pool is None:
-            evals, rest = rest[: spec.eval_per_class], rest[spec.eval_per_class :]
+            evals, rest = rest[:n_eval], rest[n_eval:]
         else:
-            evals = eval_pool[c][: spec.eval_per_class]
-        fits = rest[: spec.fit_per_class]
-        if len(fits) < 2:
+            evals = eval_pool[c][:n_eval]
+        if fit_rows is not None:
+            rest = pick(pool.texts, pool.labels, fit_rows[c], c, "data.fit_indices", names)
+        fits = rest[:n_fit]
+        if len(fits) < 2 and spec.fit_curate is None:
             raise DataError(
                 f"data: concept {names[c]!r} has {len(fits)} fitting example(s) after taking "
                 f"shots and evaluation examples; at least 2 are needed"
             )
         fit_ex.texts += fits
         fit_ex.labels += [c] * len(fits)
-        vals = rest[spec.fit_per_class : spec.fit_per_class + val_per_class]
+        vals = rest[len(fits) : len(fits) + val_per_class]
         val_ex.texts += vals
         val_ex.labels += [c] * len(vals)
         eval_ex.texts += evals
@@ -256,8 +280,18 @@ def load_concept_data(
     order = list(range(len(shot_ex)))
     rng.shuffle(order)
     shot_ex = Examples([shot_ex.texts[i] for i in order], [shot_ex.labels[i] for i in order])
+    if len(demos):
+        shot_ex = demos
     meta = {"rows": len(pool)}
     return ConceptData(names, shot_ex, fit_ex, eval_ex, _digest(pool), meta, val=val_ex)
+
+
+def _take(curate: Any, per_class: int, shared: bool) -> int | None:
+    """How many candidates a class offers: ``per_class``, or with curation its budget (all
+    candidates when none is set, except from a source shared with the other split)."""
+    if curate is None:
+        return per_class
+    return curate.budget or (max(per_class, curate.n) if shared else None)
 
 
 def check_concepts(recipe: Recipe, label_names: list[str]) -> None:

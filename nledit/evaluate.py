@@ -1,7 +1,9 @@
 """Evaluate an edit the way the paper does (§5.3): the concept-erasure table and perplexity.
 
 For each target concept c: Acc and Conf (probability of the gold label) on c's examples, CAcc
-and CConf averaged over the other concepts, for the base model, range masking (the edit) and
+and CConf on the other concepts' examples — macro (the mean of each other concept's mean) and
+pooled (the mean over all other-concept examples), both reported, ``eval.collateral`` naming the
+headline one — for the base model, range masking (the edit) and
 neuron masking (same neurons, same operator on the whole neuron). All conditions share one pass
 up to the edited layer (see ``fastpath``).
 """
@@ -21,12 +23,14 @@ from tqdm.auto import tqdm
 from . import diagnostics
 from .arch import Layout
 from .collect import capture
+from .compat import with_cache
 from .concept import Batch, ConceptModel
 from .data import Examples
 from .fastpath import replay_from
 from .fit import Fitted
 from .gate import RangeGate, install_gates, remove_gates
 from .localhead import Firing, Local, applies, lap, local_reduce, read_token
+from .metrics import _metrics, collateral_both
 from .prefixcache import batch_cache
 
 
@@ -65,6 +69,8 @@ class ConceptRow:
     edit: str = ""
     operator: str = ""
     diag: dict[str, Any] = field(default_factory=dict)  # ``diagnostics``: firing, label mass
+    collateral: str = "macro"  # which definition cacc/cconf use; both are in ``both``
+    both: dict[str, float] = field(default_factory=dict)  # ``collateral_both``
 
     @property
     def deltas(self) -> dict[str, float]:
@@ -76,8 +82,8 @@ class ConceptRow:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        flat = {k: v for k, v in asdict(self).items() if k != "diag"}
-        return {**flat, **self.deltas, **self.diag}
+        flat = {k: v for k, v in asdict(self).items() if k not in ("diag", "both")}
+        return {**flat, **self.deltas, **self.both, **self.diag}
 
 
 @dataclass
@@ -126,11 +132,11 @@ def applied(model: Any, layers_path: str, gates: list[RangeGate]) -> Iterator[No
         remove_gates(model, gates)
 
 
-def _with_prefix(inputs: dict[str, Any], prefix: Any) -> dict[str, Any]:
+def _with_prefix(model: Any, inputs: dict[str, Any], prefix: Any) -> dict[str, Any]:
     """A batch's inputs with a fresh, batch-sized copy of a prompt-head cache."""
     inputs = dict(inputs)
     if prefix is not None:
-        inputs["past_key_values"] = batch_cache(prefix, inputs["input_ids"].shape[0])
+        inputs = with_cache(model, inputs, batch_cache(prefix, inputs["input_ids"].shape[0]))
     return inputs
 
 
@@ -199,7 +205,7 @@ def run_conditions(
                 out[cond.key].append(value.cpu())
                 lap(firing, cond.key, t0)
                 continue
-            cond_inputs = _with_prefix(inputs, prefixes.get(cond.key))
+            cond_inputs = _with_prefix(model, inputs, prefixes.get(cond.key))
             with applied(model, layout.layers_path, cond.gates):
                 if layer in states:
                     with replay_from(model, layout, layer, *states[layer]):
@@ -272,24 +278,6 @@ def label_probs(
     )
 
 
-def _metrics(probs: torch.Tensor, pred: torch.Tensor, gold: torch.Tensor, concept: int, n: int):
-    """(acc, conf) on the concept's examples; (cacc, cconf) averaged over other concepts."""
-    conf_all = probs[torch.arange(len(gold)), gold]
-    hit = (pred == gold).float()
-    target = gold == concept
-    accs, confs = [], []
-    for c in range(n):
-        sel = gold == c
-        if c != concept and sel.any():
-            accs.append(hit[sel].mean().item())
-            confs.append(conf_all[sel].mean().item())
-    acc = hit[target].mean().item() if target.any() else math.nan
-    conf = conf_all[target].mean().item() if target.any() else math.nan
-    cacc = sum(accs) / len(accs) if accs else math.nan
-    cconf = sum(confs) / len(confs) if confs else math.nan
-    return acc, conf, cacc, cconf
-
-
 @torch.no_grad()
 def calibrate(cm: ConceptModel, batch_size: int) -> None:
     """Contextual calibration: label probabilities of a content-free query ("N/A")."""
@@ -308,8 +296,9 @@ def erasure_table(
     counter = diagnostics.FiringCounter([g for c in conds for g in c.gates])
     observe = counter.observe if diagnose and counter.gates else None
     calibrated = recipe.prompt.calibrate
+    ev = recipe.eval
     result = measure(
-        cm, examples, conds, recipe.batch_size, recipe.eval.curate, calibrated, fast, observe
+        cm, examples, conds, recipe.batch_size, ev.curate, calibrated, fast, observe, ev.collateral
     )
     if diagnose:
         t0 = time.perf_counter()
@@ -327,10 +316,12 @@ def measure(
     calibrated: bool = False,
     fast: bool = True,
     observe: Any | None = None,
+    collateral: str = "macro",
 ) -> EvalResult:
     """The erasure table of ``conds`` on ``examples`` (``curate``: only the examples the base
     model gets right; ``calibrated``: contextual calibration first, for language models;
-    ``observe``: a callback shown each batch's gated activations, for the firing rates)."""
+    ``observe``: a callback shown each batch's gated activations, for the firing rates;
+    ``collateral``: the headline CAcc/CConf definition, macro or pooled)."""
     if calibrated and cm.is_lm:
         calibrate(cm, batch_size)
     gold = torch.tensor(examples.labels)
@@ -346,8 +337,10 @@ def measure(
             continue
         c = cm.label_names.index(cond.concept)
         k = cond.key
-        base = _metrics(probs["base"][keep], preds["base"][keep], gold[keep], c, n)
-        edit = _metrics(probs[k][keep], preds[k][keep], gold[keep], c, n)
+        base_pp = (probs["base"][keep], preds["base"][keep])
+        edit_pp = (probs[k][keep], preds[k][keep])
+        base = _metrics(*base_pp, gold[keep], c, n, collateral)
+        edit = _metrics(*edit_pp, gold[keep], c, n, collateral)
         rows.append(
             ConceptRow(
                 cond.concept,
@@ -359,6 +352,8 @@ def measure(
                 str(cond.gates[0].spec.get("edit", "")),
                 str(cond.gates[0].spec.get("operator", "")),
                 diagnostics.label_stats(probs["base"][keep], probs[k][keep], gold[keep], c),
+                collateral,
+                collateral_both(base_pp, edit_pp, gold[keep], c, n),
             )
         )
     return EvalResult(rows, {}, int(keep.sum()), curate, cm.calibration is not None)
@@ -379,7 +374,7 @@ def _add_firing(
     if ev.perplexity_source and ev.perplexity_windows and cm.is_lm:
         from .text import load_text, windows
 
-        text = load_text(ev.perplexity_source)
+        text = load_text(ev.perplexity_source, steps=ev.perplexity_preprocess)
         general = windows(cm.tokenizer, text, ev.perplexity_window, ev.perplexity_windows)
     edited = [c for c in conds if c.concept is not None]
     gates = [g for c in edited for g in c.gates if g.spec["mode"] == "range"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from . import paper
+from . import curation, paper
 from .arch import Layout, find_layout, resolve_layer
 from .collect import ConceptStats
 from .concept import ConceptModel
@@ -21,8 +21,9 @@ from .plan import missing_files
 from .prepare import gates as edit_gates
 from .prepare import general_means, leace_gate, mean_source, needs_samples, statistics
 from .ranges import RangeTable, vector_gate
-from .recipe import Recipe
+from .recipe import Recipe, edit_name
 from .reservoir import Reservoir
+from .threads import apply_threads
 
 __all__ = ["Fitted", "fit", "general_means", "load_for_recipe"]
 
@@ -61,7 +62,12 @@ def load_for_recipe(
     if missing:
         raise DataError("\n".join(missing))
     data = load_concept_data(
-        recipe.data, recipe.prompt.shots, recipe.seed, recipe.prompt.label_words, val_per_class
+        recipe.data,
+        recipe.prompt.shots,
+        recipe.seed,
+        recipe.prompt.label_words,
+        val_per_class,
+        recipe.prompt,
     )
     check_concepts(recipe, data.label_names)
     source = resolve_source(recipe.model)
@@ -86,6 +92,8 @@ def load_for_recipe(
         shots,
         recipe.data.max_length,
     )
+    if recipe.data.fit_curate or recipe.data.eval_curate:
+        data.curation = curation.apply(cm, data, recipe)
     return data, source, cm, layout, layers
 
 
@@ -101,7 +109,9 @@ def fit(
     combines the statistics of all shards (see ``distributed``).
     """
     t0 = time.perf_counter()
+    apply_threads(recipe.threads)
     data, source, cm, layout, layers = load_for_recipe(recipe)
+    recipe = curation.targets_only(recipe, curation.not_evaluable(data.curation))
     t1 = time.perf_counter()
     examples = data.fit
     if shard is not None:
@@ -123,8 +133,11 @@ def fit(
     tables, gates, baseline = [], [], []
     vectors: set[tuple[str, int, int]] = set()
     neuron = "neuron" in recipe.eval.baselines or recipe.output.method == "neuron"
-    modes = ("range", "neuron") if neuron else ("range",)
+    chosen = recipe.eval.baseline_edits
     for i, (edit, layer) in enumerate(zip(recipe.edits, layers)):
+        # eval.baseline_edits limits the neuron baseline to the edits it names
+        named = chosen is None or edit_name(edit, i) in chosen or recipe.output.method == "neuron"
+        modes = ("range", "neuron") if neuron and named else ("range",)
         for table, built in edit_gates(prep, edit, i, layer, modes):
             tables.append(table)
             gates.append(built["range"])

@@ -49,7 +49,7 @@ def evaluate(fitted: Fitted) -> EvalResult:
     ev = recipe.eval
     if ev.perplexity_source and ev.perplexity_windows and fitted.cm.is_lm:
         t1 = time.perf_counter()
-        text = load_text(ev.perplexity_source)
+        text = load_text(ev.perplexity_source, steps=ev.perplexity_preprocess)
         conds = conditions_for(fitted)
         result.perplexity = perplexity(
             fitted.model,

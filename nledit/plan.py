@@ -13,7 +13,9 @@ from .datafiles import read_text
 from .models import ModelLoadError, _pypi_location, gguf_shape, load_on_meta, refuse_export
 from .operators import needs_leace
 from .outputs import output_problems
+from .plan_data import demonstration_lines, demonstration_warnings, estimate_seconds
 from .recipe import Recipe, edit_name
+from .saliencies import top_count
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
@@ -28,6 +30,9 @@ class Plan:
     edits: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     memory_bytes: int | None = None
+    demos: list[str] = field(default_factory=list)  # per class: count and first demonstration
+    warnings: list[str] = field(default_factory=list)
+    seconds: tuple[float, str] | None = None  # estimate and its basis
 
     def render(self) -> str:
         lines = [f"model     {self.model}  ({self.where})"]
@@ -49,6 +54,11 @@ class Plan:
             lines.append(
                 f"memory    about {self.memory_bytes / 2**30:.2f} GiB (weights + statistics)"
             )
+        lines += [f"shots     {d}" for d in self.demos]
+        if self.seconds:
+            secs, basis = self.seconds
+            lines.append(f"time      about {secs / 60:.1f} min ({basis})")
+        lines += [f"warning   {w}" for w in self.warnings]
         lines += [f"problem   {p}" for p in self.problems]
         return "\n".join(lines)
 
@@ -123,7 +133,9 @@ def make_plan(recipe: Recipe) -> Plan:
             except ArchError as err:
                 plan.problems.append(f"edits.{i}.layer: {err}")
         if plan.hidden_size:
-            entry["neurons"] = max(1, round(edit.top_p * plan.hidden_size))
+            entry["neurons"] = top_count(
+                edit.top_p, plan.hidden_size, edit.top_rounding, edit.top_k
+            )
         plan.edits.append(entry)
     if plan.n_params and plan.hidden_size:
         weights = plan.n_params * DTYPE_BYTES[recipe.model.dtype]
@@ -132,13 +144,14 @@ def make_plan(recipe: Recipe) -> Plan:
             stats += len(recipe.edits) * plan.hidden_size**2 * 8  # LEACE: a d x d covariance
         plan.memory_bytes = weights + stats
     plan.problems += missing_files(recipe)
-    plan.problems += data_problems(recipe)
+    plan.problems += data_problems(recipe, plan)
     plan.problems += output_problems([("output.dir", recipe.output.dir)])
     return plan
 
 
-def data_problems(recipe: Recipe) -> list[str]:
-    """Problems of the local concept data (rows, labels, enough examples), read without a model."""
+def data_problems(recipe: Recipe, plan: Plan | None = None) -> list[str]:
+    """Problems of the local concept data (rows, labels, enough examples), read without a model;
+    with ``plan``, also the demonstrations per class and a time estimate."""
     from .data import DataError, _is_local, check_concepts, load_concept_data
 
     spec = recipe.data
@@ -147,10 +160,18 @@ def data_problems(recipe: Recipe) -> list[str]:
         return []  # Hub data is loaded by the run itself; missing files are reported already
 
     try:
-        data = load_concept_data(spec, recipe.prompt.shots, recipe.seed, recipe.prompt.label_words)
+        data = load_concept_data(
+            spec, recipe.prompt.shots, recipe.seed, recipe.prompt.label_words, 0, recipe.prompt
+        )
         check_concepts(recipe, data.label_names)  # names from labels.json or the data
     except DataError as err:
         return str(err).splitlines()
+    if plan is not None:
+        lm = recipe.model.task != "sequence-classification" and spec.token_classes is None
+        if lm:
+            plan.demos = demonstration_lines(recipe, data.shots, data.label_names)
+            plan.warnings += demonstration_warnings(data.shots, data.label_names)
+        plan.seconds = estimate_seconds(recipe, data, plan.n_params, plan.n_layers)
     return []
 
 

@@ -62,7 +62,7 @@ def fit_ranges(
             edit.selectivity,
             edit.magnitude_weight,
         )
-        index = saliency.top_fraction(score, edit.top_p)
+        index = saliency.top_fraction(score, edit.top_p, edit.top_rounding, edit.top_k)
         mu, sigma = mean[c, index], std[c, index]
         lo, hi = lo_all[index], hi_all[index]
         name = edit_name(edit, edit_index)

@@ -44,6 +44,36 @@ def aggregate(rows: list[dict[str, Any]], proportion: float = 0.1) -> dict[str, 
     return out
 
 
+COLLATERAL = {
+    "macro": "CAcc/CConf (macro): the mean over the other concepts of each one's mean",
+    "pooled": "CAcc/CConf (pooled): the mean over all examples of the other concepts",
+}
+
+
+def headers(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """Column names with the collateral definition written into the CAcc/CConf headers."""
+    way = rows[0].get("collateral", "macro") if rows else "macro"
+    return tuple(f"{h} ({way})" if h in ("CAcc", "CConf") else h for h in HEADER)
+
+
+def collateral_table(result: EvalResult) -> str:
+    """ΔCAcc and ΔCConf per concept and method under both definitions, macro and pooled."""
+    rows = [r.to_dict() for r in result.rows]
+    if not rows or "d_cacc_pooled" not in rows[0]:
+        return ""
+    head = ["Concept", "method", "Base CAcc macro", "Base CAcc pooled"]
+    head += ["ΔCAcc macro", "ΔCAcc pooled", "ΔCConf macro", "ΔCConf pooled"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["concept"], method_label(r, rows)]
+        cells += [_f(r["base_cacc_macro"]), _f(r["base_cacc_pooled"])]
+        keys = ("d_cacc_macro", "d_cacc_pooled", "d_cconf_macro", "d_cconf_pooled")
+        cells += [_f(r[k], True) for k in keys]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = [f"- {text}." for text in COLLATERAL.values()]
+    return "\n".join([*notes, "", *lines])
+
+
 def _f(v: float, signed: bool = False) -> str:
     return "n/a" if v is None or math.isnan(v) else (f"{v:+.3f}" if signed else f"{v:.3f}")
 
@@ -52,9 +82,10 @@ def markdown_table(result: EvalResult) -> str:
     """Base values, then each method's deltas, per concept (Table 3 layout)."""
     rows = [r.to_dict() for r in result.rows]
     methods = list(dict.fromkeys(method_label(r, rows) for r in rows))
-    head = ["Concept", *(f"Base {h}" for h in HEADER)]
+    names = headers(rows)
+    head = ["Concept", *(f"Base {h}" for h in names)]
     for m in methods:
-        head += [f"{m} Δ{h}" for h in HEADER]
+        head += [f"{m} Δ{h}" for h in names]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for concept in dict.fromkeys(r["concept"] for r in rows):
         sel = {method_label(r, rows): r for r in rows if r["concept"] == concept}
@@ -79,7 +110,7 @@ def method_table(result: EvalResult) -> str:
     agg = aggregate(rows)
     ppl = result.perplexity or {}
     base = ppl.get("base", math.nan)
-    head = ["method", *(f"Δ{h}" for h in HEADER)] + (["ΔPPL", "PPL"] if ppl else [])
+    head = ["method", *(f"Δ{h}" for h in headers(rows))] + (["ΔPPL", "PPL"] if ppl else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method, values in agg.items():
         cells = [method, *(_f(values[f"trim_d_{c}"], True) for c in COLUMNS)]
@@ -155,6 +186,9 @@ def csv_text(result: EvalResult) -> str:
 def report_md(result: EvalResult, title: str) -> str:
     parts = [f"# {title}", "", "## Concept erasure", "", method_table(result), ""]
     parts += ["Per concept:", "", markdown_table(result)]
+    both = collateral_table(result)
+    if both:
+        parts += ["", "## Collateral, both definitions", "", both]
     if result.perplexity:
         parts += ["", "## Perplexity", "", ppl_table(result.perplexity)]
     table = diagnostics.markdown_rows([r.to_dict() for r in result.rows])

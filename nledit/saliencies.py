@@ -7,6 +7,7 @@ function per entry (``tests/test_registry.py`` checks both name the same methods
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -38,10 +39,20 @@ def names(*, tunable: bool = False) -> tuple[str, ...]:
     return tuple(m.name for m in SALIENCIES.values() if m.tunable or not tunable)
 
 
-def top_count(p: float, d: int) -> int:
-    """How many of ``d`` neurons a top-``p`` selection keeps: ``round(p·d)``, at least one.
+ROUNDING = {"round": round, "floor": math.floor, "ceil": math.ceil}
 
-    The one rule for the fit, the sweep, the tuner and the analysis report."""
+
+def top_count(p: float, d: int, rounding: str = "round", k: int | None = None) -> int:
+    """How many of ``d`` neurons a top-``p`` selection keeps: ``rounding(p·d)`` (``round``,
+    ``floor`` or ``ceil``), at least one and at most ``d``; ``k`` overrides ``p``.
+
+    The one rule for the fit, the sweep, the tuner and the analysis report. ``floor`` and
+    ``ceil`` first snap p·d to 9 decimals so 0.3·10 counts as 3, not 2."""
+    if k is not None:
+        return max(1, min(d, k))
     if not 0.0 < p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1], got {p}")
-    return max(1, min(d, round(p * d)))
+    if rounding not in ROUNDING:
+        raise ValueError(f"top_rounding must be one of {', '.join(ROUNDING)}, got {rounding!r}")
+    exact = p * d if rounding == "round" else round(p * d, 9)
+    return max(1, min(d, int(ROUNDING[rounding](exact))))

@@ -118,8 +118,11 @@ def scores(
     return SCORERS[method](stats, layer, concept, inputs)
 
 
-def top_fraction(score: torch.Tensor, p: float) -> torch.Tensor:
-    """Indices of the top ``p`` fraction of neurons (at least one), sorted ascending."""
-    k = top_count(p, score.numel())
-    top = torch.topk(score, k, sorted=True).indices
+def top_fraction(
+    score: torch.Tensor, p: float, rounding: str = "round", k: int | None = None
+) -> torch.Tensor:
+    """Indices of the top ``p`` fraction of neurons (at least one; ``k`` neurons when given),
+    sorted ascending; ``rounding`` turns p·d into a count (see ``saliencies.top_count``)."""
+    n = top_count(p, score.numel(), rounding, k)
+    top = torch.topk(score, n, sorted=True).indices
     return top.sort().values

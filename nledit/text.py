@@ -10,10 +10,32 @@ import torch
 from .datafiles import read_text
 from .errors import PerplexityError
 
+LINE_STEPS = {
+    "space_lines_to_empty": lambda line: "" if line == " " else line,
+    "strip_lines": str.strip,
+}
 
-def load_text(source: str, field: str = "eval.perplexity_source") -> str:
+
+def preprocess(text: str, steps: list[str] | tuple[str, ...] = ()) -> str:
+    """``text`` with each step applied to every line (lines split and re-joined on "\n")."""
+    if not steps:
+        return text
+    lines = text.split("\n")
+    for step in steps:
+        lines = [LINE_STEPS[step](line) for line in lines]
+    return "\n".join(lines)
+
+
+def load_text(
+    source: str, field: str = "eval.perplexity_source", steps: list[str] | tuple[str, ...] = ()
+) -> str:
     """A local text file, or a Hub data set id (``name[:config]``) whose ``text`` is joined;
-    errors name the recipe ``field`` the source came from."""
+    errors name the recipe ``field`` the source came from; ``steps`` (``preprocess``) are
+    applied to its lines."""
+    return preprocess(_load(source, field), steps)
+
+
+def _load(source: str, field: str) -> str:
     path = Path(source).expanduser()
     if path.is_file():
         return read_text(path, field, PerplexityError)

@@ -283,3 +283,15 @@ def make_recipe(tmp_path: Path):
         return path
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _deprecated_calls_fail() -> Any:
+    """nledit's own calls must not use deprecated library arguments (see ``warnguard``)."""
+    import warnings
+
+    from warnguard import install
+
+    original = install()
+    yield
+    warnings.warn = original

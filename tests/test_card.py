@@ -126,8 +126,12 @@ def test_model_index_equals_metrics(tmp_path: Path) -> None:
 
 def test_body(tmp_path: Path) -> None:
     text = load(tmp_path, full_info()).text
-    head = "| concept | method | Acc | ΔAcc | Conf | ΔConf | CAcc | ΔCAcc | CConf | ΔCConf |"
+    head = (
+        "| concept | method | Acc | ΔAcc | Conf | ΔConf | CAcc (macro) | ΔCAcc (macro) "
+        "| CConf (macro) | ΔCConf (macro) |"
+    )
     assert head in text
+    assert "macro is the mean over the other concepts of each one's mean" in text
     assert "| Sports | range | 0.1200 | -0.7800 | 0.2000 | -0.6500 | 0.8000 | -0.0200 |" in text
     assert "| Sports | neuron | 0.0500 | -0.8500 |" in text
     assert "| perplexity (range masking) | 7.00 | 8.00 |" in text

@@ -8,6 +8,7 @@ import argparse
 from ..outputs import check_outputs as check_folders
 from ..overrides import parse_set
 from ..recipe import Recipe, load_recipe
+from ..threads import apply_threads
 
 # Flag -> the recipe field it overrides (a flag left out keeps the recipe's value).
 FLAG_FIELDS = (
@@ -18,6 +19,7 @@ FLAG_FIELDS = (
     ("seed", "seed"),
     ("method", "output.method"),
     ("weights", "output.weights"),
+    ("threads", "threads"),
 )
 
 
@@ -31,7 +33,9 @@ def recipe_from_args(args: argparse.Namespace) -> tuple[Recipe, str]:
             overrides[key] = value
     if getattr(args, "overwrite", False):
         overrides["output.overwrite"] = True
-    return load_recipe(args.recipe, overrides or None)
+    recipe, text = load_recipe(args.recipe, overrides or None)
+    apply_threads(recipe.threads)
+    return recipe, text
 
 
 def check_outputs(*pairs: tuple[str, str | None]) -> None:

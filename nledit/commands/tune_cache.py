@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from ..collect import ConceptStats, capture
+from ..compat import cache_kwarg
 from ..concept import Batch, ConceptModel
 from ..data import Examples
 from ..evaluate import _metrics, _with_prefix, applied
@@ -72,7 +73,7 @@ class ValidationCache:
             with capture(model, paths, stop=False) as seen:
                 res = model(**b.inputs)
             probs.append(cm.label_probs(cm.read_logits(res, b)).cpu())
-            inputs = {k: v for k, v in b.inputs.items() if k != "past_key_values"}
+            inputs = {k: v for k, v in b.inputs.items() if k != cache_kwarg(cm.model)}
             states = {layer: _state(seen[layer]) for layer in self.layers}
             self.batches.append(_Cached(inputs, replace(b, inputs=inputs), states))
             bar.update(len(b.read))
@@ -130,7 +131,7 @@ class ValidationCache:
                 assert batch is not None
                 for g in gates:
                     g.read_at(batch.read)
-                inputs = _with_prefix(cached.inputs, prefix)
+                inputs = _with_prefix(cm.model, cached.inputs, prefix)
                 with replay_from(cm.model, cm.layout, layer, *cached.states[layer]):
                     res = cm.model(**inputs)
                 probs.append(cm.label_probs(cm.read_logits(res, batch)).cpu())
@@ -203,7 +204,7 @@ def load_base(
     cache.base_prefix = cm.prefix_cache() if cm.use_prefix_cache else None
     cache.batches = []
     for i, b in enumerate(cm.batches(examples.texts, batch_size, prefix=cache.base_prefix)):
-        inputs = {k: v for k, v in b.inputs.items() if k != "past_key_values"}
+        inputs = {k: v for k, v in b.inputs.items() if k != cache_kwarg(cm.model)}
         states = {
             layer: (tensors[f"b{i}.{layer}"].to(cm.device), flags[f"b{i}.{layer}"])
             for layer in cache.layers

@@ -34,6 +34,7 @@ from .loading import (
     recipe_hash,
     set_dotted,
 )
+from .protocol import ClassIndices, Curation, Demonstration, IndexFile
 from .sections import DataSpec, EditSpec, EvalSpec, ModelSpec, OperatorSpec, PromptSpec, edit_name
 
 __all__ = [
@@ -41,10 +42,14 @@ __all__ = [
     "EDIT_FIELDS",
     "FLOAT32_MAX",
     "STORAGE",
+    "ClassIndices",
+    "Curation",
     "DataSpec",
+    "Demonstration",
     "Dtype",
     "EditSpec",
     "EvalSpec",
+    "IndexFile",
     "Interval",
     "ModelSpec",
     "Objective",

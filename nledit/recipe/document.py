@@ -31,6 +31,9 @@ class Recipe(_Strict):
     )
     seed: int = 0
     batch_size: Annotated[int, Field(ge=1)] = 8
+    threads: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="torch CPU threads (torch.set_num_threads); default: torch's choice"
+    )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Recipe:
@@ -63,6 +66,13 @@ class Recipe(_Strict):
             if name in seen:
                 problems.append(f"edits.{i}.name: duplicate edit name {name!r}")
             seen.add(name)
+        for name in self.eval.baseline_edits or []:
+            if name not in seen:
+                problems.append(
+                    f"eval.baseline_edits: {name!r} is not an edit name; edits are {sorted(seen)}"
+                )
+        if self.prompt.demonstrations is not None and self.data.token_classes is not None:
+            problems.append("prompt.demonstrations: token concepts take no demonstrations")
         problems += self.tune.space.problems()
         if self.tune.edit >= len(self.edits):
             problems.append(

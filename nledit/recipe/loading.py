@@ -163,6 +163,28 @@ def recipe_hash(text: str) -> str:
 
 
 EDIT_FIELDS = {"model": {"id", "revision", "gguf_file", "task"}, "data": True, "prompt": True}
+PROTOCOL_FIELDS = {
+    "data": ("fit_indices", "eval_indices", "fit_curate", "eval_curate"),
+    "prompt": (
+        "demonstrations",
+        "shot_sampling",
+        "shot_seed",
+        "shot_words",
+        "normalize_whitespace",
+        "tokenization",
+        "bos",
+    ),
+    "edits": ("top_rounding", "top_k"),
+}
+PROTOCOL_DEFAULTS: dict[str, Any] = {
+    **dict.fromkeys(("fit_indices", "eval_indices", "fit_curate", "eval_curate"), None),
+    **dict.fromkeys(("demonstrations", "shot_seed", "shot_words", "top_k"), None),
+    "shot_sampling": "first_classes",
+    "normalize_whitespace": False,
+    "tokenization": "split",
+    "bos": "auto",
+    "top_rounding": "round",
+}
 
 
 def edit_definition(recipe: Recipe) -> dict[str, Any]:
@@ -170,6 +192,25 @@ def edit_definition(recipe: Recipe) -> dict[str, Any]:
 
     Not how it is run (device, dtype, batch size), evaluated, tuned, swept or written."""
     body = recipe.model_dump(mode="json", include={**EDIT_FIELDS, "edits": True, "seed": True})
+    return _without_protocol_defaults(body)
+
+
+def _without_protocol_defaults(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` without protocol options left at their defaults, so the hash of a definition
+    that does not use them is what it was before they existed."""
+    body = dict(body)
+    for section, names in PROTOCOL_FIELDS.items():
+        value = body.get(section)
+        parts = value if isinstance(value, list) else [value]
+        parts = [dict(p) for p in parts if isinstance(p, dict)]
+        for part in parts:
+            for name in names:
+                if name in part and part[name] == PROTOCOL_DEFAULTS[name]:
+                    del part[name]
+        if isinstance(value, list):
+            body[section] = parts
+        elif isinstance(value, dict):
+            body[section] = parts[0]
     return body
 
 
@@ -181,5 +222,7 @@ def edit_hash(recipe: Recipe | dict[str, Any]) -> str:
     """
     import json
 
-    body = recipe if isinstance(recipe, dict) else edit_definition(recipe)
+    body = (
+        _without_protocol_defaults(recipe) if isinstance(recipe, dict) else edit_definition(recipe)
+    )
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

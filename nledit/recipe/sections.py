@@ -22,6 +22,17 @@ from .base import (
     _Strict,
     _yaml_type,
 )
+from .protocol import (
+    Bos,
+    ClassIndices,
+    Collateral,
+    Curation,
+    Demonstration,
+    Rounding,
+    ShotSampling,
+    TextStep,
+    Tokenization,
+)
 
 
 class ModelSpec(_Strict):
@@ -90,6 +101,23 @@ class DataSpec(_Strict):
     context_words: Annotated[int, Field(ge=1)] = Field(
         48, description="token concepts: words of context before each target word"
     )
+    fit_indices: ClassIndices | None = Field(
+        None,
+        description="fitting candidates per class: 0-based rows of `source` in the order they "
+        "are tried (a mapping, or {file, key} into a JSON file); replaces the seeded draw",
+    )
+    eval_indices: ClassIndices | None = Field(
+        None,
+        description="evaluation candidates per class: rows of `eval_source` (else `source`)",
+    )
+    fit_curate: Curation | None = Field(
+        None, description="keep only fitting examples the base model classifies correctly"
+    )
+    eval_curate: Curation | None = Field(
+        None,
+        description="classify evaluation candidates until n are correct (within a budget); "
+        "classes under `min` are not evaluable",
+    )
 
     @field_validator("token_classes", mode="before")
     @classmethod
@@ -110,6 +138,27 @@ class PromptSpec(_Strict):
     label_words: list[str] | None = Field(None, description="one word per label, e.g. ' Sports'")
     calibrate: bool = Field(False, description="contextual calibration with a content-free query")
     chat: bool = Field(False, description="wrap the prompt in the tokenizer's chat template")
+    demonstrations: list[Demonstration] | None = Field(
+        None, description="the demonstrations in prompt order (replaces `shots`)"
+    )
+    shot_sampling: ShotSampling = Field(
+        "first_classes",
+        description="first_classes: shot i goes to class i mod k; per_class: the classes that "
+        "get the extra shots are drawn with `shot_seed`, so every class can appear",
+    )
+    shot_seed: int | None = Field(None, description="seed of the shot draw (default: seed)")
+    shot_words: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="cut each demonstration to its first N words"
+    )
+    normalize_whitespace: bool = Field(
+        False, description="collapse runs of whitespace to one space in demonstrations and queries"
+    )
+    tokenization: Tokenization = Field(
+        "split",
+        description="split: the prompt head is tokenized on its own (cached once); whole: "
+        "each prompt is tokenized as one string (the shared leading tokens are still cached)",
+    )
+    bos: Bos = Field("auto", description="BOS token: the tokenizer's default, add, or none")
 
     @field_validator("template")
     @classmethod
@@ -137,6 +186,12 @@ class EditSpec(_Strict):
     layer: int | Literal["last"] = "last"
     saliency: Saliency = "max"
     top_p: Annotated[float, Field(gt=0, le=1)] = 0.3
+    top_rounding: Rounding = Field(
+        "round", description="neurons kept: round, floor or ceil of top_p × hidden size"
+    )
+    top_k: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="keep exactly this many neurons (overrides top_p)"
+    )
     # A range of more than 100 sigma holds every value the neuron takes: that is neuron
     # masking (output.method: neuron), not a range edit, so it is refused rather than mislabelled.
     tau: Annotated[float, Field(gt=0, le=100)] = 2.5
@@ -223,6 +278,19 @@ class EvalSpec(_Strict):
     )
     generate_tokens: Annotated[int, Field(ge=1, le=512)] = Field(
         30, description="new tokens per card example"
+    )
+    perplexity_preprocess: list[TextStep] = Field(
+        [],
+        description="steps applied to the perplexity text's lines before tokenizing: "
+        "space_lines_to_empty (a line that is one space becomes empty), strip_lines",
+    )
+    collateral: Collateral = Field(
+        "macro",
+        description="headline CAcc/CConf: macro (mean of the other classes' means) or pooled "
+        "(mean over all other-class examples); both are always reported",
+    )
+    baseline_edits: list[str] | None = Field(
+        None, description="edit names that get the neuron baseline (default: every edit)"
     )
 
 

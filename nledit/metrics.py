@@ -1,0 +1,58 @@
+"""The erasure metrics of one target concept: Acc/Conf on its examples, CAcc/CConf on the
+others' examples, macro (mean of per-concept means) or pooled (mean over all examples)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _metrics(
+    probs: torch.Tensor,
+    pred: torch.Tensor,
+    gold: torch.Tensor,
+    concept: int,
+    n: int,
+    collateral: str = "macro",
+) -> tuple[float, float, float, float]:
+    """(acc, conf) on the concept's examples; (cacc, cconf) on the other concepts' examples,
+    ``macro`` (mean of the per-concept means) or ``pooled`` (mean over all their examples)."""
+    conf_all = probs[torch.arange(len(gold)), gold]
+    hit = (pred == gold).float()
+    target = gold == concept
+    acc = hit[target].mean().item() if target.any() else math.nan
+    conf = conf_all[target].mean().item() if target.any() else math.nan
+    if collateral == "pooled":
+        other = ~target
+        cacc = hit[other].mean().item() if other.any() else math.nan
+        cconf = conf_all[other].mean().item() if other.any() else math.nan
+        return acc, conf, cacc, cconf
+    accs, confs = [], []
+    for c in range(n):
+        sel = gold == c
+        if c != concept and sel.any():
+            accs.append(hit[sel].mean().item())
+            confs.append(conf_all[sel].mean().item())
+    cacc = sum(accs) / len(accs) if accs else math.nan
+    cconf = sum(confs) / len(confs) if confs else math.nan
+    return acc, conf, cacc, cconf
+
+
+def collateral_both(
+    base: tuple[torch.Tensor, torch.Tensor],
+    edit: tuple[torch.Tensor, torch.Tensor],
+    gold: torch.Tensor,
+    concept: int,
+    n: int,
+) -> dict[str, float]:
+    """CAcc/CConf under both definitions: ``cacc_macro``, ``base_cacc_pooled``,
+    ``d_cconf_pooled``, ... from (probs, pred) of the base and the edited model."""
+    out: dict[str, float] = {}
+    for way in ("macro", "pooled"):
+        b = _metrics(*base, gold, concept, n, way)[2:]
+        e = _metrics(*edit, gold, concept, n, way)[2:]
+        for name, bv, ev in zip(("cacc", "cconf"), b, e):
+            out[f"{name}_{way}"], out[f"base_{name}_{way}"] = ev, bv
+            out[f"d_{name}_{way}"] = ev - bv
+    return out

@@ -1,0 +1,33 @@
+"""The CPU thread count for torch: the recipe's ``threads`` or a command's ``--threads``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def apply_threads(threads: int | None) -> None:
+    """``torch.set_num_threads(threads)`` when a count is given; otherwise leave torch's."""
+    if threads is not None:
+        import torch  # here, so the command line's --help does not load torch
+
+        torch.set_num_threads(int(threads))
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return n
+
+
+def threads_option(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``--threads N`` to a command's parser; returns the parser."""
+    p.add_argument(
+        "--threads",
+        type=_positive,
+        help="torch CPU threads (recipe: threads; one is fastest on a busy machine)",
+    )
+    return p
