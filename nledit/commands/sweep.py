@@ -181,7 +181,7 @@ def sweep(recipe: Recipe, text: str, command: str | None = None, log: Any = prin
             cm.model,
             layout,
             cm.tokenizer,
-            load_text(e.perplexity_source),
+            load_text(e.perplexity_source, steps=e.perplexity_preprocess),
             conds,
             e.perplexity_window,
             e.perplexity_windows,

@@ -236,7 +236,7 @@ def tune_windows(recipe: Recipe, tokenizer: Any) -> torch.Tensor | None:
         )
     if tune.perplexity_windows == 0:
         raise TuneError("tune.perplexity_windows: d_ppl needs at least one window")
-    text = load_text(ev.perplexity_source)
+    text = load_text(ev.perplexity_source, steps=ev.perplexity_preprocess)
     need = ev.perplexity_windows + tune.perplexity_windows
     ids = windows(tokenizer, text, ev.perplexity_window, need)
     if ids.shape[0] < need:
