@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
@@ -37,6 +38,29 @@ from nledit.results import markdown_table, method_table, ppl_table
 ROOT = Path(__file__).resolve().parents[1]
 STORE = ROOT / "docs" / "reproduction"
 DOC = ROOT / "docs" / "REPRODUCTION.md"
+
+
+def result_section(doc: dict, res: Any, heading: str) -> list[str]:
+    """A stored reproduction's heading, command, per-method and per-concept tables (Markdown
+    lines); ``heading`` is the Markdown heading marker of its level."""
+    return [
+        f"{heading} {doc['recipe']}",
+        "",
+        f"Model `{doc['model']}`; {res.n_eval} evaluation examples; "
+        f"{doc['seconds'] / 60:.1f} min on {doc['machine']['cores']} CPU cores.",
+        "",
+        f"    {doc['command']}",
+        "",
+        "Per method, 10%-trimmed means over the concepts"
+        + (" (ΔPPL: WikiText-2, below):" if res.perplexity else ":"),
+        "",
+        method_table(res),
+        "",
+        "Per concept:",
+        "",
+        markdown_table(res),
+        "",
+    ]
 
 
 def run_one(path: Path) -> dict:
@@ -86,24 +110,7 @@ def render() -> str:
     for path in sorted(STORE.glob("*.json")):
         doc = json.loads(path.read_text())
         res = _result(doc)
-        parts += [
-            f"## {doc['recipe']}",
-            "",
-            f"Model `{doc['model']}`; {res.n_eval} evaluation examples; "
-            f"{doc['seconds'] / 60:.1f} min on {doc['machine']['cores']} CPU cores.",
-            "",
-            f"    {doc['command']}",
-            "",
-            "Per method, 10%-trimmed means over the concepts"
-            + (" (ΔPPL: WikiText-2, below):" if res.perplexity else ":"),
-            "",
-            method_table(res),
-            "",
-            "Per concept:",
-            "",
-            markdown_table(res),
-            "",
-        ]
+        parts += result_section(doc, res, "##")
         if doc.get("head"):
             head = doc["head"]
             parts += [

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reproduce
 
 from nledit.probing import probe_markdown
-from nledit.results import markdown_table, method_table, ppl_table
+from nledit.results import ppl_table
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE = ROOT / "docs" / "reproduction" / "leace"
@@ -69,24 +69,7 @@ def leace_sections() -> list[str]:
     for doc in docs:
         res = reproduce._result(doc)
         probe = doc["result"].get("probe", [])
-        parts += [
-            f"### {doc['recipe']}",
-            "",
-            f"Model `{doc['model']}`; {res.n_eval} evaluation examples; "
-            f"{doc['seconds'] / 60:.1f} min on {doc['machine']['cores']} CPU cores.",
-            "",
-            f"    {doc['command']}",
-            "",
-            "Per method, 10%-trimmed means over the concepts"
-            + (" (ΔPPL: WikiText-2, below):" if res.perplexity else ":"),
-            "",
-            method_table(res),
-            "",
-            "Per concept:",
-            "",
-            markdown_table(res),
-            "",
-        ]
+        parts += reproduce.result_section(doc, res, "###")
         if res.perplexity:
             parts += ["Perplexity (WikiText-2 raw, fixed windows):", "", ppl_table(res.perplexity)]
             parts += [""]
