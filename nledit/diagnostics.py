@@ -56,10 +56,10 @@ SHARE = 0.8  # firing on other concepts at 80 % of the target's rate or more: no
 
 
 def _inside(h: torch.Tensor, gate: RangeGate) -> torch.Tensor:
-    """Share of the gate's neurons whose activation lies in range, per token (...,)."""
+    """Share of the gate's neurons it acts on (inside their ranges, and the quorum met), per
+    token (...,)."""
     x = h.index_select(-1, gate.index.to(h.device)).float()
-    inside = (x >= gate.lo.to(x)) & (x <= gate.hi.to(x))
-    return inside.float().mean(-1)
+    return gate.acts(x).float().mean(-1)
 
 
 def _per_class(values: torch.Tensor, gold: torch.Tensor, concept: int) -> tuple[float, float]:

@@ -8,6 +8,8 @@
 # range [lo, hi] per neuron. At run time, for each selected neuron j:
 #     h_j <- phi(h_j)  if lo_j <= h_j <= hi_j   (mode "range": the NeuronLens edit)
 #     h_j <- phi(h_j)  always                   (mode "neuron": the neuron-masking baseline)
+# An edit with a quorum m (spec "quorum", 0 = none) acts on a token only when at least m of its
+# k neurons lie inside their ranges there: the token as a whole must look like the concept.
 # with phi one of
 #     zero      0
 #     dampen    alpha * x
@@ -121,13 +123,21 @@ class RangeGate(nn.Module):
             return h.index_put((rows, pos), self._edit(h[rows, pos]))
         return self._edit(h)
 
+    def acts(self, x: torch.Tensor) -> torch.Tensor:
+        """Where the operator applies, given the selected components ``x`` (..., k): inside
+        the ranges (mode "range"), on tokens with at least ``quorum`` neurons inside."""
+        inside = (x >= self.lo.to(x.dtype)) & (x <= self.hi.to(x.dtype))
+        quorum = int(self.spec.get("quorum") or 0)
+        if quorum > 0:
+            inside = inside & (inside.sum(-1, keepdim=True) >= quorum)
+        return inside
+
     def _edit(self, h: torch.Tensor) -> torch.Tensor:
         index = self.index.to(h.device)
         x = h.index_select(-1, index)
         y = self.phi(x)
         if self.spec["mode"] == "range":
-            inside = (x >= self.lo.to(x.dtype)) & (x <= self.hi.to(x.dtype))
-            y = torch.where(inside, y, x)
+            y = torch.where(self.acts(x), y, x)
         return h.index_copy(-1, index, y.to(h.dtype))
 
 
@@ -276,6 +286,9 @@ def load_gates(path: str, block: dict[str, Any]) -> list[RangeGate]:
         parts = {key: tensors[f"{s['name']}.{key}"] for key in tensor_names(s)}
         if any(parts[key].shape != (s["k"],) for key in TENSORS if key != "value"):
             raise NleditLoadError(f"{path}: tensors of edit {s['name']!r} do not have k={s['k']}")
+        quorum = s.get("quorum", 0)
+        if type(quorum) is not int or not 0 <= quorum <= s["k"]:
+            raise NleditLoadError(f"{path}: edit {s['name']!r} has quorum {quorum!r}, not 0..k")
         left, right = parts.get("proj_left"), parts.get("proj_right")
         if left is not None and (
             left.dim() != 2

@@ -50,8 +50,12 @@ class Prepared:
 
 
 def needs_samples(edits: Iterable[EditSpec]) -> bool:
-    """Whether any edit reads activation samples (its saliency method, or quantile ranges)."""
-    return any(SALIENCIES[e.saliency].needs_samples or e.range == "quantile" for e in edits)
+    """Whether any edit reads activation samples (its saliency method, quantile ranges or an
+    automatic quorum)."""
+    return any(
+        SALIENCIES[e.saliency].needs_samples or e.range == "quantile" or e.quorum == "auto"
+        for e in edits
+    )
 
 
 def mean_source(edits: list[EditSpec], indices: Iterable[int] | None = None) -> tuple[str, str]:

@@ -9,6 +9,7 @@ import torch
 from . import operators, saliency, shapes
 from .collect import ConceptStats
 from .gate import RangeGate
+from .quorum import fit_quorum
 from .recipe import EditSpec, edit_name
 from .reservoir import Reservoir
 from .vector_gates import whole_vector_gate
@@ -28,6 +29,7 @@ class RangeTable:
     mu: torch.Tensor
     sigma: torch.Tensor
     scores: torch.Tensor  # saliency of every neuron (d,)
+    quorum: int = 0  # neurons that must be inside their ranges for the gate to act (0: none)
 
     @property
     def name(self) -> str:
@@ -66,7 +68,14 @@ def fit_ranges(
         mu, sigma = mean[c, index], std[c, index]
         lo, hi = lo_all[index], hi_all[index]
         name = edit_name(edit, edit_index)
-        tables.append(RangeTable(name, concept, c, layer, index, lo, hi, mu, sigma, score))
+        samples = None
+        if edit.quorum == "auto" and reservoir is not None:
+            samples = reservoir.samples(layer, len(label_names))
+        where = f"edits.{edit_index}.quorum ({concept})"
+        quorum = fit_quorum(edit.quorum, len(index), c, samples, index, lo, hi, where)
+        tables.append(
+            RangeTable(name, concept, c, layer, index, lo, hi, mu, sigma, score, quorum)
+        )
     return tables
 
 
@@ -115,6 +124,8 @@ def make_gate(
         "saliency": edit.saliency,
         "top_p": edit.top_p,
     }
+    if mode == "range" and table.quorum:
+        spec["quorum"] = table.quorum
     tensors = {
         "index": table.index.to(torch.long),
         "lo": table.lo.to(torch.float32),

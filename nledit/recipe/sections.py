@@ -218,6 +218,12 @@ class EditSpec(_Strict):
     magnitude_weight: Annotated[float, Field(ge=0)] = Field(
         0.0, description="saliency selective: score = selectivity × (mean|h| / max mean|h|)^w"
     )
+    quorum: Annotated[float, Field(gt=0, le=1)] | Literal["auto"] | None = Field(
+        None,
+        description="act on a token only when at least this share of the edit's neurons lie "
+        "inside their ranges there; auto: the share that best separates the concept's fitting "
+        "examples from the other concepts' (none: every in-range neuron, the paper)",
+    )
 
     @field_validator("quantiles")
     @classmethod
@@ -231,6 +237,13 @@ class EditSpec(_Strict):
         if v[0] >= v[1]:
             raise ValueError(f"must be in increasing order (q_lo < q_hi), got {v}")
         return v
+
+    @field_validator("quorum", mode="before")
+    @classmethod
+    def _quorum(cls, v: Any) -> Any:
+        if v is None or v == "auto" or (isinstance(v, (int, float)) and not isinstance(v, bool)):
+            return v
+        raise ValueError(f"must be a share in (0, 1], 'auto' or null, got {v!r}")
 
     @field_validator("layer", mode="before")
     @classmethod

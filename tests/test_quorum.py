@@ -1,0 +1,139 @@
+"""The quorum of a range edit: the gate acts on a token only when enough of its neurons lie
+inside their ranges there (`nledit/gate.py`), and how the count is fitted (`nledit/quorum.py`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nledit.errors import NleditError
+from nledit.gate import NleditLoadError, RangeGate, load_gates, save_ranges
+from nledit.quorum import best_count, fit_quorum, in_range_counts, pass_rates
+from nledit.recipe import RecipeError, parse_recipe
+
+K = 4
+INDEX = torch.arange(K)
+LO = torch.zeros(K)
+HI = torch.ones(K)
+
+
+def gate(quorum: int, mode: str = "range") -> RangeGate:
+    spec = {
+        "name": "e.t",
+        "edit": "e",
+        "concept": "t",
+        "layer": 0,
+        "operator": "zero",
+        "params": {},
+        "mode": mode,
+        "positions": "all",
+        "k": K,
+    }
+    if quorum:
+        spec["quorum"] = quorum
+    z = torch.zeros(K)
+    tensors = {"index": INDEX, "lo": LO, "hi": HI, "mu": z, "sigma": z, "value": z}
+    return RangeGate(spec, tensors)
+
+
+def tokens(inside_counts: list[int]) -> torch.Tensor:
+    """(1, T, K): token t has its first ``inside_counts[t]`` neurons inside [0, 1] (0.5), the
+    rest outside (5.0)."""
+    h = torch.full((1, len(inside_counts), K), 5.0)
+    for t, n in enumerate(inside_counts):
+        h[0, t, :n] = 0.5
+    return h
+
+
+@pytest.mark.parametrize("quorum", [0, 1, 2, 3, 4])
+def test_the_gate_acts_only_on_tokens_that_meet_the_quorum(quorum: int) -> None:
+    counts = [0, 1, 2, 3, 4]
+    h = tokens(counts)
+    out = gate(quorum)(h)
+    for t, n in enumerate(counts):
+        edited = n >= max(quorum, 1)
+        expected = h[0, t].clone()
+        if edited:
+            expected[:n] = 0.0  # only the neurons inside their ranges change
+        assert torch.equal(out[0, t], expected), (quorum, n)
+
+
+def test_neuron_mode_ignores_the_quorum() -> None:
+    out = gate(4, mode="neuron")(tokens([0, 2]))
+    assert torch.equal(out, torch.zeros_like(out))
+
+
+def test_the_quorum_survives_the_range_file_and_bad_values_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "r.safetensors"
+    block = save_ranges(str(path), [gate(3)], {})
+    (loaded,) = load_gates(str(path), json.loads(json.dumps(block)))
+    assert loaded.spec["quorum"] == 3
+    h = tokens([2, 3])
+    assert torch.equal(loaded(h), gate(3)(h))
+    for bad in (K + 1, -1, 2.5, "2", True):
+        g = gate(3)
+        g.spec["quorum"] = bad
+        block = save_ranges(str(path), [g], {})
+        with pytest.raises(NleditLoadError, match="quorum"):
+            load_gates(str(path), json.loads(json.dumps(block)))
+
+
+def test_pass_rates_and_counts() -> None:
+    assert pass_rates(np.array([0, 2, 2, 4]), 4).tolist() == [1.0, 0.75, 0.75, 0.25, 0.25]
+    samples = np.array([[0.5, 5.0, 0.5, 0.5], [5.0, 5.0, 5.0, 5.0]], dtype=np.float32)
+    assert in_range_counts(samples, INDEX, LO, HI).tolist() == [3, 0]
+
+
+def test_auto_picks_the_count_that_separates_the_concepts() -> None:
+    rng = np.random.default_rng(0)
+    target = rng.integers(7, 11, 200)  # 7..10 neurons inside
+    others = [rng.integers(0, 5, 200), rng.integers(2, 6, 200)]  # at most 5
+    m = best_count(target, others, 10)
+    assert m == 6  # counts 6 and 7 both separate perfectly; the lower middle one is taken
+    j = pass_rates(target, 10)[m] - np.mean([pass_rates(o, 10)[m] for o in others])
+    assert j == pytest.approx(1.0)
+
+
+def test_auto_on_overlapping_concepts_still_returns_a_valid_count() -> None:
+    same = np.array([3, 3, 3, 3])
+    m = best_count(same, [same], 5)
+    assert 1 <= m <= 5
+
+
+def test_fit_quorum_share_auto_and_errors() -> None:
+    assert fit_quorum(None, 10, 0, None, INDEX, LO, HI, "edits.0") == 0
+    assert fit_quorum(0.5, 10, 0, None, INDEX, LO, HI, "edits.0") == 5
+    assert fit_quorum(0.51, 10, 0, None, INDEX, LO, HI, "edits.0") == 6
+    assert fit_quorum(1.0, 10, 0, None, INDEX, LO, HI, "edits.0") == 10
+    assert fit_quorum(0.01, 10, 0, None, INDEX, LO, HI, "edits.0") == 1
+    with pytest.raises(NleditError, match="edits.0: quorum auto needs"):
+        fit_quorum("auto", K, 0, None, INDEX, LO, HI, "edits.0")
+    inside = np.full((3, K), 0.5, dtype=np.float32)
+    with pytest.raises(NleditError, match="another concept"):
+        fit_quorum("auto", K, 0, {0: inside}, INDEX, LO, HI, "edits.0")
+    outside = np.full((3, K), 5.0, dtype=np.float32)
+    assert fit_quorum("auto", K, 0, {0: inside, 1: outside}, INDEX, LO, HI, "e") in range(1, 5)
+
+
+def recipe(quorum: object) -> dict:
+    return {
+        "model": {"id": "m"},
+        "data": {"source": "d.jsonl"},
+        "prompt": {"label_words": [" a", " b"]},
+        "edits": [{"concepts": ["a"], "quorum": quorum}],
+    }
+
+
+@pytest.mark.parametrize("quorum", [0.5, 1, "auto", None])
+def test_recipe_accepts_a_share_auto_or_null(quorum: object) -> None:
+    assert parse_recipe(recipe(quorum), "r.yaml").edits[0].quorum == quorum
+
+
+@pytest.mark.parametrize("quorum", [0, -0.5, 1.5, True, "yes", "0.5", [0.5], float("nan")])
+def test_recipe_refuses_other_quorums(quorum: object) -> None:
+    with pytest.raises(RecipeError, match="quorum"):
+        parse_recipe(recipe(quorum), "r.yaml")
