@@ -30,7 +30,7 @@ MODELING_FILE = "modeling_nledit.py"
 # sha256 of modeling_nledit.py as shipped by earlier releases: their exports keep verifying.
 KNOWN_RUNTIMES = {
     "aa8658b5a258ea3e8628f672f54c83bdfc764aab5245d786e35a2b8faae4d50b": "0.1.0",
-    "381c32a71b767f7188e31ea69167c96ac47a2982e0a8d6db2e2c1507d5df61bc": "0.1.0 (LEACE, weight-free)",
+    "381c32a71b767f7188e31ea69167c96ac47a2982e0a8d6db2e2c1507d5df61bc": "0.1.0+leace",
 }
 _AUTO_TARGETS = {
     "AutoConfig": "modeling_nledit.NleditConfig",

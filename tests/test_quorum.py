@@ -110,7 +110,7 @@ def test_fit_quorum_share_auto_and_errors() -> None:
     assert fit_quorum(0.51, 10, 0, None, INDEX, LO, HI, "edits.0") == 6
     assert fit_quorum(1.0, 10, 0, None, INDEX, LO, HI, "edits.0") == 10
     assert fit_quorum(0.01, 10, 0, None, INDEX, LO, HI, "edits.0") == 1
-    with pytest.raises(NleditError, match="edits.0: quorum auto needs"):
+    with pytest.raises(NleditError, match=r"edits\.0: quorum auto needs"):
         fit_quorum("auto", K, 0, None, INDEX, LO, HI, "edits.0")
     inside = np.full((3, K), 0.5, dtype=np.float32)
     with pytest.raises(NleditError, match="another concept"):
