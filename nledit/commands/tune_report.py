@@ -27,6 +27,7 @@ COLUMNS = [
     "q_lo",
     "q_hi",
     "trim_overlap",
+    "quorum",
     "operator",
     *TUNED_PARAMS,
     "d_acc",
@@ -58,6 +59,7 @@ def trial_rows(trials: list[Any], pareto: set[int]) -> list[dict[str, Any]]:
             "q_lo": q[0],
             "q_hi": q[1],
             "trim_overlap": p.get("trim_overlap"),
+            "quorum": p.get("quorum", "none"),
             "operator": p.get("operator"),
             **{name: p.get(name) for name in TUNED_PARAMS},
         }
@@ -75,7 +77,8 @@ def _n(v: Any, fmt: str = "{:.3f}") -> str:
 def _shape(r: dict[str, Any]) -> str:
     quantile = r["range"] == "quantile"
     s = f"q [{r['q_lo']:.3f}, {r['q_hi']:.3f}]" if quantile else f"τ {r['tau']:.2f}"
-    return s + (" trim" if r["trim_overlap"] else "")
+    s += " trim" if r["trim_overlap"] else ""
+    return s + (" quorum" if r.get("quorum", "none") != "none" else "")
 
 
 def _saliency(r: dict[str, Any]) -> str:

@@ -110,6 +110,8 @@ def _fmt(p: dict[str, Any]) -> str:
         parts.append(f"tau={p['tau']:.2f}")
     if p["trim_overlap"]:
         parts.append("trim")
+    if p.get("quorum", "none") != "none":
+        parts.append(f"quorum {p['quorum']}")
     if p.get("positions", "all") != "all":
         parts.append(f"at {p['positions']}")
     op = p["operator"] + (f"({p['alpha']:.2f})" if "alpha" in p else "")

@@ -127,6 +127,9 @@ def suggest(trial: Any, space: SearchSpace, layers: list[int]) -> dict[str, Any]
     if p["range"] == "quantile":
         p["quantiles"] = [_float(trial, "q_lo", space.q_lo), _float(trial, "q_hi", space.q_hi)]
     p["trim_overlap"] = trial.suggest_categorical("trim_overlap", list(space.trim_overlap))
+    p["quorum"] = space.quorum[0]
+    if len(space.quorum) > 1:
+        p["quorum"] = trial.suggest_categorical("quorum", list(space.quorum))
     if space.positions is not None:  # a single value stays out of the study's parameters
         p["positions"] = space.positions[0]
         if len(space.positions) > 1:
@@ -141,7 +144,8 @@ def suggest(trial: Any, space: SearchSpace, layers: list[int]) -> dict[str, Any]
 
 def edit_mapping(base: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
     """The recipe mapping of an edit: ``base`` (the recipe's edit) with the trial's settings."""
-    drop = ("range", "quantiles", "trim_overlap") + (("positions",) if "positions" in p else ())
+    drop = ("range", "quantiles", "trim_overlap", "quorum")
+    drop += ("positions",) if "positions" in p else ()
     m = {k: v for k, v in base.items() if k not in drop}
     for key in ("selectivity", "magnitude_weight"):
         m.pop(key, None)
@@ -155,6 +159,8 @@ def edit_mapping(base: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
         m["quantiles"] = list(p["quantiles"])
     if p["trim_overlap"]:
         m["trim_overlap"] = True
+    if p.get("quorum", "none") != "none":
+        m["quorum"] = p["quorum"]
     if p.get("positions", "all") != "all":
         m["positions"] = p["positions"]
     if p["saliency"] == "selective":
@@ -267,7 +273,8 @@ def prepare(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> Tu
     layers, ref_layer = candidate_layers(tune.space, edit, layout.n_layers)
     all_layers = sorted({*layers, ref_layer})
     space = tune.space
-    need_res = "quantile" in space.range or any(SALIENCIES[s].needs_samples for s in space.saliency)
+    need_res = "quantile" in space.range or "auto" in space.quorum
+    need_res |= any(SALIENCIES[s].needs_samples for s in space.saliency)
     need_res |= needs_samples([edit])
     need_mean = any(needs_general_mean(op) for op in [*space.operators, edit.operator.name])
     mean_text = (edit.operator.mean_source or "", f"edits.{tune.edit}.operator.mean_source")

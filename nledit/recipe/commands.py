@@ -47,6 +47,12 @@ class SearchSpace(_Strict):
     trim_overlap: list[bool] = Field([False, True], min_length=1)
     selectivity: list[Selectivity] = Field(["mass", "auroc"], min_length=1)
     magnitude_weight: Interval = Field([0.0, 2.0], description="for saliency: selective")
+    quorum: list[Literal["none", "auto"]] = Field(
+        ["none", "auto"],
+        min_length=1,
+        description="none: every in-range neuron acts; auto: only on tokens where enough of "
+        "them are inside (edits.N.quorum)",
+    )
     operators: list[TunableOperator] = Field(["zero"], min_length=1)
     positions: list[Literal["all", "last"]] | None = Field(
         None,
