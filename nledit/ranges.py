@@ -73,9 +73,7 @@ def fit_ranges(
             samples = reservoir.samples(layer, len(label_names))
         where = f"edits.{edit_index}.quorum ({concept})"
         quorum = fit_quorum(edit.quorum, len(index), c, samples, index, lo, hi, where)
-        tables.append(
-            RangeTable(name, concept, c, layer, index, lo, hi, mu, sigma, score, quorum)
-        )
+        tables.append(RangeTable(name, concept, c, layer, index, lo, hi, mu, sigma, score, quorum))
     return tables
 
 
