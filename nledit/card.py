@@ -8,23 +8,20 @@ are left out, never written as ``None``.
 
 from __future__ import annotations
 
-import math
-import numbers
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub import ModelCard, ModelCardData
 
 from . import diagnostics
+from .card_index import eval_results, first_number
 from .operators import OPERATORS
 from .version import __version__
 
 TAGS = ["nledit", "neuronlens", "range-masking", "custom_code"]
-WIKITEXT = ("Salesforce/wikitext", "WikiText-2 (raw)", "wikitext-2-raw-v1")
-MMLU = ("cais/mmlu", "MMLU", "all")
 # Operator parameters that matter for each operator (the rest of a dumped spec is noise).
 _OPERATOR_PARAMS = {name: op.options for name, op in OPERATORS.items()}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -53,7 +50,7 @@ class CardInfo:
 def render_card(info: CardInfo) -> ModelCard:
     """Build the card; its front matter parses back with ``ModelCard.load``."""
     hub_base = info.hub_base_model or (info.base_model if is_hub_id(info.base_model) else None)
-    results = eval_results(info)
+    results = eval_results(info.metrics, info.method, info.datasets)
     relation = {"base_model_relation": "adapter"} if info.weights == "reference" else {}
     data = ModelCardData(
         base_model=hub_base,
@@ -82,92 +79,11 @@ def is_hub_id(name: str) -> bool:
     return bool(_HUB_ID.match(name)) and not Path(name).exists() and ".." not in name
 
 
-# -- model-index --------------------------------------------------------------------------------
-
-
-def eval_results(info: CardInfo) -> list[EvalResult]:
-    """The model-index: the edit's effect first (Δ target, Δ collateral, ΔPPL against the
-    unedited model), then the values measured on this checkpoint; baselines stay in the body."""
-    m = info.metrics
-    effect: list[EvalResult] = []
-    values: list[EvalResult] = []
-    ds = info.datasets[0] if info.datasets else "nledit-concepts"
-    for row in m.get("erasure") or []:
-        if row.get("method", info.method) != info.method:
-            continue
-        dataset = str(row.get("dataset") or ds)
-        where = (dataset, dataset, None)
-        concept = row.get("concept")
-        for key, delta_name, name in (
-            ("acc", f"ΔAcc on {concept} (target)", f"Acc on {concept}"),
-            (
-                "cacc",
-                f"ΔCAcc on classes other than {concept} (collateral)",
-                f"CAcc, other than {concept}",
-            ),
-        ):
-            v, b = _num(row, key), _num(row, f"base_{key}")
-            if v is not None and b is not None:
-                effect.append(
-                    _result("text-classification", where, "delta", {"delta": v - b}, delta_name)
-                )
-            if v is not None:
-                values.append(_result("text-classification", where, key, row, name))
-    ppl_block = m.get("perplexity") or {}
-    ppl, base_ppl = _num(ppl_block, info.method), _num(ppl_block, "base")
-    if ppl is not None:
-        src = ppl_block.get("dataset")  # optional: the text perplexity was measured on
-        ppl_ds = (src, src, None) if isinstance(src, str) else WIKITEXT
-        if base_ppl is not None:
-            effect.append(
-                _result("text-generation", ppl_ds, "delta", {"delta": ppl - base_ppl}, "ΔPPL")
-            )
-        values.append(_result("text-generation", ppl_ds, "perplexity", {"perplexity": ppl}))
-    edited = (m.get("lm_eval") or {}).get("edited") or {}
-    acc = _num(edited.get("mmlu") or {}, "acc", "acc,none")
-    if acc is not None:
-        values.append(_result("text-generation", MMLU, "accuracy", {"accuracy": acc}, "MMLU acc"))
-    wppl = _num(edited.get("wikitext") or {}, "word_perplexity", "word_perplexity,none")
-    if wppl is not None:
-        row = {"perplexity": wppl}
-        values.append(_result("text-generation", WIKITEXT, "perplexity", row, "word perplexity"))
-    return effect + values
-
-
-def _result(
-    task: str,
-    dataset: tuple[str, str, str | None],
-    key: str,
-    values: Mapping[str, Any],
-    metric_name: str | None = None,
-) -> EvalResult:
-    dtype, dname, config = dataset
-    metric = {"acc": "accuracy", "cacc": "accuracy", "delta": "delta"}.get(key, key)
-    return EvalResult(
-        task_type=task,
-        dataset_type=dtype,
-        dataset_name=dname,
-        dataset_config=config,
-        metric_type=metric,
-        metric_value=float(values[key]),
-        metric_name=metric_name,
-    )
-
-
 def _model_name(info: CardInfo) -> str:
     if info.repo_id:
         return info.repo_id.split("/")[-1]
     base = info.hub_base_model or info.base_model
     return f"{base.split('/')[-1].split(':')[-1]}-nledit"
-
-
-def _num(d: Mapping[str, Any], *keys: str) -> float | None:
-    """First finite number under ``keys`` (numpy scalars included), else None."""
-    for key in keys:
-        v = d.get(key)
-        if isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v):
-            return float(v)
-    return None
 
 
 # -- body ---------------------------------------------------------------------------------------
@@ -198,6 +114,12 @@ def _intro(info: CardInfo) -> str:
         "by NeuronLens range masking: for a few salient neurons of one layer, an operator acts "
         "only while the activation lies inside the band the concept occupies "
         "(mean ± tau·std), and leaves it untouched outside that band."
+        + (
+            " With a quorum, it acts on a token only when at least that many of the neurons "
+            "lie inside their bands there."
+            if any(e.get("quorum") for e in info.edits)
+            else ""
+        )
         if info.method == "range"
         else "by neuron masking, the baseline NeuronLens compares against: an operator acts on "
         "the whole activation of a few salient neurons of one layer, whatever its value."
@@ -214,6 +136,8 @@ def _edits(info: CardInfo) -> str:
     if not info.edits:
         return ""
     head = ["edit", "concepts", "layer", "saliency", "top p", "tau", "operator", "neurons"]
+    quorum = any(e.get("quorum") for e in info.edits)
+    head += ["quorum"] if quorum else []
     rows = []
     for i, e in enumerate(info.edits):
         op, params = _operator(e)
@@ -230,8 +154,17 @@ def _edits(info: CardInfo) -> str:
                 op,
                 e.get("n_neurons"),
             ]
+            + ([_quorum(e.get("quorum"))] if quorum else [])
         )
     return ("## Edits" if len(rows) > 1 else "## Edit") + "\n\n" + _table(head, rows)
+
+
+def _quorum(q: Any) -> str:
+    """ "auto: 31 (Sports)": the setting and the fitted count of in-range neurons per concept."""
+    if not isinstance(q, Mapping):
+        return ""
+    counts = ", ".join(f"{n} ({c})" for c, n in (q.get("neurons") or {}).items())
+    return f"{q.get('setting')}: {counts}" if counts else str(q.get("setting"))
 
 
 def _operator(edit: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -321,7 +254,7 @@ def _erasure(info: CardInfo) -> str:
     for r in rows_in:
         cells: list[Any] = [r.get("concept"), r.get("method")]
         for key in _ERASURE_COLS:
-            v, b = _num(r, key), _num(r, f"base_{key}")
+            v, b = first_number(r, key), first_number(r, f"base_{key}")
             cells += [_fmt(v), _fmt(v - b, signed=True) if v is not None and b is not None else ""]
         rows.append(cells)
     return (
@@ -350,19 +283,19 @@ def _general(info: CardInfo) -> str:
     lm = m.get("lm_eval") or {}
     base_lm, edited_lm = lm.get("base") or {}, lm.get("edited") or {}
     rows: list[list[Any]] = []
-    base_ppl = _num(ppl, "base")
-    methods = [k for k in ppl if k != "base" and _num(ppl, k) is not None]
+    base_ppl = first_number(ppl, "base")
+    methods = [k for k in ppl if k != "base" and first_number(ppl, k) is not None]
     for k in methods:
         label = f"perplexity ({k} masking)" if k in ("range", "neuron") else f"perplexity ({k})"
-        rows.append([label, _fmt(base_ppl, 2), _fmt(_num(ppl, k), 2)])
+        rows.append([label, _fmt(base_ppl, 2), _fmt(first_number(ppl, k), 2)])
     if base_ppl is not None and not methods:
         rows.append(["perplexity", _fmt(base_ppl, 2), ""])
     for task, keys, label, nd in (
         ("mmlu", ("acc", "acc,none"), "MMLU accuracy (lm-eval)", 4),
         ("wikitext", ("word_perplexity", "word_perplexity,none"), "WikiText word perplexity", 2),
     ):
-        b = _num(base_lm.get(task) or {}, *keys)
-        e = _num(edited_lm.get(task) or {}, *keys)
+        b = first_number(base_lm.get(task) or {}, *keys)
+        e = first_number(edited_lm.get(task) or {}, *keys)
         if b is not None or e is not None:
             rows.append([label, _fmt(b, nd), _fmt(e, nd)])
     if not rows:

@@ -20,7 +20,12 @@ def edit_summaries(
     out = []
     for i, (edit, layer) in enumerate(zip(specs, layers)):
         name = edit_name(edit, i)
-        k = sum(int(g.spec["k"]) for g in gates if g.spec["edit"] == name)
+        own = [g for g in gates if g.spec["edit"] == name]
+        k = sum(int(g.spec["k"]) for g in own)
+        quorum = {
+            "setting": edit.quorum,
+            "neurons": {g.spec["concept"]: int(g.spec.get("quorum", 0)) for g in own},
+        }
         out.append(
             {
                 "name": name,
@@ -31,6 +36,7 @@ def edit_summaries(
                 "tau": edit.tau,
                 "operator": edit.operator.model_dump(),
                 "n_neurons": k,
+                **({"quorum": quorum} if edit.quorum is not None else {}),
                 **edit.model_dump(
                     include={"range", "quantiles", "trim_overlap", "selectivity"}
                     | ({"magnitude_weight"} if edit.saliency == "selective" else set()),
