@@ -34,6 +34,8 @@ DATASETS = {
     "sst2": "recipes/tune_sst2.yaml",
     "imdb": "recipes/tune_imdb.yaml",
     "mmlu_topics": "recipes/tune_mmlu_topics.yaml",
+    "trec": "recipes/tune_trec.yaml",
+    "banking5": "recipes/tune_banking5.yaml",
 }
 BEGIN, END = "<!-- selectivity: begin -->", "<!-- selectivity: end -->"
 KEYS = ("d_acc", "d_conf", "d_cacc", "d_cconf")
