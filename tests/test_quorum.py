@@ -11,7 +11,14 @@ import pytest
 import torch
 
 from nledit.errors import NleditError
-from nledit.gate import NleditLoadError, RangeGate, load_gates, save_ranges
+from nledit.gate import (
+    NleditLoadError,
+    RangeGate,
+    install_gates,
+    load_gates,
+    remove_gates,
+    save_ranges,
+)
 from nledit.quorum import best_count, fit_quorum, in_range_counts, pass_rates
 from nledit.recipe import RecipeError, parse_recipe
 
@@ -137,3 +144,36 @@ def test_recipe_accepts_a_share_auto_or_null(quorum: object) -> None:
 def test_recipe_refuses_other_quorums(quorum: object) -> None:
     with pytest.raises(RecipeError, match="quorum"):
         parse_recipe(recipe(quorum), "r.yaml")
+
+
+def test_quorum_auto_fits_exports_and_reloads_with_equal_logits(
+    tiny_models: dict[str, Path], tiny_data: Path, tmp_path: Path
+) -> None:
+    import yaml
+    from conftest import recipe_dict
+    from transformers import AutoModelForCausalLM
+
+    from nledit import pipeline
+
+    torch.set_num_threads(1)
+    d = recipe_dict(tiny_models["llama"], tiny_data, quorum="auto", trim_overlap=True)
+    text = yaml.safe_dump(d, sort_keys=False)
+    out = tmp_path / "export"
+    run = pipeline.run(parse_recipe(d), text, out, False, log=lambda *_: None)
+    (g,) = run.fitted.gates
+    assert 1 <= g.spec["quorum"] <= g.spec["k"]
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["nledit"]["edits"][0]["quorum"] == g.spec["quorum"]
+    card = (out / "README.md").read_text()
+    assert f"auto: {g.spec['quorum']} (Sports)" in card
+    reloaded = AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True)
+    ids = torch.randint(3, 40, (2, 12))
+    model = run.fitted.model
+    install_gates(model, run.fitted.layout.layers_path, run.fitted.gates)
+    try:
+        with torch.no_grad():
+            ours = model(input_ids=ids).logits
+            theirs = reloaded(input_ids=ids).logits
+    finally:
+        remove_gates(model)
+    assert (ours - theirs).abs().max() <= 1e-6

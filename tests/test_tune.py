@@ -281,6 +281,7 @@ def test_every_sampled_point_is_a_valid_edit() -> None:
         directions=["minimize"], sampler=optuna.samplers.RandomSampler(seed=0)
     )
     base = {"concepts": ["A"], "name": "mine", "operator": {"name": "zero", "alpha": 0.3}}
+    seen_quorum: set[str] = set()
     for _ in range(60):
         trial = study.ask()
         p = suggest(trial, recipe.tune.space, [3, 5])
@@ -290,4 +291,7 @@ def test_every_sampled_point_is_a_valid_edit() -> None:
         parsed = parse_recipe(doc).edits[0]  # passes the cross-field checks
         assert parsed.name == "mine" and parsed.layer in (3, 5)
         assert (parsed.range == "quantile") == (parsed.quantiles is not None)
+        assert parsed.quorum == (None if p["quorum"] == "none" else "auto")
+        seen_quorum.add(p["quorum"])
         study.tell(trial, 0.0)
+    assert seen_quorum == {"none", "auto"}  # the default space searches both
