@@ -48,7 +48,10 @@ class Plan:
                 where
                 + f"{e['saliency']} saliency, top {e['top_p']:.0%}"
                 + (f" = {k} neurons" if k else "")
-                + f", tau {e['tau']}, operator {e['operator']}"
+                + f", tau {e['tau']}"
+                + (" trimmed" if e.get("trim") else "")
+                + f", operator {e['operator']}"
+                + (f", quorum {e['quorum']}" if e.get("quorum") is not None else "")
             )
         if self.memory_bytes:
             lines.append(
@@ -126,6 +129,8 @@ def make_plan(recipe: Recipe) -> Plan:
             "top_p": edit.top_p,
             "tau": edit.tau,
             "operator": edit.operator.name,
+            "trim": edit.trim_overlap,
+            "quorum": edit.quorum,
         }
         if plan.n_layers:
             try:
