@@ -39,7 +39,7 @@ def as_generated(gates: list[Any]) -> Iterator[None]:
             g.spec["positions"] = p
 
 
-@torch.no_grad()
+@torch.inference_mode()  # self-contained: only numbers leave it
 def perplexity(
     model: Any,
     layout: Layout,
