@@ -75,11 +75,15 @@ class DeferredHead:
         return x.new_zeros((*x.shape[:-1], 1))
 
     def __enter__(self) -> DeferredHead:
+        self.before = self.module.__dict__.get("forward")  # a wrapper someone installed
         self.module.forward = self._record  # an instance attribute shadows the method
         return self
 
     def __exit__(self, *exc: object) -> None:
-        del self.module.forward
+        if self.before is None:
+            del self.module.forward
+        else:
+            self.module.forward = self.before
 
     def take(self) -> torch.Tensor:
         """The input recorded by the last forward pass (..., d)."""
@@ -102,7 +106,9 @@ def direct_head(model: nn.Module) -> bool:
     if model in _DIRECT:
         return _DIRECT[model]
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    ok = isinstance(head, nn.Linear)
+    # dispatched weights (accelerate hooks, offloading) are left to the model's own forward
+    ok = isinstance(head, nn.Linear) and not hasattr(head, "_hf_hook")
+    ok = ok and not head.weight.is_meta
     if ok:
         device = head.weight.device
         ids = ((torch.arange(4) * 7919 + 1) % head.weight.shape[0]).view(1, -1).to(device)

@@ -99,3 +99,20 @@ def test_deferred_window_nll_equals_logits(tiny_models, tiny_data, family: str) 
     slow = perplexity(model, layout, fitted.cm.tokenizer, text, conds, 32, 4, 2, fast=False)
     for key in fast:
         assert fast[key] == pytest.approx(slow[key], rel=1e-5)
+
+
+def test_deferred_head_restores_a_wrapped_forward(tiny_models) -> None:
+    model = AutoModelForCausalLM.from_pretrained(tiny_models["llama"]).eval()
+    head = model.get_output_embeddings()
+    calls = []
+
+    def wrapped(x: torch.Tensor) -> torch.Tensor:  # as a dispatching library installs one
+        calls.append(1)
+        return torch.nn.Linear.forward(head, x)
+
+    head.forward = wrapped
+    with DeferredHead(model):
+        model(input_ids=torch.ones((1, 3), dtype=torch.long))
+    assert not calls
+    model(input_ids=torch.ones((1, 3), dtype=torch.long))
+    assert calls and head.forward is wrapped
