@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-TOKENS = 1024  # fed tokens per batch on a CPU; see docs/BENCHMARKS.md
-ACCELERATOR = 8  # an accelerator's products want this many times more rows
+TOKENS = 512  # fed tokens per batch on a CPU (bench/bench_batch.py, docs/BENCHMARKS.md)
+ACCELERATOR = 8  # an accelerator's products want more rows (not measured here)
 LARGEST = 64
 IN_FLIGHT = 16  # activations held per token, in hidden-state widths (MLP, attention, norms)
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}

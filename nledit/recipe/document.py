@@ -43,8 +43,10 @@ class Recipe(_Strict):
     def _batch_size(cls, v: Any) -> Any:
         if v == "auto" or (type(v) is int and v >= 1):
             return v
+        if type(v) is int:
+            raise ValueError("Input should be greater than or equal to 1, or auto")
         given = f"{_yaml_type(v)} {_shown(v)}".strip()
-        raise ValueError(f"must be a positive integer or auto, got {given}")
+        raise ValueError(f"Input should be a valid integer or auto, got {given}")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Recipe:
