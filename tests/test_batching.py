@@ -74,3 +74,12 @@ def test_check_shows_the_resolved_size(tmp_path: Path, tiny_models, tiny_data, m
     assert "auto = " in line and "tokens a row" in line
     code, out, _ = cli(["check", str(make_recipe(tiny_models["llama"], tiny_data))], capsys)
     assert code == 0 and not any(x.startswith("batch") for x in out.splitlines())
+
+
+def test_the_flag_takes_auto(tmp_path: Path, tiny_models, tiny_data, make_recipe, capsys) -> None:
+    recipe = str(make_recipe(tiny_models["llama"], tiny_data, {"output.dir": str(tmp_path / "o")}))
+    code, out, _ = cli(["check", recipe, "--batch-size", "auto"], capsys)
+    assert code == 0 and any(x.startswith("batch     auto = ") for x in out.splitlines())
+    with pytest.raises(SystemExit) as exit_:
+        cli(["check", recipe, "--batch-size", "many"], capsys)
+    assert exit_.value.code == 2 and "--batch-size" in capsys.readouterr().err
