@@ -245,7 +245,7 @@ def plot(result: dict, path: str) -> None:
     ax.set_ylabel("seconds per condition / full head")
     ax.set_xlim(0, 100)
     ax.set_ylim(0, max(1.2, plain + 0.1))
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

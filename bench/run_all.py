@@ -60,7 +60,7 @@ def _plain_rows(doc: dict) -> list[str]:
         _row("fit examples/s, nledit / plain", fit, ">= 1.2", fit >= 1.2),
         _row("perplexity, full-head condition: speed nledit / plain", full, ">= 1.0", full >= 1.0),
         _row(
-            "same, before changed-position outputs (replayed head)",
+            "same, replayed from the last block (no changed-position outputs)",
             r["ppl_full_head_replayed_speed_over_plain"],
             "",
             None,
@@ -116,6 +116,23 @@ def _plain_rows(doc: dict) -> list[str]:
         f"batch size {doc['batch_size']} for both.",
     ]
     return rows
+
+
+def _batch_rows(doc: dict) -> list[str]:
+    """Throughput against batch size (``bench_batch.py``), the basis of ``batch_size: auto``."""
+    fit, ppl = doc["fit_examples_per_s"], doc["ppl_tokens_per_s"]
+    top_fit, top_ppl = max(fit.values()), max(ppl.values())
+    rows = [
+        f"| batch {s}: fit examples/s, perplexity tokens/s (share of the best) | "
+        f"{fit[s]:.2f} ({fit[s] / top_fit:.2f}), {ppl[s]:.0f} ({ppl[s] / top_ppl:.2f}) | | |"
+        for s in fit
+    ]
+    return [
+        *rows,
+        "",
+        f"Fit rows: {doc['fit_examples']} queries of {doc['fit_mean_query_tokens']:.0f} tokens on "
+        f"average after the cached prompt head; perplexity windows of {doc['ppl_window']} tokens.",
+    ]
 
 
 def render() -> str:
@@ -190,6 +207,8 @@ def render() -> str:
                 )
         elif name == "plain":
             parts += _plain_rows(doc)
+        elif name == "batch":
+            parts += _batch_rows(doc)
         elif name == "export":
             parts.append(
                 _row(

@@ -13,6 +13,11 @@ from .commands import runner
 from .threads import apply_threads, threads_option
 
 
+def batch_size(value: str) -> int | str:
+    """``--batch-size``: a whole number, or ``auto`` (the recipe checks the range)."""
+    return value if value == "auto" else int(value)
+
+
 def _export_options(p: argparse.ArgumentParser) -> None:
     """--method and --weights: what the checkpoint carries."""
     p.add_argument(
@@ -78,7 +83,7 @@ def _common(p: argparse.ArgumentParser, recipe: bool = True) -> None:
     )
     p.add_argument("--device", help="torch device (model.device)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="model.dtype")
-    p.add_argument("--batch-size", type=int, help="batch_size")
+    p.add_argument("--batch-size", type=batch_size, help="batch_size: rows per batch, or auto")
     p.add_argument("--seed", type=int, help="seed")
 
 

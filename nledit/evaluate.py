@@ -187,9 +187,13 @@ def run_conditions(
                 observe({layer: h for layer, (h, _) in states.items()}, ctx)
         else:
             res = model(**inputs)
-        out["base"].append(reduce(res, ctx).cpu())
         local_ok = local is not None and bool(states) and bool(on_last)
-        base_tokens = local.tokens(res, ctx) if local is not None and local_ok else None
+        base_tokens = None
+        if local is not None and local_ok:  # the base value is the per-token values reduced
+            base_tokens = local.tokens(res, ctx)
+            out["base"].append(local.combine(base_tokens, None, None, ctx).cpu())
+        else:
+            out["base"].append(reduce(res, ctx).cpu())
         t0 = lap(firing, "base", t0)
         for cond in conditions:
             if cond.concept is None:

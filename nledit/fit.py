@@ -11,6 +11,7 @@ import torch
 
 from . import curation, paper
 from .arch import Layout, find_layout, resolve_layer
+from .batching import resolve_batch_size
 from .collect import ConceptStats
 from .concept import ConceptModel
 from .data import ConceptData, DataError, Examples, check_concepts, load_concept_data
@@ -73,6 +74,7 @@ def load_for_recipe(
     source = resolve_source(recipe.model)
     model, tokenizer, task = load_model(recipe.model, source)
     layout = find_layout(model)
+    resolve_batch_size(recipe, model, layout.n_layers, layout.hidden_size)  # `auto`
     layers = [resolve_layer(e.layer, layout.n_layers) for e in recipe.edits]
     ev = recipe.eval
     if ev.enabled and ev.perplexity_source and ev.perplexity_windows and task == "causal-lm":

@@ -4,7 +4,8 @@ A gate on the last decoder layer's output changes the hidden state only at the p
 it fires, and nothing after the last block mixes positions (final norm, LM head and any logit
 cap act per position). So the edited model's logits equal the base model's everywhere else:
 an evaluation reuses the base pass's per-token values there and runs the model's own head only
-on the changed positions, fed as a batch of one-token rows after a replayed last block.
+on the changed positions, fed as a batch of one-token rows after a replayed last block. For the
+window NLL, a plain linear head then projects in cache-sized blocks (``headnll``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 
 from .arch import Layout
 from .fastpath import replay_from
+from .headnll import DeferredHead, token_nll
 
 
 @dataclass
@@ -25,14 +27,18 @@ class Local:
     """How a per-batch reduction is rebuilt from the base pass and a few recomputed positions.
 
     ``tokens(base_output, ctx)``: the base pass's per-batch values to reuse;
-    ``positions(changed, ctx)``: which of the changed positions (B, T) need new logits;
-    ``combine(tokens, where, logits, ctx)``: the condition's reduced value, given the logits
-    (N, V) of the ``where`` positions in row-major order.
+    ``positions(changed, ctx)``: which of the changed positions (B, T) need new values;
+    ``project(model, layout, rows, as_tuple, where, ctx)``: the new values of the ``where``
+    positions, in row-major order, from their edited last-block outputs ``rows`` (N, d)
+    (default: their logits (N, V));
+    ``combine(tokens, where, values, ctx)``: the condition's reduced value (``where`` and
+    ``values`` None: nothing changed).
     """
 
     tokens: Callable[[Any, Any], Any]
     positions: Callable[[torch.Tensor, Any], torch.Tensor]
-    combine: Callable[[Any, torch.Tensor, torch.Tensor, Any], torch.Tensor]
+    combine: Callable[[Any, torch.Tensor | None, torch.Tensor | None, Any], torch.Tensor]
+    project: Callable[..., torch.Tensor] = field(default=lambda *a: head_logits(*a[:4]))
 
 
 @dataclass
@@ -104,44 +110,41 @@ def local_reduce(
         edited = gate(edited)
     changed = (edited != h).any(dim=-1)
     where = local.positions(changed, ctx)
-    if bool(where.any()):
-        logits = head_logits(model, layout, edited[where], as_tuple)
-    else:
-        logits = h.new_zeros((0, 0))
-    return local.combine(base_tokens, where, logits, ctx), changed
+    if not bool(where.any()):
+        return local.combine(base_tokens, None, None, ctx), changed
+    values = local.project(model, layout, edited[where], as_tuple, where, ctx)
+    return local.combine(base_tokens, where, values, ctx), changed
 
 
-def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Negative log-likelihood of ``targets`` under each row of ``logits`` (..., V); the fused
-    log-softmax is faster on CPU than a log-sum-exp and a gather."""
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    return -logp.gather(-1, targets.to(logp.device).unsqueeze(-1)).squeeze(-1)
+def window_nll(deferred: DeferredHead | None = None) -> Local:
+    """Per-token next-token NLL of windows ``ids`` (B, T), summed per window (perplexity);
+    with ``deferred`` (see ``headnll``), from the head's recorded input, never the logits."""
 
+    def tokens(res: Any, ids: torch.Tensor) -> torch.Tensor:
+        if deferred is not None:
+            return deferred.nll(deferred.take()[:, :-1], ids[:, 1:])
+        return token_nll(res.logits[:, :-1], ids[:, 1:])
 
-def _window_tokens(res: Any, ids: torch.Tensor) -> torch.Tensor:
-    return token_nll(res.logits[:, :-1], ids[:, 1:])
+    def positions(changed: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        where = changed.clone()
+        where[:, -1] = False  # the last position predicts no token of the window
+        return where
 
+    def project(model: Any, layout: Layout, rows: torch.Tensor, as_tuple: bool, where, ids):
+        targets = ids[:, 1:].to(where.device)[where[:, :-1]]
+        logits = head_logits(model, layout, rows, as_tuple)
+        if deferred is not None:
+            return deferred.nll(deferred.take()[:, -1], targets)
+        return token_nll(logits, targets)
 
-def _window_positions(changed: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    where = changed.clone()
-    where[:, -1] = False  # the last position predicts no token of the window
-    return where
+    def combine(base: torch.Tensor, where, values, ids: torch.Tensor) -> torch.Tensor:
+        nll = base
+        if where is not None:
+            nll = base.clone()
+            nll[where[:, :-1].to(base.device)] = values.to(base.dtype)
+        return nll.sum(dim=-1, dtype=torch.float64)
 
-
-def _window_combine(
-    base: torch.Tensor, where: torch.Tensor, logits: torch.Tensor, ids: torch.Tensor
-) -> torch.Tensor:
-    nll = base
-    if logits.numel():
-        nll = base.clone()
-        inside = where[:, :-1].to(base.device)
-        targets = ids[:, 1:].to(base.device)[inside]
-        nll[inside] = token_nll(logits, targets)
-    return nll.sum(dim=-1)
-
-
-WINDOW_NLL = Local(_window_tokens, _window_positions, _window_combine)
-"""Summed next-token NLL per window (perplexity)."""
+    return Local(tokens, positions, combine, project)
 
 
 def read_token(read_probs: Callable[[Any, Any], torch.Tensor], probs: Callable) -> Local:
@@ -155,8 +158,8 @@ def read_token(read_probs: Callable[[Any, Any], torch.Tensor], probs: Callable) 
         where[rows, read] = changed[rows, read]
         return where
 
-    def combine(base: torch.Tensor, where: torch.Tensor, logits: torch.Tensor, batch: Any):
-        if not logits.numel():
+    def combine(base: torch.Tensor, where, logits, batch: Any) -> torch.Tensor:
+        if where is None:
             return base
         out = base.clone()
         out[where.any(dim=-1).to(out.device)] = probs(logits).to(out.dtype)

@@ -12,15 +12,16 @@ import torch
 from .arch import Layout
 from .errors import PerplexityError
 from .evaluate import Condition, run_conditions
-from .localhead import WINDOW_NLL, Firing
+from .headnll import DeferredHead, direct_head
+from .localhead import Firing, window_nll
 from .text import load_text, windows
 
 __all__ = ["PerplexityError", "load_text", "perplexity", "windows"]
 
 
 def _nll(res: Any, ids: torch.Tensor) -> torch.Tensor:
-    """Summed next-token negative log-likelihood per window."""
-    return WINDOW_NLL.tokens(res, ids).sum(dim=-1)
+    """Summed next-token negative log-likelihood per window (from the logits)."""
+    return window_nll().tokens(res, ids).sum(dim=-1, dtype=torch.float64)
 
 
 @contextlib.contextmanager
@@ -38,7 +39,7 @@ def as_generated(gates: list[Any]) -> Iterator[None]:
             g.spec["positions"] = p
 
 
-@torch.no_grad()
+@torch.inference_mode()  # self-contained: only numbers leave it
 def perplexity(
     model: Any,
     layout: Layout,
@@ -64,18 +65,25 @@ def perplexity(
 
     total = math.ceil(len(data) / batch_size)
     gates = [g for c in conditions for g in c.gates]
-    with as_generated(gates):
+    # A plain linear head projects in cache-sized blocks, never materialising the logits.
+    deferred = DeferredHead(model) if direct_head(model) else None
+    per_token = window_nll(deferred)
+
+    def reduce(res: Any, ids: torch.Tensor) -> torch.Tensor:
+        return per_token.tokens(res, ids).sum(dim=-1, dtype=torch.float64)
+
+    with as_generated(gates), deferred or contextlib.nullcontext():
         nll = run_conditions(
             model,
             layout,
             batches(),
             conditions,
-            _nll,
+            reduce,
             None,
             fast,
             total,
             "ppl",
-            local=WINDOW_NLL if local else None,
+            local=per_token if local else None,
             firing=firing,
         )
     tokens = data.shape[0] * (data.shape[1] - 1)

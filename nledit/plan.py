@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .arch import ArchError, resolve_layer
+from .batching import auto_batch_size, available_memory
 from .datafiles import read_text
 from .models import ModelLoadError, _pypi_location, gguf_shape, load_on_meta, refuse_export
 from .operators import needs_leace
@@ -33,6 +34,7 @@ class Plan:
     demos: list[str] = field(default_factory=list)  # per class: count and first demonstration
     warnings: list[str] = field(default_factory=list)
     seconds: tuple[float, str] | None = None  # estimate and its basis
+    batch: str | None = None  # how `batch_size: auto` resolves
 
     def render(self) -> str:
         lines = [f"model     {self.model}  ({self.where})"]
@@ -57,6 +59,8 @@ class Plan:
             lines.append(
                 f"memory    about {self.memory_bytes / 2**30:.2f} GiB (weights + statistics)"
             )
+        if self.batch:
+            lines.append(f"batch     {self.batch}")
         lines += [f"shots     {d}" for d in self.demos]
         if self.seconds:
             secs, basis = self.seconds
@@ -148,6 +152,12 @@ def make_plan(recipe: Recipe) -> Plan:
         if needs_leace(recipe.edits, recipe.eval.baselines):
             stats += len(recipe.edits) * plan.hidden_size**2 * 8  # LEACE: a d x d covariance
         plan.memory_bytes = weights + stats
+    if recipe.batch_size == "auto":
+        plan.batch = "auto (resolved when the model loads: its shape is not known here)"
+        if plan.n_params and plan.hidden_size and plan.n_layers:
+            free = available_memory(recipe.model.device)
+            shape = (plan.n_layers, plan.hidden_size, plan.n_params)
+            plan.batch = auto_batch_size(recipe, *shape, free).describe()
     plan.problems += missing_files(recipe)
     plan.problems += data_problems(recipe, plan)
     plan.problems += output_problems([("output.dir", recipe.output.dir)])

@@ -11,7 +11,7 @@ from conftest import DECODERS, FAMILIES, recipe_dict
 
 from nledit.evaluate import Condition, conditions_for, label_probs, run_conditions
 from nledit.fit import fit
-from nledit.localhead import WINDOW_NLL, Firing
+from nledit.localhead import Firing, window_nll
 from nledit.perplexity import _nll, as_generated
 from nledit.recipe import parse_recipe
 from nledit.text import windows
@@ -53,7 +53,7 @@ def test_window_nll_local_equals_full(tiny_models, tiny_data, family: str) -> No
         return out, firing
 
     full, _ = run(None)
-    part, firing = run(WINDOW_NLL)
+    part, firing = run(window_nll())
     assert full.keys() == part.keys()
     for key in full:
         assert (full[key] - part[key]).abs().max().item() <= 1e-5, key

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
+    field_validator,
     model_validator,
 )
 
-from .base import _duplicates, _Strict, _suggest
+from .base import _duplicates, _shown, _Strict, _suggest, _yaml_type
 from .commands import OutputSpec, SweepSpec, TrainHeadSpec, TuneSpec
 from .sections import DataSpec, EditSpec, EvalSpec, ModelSpec, PromptSpec, _edit_combos, edit_name
 
@@ -30,10 +31,22 @@ class Recipe(_Strict):
         None, description="how `nledit train-head` makes the classifier that model.id names"
     )
     seed: int = 0
-    batch_size: Annotated[int, Field(ge=1)] = 8
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        8, description="rows per batch, or auto: from the model's size and free memory"
+    )
     threads: Annotated[int, Field(ge=1)] | None = Field(
         None, description="torch CPU threads (torch.set_num_threads); default: torch's choice"
     )
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, v: Any) -> Any:
+        if v == "auto" or (type(v) is int and v >= 1):
+            return v
+        if type(v) is int:
+            raise ValueError("Input should be greater than or equal to 1, or auto")
+        given = f"{_yaml_type(v)} {_shown(v)}".strip()
+        raise ValueError(f"Input should be a valid integer or auto, got {given}")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Recipe:
