@@ -116,7 +116,7 @@ def _intro(info: CardInfo) -> str:
         "(mean ± tau·std), and leaves it untouched outside that band."
         + (
             " With a quorum, it acts on a token only when at least that many of the neurons "
-            "lie inside their bands there."
+            "(the quorum column below) lie inside their bands there."
             if any(e.get("quorum") for e in info.edits)
             else ""
         )
