@@ -80,17 +80,22 @@ def _ppl(doc: dict[str, Any], row: dict[str, Any]) -> float:
     return ppl[key] - ppl["base"] if key in ppl and "base" in ppl else math.nan
 
 
+# Accuracies are stored as float32 fractions (10/20 reads 0.4999999851): compare with a tolerance
+# far below one example's share but above float32 rounding.
+EPS = 1e-6
+
+
 def goal(edit: dict[str, Any], paper: dict[str, Any]) -> list[str]:
     """The misses of ``edit`` against the goal, measured against the paper's default."""
     misses = []
     need = min(0.5, 0.9 * -paper["d_acc"])
-    if -edit["d_acc"] < need - 1e-9:
+    if -edit["d_acc"] < need - EPS:
         misses.append(f"target drop {-edit['d_acc']:.2f} < {need:.2f}")
-    if abs(edit["d_cacc"]) > 0.10 + 1e-9:
+    if abs(edit["d_cacc"]) > 0.10 + EPS:
         misses.append(f"|ΔCAcc| {abs(edit['d_cacc']):.2f} > 0.10")
-    if abs(edit["d_cconf"]) > abs(paper["d_cconf"]) / 2 + 1e-9:
+    if abs(edit["d_cconf"]) > abs(paper["d_cconf"]) / 2 + EPS:
         misses.append(f"|ΔCConf| {abs(edit['d_cconf']):.3f} > half the default's")
-    if edit["d_ppl"] > paper["d_ppl"] / 2 + 1e-9:
+    if edit["d_ppl"] > paper["d_ppl"] / 2 + EPS:
         misses.append(f"ΔPPL {edit['d_ppl']:+.1f} > half the default's")
     return misses
 
