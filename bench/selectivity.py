@@ -125,7 +125,8 @@ def tuned_rows(name: str) -> tuple[dict[str, Any] | None, str]:
 
 def _cells(doc: dict[str, Any], label: str, r: dict[str, Any]) -> str:
     cells = [doc["data_set"], r["concept"], label]
-    cells += [f"{r[k]:+.3f}" for k in KEYS] + [f"{r['d_ppl']:+.1f}"]
+    cells += [f"{r[k]:+.3f}" for k in KEYS] + [_pct(r.get("cacc_broken"))]
+    cells += [f"{r['d_ppl']:+.1f}"]
     cells += [_pct(r.get(k)) for k in FIRE] + [r.get("verdict", "")]
     return "| " + " | ".join(cells) + " |"
 
@@ -140,11 +141,13 @@ def render(docs: list[dict[str, Any]]) -> str:
         "split; `paper` = the paper's default (last layer, max saliency, top 30 %, tau 2.5, "
         "zero); `neuron` = neuron masking of the selective edit's neurons. Fires: share of the "
         "gated neurons' activations inside their ranges (read token of the target's / the other "
-        "classes' examples, all tokens of the other classes' examples, general text).",
+        "classes' examples, all tokens of the other classes' examples, general text). Broken: "
+        "share of the other classes' examples the base model got right that the edit gets "
+        "wrong (the harmful part of ΔCAcc).",
         "",
-        "| data set | target | method | ΔAcc | ΔConf | ΔCAcc | ΔCConf | ΔPPL | fires: target "
-        "| others | others (all) | general | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| data set | target | method | ΔAcc | ΔConf | ΔCAcc | ΔCConf | broken | ΔPPL "
+        "| fires: target | others | others (all) | general | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     checks, picks = [], []
     for doc in docs:

@@ -47,7 +47,10 @@ def collateral_both(
     n: int,
 ) -> dict[str, float]:
     """CAcc/CConf under both definitions: ``cacc_macro``, ``base_cacc_pooled``,
-    ``d_cconf_pooled``, ... from (probs, pred) of the base and the edited model."""
+    ``d_cconf_pooled``, ... from (probs, pred) of the base and the edited model; and where a
+    change in CAcc comes from: ``cacc_broken`` (share of the other concepts' examples the base
+    model got right that the edit gets wrong) and ``cacc_fixed`` (share of those it got wrong
+    that the edit gets right)."""
     out: dict[str, float] = {}
     for way in ("macro", "pooled"):
         b = _metrics(*base, gold, concept, n, way)[2:]
@@ -55,4 +58,8 @@ def collateral_both(
         for name, bv, ev in zip(("cacc", "cconf"), b, e):
             out[f"{name}_{way}"], out[f"base_{name}_{way}"] = ev, bv
             out[f"d_{name}_{way}"] = ev - bv
+    other = gold != concept
+    right, now = (base[1] == gold)[other], (edit[1] == gold)[other]
+    out["cacc_broken"] = (~now[right]).float().mean().item() if right.any() else math.nan
+    out["cacc_fixed"] = now[~right].float().mean().item() if (~right).any() else math.nan
     return out

@@ -62,15 +62,20 @@ def collateral_table(result: EvalResult) -> str:
     if not rows or "d_cacc_pooled" not in rows[0]:
         return ""
     head = ["Concept", "method", "Base CAcc macro", "Base CAcc pooled"]
-    head += ["ΔCAcc macro", "ΔCAcc pooled", "ΔCConf macro", "ΔCConf pooled"]
+    head += ["ΔCAcc macro", "ΔCAcc pooled", "ΔCConf macro", "ΔCConf pooled", "broken", "fixed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["concept"], method_label(r, rows)]
         cells += [_f(r["base_cacc_macro"]), _f(r["base_cacc_pooled"])]
         keys = ("d_cacc_macro", "d_cacc_pooled", "d_cconf_macro", "d_cconf_pooled")
         cells += [_f(r[k], True) for k in keys]
+        cells += [_f(r.get("cacc_broken")), _f(r.get("cacc_fixed"))]
         lines.append("| " + " | ".join(cells) + " |")
     notes = [f"- {text}." for text in COLLATERAL.values()]
+    notes.append(
+        "- broken: share of the other concepts' examples the base model got right that the "
+        "edit gets wrong; fixed: share of those it got wrong that the edit gets right."
+    )
     return "\n".join([*notes, "", *lines])
 
 
