@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,26 @@ class CardInfo:
     hub_base_model: str | None = None  # the base's Hub id when base_model is not one
     weights: str = "copy"  # "reference": a weight-free checkpoint (an adapter of its base)
     generations: str = ""  # markdown: base and edited continuations (generate.render)
+
+
+# What an export keeps of its card in the manifest (``card_fields``): everything but the
+# metrics and the recipe, which the manifest and the recipe file already hold.
+_STORED_ELSEWHERE = ("metrics", "recipe_yaml")
+
+
+def card_fields(info: CardInfo) -> dict[str, Any]:
+    """The card's settings as plain data, for the manifest (``card_from_fields`` reads them)."""
+    return {k: v for k, v in asdict(info).items() if k not in _STORED_ELSEWHERE}
+
+
+def card_from_fields(
+    fields: Mapping[str, Any], metrics: dict[str, Any], recipe_yaml: str
+) -> CardInfo:
+    """The card of an export from its manifest's ``card`` block, with new ``metrics``; fields
+    this version does not know are ignored."""
+    known = {f.name for f in dataclass_fields(CardInfo)} - set(_STORED_ELSEWHERE)
+    kept = {k: v for k, v in fields.items() if k in known}
+    return CardInfo(**kept, metrics=metrics, recipe_yaml=recipe_yaml)
 
 
 def render_card(info: CardInfo) -> ModelCard:

@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import save_file
 
 from . import gate
-from .card import CardInfo, write_card
+from .card import CardInfo, card_fields, write_card
 from .errors import NleditError
 from .integrity import MANIFEST_FILE, walk
 from .models import ModelSource, sha256_file
@@ -213,6 +213,7 @@ def export_checkpoint(
             "base_weights": weights,
             "weights": weights_mode,
             "files": files,
+            "card": card_fields(card),
         }
         doc.setdefault("timings", {})["export_s"] = time.perf_counter() - t0
         (tmp / MANIFEST_FILE).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")

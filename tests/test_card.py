@@ -199,3 +199,37 @@ def test_render_matches_written_file(tmp_path: Path) -> None:
     info = full_info()
     path = write_card(tmp_path, info)
     assert path.read_text(encoding="utf-8") == str(render_card(info))
+
+
+def test_lm_eval_results_keep_what_the_card_said(tmp_path: Path) -> None:
+    """`nledit eval` rewrites the card from the manifest's card block: the data sets, license,
+    repository and generations stay, and the lm-eval figures appear."""
+    import json
+
+    from nledit.card import card_fields
+    from nledit.commands.eval import merge_into_checkpoint
+    from nledit.export import MANIFEST_FILE, RECIPE_FILE
+
+    info = full_info()
+    info.generations = "| prompt | base | edited |\n|---|---|---|\n| p | a | b |"
+    info.metrics = {"erasure": ERASURE, "perplexity": {"base": 7.0, "range": 8.0}}
+    write_card(tmp_path, info)
+    manifest = {
+        "metrics": dict(info.metrics),
+        "files": {},
+        "card": card_fields(info),
+        "base_model": {"origin": "x"},
+    }
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest))
+    (tmp_path / RECIPE_FILE).write_text(RECIPE)
+    (tmp_path / "config.json").write_text("{}")
+    lm = {"edited": {"mmlu": {"acc": 0.25}}, "base": {"mmlu": {"acc": 0.3}}}
+    merge_into_checkpoint(tmp_path, lm)
+    card = ModelCard.load(tmp_path / "README.md")
+    assert card.data.datasets == ["fancyzhx/ag_news"]
+    assert card.data.license == "apache-2.0"
+    assert "| p | a | b |" in card.text
+    values = {r.metric_name: r.metric_value for r in card.data.eval_results}
+    assert values["MMLU acc"] == 0.25
+    stored = json.loads((tmp_path / MANIFEST_FILE).read_text())
+    assert set(stored["files"]) == {"results.json", "README.md"}

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..card import CardInfo, write_card
+from ..card import CardInfo, card_from_fields, write_card
 from ..export import MANIFEST_FILE, RECIPE_FILE, sha256_file
 from ..integrity import require_trusted
 from ..lmeval import lm_eval_command, metric_delta, run_lm_eval
@@ -47,8 +47,22 @@ def merge_into_checkpoint(out: Path, lm: dict[str, Any]) -> None:
     card_metrics = {"erasure": metrics.get("erasure", []), "lm_eval": lm}
     if metrics.get("perplexity"):
         card_metrics["perplexity"] = metrics["perplexity"]
+    recipe_yaml = (out / RECIPE_FILE).read_text(encoding="utf-8")
+    if isinstance(manifest.get("card"), dict):  # exports since the card block was added
+        write_card(out, card_from_fields(manifest["card"], card_metrics, recipe_yaml))
+    else:
+        write_card(out, _card_of_older_export(out, manifest, card_metrics, recipe_yaml))
+    for name in ("results.json", "README.md"):  # the files written above, and only those
+        manifest["files"][name] = sha256_file(out / name)
+    _write_atomic(out / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def _card_of_older_export(
+    out: Path, manifest: dict[str, Any], card_metrics: dict[str, Any], recipe_yaml: str
+) -> CardInfo:
+    """The card of an export whose manifest has no ``card`` block, from what it does hold."""
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    info = CardInfo(
+    return CardInfo(
         base_model=manifest["base_model"]["origin"],
         hub_base_model=manifest["base_model"].get("hub_id"),
         weights=manifest.get("weights", "copy"),
@@ -60,12 +74,8 @@ def merge_into_checkpoint(out: Path, lm: dict[str, Any]) -> None:
         base_revision=manifest["base_model"].get("revision"),
         edits=manifest.get("edits", []),
         metrics=card_metrics,
-        recipe_yaml=(out / RECIPE_FILE).read_text(encoding="utf-8"),
+        recipe_yaml=recipe_yaml,
     )
-    write_card(out, info)
-    for name in ("results.json", "README.md"):  # the files written above, and only those
-        manifest["files"][name] = sha256_file(out / name)
-    _write_atomic(out / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def run_eval(args: argparse.Namespace) -> int:
