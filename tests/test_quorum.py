@@ -177,3 +177,10 @@ def test_quorum_auto_fits_exports_and_reloads_with_equal_logits(
     finally:
         remove_gates(model)
     assert (ours - theirs).abs().max() <= 1e-6
+
+
+def test_a_leace_edit_refuses_a_quorum() -> None:
+    d = recipe("auto")
+    d["edits"][0]["operator"] = "leace"
+    with pytest.raises(RecipeError, match=r"edits\.0\.quorum: a LEACE edit"):
+        parse_recipe(d, "r.yaml")

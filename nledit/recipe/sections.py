@@ -317,6 +317,8 @@ def _edit_combos(edit: EditSpec, i: int) -> list[str]:
             out.append(f"edits.{i}.selectivity: only used with saliency: selective")
         if edit.magnitude_weight != 0:
             out.append(f"edits.{i}.magnitude_weight: only used with saliency: selective")
+    if edit.quorum is not None and edit.operator.name == "leace":
+        out.append(f"edits.{i}.quorum: a LEACE edit acts on the whole hidden state, not on ranges")
     return out
 
 
