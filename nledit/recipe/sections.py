@@ -57,6 +57,11 @@ class ModelSpec(_Strict):
     @field_validator("device_map", mode="before")
     @classmethod
     def _device_map(cls, v: Any) -> Any:
+        if isinstance(v, str) and v not in DEVICE_MAP_STRATEGIES and not re.match(DEVICE, v):
+            raise ValueError(
+                f"must be {', '.join(DEVICE_MAP_STRATEGIES)}, a device (cpu, cuda, cuda:1, mps) "
+                f"or a mapping of module names to devices, got {v!r}"
+            )
         if v is None or isinstance(v, (str, dict)):
             return v
         raise ValueError(
@@ -70,6 +75,10 @@ class ModelSpec(_Strict):
         if not v.strip():
             raise ValueError("must not be empty")
         return v
+
+
+# accelerate's device_map strategies (a device name or a mapping is accepted as well)
+DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
 
 
 class DataSpec(_Strict):
@@ -218,7 +227,7 @@ class EditSpec(_Strict):
     magnitude_weight: Annotated[float, Field(ge=0)] = Field(
         0.0, description="saliency selective: score = selectivity × (mean|h| / max mean|h|)^w"
     )
-    quorum: Annotated[float, Field(gt=0, le=1)] | Literal["auto"] | None = Field(
+    quorum: float | Literal["auto"] | None = Field(
         None,
         description="act on a token only when at least this share of the edit's neurons lie "
         "inside their ranges there; auto: the share that best separates the concept's fitting "
@@ -241,7 +250,8 @@ class EditSpec(_Strict):
     @field_validator("quorum", mode="before")
     @classmethod
     def _quorum(cls, v: Any) -> Any:
-        if v is None or v == "auto" or (isinstance(v, (int, float)) and not isinstance(v, bool)):
+        number = isinstance(v, (int, float)) and not isinstance(v, bool)
+        if v is None or v == "auto" or (number and 0 < v <= 1):  # NaN fails the comparison
             return v
         raise ValueError(f"must be a share in (0, 1], 'auto' or null, got {v!r}")
 
