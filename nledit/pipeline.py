@@ -171,6 +171,12 @@ def run(recipe: Recipe, text: str, out: Path, overwrite: bool, log: Any = print)
         f"fitted {len(fitted.gates)} range gate(s) in {fitted.timings['fit_pass_s']:.1f}s "
         f"({len(fitted.data.fit)} examples, layer(s) {sorted(set(fitted.layers))})"
     )
+    for g in fitted.gates:
+        if g.spec.get("quorum"):
+            log(
+                f"  {g.spec['name']}: acts on a token when at least {g.spec['quorum']} of its "
+                f"{g.spec['k']} neurons are inside their ranges"
+            )
     result = evaluate(fitted) if recipe.eval.enabled else None
     if result is not None:
         log(summary(result))

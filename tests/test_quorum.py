@@ -159,9 +159,12 @@ def test_quorum_auto_fits_exports_and_reloads_with_equal_logits(
     d = recipe_dict(tiny_models["llama"], tiny_data, quorum="auto", trim_overlap=True)
     text = yaml.safe_dump(d, sort_keys=False)
     out = tmp_path / "export"
-    run = pipeline.run(parse_recipe(d), text, out, False, log=lambda *_: None)
+    logs: list[str] = []
+    run = pipeline.run(parse_recipe(d), text, out, False, log=logs.append)
     (g,) = run.fitted.gates
     assert 1 <= g.spec["quorum"] <= g.spec["k"]
+    said = f"acts on a token when at least {g.spec['quorum']} of its {g.spec['k']} neurons"
+    assert any(said in line for line in logs)
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["nledit"]["edits"][0]["quorum"] == g.spec["quorum"]
     card = (out / "README.md").read_text()
