@@ -106,6 +106,12 @@ def statistics(
     also fits the LEACE statistics at ``layers`` in the same pass."""
     if leace and reduce is not None:
         raise NleditError("LEACE (operator or baseline) is fitted on one process only")
+    if samples and reduce is not None:  # each process would keep a sample of its own shard
+        raise NleditError(
+            "edits: quantile ranges, quorum: auto and sample-based saliency (probe) read an "
+            "activation sample, which is fitted on one process only; run without a "
+            "multi-process launcher"
+        )
     layers = sorted(set(layers))
     reservoir = Reservoir(RESERVOIR_ROWS, seed) if samples else None
     erasure = LeaceStats(cm.layout.hidden_size, len(cm.label_names), layers) if leace else None
