@@ -26,7 +26,7 @@ from nledit.commands.tune_trial import (
 )
 from nledit.evaluate import Condition, applied, label_probs
 from nledit.perplexity import as_generated
-from nledit.recipe import Recipe, load_recipe, parse_recipe
+from nledit.recipe import Recipe, SearchSpace, load_recipe, parse_recipe
 
 optuna = pytest.importorskip("optuna")
 
@@ -274,7 +274,13 @@ def test_every_sampled_point_is_a_valid_edit() -> None:
             "model": {"id": "x"},
             "data": {"source": "d.jsonl"},
             "edits": [{"concepts": ["A"], "operator": {"name": "zero", "alpha": 0.3}}],
-            "tune": {"space": {"operators": ["zero", "dampen", "mean", "adaptive"]}},
+            "tune": {
+                "space": {
+                    "operators": ["zero", "dampen", "mean", "adaptive"],
+                    "quorum": ["none", "auto"],
+                    "trim_overlap": [False, True],
+                }
+            },
         }
     )
     study = optuna.create_study(
@@ -294,4 +300,9 @@ def test_every_sampled_point_is_a_valid_edit() -> None:
         assert parsed.quorum == (None if p["quorum"] == "none" else "auto")
         seen_quorum.add(p["quorum"])
         study.tell(trial, 0.0)
-    assert seen_quorum == {"none", "auto"}  # the default space searches both
+    assert seen_quorum == {"none", "auto"}  # a space listing both searches both
+
+
+def test_the_default_space_searches_trimmed_ranges_with_a_quorum() -> None:
+    space = SearchSpace()
+    assert space.trim_overlap == [True] and space.quorum == ["auto"]
