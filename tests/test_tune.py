@@ -19,6 +19,7 @@ from nledit.commands.tune_study import complete_trials, open_study
 from nledit.commands.tune_trial import (
     TuneError,
     build_gates,
+    candidate_layers,
     edit_mapping,
     prepare,
     suggest,
@@ -306,3 +307,21 @@ def test_every_sampled_point_is_a_valid_edit() -> None:
 def test_the_default_space_searches_trimmed_ranges_with_a_quorum() -> None:
     space = SearchSpace()
     assert space.trim_overlap == [True] and space.quorum == ["auto"]
+
+
+@pytest.mark.parametrize(
+    ("n_layers", "expected"),
+    [(30, [15, 22, 26, 29]), (18, [9, 13, 14, 17]), (4, [0, 2, 3]), (2, [1]), (1, [0])],
+)
+def test_the_default_space_spans_the_upper_half_of_the_depth(
+    n_layers: int, expected: list[int]
+) -> None:
+    space = SearchSpace()
+    assert space.layers is None
+    edit = parse_recipe(
+        {"model": {"id": "x"}, "data": {"source": "x.jsonl"}, "edits": [{"concepts": ["a"]}]}, "r"
+    ).edits[0]
+    layers, ref = candidate_layers(space, edit, n_layers)
+    assert layers == expected and ref == n_layers - 1
+    explicit, _ = candidate_layers(SearchSpace(layers=[-1, 0]), edit, n_layers)
+    assert explicit == sorted({n_layers - 1, 0})

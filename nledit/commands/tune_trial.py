@@ -100,9 +100,19 @@ class TuneContext:
 # ---- the search space ------------------------------------------------------------------------
 
 
+def default_layers(n_layers: int) -> list[int]:
+    """Candidate layers when ``space.layers`` is not given: the middle layer, the one at three
+    quarters of the depth, the fourth from last and the last (distinct, in range). Concepts are
+    often best separated, and most cheaply edited, in the upper middle of a decoder."""
+    picks = {n_layers // 2, (3 * n_layers) // 4, n_layers - 4, n_layers - 1}
+    return sorted(i for i in picks if 0 <= i < n_layers)
+
+
 def candidate_layers(space: SearchSpace, edit: EditSpec, n_layers: int) -> tuple[list[int], int]:
     """The resolved candidate layers (the reference edit's layer always among them)."""
     ref = resolve_layer(edit.layer, n_layers)
+    if space.layers is None:
+        return default_layers(n_layers), ref
     layers = sorted({resolve_layer(v, n_layers) for v in space.layers})
     return layers, ref
 

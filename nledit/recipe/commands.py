@@ -34,8 +34,11 @@ Interval = Annotated[list[float], AfterValidator(_interval)]
 class SearchSpace(_Strict):
     """What `nledit tune` searches over; a list of one value or [x, x] fixes a parameter."""
 
-    layers: list[int | Literal["last"]] = Field(
-        ["last"], min_length=1, description="candidate layers (indices, negative, or last)"
+    layers: list[int | Literal["last"]] | None = Field(
+        None,
+        min_length=1,
+        description="candidate layers (indices, negative, or last); default: the middle layer, "
+        "the one at three quarters of the depth, the fourth from last and the last",
     )
     saliency: list[Saliency] = Field(["max", "probeless", "selective"], min_length=1)
     top_p: Interval = Field([0.02, 0.5], description="fraction of neurons, [low, high]")
