@@ -12,9 +12,10 @@ from .gate import RangeGate
 from .prepare import Prepared
 from .prepare import gates as build
 from .recipe import EditSpec, Recipe
+from .recipe.presets import PAPER
 
 METHOD = "paper"
-DEFAULT = {"layer": "last", "saliency": "max", "top_p": 0.3, "tau": 2.5, "operator": "zero"}
+DEFAULT = PAPER
 
 
 def wanted(recipe: Recipe) -> bool:

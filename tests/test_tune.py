@@ -269,7 +269,8 @@ def test_selectivity_and_confidence() -> None:
     assert not is_noop({"d_acc": 0.0, "conf": 0.2, "d_conf": -0.1})  # confidence halved
 
 
-def test_every_sampled_point_is_a_valid_edit() -> None:
+@pytest.mark.parametrize("preset", [False, True])
+def test_every_sampled_point_is_a_valid_edit(preset: bool) -> None:
     recipe = parse_recipe(
         {
             "model": {"id": "x"},
@@ -288,6 +289,8 @@ def test_every_sampled_point_is_a_valid_edit() -> None:
         directions=["minimize"], sampler=optuna.samplers.RandomSampler(seed=0)
     )
     base = {"concepts": ["A"], "name": "mine", "operator": {"name": "zero", "alpha": 0.3}}
+    if preset:  # a preset's settings never override the trial's
+        base = {**base, "preset": "selective"}
     seen_quorum: set[str] = set()
     for _ in range(60):
         trial = study.ask()
@@ -299,6 +302,8 @@ def test_every_sampled_point_is_a_valid_edit() -> None:
         assert parsed.name == "mine" and parsed.layer in (3, 5)
         assert (parsed.range == "quantile") == (parsed.quantiles is not None)
         assert parsed.quorum == (None if p["quorum"] == "none" else "auto")
+        assert parsed.trim_overlap == p["trim_overlap"] and parsed.saliency == p["saliency"]
+        assert parsed.preset is None and parsed.top_p == p["top_p"]
         seen_quorum.add(p["quorum"])
         study.tell(trial, 0.0)
     assert seen_quorum == {"none", "auto"}  # a space listing both searches both

@@ -28,6 +28,7 @@ from ..perplexity import PerplexityError, load_text, windows
 from ..prepare import Prepared, general_means, needs_samples, statistics
 from ..prepare import gates as edit_gates
 from ..recipe import EditSpec, Recipe, SearchSpace
+from ..recipe.presets import with_preset
 from ..reservoir import Reservoir
 from ..saliencies import SALIENCIES
 from .tune_cache import ValidationCache, load_base, load_stats, save_base, save_stats
@@ -154,9 +155,9 @@ def suggest(trial: Any, space: SearchSpace, layers: list[int]) -> dict[str, Any]
 
 def edit_mapping(base: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
     """The recipe mapping of an edit: ``base`` (the recipe's edit) with the trial's settings."""
-    drop = ("range", "quantiles", "trim_overlap", "quorum")
+    drop = ("preset", "range", "quantiles", "trim_overlap", "quorum")  # preset: spelled out
     drop += ("positions",) if "positions" in p else ()
-    m = {k: v for k, v in base.items() if k not in drop}
+    m = {k: v for k, v in with_preset(base).items() if k not in drop}
     for key in ("selectivity", "magnitude_weight"):
         m.pop(key, None)
     m["layer"] = int(p["layer"])

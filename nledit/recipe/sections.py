@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     Field,
     field_validator,
+    model_validator,
 )
 
 from .base import (
@@ -22,6 +23,7 @@ from .base import (
     _Strict,
     _yaml_type,
 )
+from .presets import with_preset
 from .protocol import (
     Bos,
     ClassIndices,
@@ -192,6 +194,11 @@ class EditSpec(_Strict):
 
     name: str | None = None
     concepts: list[str] = Field(min_length=1)
+    preset: Literal["paper", "selective"] | None = Field(
+        None,
+        description="named settings for the fields this edit leaves out: paper (the defaults "
+        "below) or selective (layer -4, probeless, top 50 %, tau 3.5, trimmed, quorum auto)",
+    )
     layer: int | Literal["last"] = "last"
     saliency: Saliency = "max"
     top_p: Annotated[float, Field(gt=0, le=1)] = 0.3
@@ -233,6 +240,11 @@ class EditSpec(_Strict):
         "inside their ranges there; auto: the share that best separates the concept's fitting "
         "examples from the other concepts' (none: every in-range neuron, the paper)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        return with_preset(data)
 
     @field_validator("quantiles")
     @classmethod
