@@ -38,7 +38,7 @@ def edit_summaries(
                 "n_neurons": k,
                 **({"quorum": quorum} if edit.quorum is not None else {}),
                 **edit.model_dump(
-                    include={"range", "quantiles", "trim_overlap", "selectivity"}
+                    include={"preset", "range", "quantiles", "trim_overlap", "selectivity"}
                     | ({"magnitude_weight"} if edit.saliency == "selective" else set()),
                     exclude_defaults=True,
                 ),

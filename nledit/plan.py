@@ -54,6 +54,7 @@ class Plan:
                 + (" trimmed" if e.get("trim") else "")
                 + f", operator {e['operator']}"
                 + (f", quorum {e['quorum']}" if e.get("quorum") is not None else "")
+                + (f" (preset {e['preset']})" if e.get("preset") else "")
             )
         if self.memory_bytes:
             lines.append(
@@ -135,6 +136,7 @@ def make_plan(recipe: Recipe) -> Plan:
             "operator": edit.operator.name,
             "trim": edit.trim_overlap,
             "quorum": edit.quorum,
+            "preset": edit.preset,
         }
         if plan.n_layers:
             try:
