@@ -36,6 +36,9 @@ DATASETS = {
     "mmlu_topics": "recipes/tune_mmlu_topics.yaml",
     "trec": "recipes/tune_trec.yaml",
     "banking5": "recipes/tune_banking5.yaml",
+    "emotion": "recipes/tune_emotion.yaml",
+    "dbpedia5": "recipes/tune_dbpedia5.yaml",
+    "clinc_dining": "recipes/tune_clinc_dining.yaml",
 }
 BEGIN, END = "<!-- selectivity: begin -->", "<!-- selectivity: end -->"
 KEYS = ("d_acc", "d_conf", "d_cacc", "d_cconf")
