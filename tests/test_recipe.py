@@ -114,6 +114,9 @@ def test_quickstart_parses() -> None:
     assert recipe.edits[0].concepts == ["Sports"]
     assert recipe.edits[0].layer == -4
     assert text == QUICKSTART.read_text(encoding="utf-8")  # verbatim without overrides
+    # the quick start spells out `preset: selective` (docs/tune.md measures one as the other)
+    preset = EditSpec.model_validate({"concepts": ["Sports"], "preset": "selective"})
+    assert recipe.edits[0].model_dump(exclude={"preset"}) == preset.model_dump(exclude={"preset"})
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[str(p.relative_to(ROOT)) for p in RECIPES])
