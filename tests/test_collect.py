@@ -284,3 +284,21 @@ def test_forward_stops_without_the_prompt_cache(
     # the hidden state at the read token is the same with or without the cache
     with_cache = collect(cm, examples, [0], batch_size=3)
     torch.testing.assert_close(stats.mean(0), with_cache.mean(0), rtol=1e-5, atol=1e-5)
+
+
+def test_a_layers_sample_does_not_depend_on_the_other_layers_collected() -> None:
+    torch.manual_seed(0)
+    batches = [
+        (torch.randn(6, 4), torch.randint(0, 2, (6,)), list(range(6 * b, 6 * b + 6)))
+        for b in range(10)
+    ]
+    alone, together = Reservoir(3, seed=7), Reservoir(3, seed=7)
+    for h, y, ids in batches:
+        alone.add(5, h, y, ids)
+        together.add(2, h * 2, y, ids)  # another layer draws in between
+        together.add(5, h, y, ids)
+    for c in (0, 1):
+        assert alone.example_ids(5, c) == together.example_ids(5, c)
+        assert (alone.samples(5, 2)[c] == together.samples(5, 2)[c]).all()
+    first = [i for h, y, ids in batches for i, c in zip(ids, y.tolist()) if c == 0][:3]
+    assert alone.example_ids(5, 0) != first  # rows were replaced: the generator was used
