@@ -350,3 +350,6 @@ def test_a_preset_fills_what_the_edit_leaves_out() -> None:
     assert paper.model_dump(exclude={"preset"}) == plain.model_dump(exclude={"preset"})
     with pytest.raises(RecipeError, match=r"edits\.0\.preset"):
         edit(preset="fast")
+    with pytest.raises(RecipeError, match=r"edits\.0\.quorum: .*write quorum: null"):
+        edit(preset="selective", operator="leace")
+    assert edit(preset="selective", operator="leace", quorum=None).operator.name == "leace"

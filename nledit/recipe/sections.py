@@ -340,7 +340,10 @@ def _edit_combos(edit: EditSpec, i: int) -> list[str]:
         if edit.magnitude_weight != 0:
             out.append(f"edits.{i}.magnitude_weight: only used with saliency: selective")
     if edit.quorum is not None and edit.operator.name == "leace":
-        out.append(f"edits.{i}.quorum: a LEACE edit acts on the whole hidden state, not on ranges")
+        hint = " (preset: selective sets quorum: auto; write quorum: null)" if edit.preset else ""
+        out.append(
+            f"edits.{i}.quorum: a LEACE edit acts on the whole hidden state, not on ranges{hint}"
+        )
     return out
 
 
