@@ -32,16 +32,21 @@ from safetensors.torch import save_file
 from . import gate
 from .card import CardInfo, card_fields, write_card
 from .errors import NleditError
-from .integrity import MANIFEST_FILE, walk
+from .export_files import (
+    COPY_FILES,
+    MANIFEST_FILE,
+    MODELING_FILE,
+    RECIPE_FILE,
+    REFERENCE_FILE,
+    WEIGHT_SUFFIXES,
+    file_kind,
+)
+from .integrity import walk
 from .models import ModelSource, sha256_file
 from .outdir import atomic_dir, copy_file
 from .version import __version__
 
-WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json")
-COPY_FILES = ("generation_config.json",)
-REFERENCE_FILE = "nledit_reference.safetensors"
 EXPORT_MARKERS = (MANIFEST_FILE,)  # what makes a folder an export --overwrite may replace
-RECIPE_FILE = "nledit_recipe.yaml"
 AUTO_CLASS = {
     "causal-lm": "AutoModelForCausalLM",
     "sequence-classification": "AutoModelForSequenceClassification",
@@ -188,7 +193,7 @@ def export_checkpoint(
             block["base_weights"] = reference
         cfg = nledit_config(src, model, task, block)
         (tmp / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-        shutil.copyfile(gate.__file__, tmp / "modeling_nledit.py")
+        shutil.copyfile(gate.__file__, tmp / MODELING_FILE)
         tokenizer.save_pretrained(tmp)
         for name in COPY_FILES:
             if (src / name).is_file():
@@ -204,7 +209,11 @@ def export_checkpoint(
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
         write_card(tmp, card)
-        files = {name: sha256_file(tmp / name) for name in walk(tmp)[0]}
+        written = walk(tmp)[0]
+        unknown = [name for name in written if file_kind(name) is None]
+        if unknown:  # the allow-list integrity checks against must cover what is written
+            raise ExportError(f"export would write files of no known kind: {', '.join(unknown)}")
+        files = {name: sha256_file(tmp / name) for name in written}
         doc = {
             **manifest,
             "nledit_version": __version__,

@@ -176,6 +176,13 @@ def install_gates(model: nn.Module, layers_path: str, gates: list[RangeGate]) ->
     twice = [g.spec["name"] for g in gates if id(g) in installed]
     if twice or len({id(g) for g in gates}) != len(gates):
         raise ValueError(f"gates already installed on this model: {twice or 'repeated'}")
+    try:
+        blocks = model.get_submodule(layers_path)
+    except AttributeError as err:
+        raise NleditLoadError(f"the model has no layers at {layers_path!r}") from err
+    hidden = getattr(getattr(model, "config", None), "hidden_size", None)
+    count = len(blocks) if isinstance(blocks, (nn.ModuleList, nn.Sequential)) else None
+    check_fits(gates, hidden if type(hidden) is int else None, count)
     handles: dict[str, Any] = getattr(model, "_nledit_handles", None) or {}
     for gate in gates:
         layer = str(int(gate.spec["layer"]))
@@ -262,18 +269,99 @@ def save_ranges(path: str, gates: list[RangeGate], metadata: dict[str, str]) -> 
     return {"format": FORMAT, "edits": specs, "ranges_sha256": tensors_digest(tensors)}
 
 
-def load_gates(path: str, block: dict[str, Any]) -> list[RangeGate]:
-    """Read the range file and check it against the config's ``nledit`` block."""
+def _number(x: Any) -> bool:
+    return (
+        isinstance(x, (int, float))
+        and not isinstance(x, bool)
+        and x == x
+        and abs(x) != float("inf")
+    )
+
+
+def check_spec(spec: Any, where: str) -> None:
+    """Refuse gate settings no nledit writes: unknown operator or mode, a layer or k that is not
+    a non-negative integer, parameters that are not finite numbers."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise NleditLoadError(f"{where}: a gate without settings or name ({str(spec)[:80]})")
+    name = spec["name"]
+    if spec.get("operator") not in OPERATORS:
+        raise NleditLoadError(
+            f"{where}: edit {name!r} has operator {spec.get('operator')!r}; "
+            f"known: {', '.join(OPERATORS)}"
+        )
+    if spec.get("mode") not in MODES:
+        raise NleditLoadError(f"{where}: edit {name!r} has mode {spec.get('mode')!r}")
+    if spec.get("positions", "all") not in ("all", "last"):
+        raise NleditLoadError(f"{where}: edit {name!r} has positions {spec.get('positions')!r}")
+    for key, least in (("layer", 0), ("k", 1)):
+        if type(spec.get(key)) is not int or spec[key] < least:
+            raise NleditLoadError(f"{where}: edit {name!r} has {key} {spec.get(key)!r}")
+    params = spec.get("params", {})
+    if not isinstance(params, dict) or not all(_number(v) for v in params.values()):
+        raise NleditLoadError(f"{where}: edit {name!r} has parameters that are not numbers")
+
+
+def check_tensors(name: str, parts: dict[str, torch.Tensor], k: int, where: str) -> None:
+    """Refuse range tensors a fit cannot produce: not finite, negative sigma, bad indices."""
+    index = parts["index"]
+    if index.dtype not in (torch.int64, torch.int32) or index.shape != (k,):
+        raise NleditLoadError(f"{where}: the neuron indices of edit {name!r} are malformed")
+    if k and (int(index.min()) < 0 or len(set(index.tolist())) != k):
+        raise NleditLoadError(f"{where}: edit {name!r} has negative or repeated neuron indices")
+    for key, t in parts.items():
+        if key == "index":
+            continue
+        if not t.is_floating_point() or not bool(torch.isfinite(t).all()):
+            raise NleditLoadError(f"{where}: the {key} of edit {name!r} is not finite (NaN/inf)")
+    if bool((parts["sigma"] < 0).any()):
+        raise NleditLoadError(f"{where}: edit {name!r} has a negative sigma")
+
+
+def check_fits(gates: list[RangeGate], hidden_size: int | None, num_layers: int | None) -> None:
+    """Refuse gates whose layer or neuron indices lie outside a model of that shape."""
+    for g in gates:
+        name, layer = g.spec["name"], int(g.spec["layer"])
+        if num_layers is not None and not 0 <= layer < num_layers:
+            raise NleditLoadError(
+                f"edit {name!r} is at layer {layer}; the model has {num_layers} layers"
+            )
+        if hidden_size is not None and g.index.numel() and int(g.index.max()) >= hidden_size:
+            raise NleditLoadError(
+                f"edit {name!r} selects neuron {int(g.index.max())}; the model's hidden "
+                f"size is {hidden_size}"
+            )
+        if (
+            g.spec["mode"] == "vector"
+            and hidden_size is not None
+            and g.value.numel() != hidden_size
+        ):
+            raise NleditLoadError(f"edit {name!r}: its vector does not have {hidden_size} values")
+
+
+def load_gates(
+    path: str,
+    block: dict[str, Any],
+    hidden_size: int | None = None,
+    num_layers: int | None = None,
+) -> list[RangeGate]:
+    """Read the range file and check it against the config's ``nledit`` block (and, when
+    given, against a model of ``hidden_size`` and ``num_layers``)."""
+    specs = block.get("edits") if isinstance(block, dict) else None
+    if not isinstance(specs, list):
+        raise NleditLoadError(f"{path}: no list of edits accompanies the range file")
+    for spec in specs:
+        check_spec(spec, path)
+    if len({s["name"] for s in specs}) != len(specs):
+        raise NleditLoadError(f"{path}: two edits have the same name")
     try:
         with safe_open(path, framework="pt") as f:
             meta = json.loads((f.metadata() or {}).get("nledit", "{}"))
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     except Exception as err:  # a truncated or foreign file
         raise NleditLoadError(f"cannot read range tensors {path}: {err}") from err
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise NleditLoadError(f"{path}: not an nledit range file (format {meta.get('format')!r})")
-    specs = block.get("edits", [])
-    if meta.get("edits") != specs:
+    if not isinstance(meta, dict) or meta.get("edits") != specs:
         raise NleditLoadError(f"{path}: the edits in the range file differ from config.json")
     expected = {f"{s['name']}.{key}" for s in specs for key in tensor_names(s)}
     missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
@@ -284,8 +372,9 @@ def load_gates(path: str, block: dict[str, Any]) -> list[RangeGate]:
     gates = []
     for s in specs:
         parts = {key: tensors[f"{s['name']}.{key}"] for key in tensor_names(s)}
-        if any(parts[key].shape != (s["k"],) for key in TENSORS if key != "value"):
+        if any(parts[key].shape != (s["k"],) for key in TENSORS):
             raise NleditLoadError(f"{path}: tensors of edit {s['name']!r} do not have k={s['k']}")
+        check_tensors(s["name"], parts, s["k"], path)
         quorum = s.get("quorum", 0)
         if type(quorum) is not int or not 0 <= quorum <= s["k"]:
             raise NleditLoadError(f"{path}: edit {s['name']!r} has quorum {quorum!r}, not 0..k")
@@ -298,10 +387,28 @@ def load_gates(path: str, block: dict[str, Any]) -> list[RangeGate]:
         ):
             raise NleditLoadError(f"{path}: the eraser of edit {s['name']!r} is malformed")
         gates.append(RangeGate(s, parts))
+    try:
+        check_fits(gates, hidden_size, num_layers)
+    except NleditLoadError as err:
+        raise NleditLoadError(f"{path}: {err}") from None
     return gates
 
 
 # ---- the exported model classes ---------------------------------------------------------------
+
+
+def base_class(block: dict[str, Any]) -> type:
+    """The transformers model class the ``nledit`` block names as the base architecture; only a
+    model class transformers ships qualifies."""
+    name = block.get("base_architecture") if isinstance(block, dict) else None
+    cls = (
+        getattr(transformers, name, None) if isinstance(name, str) and name.isidentifier() else None
+    )
+    if not (isinstance(cls, type) and issubclass(cls, PreTrainedModel)):
+        raise NleditLoadError(
+            f"config.json: base_architecture {name!r} is not a transformers model"
+        )
+    return cls
 
 
 class NleditConfig(PreTrainedConfig):
@@ -390,6 +497,60 @@ def resolve_base_weights(block: dict[str, Any], base: str | None, check: bool, h
     return folder
 
 
+OWN_AUTO_MAP = {
+    "AutoConfig": "modeling_nledit.NleditConfig",
+    "AutoModelForCausalLM": "modeling_nledit.NleditForCausalLM",
+    "AutoModelForSequenceClassification": "modeling_nledit.NleditForSequenceClassification",
+}
+
+
+def _auto_maps(doc: Any, top: bool = True) -> list[Any]:
+    """Every ``auto_map`` value in a JSON document (config.json's own one excluded by caller)."""
+    found = []
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if key == "auto_map":
+                found.append((top, value))
+            found += _auto_maps(value, False)
+    elif isinstance(doc, list):
+        for value in doc:
+            found += _auto_maps(value, False)
+    return found
+
+
+def foreign_code(folder: str) -> list[str]:
+    """What in a local checkpoint folder would make transformers run code other than this
+    run-time: another code file, or an ``auto_map`` other than nledit's own in config.json."""
+    import os
+
+    problems = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            rel = os.path.relpath(os.path.join(root, name), folder).replace(os.sep, "/")
+            if (
+                name.endswith((".py", ".pyc", ".pyw", ".so", ".pyd"))
+                and rel != "modeling_nledit.py"
+            ):
+                problems.append(f"code file {rel}")
+            elif name.endswith(".json"):
+                try:
+                    with open(os.path.join(root, name), encoding="utf-8") as f:
+                        doc = json.load(f)
+                except (OSError, ValueError, RecursionError):
+                    problems.append(f"{rel} is not valid JSON")
+                    continue
+                for top, value in _auto_maps(doc):
+                    own = rel == "config.json" and top
+                    if (
+                        not own
+                        or not isinstance(value, dict)
+                        or any(OWN_AUTO_MAP.get(k) != v for k, v in value.items())
+                    ):
+                        problems.append(f"auto_map in {rel} names code other than nledit's")
+    return problems
+
+
 class _NleditAutoModel(PreTrainedModel):
     """Loads the base architecture with its weights untouched, then installs the gates.
 
@@ -405,9 +566,15 @@ class _NleditAutoModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: Any, *args: Any, **kwargs: Any):  # type: ignore[override]
+        import os
+
         from transformers.utils import cached_file
 
         path = str(pretrained_model_name_or_path)
+        if os.path.isdir(path):  # nothing but this run-time may run from the checkpoint
+            problems = foreign_code(path)
+            if problems:
+                raise NleditLoadError(f"{path}: refusing to load: " + "; ".join(problems))
         config = kwargs.pop("config", None)
         enabled = kwargs.pop("nledit_enabled", True)  # False: load with every gate off (A/B)
         if isinstance(enabled, str):
@@ -422,7 +589,7 @@ class _NleditAutoModel(PreTrainedModel):
         block = config.nledit or {}
         if block.get("format") != FORMAT:
             raise NleditLoadError(f"{path}: config.json has no valid nledit block")
-        base_cls = getattr(transformers, block["base_architecture"])
+        base_cls = base_class(block)
         weights = path
         if block.get("base_weights"):
             base_hub = {k: kwargs[k] for k in _BASE_HUB_KWARGS if k in kwargs}

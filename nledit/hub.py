@@ -14,7 +14,8 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineMod
 from huggingface_hub.utils import validate_repo_id
 
 from .errors import NleditError
-from .integrity import MANIFEST_FILE, IntegrityError, require_trusted
+from .integrity import MANIFEST_FILE, IntegrityError
+from .integrity import check_export as check_nledit_export
 from .version import __version__
 
 try:  # the HTTP library under huggingface_hub: httpx2 from 2.x, httpx in 1.x
@@ -66,10 +67,11 @@ class PushResult:
 
 
 def check_export(out_dir: Path) -> list[Path]:
-    """The files to upload: an export that passes every integrity check, listed by its manifest.
+    """The files to upload: an export that passes every check ``nledit verify`` makes, the
+    reference logits included (``integrity.check_export``), listed by its manifest.
 
     Nothing outside the manifest leaves the machine: no symlinks (never followed), no unlisted
-    files, no subfolders the export did not write.
+    files, no file of a kind nledit does not write.
     """
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
@@ -78,7 +80,7 @@ def check_export(out_dir: Path) -> list[Path]:
         if not (out_dir / name).is_file():
             raise NleditHubError(f"{out_dir} is not an nledit export: {name} is missing")
     try:
-        manifest = require_trusted(out_dir, "push it")
+        manifest = check_nledit_export(out_dir, "push it", logits=True).manifest
     except IntegrityError as err:
         raise NleditHubError(str(err)) from None
     try:

@@ -1,16 +1,24 @@
-"""Is a folder an untampered nledit export? Checked before any of its code runs or leaves.
+"""Is a folder an nledit export, exactly as nledit writes it? Checked before any of its code
+runs, is evaluated or leaves the machine.
 
 An export carries code (``modeling_nledit.py``) that ``trust_remote_code=True`` executes, and a
 manifest of file hashes that lives in the same folder. Hashes alone therefore prove nothing
-against someone who edits a file and re-hashes the manifest. What nledit can check without
-running anything from the folder:
+against someone who edits a file and re-hashes the manifest, so the manifest is never trusted for
+what may be in the folder. What nledit checks without running anything from the folder
+(``inspect_export``; ``check_export`` raises on any failure, and every reader calls it):
 
-- every file, recursively, is a regular file listed in the manifest with its sha256 (no
-  symlinks, no unlisted files, no missing ones);
+- every file, recursively, is a regular file of a kind nledit writes (``export_files``), listed
+  in the manifest with its sha256 (no symlinks, no unlisted files, no missing ones);
 - ``modeling_nledit.py`` is byte-identical to a run-time nledit knows: its own ``gate.py`` or
-  one shipped by an earlier release (``KNOWN_RUNTIMES``);
-- ``config.json`` maps the auto classes to that file only, and its ``nledit`` block, the range
-  file's metadata and the manifest describe the same edits (operator, layer, method).
+  one shipped by an earlier release (``KNOWN_RUNTIMES``); no other code file; no ``auto_map``
+  in any JSON file but nledit's own in ``config.json`` (``gate.foreign_code``);
+- every JSON file parses and the manifest and ``config.json``'s ``nledit`` block have the
+  fields and types nledit writes; the range tensors are finite, with sigma ≥ 0, shapes matching
+  the edits, neuron indices and layers inside the base model (``export_schema``);
+- ``config.json``'s ``nledit`` block, the range file's metadata and the manifest describe the
+  same edits (operator, layer, method).
+
+``verify`` adds the one check that runs the export's (checked) code: the stored reference logits.
 """
 
 from __future__ import annotations
@@ -21,22 +29,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import gate
+from . import export_schema, gate
 from .errors import NleditError
+from .export_files import MANIFEST_FILE, MODELING_FILE, REFERENCE_FILE, file_kind
 from .models import sha256_file
 
-MANIFEST_FILE = "nledit_manifest.json"
-MODELING_FILE = "modeling_nledit.py"
 # sha256 of modeling_nledit.py as shipped by earlier releases: their exports keep verifying.
 KNOWN_RUNTIMES = {
     "aa8658b5a258ea3e8628f672f54c83bdfc764aab5245d786e35a2b8faae4d50b": "0.1.0",
     "381c32a71b767f7188e31ea69167c96ac47a2982e0a8d6db2e2c1507d5df61bc": "0.1.0+leace",
 }
-_AUTO_TARGETS = {
-    "AutoConfig": "modeling_nledit.NleditConfig",
-    "AutoModelForCausalLM": "modeling_nledit.NleditForCausalLM",
-    "AutoModelForSequenceClassification": "modeling_nledit.NleditForSequenceClassification",
-}
+_AUTO_TARGETS = gate.OWN_AUTO_MAP
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -112,6 +115,13 @@ def read_manifest(out: Path) -> dict[str, Any]:
     return doc
 
 
+def check_kinds(out: Path, findings: Findings) -> None:
+    """Every file is of a kind nledit writes, whatever the manifest lists."""
+    files, _ = walk(out)
+    foreign = [name for name in files if file_kind(name) is None]
+    findings.add("only files nledit writes", not foreign, ", ".join(foreign))
+
+
 def check_files(out: Path, manifest: dict[str, Any], findings: Findings) -> None:
     """Every file present, listed and intact; nothing else in the folder, at any depth."""
     listed: dict[str, str] = manifest["files"]
@@ -151,6 +161,24 @@ def check_code(out: Path, findings: Findings) -> None:
     if isinstance(config, dict) and config.get("model_type") != "nledit":
         wrong.append(f"model_type {config.get('model_type')!r}")
     findings.add("config.json loads only the nledit run-time", not wrong, ", ".join(wrong))
+    foreign = gate.foreign_code(str(out))
+    findings.add("no other code, no other auto_map", not foreign, "; ".join(foreign))
+
+
+def check_contents(out: Path, manifest: dict[str, Any], findings: Findings) -> bool:
+    """Every JSON file, the manifest, config.json's nledit block, the range tensors and the
+    reference file hold what nledit writes there; returns whether they all do."""
+    files, _ = walk(out)
+    problems = export_schema.json_problems(out, files) + export_schema.manifest_problems(manifest)
+    config = _json(out / "config.json")
+    block = config.get("nledit") if isinstance(config, dict) else None
+    problems += export_schema.block_problems(block)
+    problems += export_schema.index_problems(out, files)
+    if not problems:
+        problems += export_schema.ranges_problems(out, config)
+        problems += export_schema.reference_problems(out, config)
+    findings.add("every file holds what nledit writes", not problems, "; ".join(problems))
+    return not problems
 
 
 def check_agreement(out: Path, manifest: dict[str, Any], findings: Findings) -> None:
@@ -196,21 +224,73 @@ def inspect_export(out: Path) -> Findings:
     """Every check that needs no code from ``out``; raises only when there is no manifest."""
     manifest = read_manifest(out)
     findings = Findings()
+    check_kinds(out, findings)
     check_files(out, manifest, findings)
     check_code(out, findings)
-    check_agreement(out, manifest, findings)
+    if check_contents(out, manifest, findings):  # agreement needs well-formed contents
+        check_agreement(out, manifest, findings)
     return findings
 
 
-def require_trusted(out: Path, action: str) -> dict[str, Any]:
-    """Raise ``IntegrityError`` unless ``out`` passes every check; returns its manifest."""
+def check_logits(out: Path, findings: Findings, device: str, atol: float = 1e-4) -> None:
+    """Load the export (its code was checked) and compare with the stored reference logits."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(out, trust_remote_code=True)
+    auto = (
+        AutoModelForCausalLM
+        if "AutoModelForCausalLM" in config.auto_map
+        else AutoModelForSequenceClassification
+    )
+    model = auto.from_pretrained(out, trust_remote_code=True, dtype=torch.float32).to(device).eval()
+    ref = load_file(str(out / REFERENCE_FILE))
+    worst = 0.0
+    with torch.no_grad():
+        for key in sorted(k for k in ref if k.startswith("input_ids.")):
+            i = key.split(".", 1)[1]
+            logits = model(input_ids=ref[key][None].to(device)).logits[0]
+            logits = logits[-1] if logits.dim() == 2 else logits
+            worst = max(worst, (logits.float().cpu() - ref[f"logits.{i}"]).abs().max().item())
+    findings.add("reference logits reproduced", worst <= atol, f"max abs difference {worst:.2e}")
+
+
+def verify(out: Path, device: str = "cpu") -> Findings:
+    """Every check on ``out``; loads the model only when the files and the code are intact."""
     findings = inspect_export(out)
+    if findings.ok:
+        try:
+            check_logits(out, findings, device)
+        except Exception as err:  # loading failed: that is the finding
+            findings.add("checkpoint loads", False, str(err).splitlines()[0] if str(err) else "")
+    return findings
+
+
+@dataclass
+class ExportReport:
+    """An export that passed every check: its folder, manifest and config.json."""
+
+    folder: Path
+    manifest: dict[str, Any]
+    config: dict[str, Any]
+    findings: Findings
+
+
+def check_export(
+    out: Path, action: str = "use it", *, logits: bool = False, device: str = "cpu"
+) -> ExportReport:
+    """The one decision whether ``out`` is an nledit export: raise ``IntegrityError`` naming
+    every failed check (and its files) unless it passes all of ``inspect_export`` (and, with
+    ``logits``, reproduces its reference logits, as ``nledit verify`` does)."""
+    out = Path(out)
+    findings = verify(out, device) if logits else inspect_export(out)
     if not findings.ok:
         raise IntegrityError(
             f"{out}: refusing to {action}; the export fails verification:\n  "
             + "\n  ".join(findings.failures())
         )
-    return read_manifest(out)
+    return ExportReport(out, read_manifest(out), _json(out / "config.json"), findings)
 
 
 def _json(path: Path) -> Any:

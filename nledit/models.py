@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -25,7 +24,8 @@ from safetensors import SafetensorError
 
 from . import basemodel
 from .errors import NleditError
-from .outdir import clean_leftovers
+from .outdir import clean_leftovers, workspace
+from .owned import cache_dir, remove_owned
 from .recipe import ModelSpec
 
 CACHE_RECORD = "nledit_cache.json"  # sha256 of every converted file, checked before reuse
@@ -57,10 +57,6 @@ def card_base_model(spec: ModelSpec, source: ModelSource, path: Path) -> str | N
     if found is None and spec.id.startswith("pypi:"):
         found = basemodel.from_cards(path.parent if path.is_file() else path)
     return found or basemodel.from_config(Path(source.location))
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("NLEDIT_CACHE", Path.home() / ".cache" / "nledit"))
 
 
 def _pypi_location(name: str) -> Path:
@@ -136,6 +132,8 @@ def _gguf_folder(gguf: Path, origin: str) -> ModelSource:
     folder = cache_dir() / "converted" / digest[:16]
     problem = cache_problem(folder)
     if problem is not None and folder.exists():
+        if folder.is_symlink() or not (folder / CACHE_RECORD).is_file():  # not a conversion
+            raise ModelLoadError(f"{folder} was not written by nledit; remove it to convert")
         print(f"note: {problem}; converting {gguf.name} again", file=sys.stderr)
         shutil.rmtree(folder)
     if problem is not None:
@@ -168,7 +166,9 @@ def convert_gguf(gguf: Path, folder: Path) -> None:
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     clean_leftovers(folder)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-{os.getpid()}-", dir=folder.parent))
+    work = workspace(folder, "tmp")
+    tmp = work / folder.name
+    tmp.mkdir()
     try:
         kw: dict[str, Any] = {"gguf_file": gguf.name, "trust_remote_code": False}
         tok = AutoTokenizer.from_pretrained(gguf.parent, **kw)
@@ -186,8 +186,9 @@ def convert_gguf(gguf: Path, folder: Path) -> None:
             os.chmod(p, 0o444)
         os.replace(tmp, folder)
     except Exception as err:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise ModelLoadError(f"model.id: cannot convert GGUF file {gguf}: {err}") from err
+    finally:
+        remove_owned(work)
 
 
 # What transformers raises on a damaged folder or a config with impossible values.

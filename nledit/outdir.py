@@ -1,15 +1,17 @@
 """Output folders written atomically, replacing only what nledit itself wrote.
 
 Every command that writes a folder (export, fit directory, inspect report, trained head) builds
-it in a hidden sibling ``.<name>.tmp-<pid>-*`` and renames it into place at the end, so an
+it in a hidden sibling folder nledit owns (``owned``: unguessable name, owner marker) and renames
+it into place at the end, so an
 interrupted run never leaves a half-written folder at the destination. ``--overwrite`` replaces
 an existing folder only when it carries the marker file of that kind of output (an export's
 manifest, a fit directory's ``nledit_fit.json``, ...) and, where the marker lists the folder's
 files, holds nothing else: a user's own folder is never deleted.
 
 A run killed with SIGKILL cannot clean up after itself; the next run into the same destination
-removes the leftovers of dead processes and says so (and restores a previous output that the
-kill left in its ``.old-`` folder).
+removes the folders a dead nledit process created for it and says so (and restores a previous
+output that the kill left aside). A folder without nledit's owner marker is never touched,
+whatever its name.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from .errors import OutputError
 from .outputs import output_problem
+from .owned import make_owned, remove_owned, stale
 
 _FICLONE = 0x40049409  # ioctl: share the blocks of a file copy-on-write (btrfs, xfs)
 
@@ -86,52 +89,54 @@ def check_destination(
     check_writable(out, field)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+def _target(out: Path) -> str:
+    """The absolute path of ``out`` as owner markers record it (its parent resolved)."""
+    return str(out.parent.resolve() / out.name)
 
 
-def _dead(name: str, marker: str) -> bool:
-    """Whether the process named in ``<...><marker><pid>-<...>`` is gone (or none is named)."""
-    pid_text = name.rsplit(marker, 1)[1].split("-", 1)[0]
-    if not pid_text.isdigit():
-        return True  # written before folders carried their owner's pid
-    pid = int(pid_text)
-    return pid != os.getpid() and not _alive(pid)
+def workspace(out: Path, kind: str = "tmp") -> Path:
+    """A new hidden folder beside ``out`` that nledit owns (``owned.make_owned``): ``tmp``
+    for an output being written, ``old`` for the output it replaces."""
+    return make_owned(out.parent, f".{out.name}.{kind}-", kind, _target(out))
 
 
-def clean_stale_temp(prefix: str) -> list[str]:
-    """Remove ``<tmp>/<prefix><pid>-*`` folders whose process is gone; returns what went."""
-    gone = []
-    for p in sorted(Path(tempfile.gettempdir()).glob(f"{prefix}*")):
-        if p.is_dir() and not p.is_symlink() and _dead(p.name, prefix):
-            shutil.rmtree(p, ignore_errors=True)
-            gone.append(str(p))
+def clean_stale_temp(purpose: str) -> list[str]:
+    """Remove the system temp folders nledit created for ``purpose`` whose process is gone."""
+    gone = [str(o.folder) for o in stale(Path(tempfile.gettempdir()), (purpose,))]
     for path in gone:
+        remove_owned(Path(path))
         print(f"note: removed {path} left by an interrupted run", file=sys.stderr)
     return gone
 
 
+@contextlib.contextmanager
+def scratch_dir(purpose: str) -> Iterator[Path]:
+    """A folder nledit owns in the system temp folder, removed on exit (or, after a kill, by
+    the next run for the same ``purpose``)."""
+    clean_stale_temp(purpose)
+    work = make_owned(Path(tempfile.gettempdir()), f"nledit-{purpose}-", purpose)
+    try:
+        yield work
+    finally:
+        remove_owned(work)
+
+
 def clean_leftovers(out: Path) -> list[str]:
-    """Remove what dead runs left beside ``out``; restore an output a kill left aside."""
+    """Remove what dead runs left beside ``out``; restore an output a kill left aside.
+
+    Only folders nledit created for ``out`` (``owned.owner_of``) are touched, never by name.
+    """
     notes: list[str] = []
     if not out.parent.is_dir():
         return notes
     for kind in ("old", "tmp"):  # restore first, so a leftover tmp never shadows it
-        for p in sorted(out.parent.glob(f".{out.name}.{kind}-*")):
-            if not _dead(p.name, f".{kind}-"):
-                continue  # another run is writing there right now
-            kept = p / out.name
-            if kind == "old" and kept.is_dir() and not out.exists():
+        for owned in stale(out.parent, (kind,), _target(out)):
+            kept = owned.folder / out.name
+            if kind == "old" and kept.is_dir() and not kept.is_symlink() and not out.exists():
                 os.replace(kept, out)
                 notes.append(f"restored {out} from an interrupted run")
-            shutil.rmtree(p, ignore_errors=True)
-            notes.append(f"removed {p} left by an interrupted run")
+            if remove_owned(owned.folder):
+                notes.append(f"removed {owned.folder} left by an interrupted run")
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     return notes
@@ -168,24 +173,24 @@ def atomic_dir(
     """A hidden sibling of ``out`` that replaces ``out`` only if the block succeeds."""
     clean_leftovers(out)
     check_destination(out, overwrite, markers, field)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    work = workspace(out, "tmp")
+    tmp = work / out.name
+    tmp.mkdir()
     try:
         yield tmp
         shareable(tmp)
         if out.exists():
             check_destination(out, overwrite, markers, field)  # still ours after the work?
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
+            trash = workspace(out, "old")
             os.replace(out, trash / out.name)
             try:
                 os.replace(tmp, out)
             except BaseException:
                 os.replace(trash / out.name, out)
-                shutil.rmtree(trash, ignore_errors=True)
+                remove_owned(trash)
                 raise
-            shutil.rmtree(trash, ignore_errors=True)
+            remove_owned(trash)
         else:
             os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    finally:
+        remove_owned(work)

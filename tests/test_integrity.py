@@ -21,7 +21,8 @@ from nledit import gate
 from nledit.cli import main
 from nledit.integrity import MANIFEST_FILE, inspect_export, walk
 from nledit.models import CACHE_RECORD, cache_problem
-from nledit.outdir import atomic_dir, clean_leftovers
+from nledit.outdir import atomic_dir, clean_leftovers, clean_stale_temp, scratch_dir, workspace
+from nledit.owned import OWNER_FILE, owner_of
 
 FAST = ["--set", "eval.enabled=false"]
 PAYLOAD = "import pathlib; pathlib.Path({marker!r}).write_text('ran')\n"
@@ -232,23 +233,36 @@ def kill_during_write(out: Path) -> None:
     time.sleep(0.05)
 
 
+def owned_siblings(parent: Path) -> list[Path]:
+    return [p for p in parent.iterdir() if (p / OWNER_FILE).is_file()]
+
+
 def test_kill_9_leftovers_are_removed_and_reported(tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
     kill_during_write(out)
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")]
+    assert len(owned_siblings(tmp_path)) == 1  # the dead writer's folder, with its marker
     notes = clean_leftovers(out)
     assert len(notes) == 1 and "interrupted run" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+ASIDE = """
+import os, sys
+from pathlib import Path
+from nledit.outdir import workspace
+out = Path(sys.argv[1])
+aside = workspace(out, "old")
+os.replace(out, aside / out.name)
+"""
 
 
 def test_kill_between_the_two_renames_restores_the_previous_output(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with atomic_dir(out, False, ("marker.json",)) as tmp:
         (tmp / "marker.json").write_text("{}")
-    # A run killed after moving the old output aside and before moving the new one in:
-    aside = tmp_path / ".out.old-999999999-x"
-    aside.mkdir()
-    os.replace(out, aside / "out")
+    # A run that ended after moving the old output aside and before moving the new one in:
+    subprocess.run([sys.executable, "-c", ASIDE, str(out)], check=True)
+    assert not out.exists()
     notes = clean_leftovers(out)
     assert any("restored" in n for n in notes)
     assert (out / "marker.json").read_text() == "{}"
@@ -256,7 +270,40 @@ def test_kill_between_the_two_renames_restores_the_previous_output(tmp_path: Pat
 
 
 def test_a_live_writer_is_left_alone(tmp_path: Path) -> None:
-    busy = tmp_path / f".out.tmp-{os.getppid()}-abc"  # the parent process is alive
-    busy.mkdir()
+    busy = workspace(tmp_path / "out", "tmp")  # this process is alive
     assert clean_leftovers(tmp_path / "out") == []
     assert busy.is_dir()
+
+
+@pytest.mark.parametrize("kind", ["tmp", "old"])
+def test_a_users_folder_is_never_removed_or_moved_whatever_its_name(
+    tmp_path: Path, kind: str
+) -> None:
+    out = tmp_path / "out"
+    mine = tmp_path / f".out.{kind}-999999999-abc"  # the names older releases matched
+    (mine / "out").mkdir(parents=True)
+    (mine / "out" / "thesis.txt").write_text("mine")
+    forged = tmp_path / f".out.{kind}-1-forged"  # a marker nledit never recorded
+    forged.mkdir()
+    doc = {"token": "0" * 32, "pid": 999999999, "purpose": kind, "target": str(out)}
+    (forged / OWNER_FILE).write_text(json.dumps(doc))
+    assert clean_leftovers(out) == []
+    assert (mine / "out" / "thesis.txt").read_text() == "mine" and forged.is_dir()
+    assert not out.exists()
+    with atomic_dir(out, False, ("marker.json",)) as tmp:  # a run beside them leaves them
+        (tmp / "marker.json").write_text("{}")
+    assert (mine / "out" / "thesis.txt").read_text() == "mine" and forged.is_dir()
+    assert not owned_siblings(tmp_path) or owned_siblings(tmp_path) == [forged]
+
+
+def test_system_temp_folders_of_others_are_left_alone(capsys) -> None:
+    import tempfile
+
+    mine = Path(tempfile.mkdtemp(prefix="nledit-lmeval-1-"))  # the prefix nledit once matched
+    try:
+        assert clean_stale_temp("lmeval") == []
+        with scratch_dir("lmeval") as work:
+            assert owner_of(work) is not None
+        assert not work.exists() and mine.is_dir()
+    finally:
+        shutil.rmtree(mine)

@@ -5,7 +5,7 @@ weights, same code path, so the difference is the edit alone. Results are merged
 checkpoint's results.json, manifest and model card.
 
 lm-eval runs the export's own code, so the export must first pass every integrity check
-(``integrity.require_trusted``); afterwards only the hashes of the files written here are
+(``integrity.check_export``); afterwards only the hashes of the files written here are
 updated, never those of files this command did not write.
 """
 
@@ -20,12 +20,12 @@ from typing import Any
 
 from ..card import CardInfo, card_from_fields, write_card
 from ..export import MANIFEST_FILE, RECIPE_FILE, sha256_file
-from ..integrity import require_trusted
+from ..integrity import check_export
 from ..lmeval import lm_eval_command, metric_delta, run_lm_eval
 from ..lmeval_tasks import prepare_tasks, resolve_task_names
-from ..outdir import clean_stale_temp
+from ..outdir import scratch_dir
 
-TEMP_PREFIX = "nledit-lmeval-"  # task folders, removed at exit (or by the next run after a kill)
+SCRATCH = "lmeval"  # task folders in the system temp folder, owned by nledit (outdir.scratch_dir)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -80,11 +80,10 @@ def _card_of_older_export(
 
 def run_eval(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    require_trusted(out, "run its code under lm-eval")
-    clean_stale_temp(TEMP_PREFIX)
-    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as work:
-        lm = _evaluate(out, args, Path(work))
-    require_trusted(out, "record lm-eval results in it")  # unchanged while lm-eval ran
+    check_export(out, "run its code under lm-eval")
+    with scratch_dir(SCRATCH) as work:
+        lm = _evaluate(out, args, work)
+    check_export(out, "record lm-eval results in it")  # unchanged while lm-eval ran
     merge_into_checkpoint(out, lm)
     print(json.dumps({k: v for k, v in lm.items() if k != "_meta"}, indent=2, default=str))
     return 0

@@ -11,7 +11,7 @@ import yaml
 
 from ..export import RECIPE_FILE
 from ..generate import Decoding, compare, render
-from ..integrity import IntegrityError, require_trusted
+from ..integrity import IntegrityError, check_export
 
 
 def label_words(out: Path, manifest: dict[str, Any]) -> list[str]:
@@ -64,7 +64,7 @@ def run_generate(args: argparse.Namespace) -> int:
         raise IntegrityError("--max-new-tokens ≥ 1, 0 < --top-p ≤ 1 and --temperature > 0")
     if args.json_out:
         check_json_target(Path(args.json_out))
-    manifest = require_trusted(out, "run its code")
+    manifest = check_export(out, "run its code").manifest
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
