@@ -28,6 +28,7 @@ from .pipeline import REFERENCE_TEXTS
 from .pipeline import run as run_recipe
 from .prepare import gates as edit_gates
 from .prepare import mean_source, needs_samples, statistics
+from .provenance import same_model_id
 from .recipe import EDIT_FIELDS, ModelSpec, Recipe, edit_hash, edit_name, recipe_hash
 from .recipe import load_recipe as load
 from .text import load_text
@@ -219,9 +220,15 @@ def export(
     out = Path(out_dir)
     check_destination(out, overwrite, EXPORT_MARKERS)
     d = edit.definition
-    mid = model_id or d.get("model", {}).get("id") or _model_id(model, None)
+    mid = model_id or _model_id(model, None)
     if not mid:
         raise EditError("export: name the base model's folder or Hub id with model_id=")
+    recorded = d.get("model", {}).get("id") if isinstance(d.get("model"), dict) else None
+    if recorded and not same_model_id(str(recorded), mid):  # an edit names its own model
+        raise EditError(
+            f"export: the edit was fitted on {recorded!r}, but the model to export is {mid!r}; "
+            "export it with the model it was fitted on"
+        )
     source = resolve_source(ModelSpec(id=mid))
     text = "# Fitted with the nledit Python API.\n" + yaml.safe_dump(d, sort_keys=False)
     manifest, card = describe_checkpoint(

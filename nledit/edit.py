@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +65,10 @@ class Edit:
         neuron-masking baseline); exactly those gates are removed on exit. Gates installed by
         anyone else stay, and several edits stack."""
         gates = self.gates_for(method)
-        gate.install_gates(model, self.layers_path, gates)
+        try:
+            gate.install_gates(model, self.layers_path, gates)
+        except gate.NleditLoadError as err:  # layers or neurons this model does not have
+            raise EditError(f"this edit does not fit the model: {err}") from None
         try:
             yield model
         finally:
@@ -116,10 +120,13 @@ class Edit:
         folder = Path(path)
         try:
             meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, RecursionError) as err:
             raise EditError(f"{folder}: not a saved nledit edit ({err})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise EditError(f"{folder / META_FILE}: not a saved nledit edit")
+        problem = _meta_problem(meta)
+        if problem:
+            raise EditError(f"{folder / META_FILE}: {problem}")
         try:
             return cls._from_meta(folder, meta)
         except gate.NleditLoadError as err:
@@ -132,16 +139,60 @@ class Edit:
     @classmethod
     def _from_meta(cls, folder: Path, meta: dict[str, Any]) -> Edit:
         gates = gate.load_gates(str(folder / GATES_FILE), meta["block"])
-        n = int(meta["n_range"])
+        n = meta["n_range"]
+        if n > len(gates) or any(g.spec["mode"] != "range" for g in gates[:n]):
+            raise EditError(f"{folder / META_FILE}: n_range {n} does not count its range gates")
         shots = Examples(list(meta["shots"]["texts"]), list(meta["shots"]["labels"]))
         return cls(
             gates[:n],
             gates[n:],
             meta["layers_path"],
-            list(meta["label_names"]),
+            meta["label_names"],
             PromptSpec.model_validate(meta["prompt"]),
             shots,
-            int(meta["max_length"]),
-            str(meta["task"]),
+            meta["max_length"],
+            meta["task"],
             dict(meta.get("definition", {})),
         )
+
+
+_TASKS = ("causal-lm", "sequence-classification")
+_MODULE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _meta_problem(meta: dict[str, Any]) -> str | None:
+    """What in a saved edit's ``edit.json`` is not what ``Edit.save`` writes (None: nothing)."""
+
+    def whole(x: Any, least: int) -> bool:
+        return type(x) is int and x >= least
+
+    def texts(x: Any) -> bool:
+        return isinstance(x, list) and all(isinstance(t, str) for t in x)
+
+    names, shots = meta.get("label_names"), meta.get("shots")
+    if not isinstance(meta.get("block"), dict):
+        return "block must be an object"
+    if not whole(meta.get("n_range"), 1):
+        return f"n_range must be a whole number ≥ 1, not {meta.get('n_range')!r}"
+    if not (
+        isinstance(meta.get("layers_path"), str) and _MODULE_PATH.fullmatch(meta["layers_path"])
+    ):
+        return f"layers_path {meta.get('layers_path')!r} is not a module path"
+    if not (texts(names) and names and len(set(names)) == len(names)):
+        return "label_names must be a list of distinct strings"
+    if not (isinstance(shots, dict) and texts(shots.get("texts"))):
+        return "shots.texts must be a list of strings"
+    labels = shots.get("labels")
+    if not (
+        isinstance(labels, list)
+        and len(labels) == len(shots["texts"])
+        and all(type(y) is int and 0 <= y < len(names) for y in labels)
+    ):
+        return "shots.labels must be one label index per shot text"
+    if not whole(meta.get("max_length"), 1):
+        return f"max_length must be a whole number ≥ 1, not {meta.get('max_length')!r}"
+    if meta.get("task") not in _TASKS:
+        return f"task {meta.get('task')!r} is not one of {', '.join(_TASKS)}"
+    if not isinstance(meta.get("definition", {}), dict):
+        return "definition must be an object"
+    return None

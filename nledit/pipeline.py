@@ -19,6 +19,7 @@ from .integrity import walk
 from .manifest import describe_checkpoint, edit_summaries
 from .outdir import atomic_dir, check_destination
 from .perplexity import load_text, perplexity
+from .provenance import check_fingerprint, model_fingerprint
 from .recipe import Recipe, edit_hash, recipe_hash
 from .results import result_files, summary
 from .version import __version__
@@ -205,6 +206,7 @@ def save_fit(fitted: Fitted, out: Path, overwrite: bool) -> Path:
             "recipe_sha256": recipe_hash(fitted.recipe_text),
             "nledit_version": __version__,
             "gates": [g.spec for g in fitted.gates + fitted.baseline],
+            "model": model_fingerprint(fitted.source),
             "files": {name: "" for name in walk(tmp)[0]},  # what --overwrite may replace
         }
         (tmp / FIT_META).write_text(json.dumps(meta, indent=2) + "\n")
@@ -239,6 +241,10 @@ def _fit_files(fit_dir: Path) -> tuple[dict[str, Any], list[Any], dict[str, Any]
     except Exception as err:  # safetensors' own errors on a missing, truncated or foreign file
         raise ExportError(f"{fit_dir}: damaged or incomplete fit directory ({err})") from None
     specs = block_meta.get("edits", []) if isinstance(block_meta, dict) else []
+    if meta.get("gates") != specs:
+        raise ExportError(f"{path}: its gates differ from those in {FIT_GATES}")
+    if not isinstance(meta.get("timings", {}), dict):
+        raise ExportError(f"{path}: timings must be an object")
     block = {"edits": specs, "ranges_sha256": gate.tensors_digest(tensors), "format": gate.FORMAT}
     gates = gate.load_gates(str(fit_dir / FIT_GATES), block)
     return meta, gates, stats
@@ -254,6 +260,13 @@ def load_fit(fit_dir: Path, recipe: Recipe, text: str) -> Fitted:
     except (IndexError, KeyError, ValueError, RuntimeError) as err:
         raise ExportError(f"{fit_dir / FIT_STATS}: not nledit statistics ({err})") from None
     data, source, cm, layout, layers = load_for_recipe(recipe)
+    check_fingerprint(meta.get("model"), source, str(fit_dir / FIT_META))
+    if meta.get("data_sha256") != data.digest:
+        raise ExportError(f"{fit_dir / FIT_META}: fitted on other data than the recipe names")
+    try:
+        gate.check_fits(gates, layout.hidden_size, layout.n_layers)
+    except gate.NleditLoadError as err:
+        raise ExportError(f"{fit_dir / FIT_GATES}: {err}") from None
     return Fitted(
         recipe,
         text,

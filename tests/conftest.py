@@ -285,6 +285,32 @@ def make_recipe(tmp_path: Path):
     return make
 
 
+@pytest.fixture(scope="session")
+def trusted_folders(
+    tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path], tiny_data: Path
+) -> dict[str, Path]:
+    """A fresh export, its fit folder and a saved edit of the tiny Llama."""
+    import yaml
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import nledit
+    from nledit.cli import main
+
+    root = tmp_path_factory.mktemp("fuzz")
+    recipe = root / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(recipe_dict(tiny_models["llama"], tiny_data)))
+    fast = ["--set", "eval.enabled=false"]
+    assert main(["fit", str(recipe), "--out", str(root / "fit"), *fast]) == 0
+    assert main(["export", str(root / "fit"), "--out", str(root / "export"), *fast]) == 0
+    path = str(tiny_models["llama"])
+    model, tok = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    names = json.loads((tiny_data.parent / "labels.json").read_text())
+    rows = [json.loads(line) for line in tiny_data.read_text().splitlines()]
+    pairs = [(r["text"], names[int(r["label"])]) for r in rows][::3]
+    nledit.fit(model, tok, pairs, [{"concepts": ["Sports"], "layer": "last"}]).save(root / "edit")
+    return {"export": root / "export", "fit": root / "fit", "edit": root / "edit", "root": root}
+
+
 @pytest.fixture(autouse=True)
 def _deprecated_calls_fail() -> Any:
     """nledit's own calls must not use deprecated library arguments (see ``warnguard``)."""

@@ -74,7 +74,7 @@ def test_save_and_load(llama, tiny_data: Path, tmp_path: Path) -> None:
     meta = json.loads((tmp_path / "e" / "edit.json").read_text())
     del meta["block"]
     (tmp_path / "e" / "edit.json").write_text(json.dumps(meta))
-    with pytest.raises(nledit.NleditError, match="malformed"):
+    with pytest.raises(nledit.NleditError, match="block must be an object"):
         nledit.Edit.load(tmp_path / "e")
 
 

@@ -37,7 +37,8 @@ def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 
 
 def leftovers(parent: Path, name: str = "out") -> list[str]:
-    """Siblings an export may leave behind: ``.out.tmp-*`` and ``.out.old-*``."""
+    """Hidden siblings of an output (nledit's own are ``.out.tmp-*`` and ``.out.old-*``, each
+    with an owner marker)."""
     return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{name}."))
 
 
@@ -317,7 +318,7 @@ def test_killed_export_leaves_nothing_at_the_destination(
         deadline = time.monotonic() + 240
         tmp = None
         while tmp is None and time.monotonic() < deadline and proc.poll() is None:
-            found = list(tmp_path.glob(".out.tmp-*/nledit_recipe.yaml"))
+            found = list(tmp_path.glob(".out.tmp-*/out/nledit_recipe.yaml"))
             tmp = found[0].parent if found else None
             time.sleep(0.05)
         assert tmp is not None, f"the export never started: {proc.poll()} {proc.stderr.read()}"
@@ -332,10 +333,11 @@ def test_killed_export_leaves_nothing_at_the_destination(
         proc.stderr.close()
     assert not out.exists()
     # a killed process cannot clean up; its hidden sibling does not stop the next export
-    assert leftovers(tmp_path) == [tmp.name]
+    assert leftovers(tmp_path) == [tmp.parent.name]
     code, _, _ = cli(["run", str(recipe), "--out", str(out), *FAST], capsys)
     assert code == 0
     assert (out / "config.json").is_file()
+    assert leftovers(tmp_path) == []  # the dead run's folder (its owner marker) was removed
 
 
 def test_check_says_to_train_a_missing_classifier(

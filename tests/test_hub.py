@@ -17,11 +17,9 @@ from pathlib import Path
 import httpx2
 import huggingface_hub
 import pytest
-import torch
 from huggingface_hub import set_client_factory
 from huggingface_hub.utils._http import default_client_factory
 
-from nledit import gate
 from nledit.card import CardInfo, write_card
 from nledit.hub import REQUIRED_FILES, NleditHubError, push
 from nledit.integrity import MANIFEST_FILE
@@ -130,30 +128,14 @@ def write_manifest(out: Path) -> None:
 
 
 @pytest.fixture
-def export(tmp_path: Path) -> Path:
-    """A small export in the real layout: nledit's run-time, consistent config, ranges, manifest."""
+def export(trusted_folders: dict[str, Path], tmp_path: Path) -> Path:
+    """A real export of a tiny Llama, its card naming a Hub base model (and its hash updated)."""
     out = tmp_path / "out"
-    out.mkdir()
-    spec = {"name": "sports", "edit": "sports", "layer": 1, "operator": "zero", "mode": "range"}
-    spec.update(k=4, params={}, positions="all")
-    tensors = {key: torch.zeros(4) for key in gate.TENSORS}
-    tensors["index"] = torch.arange(4)
-    block = gate.save_ranges(str(out / gate.RANGES_FILE), [gate.RangeGate(spec, tensors)], {})
-    config = {
-        "model_type": "nledit",
-        "auto_map": {
-            "AutoConfig": "modeling_nledit.NleditConfig",
-            "AutoModelForCausalLM": "modeling_nledit.NleditForCausalLM",
-        },
-        "nledit": block,
-    }
-    (out / "config.json").write_text(json.dumps(config, indent=2))
-    shutil.copyfile(gate.__file__, out / "modeling_nledit.py")
-    (out / "nledit_recipe.yaml").write_text("model:\n  id: tiny\n")
-    (out / "sub").mkdir()
-    (out / "sub" / "tokenizer.json").write_text('{"version": "1.0"}')
+    shutil.copytree(trusted_folders["export"], out)
     write_card(out, CardInfo(base_model="HuggingFaceTB/SmolLM2-135M", repo_id="me/smol-edit"))
-    write_manifest(out)
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    manifest["files"]["README.md"] = hashlib.sha256((out / "README.md").read_bytes()).hexdigest()
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     return out
 
 
