@@ -250,7 +250,8 @@ def mutated(draw: Callable, source: Path) -> tuple[Path, list[str]]:
 
 def refused_naming_a_file(err: NleditError, folder: Path) -> None:
     text = str(err)
-    event("refused")
+    checks = [line.strip().split(":")[0] for line in text.splitlines()[1:]]
+    event("refused: " + (", ".join(sorted(set(checks))) or type(err).__name__))
     names = [*walk(folder)[0], folder.name]
     assert any(n in text for n in names), text
 
