@@ -595,6 +595,9 @@ class _NleditAutoModel(PreTrainedModel):
             base_hub = {k: kwargs[k] for k in _BASE_HUB_KWARGS if k in kwargs}
             weights = resolve_base_weights(block, base, bool(check), base_hub)
             kwargs = {k: v for k, v in kwargs.items() if k not in _HUB_KWARGS}
+        # Hub kernels would replace the module forwards the gates hook (and fetch code): off
+        # unless the caller asks for them.
+        kwargs.setdefault("use_kernels", False)
         model = _edited_class(base_cls).from_pretrained(
             weights, *args, config=config.base_config(), **kwargs
         )

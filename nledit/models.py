@@ -172,7 +172,9 @@ def convert_gguf(gguf: Path, folder: Path) -> None:
     try:
         kw: dict[str, Any] = {"gguf_file": gguf.name, "trust_remote_code": False}
         tok = AutoTokenizer.from_pretrained(gguf.parent, **kw)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **kw)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, dtype=torch.float32, **kw, **NO_HUB_KERNELS
+        )
         # A dequantised model is a plain model: drop the GGUF quantiser so it can be saved.
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
@@ -218,7 +220,7 @@ def load_on_meta(folder: Path, task: str) -> None:
         task = detect_task(config, task)
         with _quiet_loading():
             model, info = _auto_class(task).from_pretrained(
-                folder, device_map="meta", output_loading_info=True, **kw
+                folder, device_map="meta", output_loading_info=True, **kw, **NO_HUB_KERNELS
             )
     except LOAD_ERRORS as err:
         raise ModelLoadError(f"model.id: cannot load {folder}: {load_reason(err)}") from None
@@ -243,6 +245,9 @@ def _refuse_missing(model: Any, info: dict[str, Any], origin: str, task: str) ->
         )
 
 
+# Hub kernels replace module forwards (which nledit's gates hook) with code fetched from the Hub;
+# transformers >= 5.2x turns them on by default. A base model is always loaded without them.
+NO_HUB_KERNELS: dict[str, Any] = {"use_kernels": False}
 GGUF_MAGIC = b"GGUF"
 EXPORT_MANIFEST = "nledit_manifest.json"  # what every nledit export carries
 
@@ -330,7 +335,7 @@ def load_model(spec: ModelSpec, source: ModelSource) -> tuple[Any, Any, str]:
         config = AutoConfig.from_pretrained(source.location, **kw)
         task = detect_task(config, spec.task)
         cls = _auto_class(task)
-        load_kw: dict[str, Any] = {**kw, "dtype": getattr(torch, spec.dtype)}
+        load_kw: dict[str, Any] = {**kw, **NO_HUB_KERNELS, "dtype": getattr(torch, spec.dtype)}
         if spec.device_map is not None:
             load_kw["device_map"] = spec.device_map
             if spec.max_memory:
