@@ -39,6 +39,7 @@ KNOWN_RUNTIMES = {
     "aa8658b5a258ea3e8628f672f54c83bdfc764aab5245d786e35a2b8faae4d50b": "0.1.0",
     "381c32a71b767f7188e31ea69167c96ac47a2982e0a8d6db2e2c1507d5df61bc": "0.1.0+leace",
     "58090499b204977c355d2cb8db2faf863ca191d7259d2e298789da92338a39c5": "0.1.0+quorum",
+    "d6bbf1037fcc934c83f027bf2e1d90c0afc8f0693b7059d35adc70e2026f72bb": "0.1.0+kernels",
 }
 _AUTO_TARGETS = gate.OWN_AUTO_MAP
 _SHA256 = re.compile(r"[0-9a-f]{64}")
