@@ -7,7 +7,7 @@ import os
 import sys
 import textwrap
 
-from .cli_errors import UNFORESEEN, USAGE_ERROR, describe, user_errors
+from .cli_errors import UNFORESEEN, USAGE_ERROR, describe, from_checkpoint_runtime, user_errors
 from .cli_help import EXAMPLES
 from .commands import runner
 from .threads import apply_threads, threads_option
@@ -207,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as err:
+        if not from_checkpoint_runtime(err):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
 
 
 if __name__ == "__main__":

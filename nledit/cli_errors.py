@@ -24,6 +24,13 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return (NleditError, NleditLoadError, FileNotFoundError, FileExistsError)
 
 
+def from_checkpoint_runtime(err: BaseException) -> bool:
+    """Whether ``err`` is the ``NleditLoadError`` of a run-time transformers loaded from a
+    checkpoint (a module of its own, so not the class ``user_errors`` names)."""
+    cls = type(err)
+    return cls.__name__ == "NleditLoadError" and cls.__module__.endswith(".modeling_nledit")
+
+
 def describe(err: BaseException) -> str:
     """A library or OS error as one line naming the file (and line) it concerns."""
     if isinstance(err, json.JSONDecodeError):

@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .export_files import MANIFEST_FILE, MODELING_FILE
+from .integrity import check_export
 from .lmeval_tasks import DEFAULT_TASKS, TaskDataError
 
 ModelArg = str | int | float | bool
@@ -45,6 +47,10 @@ def run_lm_eval(
     """
     import lm_eval
 
+    folder = Path(model_path)
+    marked = any((folder / name).exists() for name in (MANIFEST_FILE, MODELING_FILE))
+    if trust_remote_code and folder.is_dir() and marked:
+        check_export(folder, "run its code under lm-eval")  # an nledit export: only its run-time
     names = list(tasks)
     model_args: dict[str, ModelArg] = {
         "pretrained": str(model_path),
