@@ -81,7 +81,10 @@ def prepare_tasks(
     data_dir, work_dir = Path(data_dir).resolve(), Path(work_dir).resolve()
     unknown = sorted(set(tasks) - set(DEFAULT_TASKS))
     if unknown:
-        raise ValueError(f"prepare_tasks writes {' and '.join(DEFAULT_TASKS)}, not {unknown}")
+        raise TaskDataError(
+            f"tasks: the offline tasks are {' and '.join(DEFAULT_TASKS)}, not {unknown} "
+            "(--hub runs lm-eval's own tasks)"
+        )
     # Read and check everything before the task folder is touched.
     mmlu = _load_mmlu(data_dir, subjects) if TASK_MMLU in tasks else None
     wikitext = _load_wikitext(data_dir) if TASK_WIKITEXT in tasks else None

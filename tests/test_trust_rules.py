@@ -205,3 +205,33 @@ def test_a_saved_edit_at_a_layer_the_model_lacks_is_refused_when_applied(
     model = AutoModelForCausalLM.from_pretrained(str(tiny_models["llama"]))
     with pytest.raises(NleditError, match="layer 99"), edit.applied(model):
         model(input_ids=torch.tensor([[1, 2]]))
+
+
+def test_fit_never_touches_a_users_folders_beside_its_output(
+    tiny_models, tiny_data, make_recipe, tmp_path: Path, capsys
+) -> None:
+    tmp_like = tmp_path / ".out.tmp-12345-mine"
+    old_like = tmp_path / ".out.old-1-mine"
+    tmp_like.mkdir()
+    (tmp_like / "notes.txt").write_text("mine")
+    (old_like / "out").mkdir(parents=True)
+    (old_like / "out" / "thesis.txt").write_text("mine")
+    recipe = make_recipe(tiny_models["llama"], tiny_data)
+    code, _ = cli(["fit", str(recipe), "--out", str(tmp_path / "out")], capsys)
+    assert code == 0 and (tmp_path / "out" / "nledit_fit.json").is_file()
+    assert (tmp_like / "notes.txt").read_text() == "mine"
+    assert (old_like / "out" / "thesis.txt").read_text() == "mine"
+
+
+def test_eval_with_an_unknown_task_leaves_temp_folders_of_others(export: Path, capsys) -> None:
+    import tempfile
+
+    mine = Path(tempfile.mkdtemp(prefix="nledit-lmeval-1-"))
+    (mine / "keep.txt").write_text("mine")
+    try:
+        argv = ["eval", str(export), "--tasks", "no_such_task", "--data-dir", str(export)]
+        code, text = cli(argv, capsys)
+        assert code == 2 and "no_such_task" in text, text
+        assert (mine / "keep.txt").read_text() == "mine"
+    finally:
+        shutil.rmtree(mine)
