@@ -87,14 +87,23 @@ def manifest_problems(doc: dict[str, Any]) -> list[str]:
     )
     if doc.get("weights", "copy") not in ("copy", "reference"):
         problems.append(f"{where}: weights {doc.get('weights')!r} is neither copy nor reference")
-    if isinstance(doc.get("edits"), list) and not all(isinstance(e, dict) for e in doc["edits"]):
-        problems.append(f"{where}: edits must be objects")
+    if isinstance(doc.get("edits"), list) and not all(_edit_entry(e) for e in doc["edits"]):
+        problems.append(f"{where}: every edit needs a name, a layer and an operator")
     weights = doc.get("base_weights")
     if isinstance(weights, list) and not all(
         isinstance(w, str) and is_weight_file(w) for w in weights
     ):
         problems.append(f"{where}: base_weights names something other than weight files")
     return problems
+
+
+def _edit_entry(entry: Any) -> bool:
+    """An edit as the manifest records it (edit_summaries): name, layer, operator (name)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        return False
+    op = entry.get("operator")
+    name = op.get("name") if isinstance(op, dict) else op
+    return type(entry.get("layer")) is int and isinstance(name, str)
 
 
 def block_problems(block: Any) -> list[str]:

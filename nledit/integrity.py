@@ -230,7 +230,11 @@ def inspect_export(out: Path) -> Findings:
     check_files(out, manifest, findings)
     check_code(out, findings)
     if check_contents(out, manifest, findings):  # agreement needs well-formed contents
-        check_agreement(out, manifest, findings)
+        try:
+            check_agreement(out, manifest, findings)
+        except (TypeError, AttributeError) as err:  # a field of a type nledit never writes
+            why = f"the edits of config.json or {MANIFEST_FILE} are malformed ({err})"
+            findings.add("config, ranges and manifest agree", False, why)
     return findings
 
 
