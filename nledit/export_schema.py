@@ -132,6 +132,30 @@ def block_problems(block: Any) -> list[str]:
     return problems
 
 
+_DTYPES = ("auto", "float32", "float16", "bfloat16", "float64")
+
+
+def config_problems(config: dict[str, Any]) -> list[str]:
+    """config.json's own fields transformers reads before any model code: the dtype."""
+    problems = []
+    for key in ("dtype", "torch_dtype"):
+        if key in config and config[key] is not None and config[key] not in _DTYPES:
+            problems.append(f"{CONFIG_FILE}: {key} {config[key]!r} is not one of {_DTYPES}")
+    return problems
+
+
+def tokenizer_problems(out: Path) -> list[str]:
+    """The tokenizer files load (with no code of the folder's own: that was refused before)."""
+    from transformers import AutoTokenizer
+
+    try:
+        AutoTokenizer.from_pretrained(str(out), trust_remote_code=False)
+    except Exception as err:  # whatever a corrupted tokenizer file makes transformers raise
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        return [f"tokenizer files (tokenizer.json, tokenizer_config.json): cannot load ({first})"]
+    return []
+
+
 def _base_weights_problems(ref: Any, where: str) -> list[str]:
     files = ref.get("files") if isinstance(ref, dict) else None
     if not isinstance(files, dict) or not files:

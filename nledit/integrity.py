@@ -176,9 +176,13 @@ def check_contents(out: Path, manifest: dict[str, Any], findings: Findings) -> b
     block = config.get("nledit") if isinstance(config, dict) else None
     problems += export_schema.block_problems(block)
     problems += export_schema.index_problems(out, files)
+    if isinstance(config, dict):
+        problems += export_schema.config_problems(config)
     if not problems:
         problems += export_schema.ranges_problems(out, config)
         problems += export_schema.reference_problems(out, config)
+    if not problems and not findings.failures():  # no foreign code: safe to read with transformers
+        problems += export_schema.tokenizer_problems(out)
     findings.add("every file holds what nledit writes", not problems, "; ".join(problems))
     return not problems
 

@@ -281,7 +281,7 @@ def test_a_mutated_export_is_refused_or_loads_only_nledit_code(trusted_folders, 
 
         # what generate and eval do next; a mutation that passed must be harmless
         AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
-        AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)
+        AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)  # config's dtype
         event("accepted")
         assert not any(t.endswith(".py") for t in touched), touched
     finally:

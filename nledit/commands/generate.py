@@ -64,7 +64,7 @@ def run_generate(args: argparse.Namespace) -> int:
         raise IntegrityError("--max-new-tokens ≥ 1, 0 < --top-p ≤ 1 and --temperature > 0")
     if args.json_out:
         check_json_target(Path(args.json_out))
-    manifest = check_export(out, "run its code").manifest
+    manifest = check_export(out, "run its code", logits=True).manifest
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
