@@ -20,7 +20,7 @@ from .manifest import describe_checkpoint, edit_summaries
 from .outdir import atomic_dir, check_destination
 from .perplexity import load_text, perplexity
 from .provenance import check_fingerprint, model_fingerprint
-from .recipe import Recipe, edit_hash, recipe_hash
+from .recipe import Recipe, edit_hash, edit_name, recipe_hash
 from .results import result_files, summary
 from .version import __version__
 
@@ -267,6 +267,14 @@ def load_fit(fit_dir: Path, recipe: Recipe, text: str) -> Fitted:
         gate.check_fits(gates, layout.hidden_size, layout.n_layers)
     except gate.NleditLoadError as err:
         raise ExportError(f"{fit_dir / FIT_GATES}: {err}") from None
+    placed = {edit_name(e, i): layer for i, (e, layer) in enumerate(zip(recipe.edits, layers))}
+    for g in gates:  # each gate of an edit at the layer the recipe resolves for it
+        if placed.get(g.spec.get("edit")) != g.spec["layer"]:
+            raise ExportError(
+                f"{fit_dir / FIT_GATES}: gate {g.spec['name']!r} is at layer {g.spec['layer']}, "
+                f"not where the recipe puts edit {g.spec.get('edit')!r} "
+                f"({placed.get(g.spec.get('edit'), 'no such edit')})"
+            )
     return Fitted(
         recipe,
         text,

@@ -235,3 +235,27 @@ def test_eval_with_an_unknown_task_leaves_temp_folders_of_others(export: Path, c
         assert (mine / "keep.txt").read_text() == "mine"
     finally:
         shutil.rmtree(mine)
+
+
+def test_a_fit_folder_with_gates_moved_to_another_layer_is_refused(
+    trusted_folders, tmp_path: Path, capsys
+) -> None:
+    folder = tmp_path / "fit"
+    shutil.copytree(trusted_folders["fit"], folder)
+    name = "nledit_fit_ranges.safetensors"
+    with safe_open(str(folder / name), framework="pt") as f:
+        meta = f.metadata() or {}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    doc = json.loads(meta["nledit"])
+    for spec in doc["edits"]:
+        spec["layer"] = 0  # a layer the model has, not the one the recipe resolves
+    meta["nledit"] = json.dumps(doc, sort_keys=True)
+    save_file(tensors, str(folder / name), metadata=meta)
+    fit_meta = json.loads((folder / "nledit_fit.json").read_text())
+    fit_meta["gates"] = doc["edits"]
+    (folder / "nledit_fit.json").write_text(json.dumps(fit_meta))
+    out = tmp_path / "out"
+    argv = ["export", str(folder), "--out", str(out), "--set", "eval.enabled=false"]
+    code, text = cli(argv, capsys)
+    assert code == 2 and name in text and "not where the recipe puts" in text, text
+    assert not out.exists()
