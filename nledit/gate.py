@@ -360,8 +360,9 @@ def load_gates(
     except Exception as err:  # a truncated or foreign file
         raise NleditLoadError(f"cannot read range tensors {path}: {err}") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise NleditLoadError(f"{path}: not an nledit range file (format {meta.get('format')!r})")
-    if not isinstance(meta, dict) or meta.get("edits") != specs:
+        found = meta.get("format") if isinstance(meta, dict) else meta
+        raise NleditLoadError(f"{path}: not an nledit range file (format {found!r})")
+    if meta.get("edits") != specs:
         raise NleditLoadError(f"{path}: the edits in the range file differ from config.json")
     expected = {f"{s['name']}.{key}" for s in specs for key in tensor_names(s)}
     missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
@@ -504,8 +505,8 @@ OWN_AUTO_MAP = {
 }
 
 
-def _auto_maps(doc: Any, top: bool = True) -> list[Any]:
-    """Every ``auto_map`` value in a JSON document (config.json's own one excluded by caller)."""
+def _auto_maps(doc: Any, top: bool = True) -> list[tuple[bool, Any]]:
+    """Every ``auto_map`` value in a JSON document, with whether it sits at the top level."""
     found = []
     if isinstance(doc, dict):
         for key, value in doc.items():
