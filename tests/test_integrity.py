@@ -22,7 +22,7 @@ from nledit.cli import main
 from nledit.integrity import MANIFEST_FILE, inspect_export, walk
 from nledit.models import CACHE_RECORD, cache_problem
 from nledit.outdir import atomic_dir, clean_leftovers, clean_stale_temp, scratch_dir, workspace
-from nledit.owned import OWNER_FILE, owner_of
+from nledit.owned import OWNER_FILE, owner_of, remove_owned
 
 FAST = ["--set", "eval.enabled=false"]
 PAYLOAD = "import pathlib; pathlib.Path({marker!r}).write_text('ran')\n"
@@ -273,6 +273,7 @@ def test_a_live_writer_is_left_alone(tmp_path: Path) -> None:
     busy = workspace(tmp_path / "out", "tmp")  # this process is alive
     assert clean_leftovers(tmp_path / "out") == []
     assert busy.is_dir()
+    assert remove_owned(busy) and not busy.exists()
 
 
 @pytest.mark.parametrize("kind", ["tmp", "old"])
