@@ -237,7 +237,9 @@ MUTATIONS = [add_code, add_file, add_auto_map, corrupt_json, corrupt_tensor, cor
 @st.composite
 def mutated(draw: Callable, source: Path) -> tuple[Path, list[str]]:
     """A fresh copy of ``source`` with one to three random mutations; the files they touched."""
-    work = Path(tempfile.mkdtemp(prefix="nledit-fuzz-"))
+    # beside the pristine folders: pytest removes them with its temp folders, even the copies of
+    # examples hypothesis drew and then discarded
+    work = Path(tempfile.mkdtemp(prefix="mutated-", dir=source.parent))
     folder = work / source.name
     shutil.copytree(source, folder)
     touched = []
@@ -346,7 +348,7 @@ FIT_MUTATIONS = [add_file, corrupt_json, corrupt_tensor, corrupt_specs]
 def test_a_mutated_fit_folder_exports_validated_or_is_refused(
     trusted_folders, data, capsys
 ) -> None:
-    work = Path(tempfile.mkdtemp(prefix="nledit-fuzz-"))
+    work = Path(tempfile.mkdtemp(prefix="mutated-", dir=trusted_folders["root"]))
     folder = work / "fit"
     shutil.copytree(trusted_folders["fit"], folder)
     touched = [data.draw(st.sampled_from(FIT_MUTATIONS))(data.draw, folder)]
