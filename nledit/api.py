@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from .arch import find_layout, resolve_layer
+from .building import STEER_STRENGTH, build, prepare
 from .concept import ConceptModel
 from .data import Examples, _digest, load_concept_data
 from .edit import Edit
@@ -22,13 +23,10 @@ from .generate import Comparison, Decoding, compare
 from .inputs import data_spec, edit_specs, examples, prompt_spec
 from .manifest import describe_checkpoint, edit_summaries
 from .models import detect_task, resolve_source
-from .operators import needs_general_mean, needs_leace
 from .outdir import check_destination
 from .pipeline import REFERENCE_TEXTS
 from .pipeline import run as run_recipe
-from .prepare import gates as edit_gates
-from .prepare import mean_source, needs_samples, statistics
-from .recipe import EDIT_FIELDS, ModelSpec, Recipe, edit_hash, edit_name, recipe_hash
+from .recipe import EDIT_FIELDS, EvalSpec, ModelSpec, Recipe, edit_hash, edit_name, recipe_hash
 from .recipe import load_recipe as load
 from .text import load_text
 
@@ -51,6 +49,7 @@ def fit(
     batch_size: int = 8,
     max_length: int = 256,
     baselines: tuple[str, ...] = ("neuron",),
+    steer_strength: float = STEER_STRENGTH,
     model_id: str | None = None,
 ) -> Edit:
     """Fit ``edits`` on ``model`` (a transformers model in memory) from ``data``.
@@ -59,9 +58,10 @@ def fit(
     recipe data spec (its fitting split is used). ``edits``: recipe edit entries, e.g.
     ``[{"concepts": ["Sports"], "layer": -1, "top_p": 0.3}]``. ``prompt``: the recipe's prompt
     section (for a causal LM the model is read at the prompt's last token); in-memory data
-    brings its few-shot examples as ``shots`` (pairs). ``baselines``: ``("neuron",)`` also
-    builds the neuron-masking gates. ``model_id`` (default: the model's ``name_or_path``)
-    names the base model in exports.
+    brings its few-shot examples as ``shots`` (pairs). ``baselines``: the comparison edits built
+    beside it, as the recipe's ``eval.baselines`` (``neuron``, ``steer``, ``ablate``, ``leace``,
+    ``paper``; ``steer_strength`` is the steering baseline's a). ``model_id`` (default: the
+    model's ``name_or_path``) names the base model in exports.
     """
     specs = edit_specs(edits)
     pspec = prompt_spec(prompt)
@@ -90,23 +90,14 @@ def fit(
         shot_ex = Examples([], [])
     cm = ConceptModel(model, tokenizer, task, layout, names, pspec, shot_ex, max_length)
     layers = [resolve_layer(e.layer, layout.n_layers) for e in specs]
-    means = any(needs_general_mean(e.operator.name) for e in specs)
-    prep = statistics(
-        cm,
-        fit_ex,
-        layers,
-        batch_size,
-        seed,
-        samples=needs_samples(specs),
-        general_mean=mean_source(specs) if means else None,
-        leace=needs_leace(specs),
-    )
-    modes = ("range", "neuron") if "neuron" in baselines else ("range",)
-    gates, baseline = [], []
-    for i, (e, layer) in enumerate(zip(specs, layers)):
-        for _, built in edit_gates(prep, e, i, layer, modes):
-            gates.append(built["range"])
-            baseline += [built["neuron"]] if "neuron" in built else []
+    known = set(EvalSpec.model_fields["baselines"].annotation.__args__[0].__args__)
+    unknown = [b for b in baselines if b not in known]
+    if unknown:
+        raise EditError(f"baselines: unknown {unknown}; the baselines are {sorted(known)}")
+    wanted = list(baselines)
+    prep = prepare(cm, fit_ex, specs, layers, batch_size, seed, wanted)
+    built = build(prep, specs, layers, layout.n_layers, wanted, steer_strength=steer_strength)
+    gates, baseline = built.gates, built.baseline
     model_def = ModelSpec(id=_model_id(model, model_id)).model_dump(
         mode="json", include=EDIT_FIELDS["model"]
     )

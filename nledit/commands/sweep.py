@@ -26,12 +26,12 @@ import torch
 
 from .. import operators
 from ..arch import resolve_layer
+from ..building import prepare
 from ..evaluate import Condition, _metrics, calibrate, label_probs
-from ..fit import _mean_text, load_for_recipe
+from ..fit import load_for_recipe
 from ..gate import RangeGate, tensor_names
-from ..operators import needs_leace
 from ..perplexity import load_text, perplexity
-from ..prepare import Prepared, needs_samples, statistics
+from ..prepare import Prepared
 from ..prepare import gates as edit_gates
 from ..recipe import Recipe, load_recipe_text, recipe_hash
 from ..version import __version__
@@ -148,18 +148,7 @@ def sweep(recipe: Recipe, text: str, command: str | None = None, log: Any = prin
     t1 = time.perf_counter()
     wanted = sorted(set(at))
     log(f"statistics: {len(data.fit)} examples, one pass for layer(s) {wanted}")
-    first = recipe.model_copy(update={"edits": [edit]})
-    prep = statistics(
-        cm,
-        data.fit,
-        wanted,
-        recipe.batch_size,
-        recipe.seed,
-        samples=needs_samples([edit]),
-        general_mean=_mean_text(first),
-        desc="statistics",
-        leace=needs_leace([edit]),
-    )
+    prep = prepare(cm, data.fit, [edit], wanted, recipe.batch_size, recipe.seed, desc="statistics")
     t2 = time.perf_counter()
     points = build_points(recipe, over, values, at, prep)
     conds = _conditions(points)
