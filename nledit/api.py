@@ -24,11 +24,11 @@ from .inputs import data_spec, edit_specs, examples, prompt_spec
 from .manifest import describe_checkpoint, edit_summaries
 from .models import detect_task, resolve_source
 from .outdir import check_destination
+from .perplexity import general_perplexity
 from .pipeline import REFERENCE_TEXTS
 from .pipeline import run as run_recipe
 from .recipe import EDIT_FIELDS, EvalSpec, ModelSpec, Recipe, edit_hash, edit_name, recipe_hash
 from .recipe import load_recipe as load
-from .text import load_text
 
 
 def _model_id(model: Any, model_id: str | None) -> str:
@@ -157,21 +157,16 @@ def evaluate(
     cm = _concept_model(model, tokenizer, edit)
     conds = conditions_of(edit.gates + (edit.baseline if baselines else []))
     result = measure(cm, ex, conds, batch_size, curate, calibrate)
-    if perplexity_source and perplexity_text is None:
-        perplexity_text = load_text(perplexity_source, "perplexity_source")
-    if perplexity_text and cm.is_lm and perplexity_windows:
-        from .perplexity import perplexity
-
-        result.perplexity = perplexity(
-            model,
-            cm.layout,
-            tokenizer,
-            perplexity_text,
-            conds,
-            perplexity_window,
-            perplexity_windows,
-            batch_size,
-        )
+    result.perplexity = general_perplexity(
+        cm,
+        conds,
+        perplexity_window,
+        perplexity_windows,
+        batch_size,
+        text=perplexity_text,
+        source=perplexity_source or "",
+        field="perplexity_source",
+    )
     return result.to_dict()
 
 

@@ -30,7 +30,7 @@ from ..building import prepare
 from ..evaluate import Condition, _metrics, calibrate, label_probs
 from ..fit import load_for_recipe
 from ..gate import RangeGate, tensor_names
-from ..perplexity import load_text, perplexity
+from ..perplexity import general_perplexity
 from ..prepare import Prepared
 from ..prepare import gates as edit_gates
 from ..recipe import Recipe, load_recipe_text, recipe_hash
@@ -163,19 +163,16 @@ def sweep(recipe: Recipe, text: str, command: str | None = None, log: Any = prin
     ev = data.eval
     probs = label_probs(cm, ev.texts, conds, recipe.batch_size)
     t4 = time.perf_counter()
-    ppl: dict[str, float] = {}
     e = recipe.eval
-    if e.perplexity_source and e.perplexity_windows and cm.is_lm:
-        ppl = perplexity(
-            cm.model,
-            layout,
-            cm.tokenizer,
-            load_text(e.perplexity_source, steps=e.perplexity_preprocess),
-            conds,
-            e.perplexity_window,
-            e.perplexity_windows,
-            recipe.batch_size,
-        )
+    ppl = general_perplexity(
+        cm,
+        conds,
+        e.perplexity_window,
+        e.perplexity_windows,
+        recipe.batch_size,
+        source=e.perplexity_source,
+        steps=e.perplexity_preprocess,
+    )
     t5 = time.perf_counter()
     gold = torch.tensor(ev.labels)
     preds = {k: cm.predict(p) for k, p in probs.items()}
