@@ -23,17 +23,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from .. import operators
 from ..arch import resolve_layer
 from ..building import prepare
+from ..errors import EditError
 from ..evaluate import Condition, _metrics, calibrate, label_probs
 from ..fit import load_for_recipe
 from ..gate import RangeGate, tensor_names
 from ..perplexity import general_perplexity
 from ..prepare import Prepared
 from ..prepare import gates as edit_gates
-from ..recipe import Recipe, load_recipe_text, recipe_hash
+from ..recipe import EditSpec, Recipe, load_recipe_text, recipe_hash
 from ..version import __version__
 from .args import check_outputs as check_folders
 from .args import recipe_from_args
@@ -113,6 +115,15 @@ def _conditions(points: list[SweepPoint]) -> list[Condition]:
     return conds
 
 
+def swept_edit(edit: EditSpec, over: str, value: int | float) -> EditSpec:
+    """``edit`` with ``over`` set to ``value``, validated as a recipe edit (its bounds)."""
+    try:
+        return EditSpec.model_validate({**edit.model_dump(), over: value})
+    except ValidationError as err:
+        why = "; ".join(e["msg"] for e in err.errors())
+        raise EditError(f"sweep.values: {over} = {value!r} is not a valid edit ({why})") from None
+
+
 def build_points(
     recipe: Recipe, over: str, values: list[int | float], layers: list[int], prep: Prepared
 ) -> list[SweepPoint]:
@@ -120,7 +131,7 @@ def build_points(
     edit = recipe.edits[0]
     points = []
     for value, layer in zip(values, layers):
-        changed = edit if over == "layer" else edit.model_copy(update={over: value})
+        changed = edit if over == "layer" else swept_edit(edit, over, value)
         for table, built in edit_gates(prep, changed, 0, layer, METHODS):
             for method in METHODS:
                 points.append(SweepPoint(value, method, table.concept, layer, built[method]))
