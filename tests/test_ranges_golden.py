@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 from ranges_golden import GOLDEN, ROOT, ranges_digest
 
+from nledit.plan import missing_files
+from nledit.recipe import load_recipe
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
@@ -33,4 +36,8 @@ def test_the_golden_file_covers_the_recipes_this_machine_runs() -> None:
 def test_ranges_are_byte_identical(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)  # recipes name their files from the repository root
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert ranges_digest(Path("recipes") / name) == DIGESTS[name]
+    path = Path("recipes") / name
+    missing = [p for p in missing_files(load_recipe(path)[0]) if "no such file: ../" in p]
+    if missing:  # data kept outside the repository, which this checkout lacks
+        pytest.skip(missing[0])
+    assert ranges_digest(path) == DIGESTS[name]
