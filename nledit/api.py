@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from .arch import find_layout, resolve_layer
+from .building import STEER_STRENGTH, build, prepare
 from .concept import ConceptModel
 from .data import Examples, _digest, load_concept_data
 from .edit import Edit
@@ -22,16 +23,13 @@ from .generate import Comparison, Decoding, compare
 from .inputs import data_spec, edit_specs, examples, prompt_spec
 from .manifest import describe_checkpoint, edit_summaries
 from .models import detect_task, resolve_source
-from .operators import needs_general_mean, needs_leace
 from .outdir import check_destination
+from .perplexity import general_perplexity
 from .pipeline import REFERENCE_TEXTS
 from .pipeline import run as run_recipe
-from .prepare import gates as edit_gates
-from .prepare import mean_source, needs_samples, statistics
 from .provenance import same_model_id
-from .recipe import EDIT_FIELDS, ModelSpec, Recipe, edit_hash, edit_name, recipe_hash
+from .recipe import EDIT_FIELDS, EvalSpec, ModelSpec, Recipe, edit_hash, edit_name, recipe_hash
 from .recipe import load_recipe as load
-from .text import load_text
 
 
 def _model_id(model: Any, model_id: str | None) -> str:
@@ -52,6 +50,7 @@ def fit(
     batch_size: int = 8,
     max_length: int = 256,
     baselines: tuple[str, ...] = ("neuron",),
+    steer_strength: float = STEER_STRENGTH,
     model_id: str | None = None,
 ) -> Edit:
     """Fit ``edits`` on ``model`` (a transformers model in memory) from ``data``.
@@ -60,9 +59,10 @@ def fit(
     recipe data spec (its fitting split is used). ``edits``: recipe edit entries, e.g.
     ``[{"concepts": ["Sports"], "layer": -1, "top_p": 0.3}]``. ``prompt``: the recipe's prompt
     section (for a causal LM the model is read at the prompt's last token); in-memory data
-    brings its few-shot examples as ``shots`` (pairs). ``baselines``: ``("neuron",)`` also
-    builds the neuron-masking gates. ``model_id`` (default: the model's ``name_or_path``)
-    names the base model in exports.
+    brings its few-shot examples as ``shots`` (pairs). ``baselines``: the comparison edits built
+    beside it, as the recipe's ``eval.baselines`` (``neuron``, ``steer``, ``ablate``, ``leace``,
+    ``paper``; ``steer_strength`` is the steering baseline's a). ``model_id`` (default: the
+    model's ``name_or_path``) names the base model in exports.
     """
     specs = edit_specs(edits)
     pspec = prompt_spec(prompt)
@@ -91,23 +91,14 @@ def fit(
         shot_ex = Examples([], [])
     cm = ConceptModel(model, tokenizer, task, layout, names, pspec, shot_ex, max_length)
     layers = [resolve_layer(e.layer, layout.n_layers) for e in specs]
-    means = any(needs_general_mean(e.operator.name) for e in specs)
-    prep = statistics(
-        cm,
-        fit_ex,
-        layers,
-        batch_size,
-        seed,
-        samples=needs_samples(specs),
-        general_mean=mean_source(specs) if means else None,
-        leace=needs_leace(specs),
-    )
-    modes = ("range", "neuron") if "neuron" in baselines else ("range",)
-    gates, baseline = [], []
-    for i, (e, layer) in enumerate(zip(specs, layers)):
-        for _, built in edit_gates(prep, e, i, layer, modes):
-            gates.append(built["range"])
-            baseline += [built["neuron"]] if "neuron" in built else []
+    known = set(EvalSpec.model_fields["baselines"].annotation.__args__[0].__args__)
+    unknown = [b for b in baselines if b not in known]
+    if unknown:
+        raise EditError(f"baselines: unknown {unknown}; the baselines are {sorted(known)}")
+    wanted = list(baselines)
+    prep = prepare(cm, fit_ex, specs, layers, batch_size, seed, wanted)
+    built = build(prep, specs, layers, layout.n_layers, wanted, steer_strength=steer_strength)
+    gates, baseline = built.gates, built.baseline
     model_def = ModelSpec(id=_model_id(model, model_id)).model_dump(
         mode="json", include=EDIT_FIELDS["model"]
     )
@@ -167,21 +158,16 @@ def evaluate(
     cm = _concept_model(model, tokenizer, edit)
     conds = conditions_of(edit.gates + (edit.baseline if baselines else []))
     result = measure(cm, ex, conds, batch_size, curate, calibrate)
-    if perplexity_source and perplexity_text is None:
-        perplexity_text = load_text(perplexity_source, "perplexity_source")
-    if perplexity_text and cm.is_lm and perplexity_windows:
-        from .perplexity import perplexity
-
-        result.perplexity = perplexity(
-            model,
-            cm.layout,
-            tokenizer,
-            perplexity_text,
-            conds,
-            perplexity_window,
-            perplexity_windows,
-            batch_size,
-        )
+    result.perplexity = general_perplexity(
+        cm,
+        conds,
+        perplexity_window,
+        perplexity_windows,
+        batch_size,
+        text=perplexity_text,
+        source=perplexity_source or "",
+        field="perplexity_source",
+    )
     return result.to_dict()
 
 

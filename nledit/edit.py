@@ -22,6 +22,7 @@ from torch import nn
 from . import gate
 from .data import Examples
 from .errors import EditError
+from .export import method_gates
 from .recipe import PromptSpec
 from .version import __version__
 
@@ -52,12 +53,7 @@ class Edit:
 
     def gates_for(self, method: str = "range") -> list[gate.RangeGate]:
         """The edit's gates (``range``) or its neuron-masking baseline (``neuron``)."""
-        if method == "range":
-            return self.gates
-        chosen = [g for g in self.baseline if g.spec["mode"] == method]
-        if len(chosen) != len(self.gates):
-            raise EditError(f"method: this edit holds no {method} gates (fit with baselines)")
-        return chosen
+        return method_gates(self.gates, self.baseline, method)
 
     @contextlib.contextmanager
     def applied(self, model: nn.Module, method: str = "range") -> Iterator[nn.Module]:

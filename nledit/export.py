@@ -61,6 +61,32 @@ class ExportError(NleditError, RuntimeError):
     """The checkpoint cannot be written."""
 
 
+def method_gates(
+    gates: list[gate.RangeGate],
+    baseline: list[gate.RangeGate],
+    method: str,
+    field: str = "method",
+) -> list[gate.RangeGate]:
+    """The gates a checkpoint of ``method`` carries: the range edit ``gates``, or (``neuron``)
+    the neuron-masking gates among ``baseline``, one per edit gate. ``field`` names the
+    setting in the error (``output.method`` for a recipe, ``method`` for the API)."""
+    if method == "range":
+        return gates
+    leace = [g.spec["edit"] for g in gates if g.spec["operator"] == "leace"]
+    if leace:
+        raise ExportError(
+            f"{field}: {method} does not apply to the LEACE edit {leace[0]!r}: it acts on "
+            "the whole hidden state and has no neuron-masking baseline"
+        )
+    chosen = [g for g in baseline if g.spec["mode"] == method]
+    if len(chosen) != len(gates):
+        raise ExportError(
+            f"{field}: {method} needs the {method}-masking gates; this fit has none "
+            f"(add {method} to the baselines and fit again)"
+        )
+    return chosen
+
+
 def source_folder(source: ModelSource) -> Path:
     """The local folder holding the base model's files (the Hub cache for a Hub id)."""
     if source.kind != "hub":

@@ -7,22 +7,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
-from . import curation, paper
+from . import curation
 from .arch import Layout, find_layout, resolve_layer
 from .batching import resolve_batch_size
+from .building import build, prepare
 from .collect import ConceptStats
 from .concept import ConceptModel
 from .data import ConceptData, DataError, Examples, check_concepts, load_concept_data
 from .gate import RangeGate
 from .models import ModelSource, load_model, resolve_source
-from .operators import needs_general_mean, needs_leace
 from .plan import missing_files
-from .prepare import gates as edit_gates
-from .prepare import general_means, leace_gate, mean_source, needs_samples, statistics
-from .ranges import RangeTable, vector_gate
-from .recipe import Recipe, edit_name
+from .prepare import general_means
+from .ranges import RangeTable
+from .recipe import Recipe
 from .reservoir import Reservoir
 from .threads import apply_threads
 
@@ -119,44 +116,29 @@ def fit(
     if shard is not None:
         index, count = shard
         examples = Examples(examples.texts[index::count], examples.labels[index::count])
-    prep = statistics(
+    prep = prepare(
         cm,
         examples,
-        sorted(set(layers) | paper.extra_layers(recipe, layout.n_layers)),
+        recipe.edits,
+        layers,
         recipe.batch_size,
         recipe.seed,
-        samples=needs_samples(recipe.edits),
-        general_mean=_mean_text(recipe),
-        reduce=reduce,
-        leace=needs_leace(recipe.edits, recipe.eval.baselines),
+        recipe.eval.baselines,
+        reduce,
     )
     stats, reservoir = prep.stats, prep.reservoir
     t2 = time.perf_counter()
-    tables, gates, baseline = [], [], []
-    vectors: set[tuple[str, int, int]] = set()
-    neuron = "neuron" in recipe.eval.baselines or recipe.output.method == "neuron"
-    chosen = recipe.eval.baseline_edits
-    for i, (edit, layer) in enumerate(zip(recipe.edits, layers)):
-        # eval.baseline_edits limits the neuron baseline to the edits it names
-        named = chosen is None or edit_name(edit, i) in chosen or recipe.output.method == "neuron"
-        modes = ("range", "neuron") if neuron and named else ("range",)
-        for table, built in edit_gates(prep, edit, i, layer, modes):
-            tables.append(table)
-            gates.append(built["range"])
-            if neuron and "neuron" in built:
-                baseline.append(built["neuron"])
-            for method in ("steer", "ablate", "leace"):
-                # whole-vector baselines depend on the concept and layer only: one per pair
-                pair = (method, table.concept_id, table.layer)
-                if method in recipe.eval.baselines and pair not in vectors:
-                    vectors.add(pair)
-                    strength = recipe.eval.steer_strength
-                    baseline.append(
-                        leace_gate(prep, table, edit.positions, method)
-                        if method == "leace"
-                        else vector_gate(table, edit, stats, method, strength)
-                    )
-    baseline += paper.paper_gates(recipe, prep, layout.n_layers)
+    built = build(
+        prep,
+        recipe.edits,
+        layers,
+        layout.n_layers,
+        recipe.eval.baselines,
+        baseline_edits=recipe.eval.baseline_edits,
+        steer_strength=recipe.eval.steer_strength,
+        neuron_export=recipe.output.method == "neuron",
+    )
+    tables, gates, baseline = built.tables, built.gates, built.baseline
     timings = {"load_s": t1 - t0, "fit_pass_s": t2 - t1, "ranges_s": time.perf_counter() - t2}
     return Fitted(
         recipe,
@@ -173,19 +155,3 @@ def fit(
         reservoir,
         timings,
     )
-
-
-def _mean_text(recipe: Recipe) -> tuple[str, str] | None:
-    """The general text for the edits' operators that read a general mean (None: no such
-    operator, so no mean is computed)."""
-    if not any(needs_general_mean(e.operator.name) for e in recipe.edits):
-        return None
-    return mean_source(recipe.edits)
-
-
-def _general_mean(
-    recipe: Recipe, cm: ConceptModel, layout: Layout, stats: ConceptStats
-) -> dict[int, torch.Tensor] | None:
-    """Per-layer neuron means for the edits' general-mean operators (see ``prepare``)."""
-    where = _mean_text(recipe)
-    return None if where is None else general_means(*where, cm, stats, recipe.batch_size)

@@ -8,6 +8,8 @@ from the same statistics pass (the last layer is added to it). The checkpoint ne
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 from .gate import RangeGate
 from .prepare import Prepared
 from .prepare import gates as build
@@ -28,18 +30,16 @@ def paper_edit(edit: EditSpec) -> EditSpec:
     return EditSpec.model_validate({"name": edit.name, "concepts": edit.concepts, **DEFAULT})
 
 
-def extra_layers(recipe: Recipe, n_layers: int) -> set[int]:
+def extra_layers(baselines: Iterable[str], n_layers: int) -> set[int]:
     """Layers the statistics pass must cover for the comparison (the last one, if asked)."""
-    return {n_layers - 1} if wanted(recipe) else set()
+    return {n_layers - 1} if METHOD in baselines else set()
 
 
-def paper_gates(recipe: Recipe, prep: Prepared, n_layers: int) -> list[RangeGate]:
-    """Range gates of the paper's default for every edit of the recipe (method ``paper``),
-    built by the one gate-building path every command uses."""
-    if not wanted(recipe):
-        return []
+def paper_gates(edits: Sequence[EditSpec], prep: Prepared, n_layers: int) -> list[RangeGate]:
+    """Range gates of the paper's default for every edit (method ``paper``), built by the one
+    gate-building path every command uses."""
     gates = []
-    for i, edit in enumerate(recipe.edits):
+    for i, edit in enumerate(edits):
         for _, built in build(prep, paper_edit(edit), i, n_layers - 1):
             gate = built["range"]
             gate.spec["method"] = METHOD

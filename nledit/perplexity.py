@@ -16,7 +16,31 @@ from .headnll import DeferredHead, direct_head
 from .localhead import Firing, window_nll
 from .text import load_text, windows
 
-__all__ = ["PerplexityError", "load_text", "perplexity", "windows"]
+__all__ = ["PerplexityError", "general_perplexity", "load_text", "perplexity", "windows"]
+
+
+def general_perplexity(
+    cm: Any,
+    conditions: list[Condition],
+    window: int,
+    count: int,
+    batch_size: int,
+    *,
+    text: str | None = None,
+    source: str = "",
+    field: str = "eval.perplexity_source",
+    steps: list[str] | tuple[str, ...] = (),
+) -> dict[str, float]:
+    """Perplexity of each condition on general text (``text``, or read from ``source``, the
+    recipe's ``field``, after ``steps``) for the concept model ``cm``; empty when there is
+    no text, no window to score or the model is not a causal LM. Every job measures it here."""
+    if not count or not cm.is_lm or not (text or source):
+        return {}
+    if text is None:
+        text = load_text(source, field, steps)
+    return perplexity(
+        cm.model, cm.layout, cm.tokenizer, text, conditions, window, count, batch_size
+    )
 
 
 def _nll(res: Any, ids: torch.Tensor) -> torch.Tensor:

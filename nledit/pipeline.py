@@ -13,12 +13,12 @@ from safetensors.torch import load_file, save_file
 from . import diagnostics, gate
 from .card import CardInfo
 from .evaluate import EvalResult, conditions_for, erasure_table
-from .export import EXPORT_MARKERS, ExportError, export_checkpoint
+from .export import EXPORT_MARKERS, ExportError, export_checkpoint, method_gates
 from .fit import Fitted, fit, load_for_recipe
 from .integrity import walk
 from .manifest import describe_checkpoint, edit_summaries
 from .outdir import atomic_dir, check_destination
-from .perplexity import load_text, perplexity
+from .perplexity import general_perplexity
 from .provenance import check_fingerprint, model_fingerprint
 from .recipe import Recipe, edit_hash, edit_name, recipe_hash
 from .results import result_files, summary
@@ -48,20 +48,17 @@ def evaluate(fitted: Fitted) -> EvalResult:
     result = erasure_table(fitted)
     fitted.timings["eval_s"] = time.perf_counter() - t0
     ev = recipe.eval
-    if ev.perplexity_source and ev.perplexity_windows and fitted.cm.is_lm:
-        t1 = time.perf_counter()
-        text = load_text(ev.perplexity_source, steps=ev.perplexity_preprocess)
-        conds = conditions_for(fitted)
-        result.perplexity = perplexity(
-            fitted.model,
-            fitted.layout,
-            fitted.cm.tokenizer,
-            text,
-            conds,
-            ev.perplexity_window,
-            ev.perplexity_windows,
-            recipe.batch_size,
-        )
+    t1 = time.perf_counter()
+    result.perplexity = general_perplexity(
+        fitted.cm,
+        conditions_for(fitted),
+        ev.perplexity_window,
+        ev.perplexity_windows,
+        recipe.batch_size,
+        source=ev.perplexity_source,
+        steps=ev.perplexity_preprocess,
+    )
+    if result.perplexity:
         fitted.timings["perplexity_s"] = time.perf_counter() - t1
     if ev.probe:
         from .probing import probe_rows
@@ -104,21 +101,8 @@ def describe(fitted: Fitted, result: EvalResult | None) -> tuple[dict[str, Any],
 
 def checkpoint_gates(fitted: Fitted) -> list[gate.RangeGate]:
     """The gates an export carries: the range edit, or its neuron-masking baseline."""
-    if fitted.recipe.output.method == "range":
-        return fitted.gates
-    leace = [g.spec["edit"] for g in fitted.gates if g.spec["operator"] == "leace"]
-    if leace:
-        raise ExportError(
-            f"output.method: neuron does not apply to the LEACE edit {leace[0]!r}: it acts on "
-            "the whole hidden state and has no neuron-masking baseline"
-        )
-    gates = [g for g in fitted.baseline if g.spec["mode"] == "neuron"]
-    if len(gates) != len(fitted.gates):
-        raise ExportError(
-            "output.method: neuron needs the neuron-masking gates; this fit has none "
-            "(add neuron to eval.baselines and fit again)"
-        )
-    return gates
+    method = fitted.recipe.output.method
+    return method_gates(fitted.gates, fitted.baseline, method, "output.method")
 
 
 def card_generations(fitted: Fitted) -> str:

@@ -14,6 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import nledit
 from nledit.cli import main
+from nledit.errors import EditError
 from nledit.gate import RANGES_FILE, RangeGate
 from nledit.integrity import inspect_export
 
@@ -154,3 +155,32 @@ def test_a_datasets_dataset_fits_like_a_list(llama, tiny_data: Path) -> None:
     assert from_ds.label_names == from_list.label_names == sorted({y for _, y in rows})
     assert all(torch.equal(a.index, b.index) for a, b in zip(from_ds.gates, from_list.gates))
     assert from_ds.baseline == []
+
+
+def test_api_builds_every_baseline_the_recipe_path_builds(tiny_models, tiny_data: Path) -> None:
+    """One gate-building loop: ``nledit.fit`` gets the command line's baselines, gate for gate."""
+    from nledit.fit import fit as fit_recipe
+    from nledit.gate import gate_tensors
+    from nledit.recipe import Recipe
+
+    every = ["neuron", "steer", "ablate", "leace", "paper"]
+    d = recipe_dict(tiny_models["llama"], tiny_data)
+    d["eval"] = {**d.get("eval", {}), "baselines": every}
+    fitted = fit_recipe(Recipe.model_validate(d), yaml.safe_dump(d))
+    assert {g.spec["method"] for g in fitted.baseline} == set(every)
+
+    path = str(tiny_models["llama"])
+    model, tok = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    edit = nledit.fit(
+        model, tok, d["data"], d["edits"], d["prompt"], batch_size=d["batch_size"], baselines=every
+    )
+    assert [g.spec for g in edit.baseline] == [g.spec for g in fitted.baseline]
+    mine, theirs = gate_tensors(edit.baseline), gate_tensors(fitted.baseline)
+    assert mine.keys() == theirs.keys()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+
+
+def test_an_unknown_baseline_is_refused(llama, tiny_data: Path) -> None:
+    model, tok = llama
+    with pytest.raises(EditError, match="baselines: unknown"):
+        nledit.fit(model, tok, _rows(tiny_data)[:40], [EDIT], baselines=("neuron", "stear"))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import subprocess
 from pathlib import Path
+
+import pytest
 
 import nledit
 
@@ -121,3 +124,83 @@ def test_every_command_has_a_runner() -> None:
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert set(sub.choices) == set(RUNNERS)
     assert all(callable(runner(command)) for command in RUNNERS)
+
+
+# Underscore names imported from another nledit module that remain; the list may only shrink.
+PRIVATE_IMPORTS_LEFT = {
+    ("nledit.api", "nledit.data", "_digest"),
+    ("nledit.commands.sweep", "nledit.evaluate", "_metrics"),
+    ("nledit.commands.train_head", "nledit.data", "_label_names"),
+    ("nledit.commands.train_head", "nledit.data", "_load_rows"),
+    ("nledit.commands.train_head", "nledit.data", "_to_examples"),
+    ("nledit.commands.train_head", "nledit.recipe.loading", "_format_errors"),
+    ("nledit.commands.tune_cache", "nledit.evaluate", "_metrics"),
+    ("nledit.commands.tune_cache", "nledit.evaluate", "_with_prefix"),
+    ("nledit.evaluate", "nledit.metrics", "_metrics"),
+    ("nledit.plan", "nledit.data", "_is_local"),
+    ("nledit.plan", "nledit.models", "_pypi_location"),
+    ("nledit.recipe.commands", "nledit.recipe.base", "_Strict"),
+    ("nledit.recipe.document", "nledit.recipe.base", "_Strict"),
+    ("nledit.recipe.document", "nledit.recipe.base", "_duplicates"),
+    ("nledit.recipe.document", "nledit.recipe.base", "_shown"),
+    ("nledit.recipe.document", "nledit.recipe.base", "_suggest"),
+    ("nledit.recipe.document", "nledit.recipe.base", "_yaml_type"),
+    ("nledit.recipe.document", "nledit.recipe.sections", "_edit_combos"),
+    ("nledit.recipe.loading", "nledit.recipe.base", "_shown"),
+    ("nledit.recipe.loading", "nledit.recipe.base", "_suggest"),
+    ("nledit.recipe.loading", "nledit.recipe.base", "_yaml_type"),
+    ("nledit.recipe.protocol", "nledit.recipe.base", "_Strict"),
+    ("nledit.recipe.sections", "nledit.recipe.base", "_Strict"),
+    ("nledit.recipe.sections", "nledit.recipe.base", "_slug"),
+    ("nledit.recipe.sections", "nledit.recipe.base", "_yaml_type"),
+}
+# What a checkout's root holds; anything else committed there is a stray file.
+ROOT_ENTRIES = {
+    ".ci", ".gitignore", "README.md", "pyproject.toml", "bench", "docs", "nledit", "recipes",
+    "scripts", "tests",
+}  # fmt: skip
+
+
+def private_imports(name: str, source: str) -> set[tuple[str, str, str]]:
+    """``(importer, module, name)`` for every underscore name ``name``'s ``source`` imports
+    from another nledit module (dunder names such as ``__version__`` are public)."""
+    package = name.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            if not target.startswith("nledit") or target == name:
+                continue
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.add((name, target, alias.name))
+    return found
+
+
+def test_finder_sees_private_imports() -> None:
+    source = "from ..evaluate import _metrics, applied\nfrom .x import __version__\n"
+    found = private_imports("nledit.commands.sweep", source)
+    assert found == {("nledit.commands.sweep", "nledit.evaluate", "_metrics")}
+
+
+def test_no_private_names_imported_across_modules() -> None:
+    found: set[tuple[str, str, str]] = set()
+    for name, path in module_files().items():
+        if path.name == "__init__.py":
+            name += ".__init__"
+        found |= private_imports(name, path.read_text(encoding="utf-8"))
+    assert found - PRIVATE_IMPORTS_LEFT == set(), "import a public name; do not add to the list"
+    assert PRIVATE_IMPORTS_LEFT - found == set(), "gone: remove it from PRIVATE_IMPORTS_LEFT"
+
+
+def test_no_stray_file_at_the_repository_root() -> None:
+    root = PACKAGE.parent
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout: the committed files are unknown")
+    entries = {f.split("/")[0] for f in listed}
+    assert entries - ROOT_ENTRIES == set(), "a stray file at the root; move or remove it"

@@ -220,3 +220,15 @@ def test_bad_sweep_sections_are_named(
     recipe = make_recipe(tiny_models["llama"], tiny_data, extra={"sweep": sweep})
     code, _, err = sweep_cli([str(recipe)], capsys)
     assert code == 2 and message in err, err
+
+
+def test_a_swept_value_is_validated_with_the_recipe_bounds() -> None:
+    from nledit.commands.sweep import swept_edit
+    from nledit.errors import EditError
+    from nledit.recipe import EditSpec
+
+    edit = EditSpec.model_validate({"concepts": ["Sports"]})
+    assert swept_edit(edit, "tau", 3.0).tau == 3.0
+    bound = EditSpec.model_fields["tau"].metadata[-1].le
+    with pytest.raises(EditError, match=r"sweep\.values: tau"):
+        swept_edit(edit, "tau", bound * 2)

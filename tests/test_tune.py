@@ -330,3 +330,15 @@ def test_the_default_space_spans_the_upper_half_of_the_depth(
     assert layers == expected and ref == n_layers - 1
     explicit, _ = candidate_layers(SearchSpace(layers=[-1, 0]), edit, n_layers)
     assert explicit == sorted({n_layers - 1, 0})
+
+
+def test_a_trial_line_shows_the_tuned_parameters_the_registry_names() -> None:
+    from nledit import operators
+    from nledit.commands.tune_study import describe_trial
+
+    base = {"layer": 3, "saliency": "max", "top_p": 0.1, "range": "sigma", "tau": 2.0}
+    base |= {"trim_overlap": False}
+    for op in operators.names():
+        tuned = operators.get(op).tuned
+        line = describe_trial({**base, "operator": op, **{n: 0.25 for n in tuned}})
+        assert line.endswith(op + "(0.25)" * len(tuned)), line

@@ -23,17 +23,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from .. import operators
 from ..arch import resolve_layer
+from ..building import prepare
+from ..errors import EditError
 from ..evaluate import Condition, _metrics, calibrate, label_probs
-from ..fit import _mean_text, load_for_recipe
+from ..fit import load_for_recipe
 from ..gate import RangeGate, tensor_names
-from ..operators import needs_leace
-from ..perplexity import load_text, perplexity
-from ..prepare import Prepared, needs_samples, statistics
+from ..perplexity import general_perplexity
+from ..prepare import Prepared
 from ..prepare import gates as edit_gates
-from ..recipe import Recipe, load_recipe_text, recipe_hash
+from ..recipe import EditSpec, Recipe, load_recipe_text, recipe_hash
 from ..version import __version__
 from .args import check_outputs as check_folders
 from .args import recipe_from_args
@@ -113,6 +115,15 @@ def _conditions(points: list[SweepPoint]) -> list[Condition]:
     return conds
 
 
+def swept_edit(edit: EditSpec, over: str, value: int | float) -> EditSpec:
+    """``edit`` with ``over`` set to ``value``, validated as a recipe edit (its bounds)."""
+    try:
+        return EditSpec.model_validate({**edit.model_dump(), over: value})
+    except ValidationError as err:
+        why = "; ".join(e["msg"] for e in err.errors())
+        raise EditError(f"sweep.values: {over} = {value!r} is not a valid edit ({why})") from None
+
+
 def build_points(
     recipe: Recipe, over: str, values: list[int | float], layers: list[int], prep: Prepared
 ) -> list[SweepPoint]:
@@ -120,7 +131,7 @@ def build_points(
     edit = recipe.edits[0]
     points = []
     for value, layer in zip(values, layers):
-        changed = edit if over == "layer" else edit.model_copy(update={over: value})
+        changed = edit if over == "layer" else swept_edit(edit, over, value)
         for table, built in edit_gates(prep, changed, 0, layer, METHODS):
             for method in METHODS:
                 points.append(SweepPoint(value, method, table.concept, layer, built[method]))
@@ -148,18 +159,7 @@ def sweep(recipe: Recipe, text: str, command: str | None = None, log: Any = prin
     t1 = time.perf_counter()
     wanted = sorted(set(at))
     log(f"statistics: {len(data.fit)} examples, one pass for layer(s) {wanted}")
-    first = recipe.model_copy(update={"edits": [edit]})
-    prep = statistics(
-        cm,
-        data.fit,
-        wanted,
-        recipe.batch_size,
-        recipe.seed,
-        samples=needs_samples([edit]),
-        general_mean=_mean_text(first),
-        desc="statistics",
-        leace=needs_leace([edit]),
-    )
+    prep = prepare(cm, data.fit, [edit], wanted, recipe.batch_size, recipe.seed, desc="statistics")
     t2 = time.perf_counter()
     points = build_points(recipe, over, values, at, prep)
     conds = _conditions(points)
@@ -174,19 +174,16 @@ def sweep(recipe: Recipe, text: str, command: str | None = None, log: Any = prin
     ev = data.eval
     probs = label_probs(cm, ev.texts, conds, recipe.batch_size)
     t4 = time.perf_counter()
-    ppl: dict[str, float] = {}
     e = recipe.eval
-    if e.perplexity_source and e.perplexity_windows and cm.is_lm:
-        ppl = perplexity(
-            cm.model,
-            layout,
-            cm.tokenizer,
-            load_text(e.perplexity_source, steps=e.perplexity_preprocess),
-            conds,
-            e.perplexity_window,
-            e.perplexity_windows,
-            recipe.batch_size,
-        )
+    ppl = general_perplexity(
+        cm,
+        conds,
+        e.perplexity_window,
+        e.perplexity_windows,
+        recipe.batch_size,
+        source=e.perplexity_source,
+        steps=e.perplexity_preprocess,
+    )
     t5 = time.perf_counter()
     gold = torch.tensor(ev.labels)
     preds = {k: cm.predict(p) for k, p in probs.items()}

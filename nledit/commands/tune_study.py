@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from .. import operators
 from ..recipe import Recipe
 from .tune_pick import selectivity
 from .tune_trial import (
@@ -100,7 +101,9 @@ def complete_trials(study: Any) -> list[Any]:
     return [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
 
 
-def _fmt(p: dict[str, Any]) -> str:
+def describe_trial(p: dict[str, Any]) -> str:
+    """One trial's settings in a line of the tuner's log; the operator carries the values of
+    the parameters the registry says ``nledit tune`` searches for it (``Operator.tuned``)."""
     parts = [f"L{p['layer']}", p["saliency"], f"p={p['top_p']:.3f}"]
     if p["saliency"] == "selective":
         parts.append(f"{p['selectivity']}^{p['magnitude_weight']:.2f}")
@@ -114,8 +117,8 @@ def _fmt(p: dict[str, Any]) -> str:
         parts.append(f"quorum {p['quorum']}")
     if p.get("positions", "all") != "all":
         parts.append(f"at {p['positions']}")
-    op = p["operator"] + (f"({p['alpha']:.2f})" if "alpha" in p else "")
-    op += f"({p['beta']:.2f})" if "beta" in p else ""
+    tuned = operators.get(p["operator"]).tuned
+    op = p["operator"] + "".join(f"({p[name]:.2f})" for name in tuned if name in p)
     return " ".join([*parts, op])
 
 
@@ -153,7 +156,7 @@ def run_trials(ctx: TuneContext, study: Any, log: Callable[[str], None] = print)
             return
         a = trial.user_attrs
         log(
-            f"[{n}/{tune.trials}] trial {trial.number}: {_fmt(a['params'])} k={a['k']}: "
+            f"[{n}/{tune.trials}] trial {trial.number}: {describe_trial(a['params'])} k={a['k']}: "
             f"{fmt_metrics(a)} ({a['seconds']:.1f}s)"
         )
 
