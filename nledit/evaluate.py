@@ -22,8 +22,10 @@ from tqdm.auto import tqdm
 
 from . import diagnostics
 from .arch import Layout
+from .bootstrap import delta_intervals, stratified_indices
 from .collect import capture
 from .compat import with_cache
+from .competence import assessable, competence
 from .concept import Batch, ConceptModel
 from .data import Examples
 from .fastpath import replay_from
@@ -71,6 +73,7 @@ class ConceptRow:
     diag: dict[str, Any] = field(default_factory=dict)  # ``diagnostics``: firing, label mass
     collateral: str = "macro"  # which definition cacc/cconf use; both are in ``both``
     both: dict[str, float] = field(default_factory=dict)  # ``collateral_both``
+    ci: dict[str, list[float]] = field(default_factory=dict)  # ``bootstrap.delta_intervals``
 
     @property
     def deltas(self) -> dict[str, float]:
@@ -82,8 +85,12 @@ class ConceptRow:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        flat = {k: v for k, v in asdict(self).items() if k not in ("diag", "both")}
-        return {**flat, **self.deltas, **self.both, **self.diag}
+        flat = {k: v for k, v in asdict(self).items() if k not in ("diag", "both", "ci")}
+        ci = dict(self.ci)
+        for k in ("cacc", "cconf"):  # the headline definition's interval under its plain name
+            if f"d_{k}_{self.collateral}" in ci:
+                ci[f"d_{k}"] = ci[f"d_{k}_{self.collateral}"]
+        return {**flat, **self.deltas, **self.both, **self.diag, "ci": ci}
 
 
 @dataclass
@@ -94,6 +101,9 @@ class EvalResult:
     curated: bool = False
     calibrated: bool = False
     probe: list[dict[str, Any]] = field(default_factory=list)  # see ``probing`` (eval.probe)
+    competence: dict[str, Any] = field(default_factory=dict)  # ``competence.competence``
+    calibration: dict[str, Any] = field(default_factory=dict)  # ``calibration.resolve``
+    ppl_ci: dict[str, list[float]] = field(default_factory=dict)  # condition key -> ΔPPL interval
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +113,9 @@ class EvalResult:
             "curated": self.curated,
             "calibrated": self.calibrated,
             **({"probe": self.probe} if self.probe else {}),
+            "competence": self.competence,
+            "calibration": self.calibration,
+            "perplexity_ci": self.ppl_ci,
         }
 
 
@@ -299,14 +312,17 @@ def erasure_table(
     conds = conditions_for(fitted)
     counter = diagnostics.FiringCounter([g for c in conds for g in c.gates])
     observe = counter.observe if diagnose and counter.gates else None
-    calibrated = recipe.prompt.calibrate
+    from .calibration import resolve
+
+    choice = resolve(cm, recipe.prompt.calibrate, fitted.data.fit, recipe.batch_size)
     ev = recipe.eval
     result = measure(
-        cm, examples, conds, recipe.batch_size, ev.curate, calibrated, fast, observe, ev.collateral
+        cm, examples, conds, recipe.batch_size, ev.curate, False, fast, observe, ev.collateral
     )
+    result.calibration = choice
     if diagnose:
         t0 = time.perf_counter()
-        _add_firing(fitted, examples, conds, result.rows, counter)
+        _add_firing(fitted, examples, conds, result.rows, counter, result.competence)
         fitted.timings["diagnostics_s"] = time.perf_counter() - t0
     return result
 
@@ -335,6 +351,9 @@ def measure(
     if curate:
         keep = preds["base"] == gold
     n = len(cm.label_names)
+    targets = list(dict.fromkeys(c.concept for c in conds if c.concept is not None))
+    comp = competence(preds["base"], gold, list(cm.label_names), targets)
+    idx, order = stratified_indices(gold[keep])
     rows = []
     for cond in conds:
         if cond.concept is None:
@@ -358,9 +377,12 @@ def measure(
                 diagnostics.label_stats(probs["base"][keep], probs[k][keep], gold[keep], c),
                 collateral,
                 collateral_both(base_pp, edit_pp, gold[keep], c, n),
+                delta_intervals(base_pp, edit_pp, gold[keep], c, idx, order),
             )
         )
-    return EvalResult(rows, {}, int(keep.sum()), curate, cm.calibration is not None)
+    out = EvalResult(rows, {}, int(keep.sum()), curate, cm.calibration is not None)
+    out.competence = comp
+    return out
 
 
 def _add_firing(
@@ -369,6 +391,7 @@ def _add_firing(
     conds: list[Condition],
     rows: list[ConceptRow],
     counter: diagnostics.FiringCounter | None = None,
+    comp: dict[str, Any] | None = None,
 ) -> None:
     """Firing rates of each range-mode gate (eval examples and the perplexity text) and a
     verdict on every row; ``rows`` follow the non-base ``conds`` in order."""
@@ -391,3 +414,11 @@ def _add_firing(
                 row.diag.update(dict.fromkeys(diagnostics.FIRING, 1.0))
             row.diag.update(rates.get(g.spec["name"], {}))
         row.diag["verdict"], row.diag["selective"] = diagnostics.verdict(row.to_dict())
+        block_verdict(row, comp or {})
+
+
+def block_verdict(row: ConceptRow, comp: dict[str, Any]) -> None:
+    """No selectivity verdict on a row whose base model cannot do the task or the target."""
+    if comp and not assessable(comp, row.concept):
+        row.diag["verdict"] = "not assessable: the base model cannot do this (see competence)"
+        row.diag["selective"] = False

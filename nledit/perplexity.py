@@ -52,9 +52,11 @@ def perplexity(
     fast: bool = True,
     local: bool = True,
     firing: Firing | None = None,
+    intervals: dict[str, list[float]] | None = None,
 ) -> dict[str, float]:
     """Perplexity per condition key over the same windows (``local``, fast path: a last-block
-    edit runs the head only at the positions it changed, counted in ``firing``)."""
+    edit runs the head only at the positions it changed, counted in ``firing``); ``intervals``,
+    when given, receives each edited condition's ΔPPL interval over windows (``bootstrap``)."""
     data = windows(tokenizer, text, window, count)
     device = next(model.parameters()).device
 
@@ -87,4 +89,10 @@ def perplexity(
             firing=firing,
         )
     tokens = data.shape[0] * (data.shape[1] - 1)
+    if intervals is not None and "base" in nll:
+        from .bootstrap import ppl_interval
+
+        for key, v in nll.items():
+            if key != "base":
+                intervals[key] = list(ppl_interval(nll["base"], v, data.shape[1] - 1))
     return {key: math.exp(v.sum().item() / tokens) for key, v in nll.items()}

@@ -60,6 +60,7 @@ def evaluate(fitted: Fitted) -> EvalResult:
             ev.perplexity_window,
             ev.perplexity_windows,
             recipe.batch_size,
+            intervals=result.ppl_ci,
         )
         fitted.timings["perplexity_s"] = time.perf_counter() - t1
     if ev.probe:
