@@ -1,4 +1,5 @@
-"""Whether to use contextual calibration: ``prompt.calibrate`` true, false or ``auto``.
+"""Whether to use contextual calibration: ``prompt.calibrate`` true, false or ``auto``
+(applied by ``evaluate.resolve_calibration``).
 
 ``auto`` measures, on (at most ``MAX_EXAMPLES`` of) the fitting split, the base model's balanced
 accuracy without calibration and with it, and keeps calibration only when it is higher by more
@@ -8,12 +9,10 @@ ones either way (``diagnostics.label_stats``), so calibration cannot hide a coll
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
-
-from .concept import ConceptModel
-from .data import Examples
 
 MAX_EXAMPLES = 200  # fitting examples the choice is measured on
 MARGIN = 0.0  # calibration must beat the raw balanced accuracy by more than this
@@ -38,21 +37,22 @@ def choose(probs: torch.Tensor, calibration: torch.Tensor, gold: torch.Tensor) -
     }
 
 
-def resolve(cm: ConceptModel, setting: Any, fit: Examples, batch_size: int) -> dict[str, Any]:
-    """Set (or clear) ``cm.calibration`` as ``setting`` says; the choice, as plain data."""
-    from .evaluate import Condition, calibrate, label_probs
-
+def resolve(
+    cm: Any, setting: Any, fit: Any, base_probs: Callable[[list[str]], torch.Tensor]
+) -> dict[str, Any]:
+    """Set (or clear) ``cm.calibration`` as ``setting`` says, ``base_probs(texts)`` giving the
+    base model's label probabilities (N, C); the choice, as plain data."""
     cm.calibration = None
     if not cm.is_lm or setting is False:
         return {"setting": setting, "used": False}
-    calibrate(cm, batch_size)
+    content_free = base_probs(["N/A"])[0]
+    cm.calibration = content_free
     if setting is True:
         return {"setting": True, "used": True}
     step = max(1, len(fit) // MAX_EXAMPLES)  # spread over the split, which may be class-ordered
-    texts, labels = list(fit.texts)[::step][:MAX_EXAMPLES], list(fit.labels)[::step][:MAX_EXAMPLES]
-    probs = label_probs(cm, texts, [Condition("base", None, [])], batch_size)["base"]
-    assert cm.calibration is not None
-    out = choose(probs, cm.calibration, torch.tensor(labels))
-    if not out["used"]:
-        cm.calibration = None
+    texts = list(fit.texts)[::step][:MAX_EXAMPLES]
+    labels = list(fit.labels)[::step][:MAX_EXAMPLES]
+    cm.calibration = None
+    out = choose(base_probs(texts), content_free, torch.tensor(labels))
+    cm.calibration = content_free if out["used"] else None
     return out

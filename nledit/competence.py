@@ -148,3 +148,11 @@ def calibration_text(choice: dict[str, Any]) -> str:
         f"{used} (auto: base balanced accuracy on {choice['n']} fitting examples raw "
         f"{choice['raw_balanced_acc']:.3f}, calibrated {choice['calibrated_balanced_acc']:.3f})"
     )
+
+
+def block_verdict(row: Any, comp: dict[str, Any]) -> None:
+    """No selectivity verdict on an erasure row (``ConceptRow``) whose base model cannot do the
+    task or the target."""
+    if comp and not assessable(comp, row.concept):
+        row.diag["verdict"] = "not assessable: the base model cannot do this (see competence)"
+        row.diag["selective"] = False

@@ -14,18 +14,18 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from . import diagnostics
+from . import calibration, diagnostics
 from .arch import Layout
 from .bootstrap import delta_intervals, stratified_indices
 from .collect import capture
 from .compat import with_cache
-from .competence import assessable, competence
+from .competence import block_verdict, competence
 from .concept import Batch, ConceptModel
 from .data import Examples
 from .fastpath import replay_from
@@ -34,6 +34,8 @@ from .gate import RangeGate, install_gates, remove_gates
 from .localhead import Firing, Local, applies, lap, local_reduce, read_token
 from .metrics import _metrics, collateral_both
 from .prefixcache import batch_cache
+from .rows import ConceptRow as ConceptRow  # re-exported: their home is ``rows``
+from .rows import EvalResult as EvalResult
 
 
 @dataclass
@@ -50,73 +52,6 @@ class Condition:
         if self.concept is None:
             return "base"
         return f"{self.method}:{self.concept}" + (f"@{self.tag}" if self.tag else "")
-
-
-@dataclass
-class ConceptRow:
-    """One line of the erasure table."""
-
-    concept: str
-    method: str
-    acc: float
-    conf: float
-    cacc: float
-    cconf: float
-    base_acc: float
-    base_conf: float
-    base_cacc: float
-    base_cconf: float
-    n_target: int
-    n_other: int
-    edit: str = ""
-    operator: str = ""
-    diag: dict[str, Any] = field(default_factory=dict)  # ``diagnostics``: firing, label mass
-    collateral: str = "macro"  # which definition cacc/cconf use; both are in ``both``
-    both: dict[str, float] = field(default_factory=dict)  # ``collateral_both``
-    ci: dict[str, list[float]] = field(default_factory=dict)  # ``bootstrap.delta_intervals``
-
-    @property
-    def deltas(self) -> dict[str, float]:
-        return {
-            "d_acc": self.acc - self.base_acc,
-            "d_conf": self.conf - self.base_conf,
-            "d_cacc": self.cacc - self.base_cacc,
-            "d_cconf": self.cconf - self.base_cconf,
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        flat = {k: v for k, v in asdict(self).items() if k not in ("diag", "both", "ci")}
-        ci = dict(self.ci)
-        for k in ("cacc", "cconf"):  # the headline definition's interval under its plain name
-            if f"d_{k}_{self.collateral}" in ci:
-                ci[f"d_{k}"] = ci[f"d_{k}_{self.collateral}"]
-        return {**flat, **self.deltas, **self.both, **self.diag, "ci": ci}
-
-
-@dataclass
-class EvalResult:
-    rows: list[ConceptRow]
-    perplexity: dict[str, float] = field(default_factory=dict)  # condition key -> PPL
-    n_eval: int = 0
-    curated: bool = False
-    calibrated: bool = False
-    probe: list[dict[str, Any]] = field(default_factory=list)  # see ``probing`` (eval.probe)
-    competence: dict[str, Any] = field(default_factory=dict)  # ``competence.competence``
-    calibration: dict[str, Any] = field(default_factory=dict)  # ``calibration.resolve``
-    ppl_ci: dict[str, list[float]] = field(default_factory=dict)  # condition key -> ΔPPL interval
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "erasure": [r.to_dict() for r in self.rows],
-            "perplexity": self.perplexity,
-            "n_eval": self.n_eval,
-            "curated": self.curated,
-            "calibrated": self.calibrated,
-            **({"probe": self.probe} if self.probe else {}),
-            "competence": self.competence,
-            "calibration": self.calibration,
-            "perplexity_ci": self.ppl_ci,
-        }
 
 
 def conditions_for(fitted: Fitted) -> list[Condition]:
@@ -302,6 +237,15 @@ def calibrate(cm: ConceptModel, batch_size: int) -> None:
     cm.calibration = probs["base"][0]
 
 
+def resolve_calibration(cm: ConceptModel, setting: Any, fit: Examples, batch_size: int) -> dict:
+    """``calibration.resolve`` with the base model's label probabilities as the probe."""
+
+    def base_probs(texts: list[str]) -> torch.Tensor:
+        return label_probs(cm, texts, [Condition("base", None, [])], batch_size)["base"]
+
+    return calibration.resolve(cm, setting, fit, base_probs)
+
+
 def erasure_table(
     fitted: Fitted, examples: Examples | None = None, fast: bool = True, diagnose: bool = True
 ) -> EvalResult:
@@ -312,9 +256,7 @@ def erasure_table(
     conds = conditions_for(fitted)
     counter = diagnostics.FiringCounter([g for c in conds for g in c.gates])
     observe = counter.observe if diagnose and counter.gates else None
-    from .calibration import resolve
-
-    choice = resolve(cm, recipe.prompt.calibrate, fitted.data.fit, recipe.batch_size)
+    choice = resolve_calibration(cm, recipe.prompt.calibrate, fitted.data.fit, recipe.batch_size)
     ev = recipe.eval
     result = measure(
         cm, examples, conds, recipe.batch_size, ev.curate, False, fast, observe, ev.collateral
@@ -415,10 +357,3 @@ def _add_firing(
             row.diag.update(rates.get(g.spec["name"], {}))
         row.diag["verdict"], row.diag["selective"] = diagnostics.verdict(row.to_dict())
         block_verdict(row, comp or {})
-
-
-def block_verdict(row: ConceptRow, comp: dict[str, Any]) -> None:
-    """No selectivity verdict on a row whose base model cannot do the task or the target."""
-    if comp and not assessable(comp, row.concept):
-        row.diag["verdict"] = "not assessable: the base model cannot do this (see competence)"
-        row.diag["selective"] = False

@@ -6,8 +6,8 @@ import torch
 
 from nledit import bootstrap
 from nledit.calibration import choose
-from nledit.competence import CAN, CANNOT, competence
-from nledit.evaluate import ConceptRow, block_verdict
+from nledit.competence import CAN, CANNOT, block_verdict, competence
+from nledit.evaluate import ConceptRow
 
 NAMES = ["a", "b", "c", "d"]
 

@@ -26,8 +26,7 @@ import torch
 
 from .. import operators
 from ..arch import resolve_layer
-from ..calibration import resolve
-from ..evaluate import Condition, _metrics, label_probs
+from ..evaluate import Condition, _metrics, label_probs, resolve_calibration
 from ..fit import _mean_text, load_for_recipe
 from ..gate import RangeGate, tensor_names
 from ..operators import needs_leace
@@ -170,7 +169,7 @@ def sweep(recipe: Recipe, text: str, command: str | None = None, log: Any = prin
         f"{len(edit.concepts)} concept(s) = {len(points)} edits, {len(conds) - 1} distinct; "
         f"{len(data.eval)} eval examples"
     )
-    resolve(cm, recipe.prompt.calibrate, data.fit, recipe.batch_size)
+    resolve_calibration(cm, recipe.prompt.calibrate, data.fit, recipe.batch_size)
     ev = data.eval
     probs = label_probs(cm, ev.texts, conds, recipe.batch_size)
     t4 = time.perf_counter()

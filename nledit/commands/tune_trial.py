@@ -15,11 +15,11 @@ import torch
 
 from .. import operators
 from ..arch import resolve_layer
-from ..calibration import resolve
 from ..collect import ConceptStats
 from ..concept import ConceptModel
 from ..data import ConceptData, DataError
 from ..errors import NleditError
+from ..evaluate import resolve_calibration
 from ..fit import load_for_recipe
 from ..gate import RangeGate
 from ..models import ModelSource
@@ -313,7 +313,7 @@ def prepare(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> Tu
         out.mkdir(parents=True, exist_ok=True)
         save_stats(stats, reservoir, stats_file)
     t2 = time.perf_counter()
-    resolve(cm, recipe.prompt.calibrate, data.fit, recipe.batch_size)
+    resolve_calibration(cm, recipe.prompt.calibrate, data.fit, recipe.batch_size)
     ppl_ids = tune_windows(recipe, cm.tokenizer) if cm.is_lm else None
     log(
         f"tune: {len(data.fit)} fitting, {len(data.val)} validation examples; layers "
