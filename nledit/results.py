@@ -169,6 +169,8 @@ def ppl_table(ppl: dict[str, float], ci: dict[str, list[float]] | None = None) -
 def summary(result: EvalResult) -> str:
     """Plain-text summary for the terminal."""
     out = [competence_line(result.competence)] if result.competence else []
+    if result.calibration:
+        out.append(f"Calibration: {calibration_text(result.calibration)}")
     out += [
         f"Concept erasure ({result.n_eval} eval examples"
         + (", curated" if result.curated else "")
