@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -226,6 +227,7 @@ def evaluate_edit(ctx: TuneContext, edit: EditSpec) -> dict[str, Any]:
         concept = ctx.data.label_names.index(gate.spec["concept"])
         for name, value in cache.metrics(probs, [concept]).items():
             out[name] = out.get(name, 0.0) + value / len(gates)
+        out["d_acc_hi"] = out.get("d_acc_hi", 0.0) + _drop_bound(cache, probs, concept) / len(gates)
         if ppl is not None:
             ppls.append(ppl)
     out["k"] = sum(int(g.spec["k"]) for g in gates)
@@ -236,6 +238,18 @@ def evaluate_edit(ctx: TuneContext, edit: EditSpec) -> dict[str, Any]:
     out["seconds"] = time.perf_counter() - t0
     ctx.memo[key] = dict(out)
     return out
+
+
+def _drop_bound(cache: Any, probs: torch.Tensor, concept: int) -> float:
+    """The upper end of the target's ΔAcc 95 % interval (the smallest drop the validation
+    examples support; ``bootstrap``), for a pick that accounts for noise."""
+    from ..bootstrap import delta_intervals, stratified_indices
+
+    keep, gold = cache.keep, cache.gold
+    base = (cache.base_probs[keep], cache.base_pred[keep])
+    edit = (probs[keep], cache.cm.predict(probs)[keep])
+    ci = delta_intervals(base, edit, gold[keep], concept, *stratified_indices(gold[keep]))
+    return ci.get("d_acc", [math.nan, math.nan])[1]
 
 
 # ---- preparation -----------------------------------------------------------------------------
