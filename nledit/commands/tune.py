@@ -240,7 +240,7 @@ def refuse_incompetent(ctx: Any, log: Any = print) -> None:
     concepts = list(ctx.edit.concepts)
     comp = competence(cache.base_pred, cache.gold, list(ctx.cm.label_names), concepts)
     log(f"tune: {line(comp)}")
-    if not comp["competent"]:
+    if not comp["competent"] and ctx.recipe.tune.base_check:
         raise TuneError(
             "tune: the base model cannot do this task on the validation split "
             f"({comp['task_why']}; "
