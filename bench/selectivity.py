@@ -113,6 +113,40 @@ def goal(edit: dict[str, Any], paper: dict[str, Any]) -> list[str]:
     return misses
 
 
+def _span(row: dict[str, Any], key: str) -> tuple[float, float]:
+    """The row's 95 % interval of ``key`` (the point twice when none was stored)."""
+    lo, hi = (row.get("ci") or {}).get(key, (row[key], row[key]))
+    return float(lo), float(hi)
+
+
+def decide(edit: dict[str, Any], paper: dict[str, Any]) -> tuple[str, list[str]]:
+    """``met`` only when every criterion of ``goal`` holds over the whole 95 % interval,
+    ``missed`` when one fails over the whole interval, else ``undecided``; with the reasons.
+    The base model must be able to do the task: otherwise ``not assessable``."""
+    comp = edit.get("competence") or {}
+    if comp and not comp.get("competent", True):
+        return "not assessable", ["the base model cannot do the task or the target"]
+    need = min(0.5, 0.9 * -paper["d_acc"])
+    lo, hi = _span(edit, "d_acc")
+    checks = [
+        (-hi >= need - EPS, -lo < need - EPS, f"target drop [{-hi:.2f}, {-lo:.2f}] vs {need:.2f}")
+    ]
+    for key, bound in (("d_cacc", 0.10), ("d_cconf", abs(paper["d_cconf"]) / 2)):
+        lo, hi = _span(edit, key)
+        inside = max(abs(lo), abs(hi)) <= bound + EPS
+        outside = lo > bound + EPS or hi < -bound - EPS
+        checks.append(
+            (inside, outside, f"|Δ{key[2:].upper()}| [{lo:+.3f}, {hi:+.3f}] vs {bound:.3f}")
+        )
+    ppl_ok = edit["d_ppl"] <= paper["d_ppl"] / 2 + EPS
+    checks.append((ppl_ok, not ppl_ok, f"ΔPPL {edit['d_ppl']:+.1f}"))
+    if any(out for _, out, _ in checks):
+        return "missed", [why for _, out, why in checks if out]
+    if all(ok for ok, _, _ in checks):
+        return "met", []
+    return "undecided", [why for ok, out, why in checks if not ok and not out]
+
+
 def _pct(v: Any) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.0%}"
 
@@ -189,8 +223,11 @@ def render(docs: list[dict[str, Any]], store: Path = STORE, figure: str = "") ->
                 lines.append(_cells(doc, label, rows[method]))
         for method in ("range", "tuned"):
             if method in rows and "paper" in rows:
-                misses = goal(rows[method], rows["paper"])
-                verdict = "met" if not misses else "missed: " + "; ".join(misses)
+                status, why = decide(
+                    {**rows[method], "competence": doc.get("competence")}, rows["paper"]
+                )
+                misses = goal(rows[method], rows["paper"]) if status == "met" else why
+                verdict = status if status == "met" else f"{status}: " + "; ".join(why)
                 drop = -rows[method]["d_acc"]
                 if not misses and rows["paper"]["d_acc"] >= 0 and drop < 0.5:
                     verdict += (
@@ -203,7 +240,14 @@ def render(docs: list[dict[str, Any]], store: Path = STORE, figure: str = "") ->
         "",
         "Goal (against the paper's default on the same split): target drop ≥ 0.5 (or ≥ 90 % of "
         "the default's, whichever is smaller), |ΔCAcc| ≤ 0.10, |ΔCConf| ≤ half the default's, "
-        "ΔPPL ≤ half the default's.",
+        "ΔPPL ≤ half the default's. Met only when every bound holds over the whole 95 % paired "
+        "bootstrap interval, missed when one fails over the whole interval, undecided when an "
+        "interval straddles its bound; not assessable when the base model cannot do the task. "
+        + ", ".join(
+            f"{sum(c.split(': ')[1].startswith(w) for c in checks)} {w}"
+            for w in ("met", "missed", "undecided", "not assessable")
+        )
+        + ".",
         "",
         *checks,
     ]

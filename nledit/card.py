@@ -285,9 +285,19 @@ def _erasure(info: CardInfo) -> str:
         "each one's mean, pooled the mean over all their examples (this table: "
         f"{way}; results.json holds both). Δ is the change against the unedited model: "
         "a good edit has a large negative ΔAcc with ΔCAcc and ΔCConf near zero.\n\n"
+        + _competence(info.metrics)
         + _table(head, rows)
         + _selectivity(rows_in)
     )
+
+
+def _competence(metrics: dict[str, Any]) -> str:
+    """The base model's competence and the calibration choice, a line each."""
+    from .competence import calibration_text, line
+
+    comp, cal = metrics.get("competence"), metrics.get("calibration")
+    out = f"{line(comp)}.\n\n" if comp else ""
+    return out + (f"Calibration: {calibration_text(cal)}.\n\n" if cal else "")
 
 
 def _selectivity(rows: list[dict[str, Any]]) -> str:

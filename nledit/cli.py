@@ -113,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("run", "fit, evaluate and export in one go")
     _common(p)
     p.add_argument("--out", help="checkpoint directory (output.dir)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with code 3 when the base model cannot do the task or the target "
+        "(outputs are still written)",
+    )
     _export_options(p)
 
     p = add("fit", "one streaming pass: statistics, ranges and gates, into a fit directory")

@@ -10,6 +10,8 @@ from . import strict_yaml
 
 # Exit code for bad input: the message names the problem, no traceback.
 USAGE_ERROR = 2
+# Exit code of `nledit run --strict` when the base model cannot do the task or the target.
+INCOMPETENT_BASE = 3
 
 # Library and OS errors that user input can cause where no check foresaw them.
 UNFORESEEN = (OSError, UnicodeError, yaml.YAMLError, json.JSONDecodeError, RecursionError)

@@ -14,16 +14,18 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from . import diagnostics
+from . import calibration, diagnostics
 from .arch import Layout
+from .bootstrap import delta_intervals, stratified_indices
 from .collect import capture
 from .compat import with_cache
+from .competence import block_verdict, competence
 from .concept import Batch, ConceptModel
 from .data import Examples
 from .fastpath import replay_from
@@ -32,6 +34,8 @@ from .gate import RangeGate, install_gates, remove_gates
 from .localhead import Firing, Local, applies, lap, local_reduce, read_token
 from .metrics import _metrics, collateral_both
 from .prefixcache import batch_cache
+from .rows import ConceptRow as ConceptRow  # re-exported: their home is ``rows``
+from .rows import EvalResult as EvalResult
 
 
 @dataclass
@@ -48,62 +52,6 @@ class Condition:
         if self.concept is None:
             return "base"
         return f"{self.method}:{self.concept}" + (f"@{self.tag}" if self.tag else "")
-
-
-@dataclass
-class ConceptRow:
-    """One line of the erasure table."""
-
-    concept: str
-    method: str
-    acc: float
-    conf: float
-    cacc: float
-    cconf: float
-    base_acc: float
-    base_conf: float
-    base_cacc: float
-    base_cconf: float
-    n_target: int
-    n_other: int
-    edit: str = ""
-    operator: str = ""
-    diag: dict[str, Any] = field(default_factory=dict)  # ``diagnostics``: firing, label mass
-    collateral: str = "macro"  # which definition cacc/cconf use; both are in ``both``
-    both: dict[str, float] = field(default_factory=dict)  # ``collateral_both``
-
-    @property
-    def deltas(self) -> dict[str, float]:
-        return {
-            "d_acc": self.acc - self.base_acc,
-            "d_conf": self.conf - self.base_conf,
-            "d_cacc": self.cacc - self.base_cacc,
-            "d_cconf": self.cconf - self.base_cconf,
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        flat = {k: v for k, v in asdict(self).items() if k not in ("diag", "both")}
-        return {**flat, **self.deltas, **self.both, **self.diag}
-
-
-@dataclass
-class EvalResult:
-    rows: list[ConceptRow]
-    perplexity: dict[str, float] = field(default_factory=dict)  # condition key -> PPL
-    n_eval: int = 0
-    curated: bool = False
-    calibrated: bool = False
-    probe: list[dict[str, Any]] = field(default_factory=list)  # see ``probing`` (eval.probe)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "erasure": [r.to_dict() for r in self.rows],
-            "perplexity": self.perplexity,
-            "n_eval": self.n_eval,
-            "curated": self.curated,
-            "calibrated": self.calibrated,
-            **({"probe": self.probe} if self.probe else {}),
-        }
 
 
 def conditions_for(fitted: Fitted) -> list[Condition]:
@@ -289,6 +237,15 @@ def calibrate(cm: ConceptModel, batch_size: int) -> None:
     cm.calibration = probs["base"][0]
 
 
+def resolve_calibration(cm: ConceptModel, setting: Any, fit: Examples, batch_size: int) -> dict:
+    """``calibration.resolve`` with the base model's label probabilities as the probe."""
+
+    def base_probs(texts: list[str]) -> torch.Tensor:
+        return label_probs(cm, texts, [Condition("base", None, [])], batch_size)["base"]
+
+    return calibration.resolve(cm, setting, fit, base_probs)
+
+
 def erasure_table(
     fitted: Fitted, examples: Examples | None = None, fast: bool = True, diagnose: bool = True
 ) -> EvalResult:
@@ -299,14 +256,15 @@ def erasure_table(
     conds = conditions_for(fitted)
     counter = diagnostics.FiringCounter([g for c in conds for g in c.gates])
     observe = counter.observe if diagnose and counter.gates else None
-    calibrated = recipe.prompt.calibrate
+    choice = resolve_calibration(cm, recipe.prompt.calibrate, fitted.data.fit, recipe.batch_size)
     ev = recipe.eval
     result = measure(
-        cm, examples, conds, recipe.batch_size, ev.curate, calibrated, fast, observe, ev.collateral
+        cm, examples, conds, recipe.batch_size, ev.curate, False, fast, observe, ev.collateral
     )
+    result.calibration = choice
     if diagnose:
         t0 = time.perf_counter()
-        _add_firing(fitted, examples, conds, result.rows, counter)
+        _add_firing(fitted, examples, conds, result.rows, counter, result.competence)
         fitted.timings["diagnostics_s"] = time.perf_counter() - t0
     return result
 
@@ -335,6 +293,9 @@ def measure(
     if curate:
         keep = preds["base"] == gold
     n = len(cm.label_names)
+    targets = list(dict.fromkeys(c.concept for c in conds if c.concept is not None))
+    comp = competence(preds["base"], gold, list(cm.label_names), targets)
+    idx, order = stratified_indices(gold[keep])
     rows = []
     for cond in conds:
         if cond.concept is None:
@@ -358,9 +319,12 @@ def measure(
                 diagnostics.label_stats(probs["base"][keep], probs[k][keep], gold[keep], c),
                 collateral,
                 collateral_both(base_pp, edit_pp, gold[keep], c, n),
+                delta_intervals(base_pp, edit_pp, gold[keep], c, idx, order),
             )
         )
-    return EvalResult(rows, {}, int(keep.sum()), curate, cm.calibration is not None)
+    out = EvalResult(rows, {}, int(keep.sum()), curate, cm.calibration is not None)
+    out.competence = comp
+    return out
 
 
 def _add_firing(
@@ -369,6 +333,7 @@ def _add_firing(
     conds: list[Condition],
     rows: list[ConceptRow],
     counter: diagnostics.FiringCounter | None = None,
+    comp: dict[str, Any] | None = None,
 ) -> None:
     """Firing rates of each range-mode gate (eval examples and the perplexity text) and a
     verdict on every row; ``rows`` follow the non-base ``conds`` in order."""
@@ -391,3 +356,4 @@ def _add_firing(
                 row.diag.update(dict.fromkeys(diagnostics.FIRING, 1.0))
             row.diag.update(rates.get(g.spec["name"], {}))
         row.diag["verdict"], row.diag["selective"] = diagnostics.verdict(row.to_dict())
+        block_verdict(row, comp or {})

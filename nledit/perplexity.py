@@ -30,16 +30,26 @@ def general_perplexity(
     source: str = "",
     field: str = "eval.perplexity_source",
     steps: list[str] | tuple[str, ...] = (),
+    intervals: dict[str, list[float]] | None = None,
 ) -> dict[str, float]:
     """Perplexity of each condition on general text (``text``, or read from ``source``, the
     recipe's ``field``, after ``steps``) for the concept model ``cm``; empty when there is
-    no text, no window to score or the model is not a causal LM. Every job measures it here."""
+    no text, no window to score or the model is not a causal LM. ``intervals`` (when given)
+    receives each ΔPPL's bootstrap interval over windows. Every job measures it here."""
     if not count or not cm.is_lm or not (text or source):
         return {}
     if text is None:
         text = load_text(source, field, steps)
     return perplexity(
-        cm.model, cm.layout, cm.tokenizer, text, conditions, window, count, batch_size
+        cm.model,
+        cm.layout,
+        cm.tokenizer,
+        text,
+        conditions,
+        window,
+        count,
+        batch_size,
+        intervals=intervals,
     )
 
 
@@ -76,9 +86,11 @@ def perplexity(
     fast: bool = True,
     local: bool = True,
     firing: Firing | None = None,
+    intervals: dict[str, list[float]] | None = None,
 ) -> dict[str, float]:
     """Perplexity per condition key over the same windows (``local``, fast path: a last-block
-    edit runs the head only at the positions it changed, counted in ``firing``)."""
+    edit runs the head only at the positions it changed, counted in ``firing``); ``intervals``,
+    when given, receives each edited condition's ΔPPL interval over windows (``bootstrap``)."""
     data = windows(tokenizer, text, window, count)
     device = next(model.parameters()).device
 
@@ -111,4 +123,10 @@ def perplexity(
             firing=firing,
         )
     tokens = data.shape[0] * (data.shape[1] - 1)
+    if intervals is not None and "base" in nll:
+        from .bootstrap import ppl_interval
+
+        for key, v in nll.items():
+            if key != "base":
+                intervals[key] = list(ppl_interval(nll["base"], v, data.shape[1] - 1))
     return {key: math.exp(v.sum().item() / tokens) for key, v in nll.items()}

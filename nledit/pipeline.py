@@ -57,6 +57,7 @@ def evaluate(fitted: Fitted) -> EvalResult:
         recipe.batch_size,
         source=ev.perplexity_source,
         steps=ev.perplexity_preprocess,
+        intervals=result.ppl_ci,
     )
     if result.perplexity:
         fitted.timings["perplexity_s"] = time.perf_counter() - t1

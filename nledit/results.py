@@ -11,6 +11,8 @@ from typing import Any
 from scipy.stats import trim_mean
 
 from . import diagnostics
+from .competence import calibration_text
+from .competence import line as competence_line
 from .evaluate import EvalResult
 from .probing import probe_markdown, probe_summary
 
@@ -68,8 +70,8 @@ def collateral_table(result: EvalResult) -> str:
         cells = [r["concept"], method_label(r, rows)]
         cells += [_f(r["base_cacc_macro"]), _f(r["base_cacc_pooled"])]
         keys = ("d_cacc_macro", "d_cacc_pooled", "d_cconf_macro", "d_cconf_pooled")
-        cells += [_f(r[k], True) for k in keys]
-        cells += [_f(r.get("cacc_broken")), _f(r.get("cacc_fixed"))]
+        cells += [_ci(r, k) for k in keys]
+        cells += [_ci(r, "cacc_broken"), _ci(r, "cacc_fixed")]
         lines.append("| " + " | ".join(cells) + " |")
     notes = [f"- {text}." for text in COLLATERAL.values()]
     notes.append(
@@ -77,6 +79,25 @@ def collateral_table(result: EvalResult) -> str:
         "edit gets wrong; fixed: share of those it got wrong that the edit gets right."
     )
     return "\n".join([*notes, "", *lines])
+
+
+def ci_text(row: dict[str, Any]) -> str:
+    """The row's deltas with their 95 % paired bootstrap intervals, in one line."""
+    ci = row.get("ci") or {}
+    parts = []
+    for key in ("d_acc", "d_conf", "d_cacc", "d_cconf", "cacc_broken", "cacc_fixed"):
+        if key in ci and key in row:
+            lo, hi = ci[key]
+            parts.append(f"{key} {row[key]:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+    return "95% intervals: " + ", ".join(parts) if parts else ""
+
+
+def _ci(r: dict[str, Any], key: str) -> str:
+    """A delta and its interval, for a table cell."""
+    lo, hi = (r.get("ci") or {}).get(key, (math.nan, math.nan))
+    if math.isnan(lo):
+        return _f(r[key], True)
+    return f"{_f(r[key], True)} [{lo:+.3f}, {hi:+.3f}]"
 
 
 def _f(v: float, signed: bool = False) -> str:
@@ -98,7 +119,7 @@ def markdown_table(result: EvalResult) -> str:
         cells = [concept, *(_f(first[f"base_{c}"]) for c in COLUMNS)]
         for m in methods:
             r = sel.get(m)
-            cells += [_f(r[f"d_{c}"], True) if r else "" for c in COLUMNS]
+            cells += [_ci(r, f"d_{c}") if r else "" for c in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     agg = aggregate(rows)
     if len(lines) > 3:
@@ -130,19 +151,27 @@ def method_table(result: EvalResult) -> str:
     return "\n".join(lines)
 
 
-def ppl_table(ppl: dict[str, float]) -> str:
+def ppl_table(ppl: dict[str, float], ci: dict[str, list[float]] | None = None) -> str:
     if not ppl:
         return ""
     base = ppl.get("base", math.nan)
-    lines = ["| Condition | PPL | ΔPPL |", "|---|---|---|"]
+    ci = ci or {}
+    lines = ["| Condition | PPL | ΔPPL | 95% interval |", "|---|---|---|---|"]
     for key, v in ppl.items():
-        lines.append(f"| {key} | {v:.2f} | {'' if key == 'base' else f'{v - base:+.2f}'} |")
+        lo, hi = ci.get(key, ("", ""))
+        span = f"[{lo:+.2f}, {hi:+.2f}]" if key in ci else ""
+        lines.append(
+            f"| {key} | {v:.2f} | {'' if key == 'base' else f'{v - base:+.2f}'} | {span} |"
+        )
     return "\n".join(lines)
 
 
 def summary(result: EvalResult) -> str:
     """Plain-text summary for the terminal."""
-    out = [
+    out = [competence_line(result.competence)] if result.competence else []
+    if result.calibration:
+        out.append(f"Calibration: {calibration_text(result.calibration)}")
+    out += [
         f"Concept erasure ({result.n_eval} eval examples"
         + (", curated" if result.curated else "")
         + (", calibrated" if result.calibrated else "")
@@ -171,6 +200,7 @@ def summary(result: EvalResult) -> str:
                 for k, v in result.perplexity.items()
             )
         )
+    out += [f"  {d['concept'][:11]} {method_label(d, dicts)}: {ci_text(d)}" for d in dicts]
     out += diagnostics.summary_lines(dicts)
     if result.probe:
         out.append(probe_summary(result.probe))
@@ -182,20 +212,27 @@ def csv_text(result: EvalResult) -> str:
     buf = io.StringIO()
     if rows:  # rows may carry different diagnostics: every column any row has
         fields = list(dict.fromkeys(k for r in rows for k in r))
-        writer = csv.DictWriter(buf, fieldnames=fields)
+        writer = csv.DictWriter(
+            buf, fieldnames=[f for f in fields if f != "ci"], extrasaction="ignore"
+        )
         writer.writeheader()
         writer.writerows(rows)
     return buf.getvalue()
 
 
 def report_md(result: EvalResult, title: str) -> str:
-    parts = [f"# {title}", "", "## Concept erasure", "", method_table(result), ""]
+    parts = [f"# {title}", ""]
+    if result.competence:
+        parts += ["## Base competence", "", competence_line(result.competence), ""]
+    if result.calibration:
+        parts += [f"Calibration: {calibration_text(result.calibration)}", ""]
+    parts += ["## Concept erasure", "", method_table(result), ""]
     parts += ["Per concept:", "", markdown_table(result)]
     both = collateral_table(result)
     if both:
         parts += ["", "## Collateral, both definitions", "", both]
     if result.perplexity:
-        parts += ["", "## Perplexity", "", ppl_table(result.perplexity)]
+        parts += ["", "## Perplexity", "", ppl_table(result.perplexity, result.ppl_ci)]
     table = diagnostics.markdown_rows([r.to_dict() for r in result.rows])
     if table:
         parts += ["", "## Selectivity", "", diagnostics.EXPLAIN, "", table]

@@ -65,6 +65,7 @@ def _tune_recipe(make_recipe, tiny_models, tiny_data, wiki: Path, out: Path, **t
             "val_per_class": 6,
             "perplexity_windows": 2,
             "evaluate": False,
+            "base_check": False,  # a tiny random model cannot do the task
             "space": {"layers": [1, "last"], "operators": ["zero", "dampen"]},
             **tune,
         },
@@ -205,6 +206,7 @@ def test_tune_without_perplexity_on_an_encoder(make_recipe, tiny_models, tiny_da
             "val_per_class": 4,
             "objectives": ["d_acc", "d_cacc"],
             "evaluate": False,
+            "base_check": False,
         }
     }
     path = make_recipe(tiny_models["bert"], tiny_data, extra)
@@ -342,3 +344,13 @@ def test_a_trial_line_shows_the_tuned_parameters_the_registry_names() -> None:
         tuned = operators.get(op).tuned
         line = describe_trial({**base, "operator": op, **{n: 0.25 for n in tuned}})
         assert line.endswith(op + "(0.25)" * len(tuned)), line
+
+
+def test_tune_refuses_a_base_that_cannot_do_the_task(make_recipe, tiny_models, tiny_data, tmp_path):
+    out = tmp_path / "tune"
+    extra = {"tune": {"dir": str(out), "trials": 2, "val_per_class": 4, "evaluate": False}}
+    extra["tune"]["objectives"] = ["d_acc", "d_cacc"]
+    recipe, text = load_recipe(make_recipe(tiny_models["bert"], tiny_data, extra))
+    with pytest.raises(TuneError, match="cannot do this task"):
+        run_tune(recipe, text, log=lambda *_: None)
+    assert not (out / "trials.csv").exists()

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli_errors import USAGE_ERROR
+from ..cli_errors import INCOMPETENT_BASE, USAGE_ERROR
 from .args import check_outputs, recipe_from_args
 
 
@@ -35,7 +35,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     recipe, text = recipe_from_args(args)
     check_outputs(("output.dir", recipe.output.dir))
-    run(recipe, text, Path(recipe.output.dir), recipe.output.overwrite)
+    done = run(recipe, text, Path(recipe.output.dir), recipe.output.overwrite)
+    comp = done.result.competence if done.result is not None else {}
+    if getattr(args, "strict", False) and comp and not comp["competent"]:
+        print(
+            f"error: --strict: {comp['task_why']}; the base model cannot carry an erasure claim",
+            file=sys.stderr,
+        )
+        return INCOMPETENT_BASE
     return 0
 
 

@@ -29,7 +29,7 @@ from .. import operators
 from ..arch import resolve_layer
 from ..building import prepare
 from ..errors import EditError
-from ..evaluate import Condition, _metrics, calibrate, label_probs
+from ..evaluate import Condition, _metrics, label_probs, resolve_calibration
 from ..fit import load_for_recipe
 from ..gate import RangeGate, tensor_names
 from ..perplexity import general_perplexity
@@ -169,8 +169,7 @@ def sweep(recipe: Recipe, text: str, command: str | None = None, log: Any = prin
         f"{len(edit.concepts)} concept(s) = {len(points)} edits, {len(conds) - 1} distinct; "
         f"{len(data.eval)} eval examples"
     )
-    if recipe.prompt.calibrate and cm.is_lm:
-        calibrate(cm, recipe.batch_size)
+    resolve_calibration(cm, recipe.prompt.calibrate, data.fit, recipe.batch_size)
     ev = data.eval
     probs = label_probs(cm, ev.texts, conds, recipe.batch_size)
     t4 = time.perf_counter()

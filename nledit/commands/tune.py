@@ -152,6 +152,7 @@ def run_tune(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> T
 
     t0 = time.perf_counter()
     ctx = prepare(recipe, text, log)
+    refuse_incompetent(ctx, log)
     study = open_study(recipe)
     ref = reference_metrics(ctx, study)
     log(f"tune: reference (the recipe's edit) on validation: {fmt_metrics(ref)} k={ref['k']}")
@@ -228,3 +229,22 @@ def cmd_tune(args: argparse.Namespace) -> int:
     check_outputs(("tune.dir", recipe.tune.dir), ("tune.storage", db and str(Path(db).parent)))
     run_tune(recipe, text)
     return 0
+
+
+def refuse_incompetent(ctx: Any, log: Any = print) -> None:
+    """Stop before any trial when the base model cannot do the task or the tuned concept on
+    the validation split (``competence``): no edit can be judged against such a base."""
+    from ..competence import competence, line
+
+    cache = ctx.cache
+    concepts = list(ctx.edit.concepts)
+    comp = competence(cache.base_pred, cache.gold, list(ctx.cm.label_names), concepts)
+    log(f"tune: {line(comp)}")
+    if not comp["competent"] and ctx.recipe.tune.base_check:
+        raise TuneError(
+            "tune: the base model cannot do this task on the validation split "
+            f"({comp['task_why']}; "
+            + "; ".join(v["why"] for v in comp["targets"].values())
+            + "); there is no erasure to tune. Fix the prompt (shots, template, label_words, "
+            "calibrate) or use a model that can do the task"
+        )

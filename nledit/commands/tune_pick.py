@@ -17,7 +17,9 @@ The rule, over finished trials:
    edit on the same split) on collateral and perplexity: |d_cacc|, |relative d_cconf| and
    d_ppl no larger than the reference's. A reference that collapses every label sets loose
    bounds, one that does nothing sets bounds no real edit meets.
-3. Among the qualifying trials (or, when none qualifies, among all non-no-op trials, and the rule
+3. Among the qualifying trials (scored by ``cautious``: the target's ΔAcc at the upper end of
+   its 95 % bootstrap interval, so a drop that noise could explain counts for less; or, when
+   none qualifies, among all non-no-op trials, and the rule
    says so), keep those within ``keep`` of the best selectivity (selectivity >= keep × best),
    then take the smallest d_ppl, then the highest selectivity.
 
@@ -69,6 +71,13 @@ def selectivity(a: dict[str, Any]) -> float:
     return sum(terms) / len(terms) if terms else math.nan
 
 
+def cautious(a: dict[str, Any]) -> float:
+    """Selectivity with the target's ΔAcc at the upper end of its 95 % interval
+    (``d_acc_hi``, when measured): validation noise cannot make a weak edit look strong."""
+    hi = a.get("d_acc_hi")
+    return selectivity({**a, "d_acc": hi} if hi is not None and not math.isnan(hi) else a)
+
+
 def is_noop(a: dict[str, Any]) -> bool:
     """True when the edit lowers neither the target's accuracy nor its confidence enough."""
     if int(a.get("k", 1)) == 0:
@@ -103,7 +112,7 @@ def pick_trial(trials: list[Any], reference: dict[str, Any], keep: float = 0.9) 
         )
     ok = [t for t in live if beats(t.user_attrs, reference)]
     pool, qualified = (ok, True) if ok else (live, False)
-    scores = {t.number: selectivity(t.user_attrs) for t in pool}
+    scores = {t.number: cautious(t.user_attrs) for t in pool}
     best = max(scores.values())
     floor = keep * best if best > 0 else best
     near = [t for t in pool if scores[t.number] >= floor - _TOL]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from ..collect import ConceptStats
 from ..concept import ConceptModel
 from ..data import ConceptData, DataError
 from ..errors import NleditError
-from ..evaluate import calibrate
+from ..evaluate import resolve_calibration
 from ..fit import load_for_recipe
 from ..gate import RangeGate
 from ..models import ModelSource
@@ -226,6 +227,7 @@ def evaluate_edit(ctx: TuneContext, edit: EditSpec) -> dict[str, Any]:
         concept = ctx.data.label_names.index(gate.spec["concept"])
         for name, value in cache.metrics(probs, [concept]).items():
             out[name] = out.get(name, 0.0) + value / len(gates)
+        out["d_acc_hi"] = out.get("d_acc_hi", 0.0) + _drop_bound(cache, probs, concept) / len(gates)
         if ppl is not None:
             ppls.append(ppl)
     out["k"] = sum(int(g.spec["k"]) for g in gates)
@@ -236,6 +238,18 @@ def evaluate_edit(ctx: TuneContext, edit: EditSpec) -> dict[str, Any]:
     out["seconds"] = time.perf_counter() - t0
     ctx.memo[key] = dict(out)
     return out
+
+
+def _drop_bound(cache: Any, probs: torch.Tensor, concept: int) -> float:
+    """The upper end of the target's ΔAcc 95 % interval (the smallest drop the validation
+    examples support; ``bootstrap``), for a pick that accounts for noise."""
+    from ..bootstrap import delta_intervals, stratified_indices
+
+    keep, gold = cache.keep, cache.gold
+    base = (cache.base_probs[keep], cache.base_pred[keep])
+    edit = (probs[keep], cache.cm.predict(probs)[keep])
+    ci = delta_intervals(base, edit, gold[keep], concept, *stratified_indices(gold[keep]))
+    return ci.get("d_acc", [math.nan, math.nan])[1]
 
 
 # ---- preparation -----------------------------------------------------------------------------
@@ -313,8 +327,7 @@ def prepare(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> Tu
         out.mkdir(parents=True, exist_ok=True)
         save_stats(stats, reservoir, stats_file)
     t2 = time.perf_counter()
-    if recipe.prompt.calibrate and cm.is_lm:
-        calibrate(cm, recipe.batch_size)
+    resolve_calibration(cm, recipe.prompt.calibrate, data.fit, recipe.batch_size)
     ppl_ids = tune_windows(recipe, cm.tokenizer) if cm.is_lm else None
     log(
         f"tune: {len(data.fit)} fitting, {len(data.val)} validation examples; layers "

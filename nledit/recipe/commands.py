@@ -96,6 +96,11 @@ class TuneSpec(_Strict):
         30, description="finished trials the study should hold; a rerun continues up to it"
     )
     seed: int | None = Field(None, description="sampler seed (default: the recipe's seed)")
+    base_check: bool = Field(
+        True,
+        description="refuse to tune when the base model cannot do the task or the target on "
+        "the validation split (``competence``); false only to smoke-test on random models",
+    )
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     dir: PathStr = Field("runs/tune", description="output folder: study, tables, plot, recipe")
     storage: Annotated[str, Field(pattern=STORAGE)] | None = Field(

@@ -147,7 +147,19 @@ class PromptSpec(_Strict):
     shots: Annotated[int, Field(ge=0)] = 4
     shot_separator: str = "\n\n"
     label_words: list[str] | None = Field(None, description="one word per label, e.g. ' Sports'")
-    calibrate: bool = Field(False, description="contextual calibration with a content-free query")
+    calibrate: bool | Literal["auto"] = Field(
+        "auto",
+        description="contextual calibration with a content-free query; auto: only where it "
+        "raises the base model's balanced accuracy on the fitting split",
+    )
+
+    @field_validator("calibrate", mode="before")
+    @classmethod
+    def _calibrate_choice(cls, v: Any) -> Any:
+        if v is True or v is False or v == "auto":
+            return v
+        raise ValueError(f"Input should be a valid boolean or 'auto', got {v!r}")
+
     chat: bool = Field(False, description="wrap the prompt in the tokenizer's chat template")
     demonstrations: list[Demonstration] | None = Field(
         None, description="the demonstrations in prompt order (replaces `shots`)"
