@@ -320,13 +320,109 @@ class NleditConfig(PreTrainedConfig):
 
 
 class NleditMixin:
-    """Run-time switches added to the loaded base model class."""
+    """Run-time switches added to the loaded base model class, and a ``save_pretrained`` that
+    keeps the edit."""
 
     def nledit_enabled(self, enabled: bool = True, names: list[str] | None = None) -> None:
         set_gates_enabled(self, enabled, names)  # type: ignore[arg-type]
 
     def nledit_disabled(self) -> contextlib.AbstractContextManager[None]:
         return gates_disabled(self)  # type: ignore[arg-type]
+
+    def save_pretrained(self, save_directory: Any, *args: Any, **kwargs: Any) -> None:
+        """Save like the base class, then add what makes the folder an nledit checkpoint: the
+        run-time, ``auto_map``, the range file and a manifest marked as re-saved. With
+        ``push_to_hub=True`` the complete folder is uploaded afterwards."""
+        import os
+
+        push = kwargs.pop("push_to_hub", False)
+        hub = {k: kwargs.pop(k) for k in _PUSH_KWARGS if k in kwargs}
+        super().save_pretrained(save_directory, *args, **kwargs)  # type: ignore[misc]
+        if not kwargs.get("is_main_process", True):
+            return
+        folder = os.fspath(save_directory)
+        write_resaved(self, folder)  # type: ignore[arg-type]
+        if push:
+            from huggingface_hub import HfApi
+
+            api = HfApi(token=kwargs.get("token"))
+            repo_id = hub.pop("repo_id", os.path.basename(os.path.abspath(folder)))
+            private = hub.pop("private", None)
+            repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+            api.upload_folder(repo_id=repo_id, folder_path=folder, **hub)
+
+
+_PUSH_KWARGS = ("repo_id", "commit_message", "create_pr", "private", "revision")
+MANIFEST_FILE = "nledit_manifest.json"
+_WRAPPERS = {
+    "AutoModelForCausalLM": "NleditForCausalLM",
+    "AutoModelForSequenceClassification": "NleditForSequenceClassification",
+}
+
+
+def write_resaved(model: nn.Module, folder: str) -> None:
+    """Complete a ``save_pretrained`` folder of a loaded nledit model (see ``save_pretrained``).
+
+    The weights are now whatever the base class saved (perhaps in another dtype), so the
+    manifest says the folder was re-saved, hashes the files actually written and drops the
+    export's reference logits and card, which described other bytes.
+    """
+    import os
+    import shutil
+
+    block = dict(getattr(model.config, "nledit", None) or {})
+    if block.get("format") != FORMAT:
+        raise NleditLoadError("save_pretrained: the model has no nledit block in its config")
+    block.pop("base_weights", None)  # the weights are in the folder now
+    order = {s["name"]: i for i, s in enumerate(block.get("edits", []))}
+    gates = sorted(
+        (m for m in model.modules() if isinstance(m, RangeGate)),
+        key=lambda g: order.get(g.spec["name"], len(order)),
+    )
+    meta = {k: str(block.get(k, "")) for k in ("nledit_version", "edit_sha256")}
+    block.update(save_ranges(os.path.join(folder, RANGES_FILE), gates, meta))
+    seq = block["base_architecture"].endswith("ForSequenceClassification")
+    auto = "AutoModelForSequenceClassification" if seq else "AutoModelForCausalLM"
+    path = os.path.join(folder, "config.json")
+    with open(path, encoding="utf-8") as f:
+        cfg = json.load(f)
+    cfg.pop("quantization_config", None)
+    cfg.update(
+        model_type="nledit",
+        architectures=[_WRAPPERS[auto]],
+        auto_map={
+            "AutoConfig": "modeling_nledit.NleditConfig",
+            auto: f"modeling_nledit.{_WRAPPERS[auto]}",
+        },
+        nledit=block,
+    )
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    shutil.copyfile(__file__, os.path.join(folder, "modeling_nledit.py"))
+    source = dict(getattr(model, "_nledit_manifest", None) or {})
+    files = {
+        name: _sha256(os.path.join(folder, name))
+        for name in sorted(os.listdir(folder))
+        if name != MANIFEST_FILE and os.path.isfile(os.path.join(folder, name))
+    }
+    dtype = next((p.dtype for p in model.parameters()), None)
+    doc = {
+        **{k: v for k, v in source.items() if k not in ("files", "card")},
+        "files": files,
+        "weights": "copy",
+        "base_weights": sorted(n for n in files if n.startswith("model") and "safetensors" in n),
+        "resaved": {
+            "by": "save_pretrained",
+            "dtype": str(dtype).replace("torch.", ""),
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+            "export_files": source.get("files", {}),
+            "note": "weights written by save_pretrained, not the export's bytes; metrics were "
+            "measured on the original export",
+        },
+    }
+    with open(os.path.join(folder, MANIFEST_FILE), "w", encoding="utf-8") as f:
+        f.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
 _EDITED_CLASSES: dict[type, type] = {}
@@ -440,7 +536,21 @@ class _NleditAutoModel(PreTrainedModel):
         install_gates(model, block["layers_path"], load_gates(ranges, block))
         set_gates_enabled(model, bool(enabled))
         model.config.nledit = block
+        object.__setattr__(model, "_nledit_manifest", _read_manifest(path, hub))
         return model
+
+
+def _read_manifest(path: str, hub: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's manifest ({} when it has none), kept for ``save_pretrained``."""
+    from transformers.utils import cached_file
+
+    try:
+        file = cached_file(path, MANIFEST_FILE, _raise_exceptions_for_missing_entries=False, **hub)
+        with open(file or "", encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 class NleditForCausalLM(_NleditAutoModel):
