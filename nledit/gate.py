@@ -342,14 +342,15 @@ class NleditMixin:
             return
         folder = os.fspath(save_directory)
         write_resaved(self, folder)  # type: ignore[arg-type]
-        if push:
-            from huggingface_hub import HfApi
+        if push:  # as transformers pushes, after the folder is complete
+            from transformers.utils.hub import hf_api
 
-            api = HfApi(token=kwargs.get("token"))
             repo_id = hub.pop("repo_id", os.path.basename(os.path.abspath(folder)))
-            private = hub.pop("private", None)
-            repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-            api.upload_folder(repo_id=repo_id, folder_path=folder, **hub)
+            create = {k: hub.pop(k) for k in ("private",) if k in hub}
+            repo_id = hf_api().create_repo(repo_id, exist_ok=True, **create).repo_id
+            self._upload_modified_files(  # type: ignore[attr-defined]
+                folder, repo_id, {}, token=kwargs.get("token"), **hub
+            )
 
 
 _PUSH_KWARGS = ("repo_id", "commit_message", "create_pr", "private", "revision")
@@ -431,7 +432,32 @@ _EDITED_CLASSES: dict[type, type] = {}
 def _edited_class(base_cls: type) -> type:
     if base_cls not in _EDITED_CLASSES:
         _EDITED_CLASSES[base_cls] = type(f"Nledit{base_cls.__name__}", (NleditMixin, base_cls), {})
+        _register_for_pipelines()
     return _EDITED_CLASSES[base_cls]
+
+
+class _PipelineNames(PreTrainedConfig):
+    """A key no configuration ever has: the edited classes are listed under it in
+    transformers' task mappings only for ``pipeline()``'s name check, never found by a load."""
+
+    model_type = "nledit-pipeline-names"
+
+
+def _register_for_pipelines() -> None:
+    """Name the edited classes in transformers' task mappings (under ``_PipelineNames``), so
+    ``pipeline()`` knows them as models of its task."""
+    from transformers.models.auto import modeling_auto
+
+    for mapping_name in (
+        "MODEL_FOR_CAUSAL_LM_MAPPING",
+        "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING",
+    ):
+        mapping = getattr(modeling_auto, mapping_name)
+        names = getattr(modeling_auto, mapping_name + "_NAMES", {})
+        task = {n for v in names.values() for n in ((v,) if isinstance(v, str) else v)}
+        own = tuple(c for b, c in _EDITED_CLASSES.items() if b.__name__ in task)
+        if own:
+            mapping.register(_PipelineNames, own, exist_ok=True)
 
 
 _HUB_KWARGS = ("revision", "cache_dir", "force_download", "local_files_only", "token", "subfolder")

@@ -47,6 +47,10 @@ auto = transformers.AutoModelForCausalLM
 report, logits = {}, {}
 
 
+def n_gates(model):
+    return sum(type(m).__name__ == "RangeGate" for m in model.modules())
+
+
 def run(folder, dtype):
     model = auto.from_pretrained(folder, trust_remote_code=True, dtype=dtype).eval()
     with torch.no_grad():
@@ -58,13 +62,16 @@ for dtype, tag in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
     saved = os.path.join(work, f"saved_{tag}")
     model.save_pretrained(saved)
     again, logits[f"saved_{tag}"] = run(saved, dtype)
-    report[tag] = {"class": type(again).__name__, "files": sorted(os.listdir(saved))}
+    report[tag] = {
+        "class": type(again).__name__,
+        "files": sorted(os.listdir(saved)),
+        "gates": [n_gates(model), n_gates(again)],
+    }
     with torch.no_grad():
         again.nledit_enabled(False)
         logits[f"saved_{tag}_off"] = again(**inputs).logits.float()
 
 # push_to_hub with the Hub stood in for: record the folder the model would upload
-pushed = os.path.join(work, "pushed")
 
 
 class Repo:
@@ -76,16 +83,29 @@ class Api:
         return Repo()
 
 
-def upload(self, folder, *args, **kwargs):
-    shutil.copytree(folder, pushed)
+def upload(self, folder, repo_id, *args, **kwargs):
+    shutil.copytree(folder, os.path.join(work, "uploaded", str(len(os.listdir(uploads)))))
 
 
 tf_hub.hf_api = lambda: Api()
 tf_hub.create_and_tag_model_card = lambda *a, **k: type("Card", (), {"save": lambda s, p: None})()
 type(model)._upload_modified_files = upload
+uploads = os.path.join(work, "uploaded")
+os.makedirs(uploads)
 model, _ = run(src, torch.float32)
-model.push_to_hub("user/edited")
-report["pushed"] = sorted(os.listdir(pushed))
+model.push_to_hub("user/edited")  # uploaded/0
+model.save_pretrained(os.path.join(work, "saved_push"), push_to_hub=True, repo_id="user/x")
+# pipeline() knows the edited class as a text-generation model (no "not supported" line)
+import logging
+
+records = []
+handler = logging.Handler()
+handler.emit = lambda r: records.append(r.getMessage())
+logging.getLogger("transformers").addHandler(handler)
+tok = transformers.PreTrainedTokenizerFast(tokenizer_file=os.path.join(src, "tokenizer.json"))
+pipe = transformers.pipeline("text-generation", model=src, tokenizer=tok, trust_remote_code=True)
+report["pipeline_class"] = type(pipe.model).__name__
+report["pipeline_log"] = [m for m in records if "not supported" in m]
 report["nledit_modules"] = sorted(m for m, v in sys.modules.items() if m.startswith("nledit") and v)
 save_file({k: v.contiguous() for k, v in logits.items()}, os.path.join(work, "logits.safetensors"))
 json.dump(report, open(os.path.join(work, "report.json"), "w"))
@@ -139,14 +159,24 @@ def test_save_round_trip_keeps_the_edit(resaved: Any) -> None:
     assert not torch.equal(logits["saved_fp32_off"], logits["saved_fp32"])
 
 
+def test_pipeline_takes_the_edited_model_without_complaint(resaved: Any) -> None:
+    _, report, _ = resaved
+    assert report["pipeline_class"].startswith("Nledit")
+    assert report["pipeline_log"] == []
+
+
 def test_bf16_round_trip_keeps_the_edit(resaved: Any) -> None:
-    root, _, logits = resaved
+    root, report, logits = resaved
     assert torch.equal(logits["saved_bf16"], logits["export_bf16"])
+    assert not torch.equal(logits["saved_bf16_off"], logits["saved_bf16"])
+    assert min(report["bf16"]["gates"]) > 0  # a second load in one process keeps its gates
     config = json.loads((root / "saved_bf16" / "config.json").read_text())
     assert config["dtype"] == "bfloat16"
 
 
-@pytest.mark.parametrize("folder", ["saved_fp32", "saved_bf16", "pushed"])
+@pytest.mark.parametrize(
+    "folder", ["saved_fp32", "saved_bf16", "uploaded/0", "uploaded/1", "saved_push"]
+)
 def test_saved_folder_is_a_complete_checkpoint(resaved: Any, folder: str) -> None:
     root, _, _ = resaved
     path = root / folder
