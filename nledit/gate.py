@@ -210,10 +210,18 @@ def remove_gates(model: nn.Module, gates: list[RangeGate] | None = None) -> None
 
 
 def set_gates_enabled(model: nn.Module, enabled: bool, names: list[str] | None = None) -> None:
-    """Switch all gates (or those named) on or off at run time."""
-    for module in model.modules():
-        if isinstance(module, RangeGate) and (names is None or module.spec["name"] in names):
-            module.enabled = enabled
+    """Switch all gates (or those named) on or off at run time; a name no gate of ``model``
+    has is a ``ValueError`` naming the gates there are (nothing is switched then)."""
+    gates = [m for m in model.modules() if isinstance(m, RangeGate)]
+    if names is not None:
+        names = [names] if isinstance(names, str) else list(names)
+        known = [g.spec["name"] for g in gates]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"no gate named {unknown}; the gates are {known}")
+    for gate in gates:
+        if names is None or gate.spec["name"] in names:
+            gate.enabled = enabled
 
 
 @contextlib.contextmanager
