@@ -340,9 +340,25 @@ def _general(info: CardInfo) -> str:
         e = first_number(edited_lm.get(task) or {}, *keys)
         if b is not None or e is not None:
             rows.append([label, _fmt(b, nd), _fmt(e, nd)])
+    for task in sorted(set(base_lm) | set(edited_lm)):  # any other lm-eval task: its first metric
+        if task in ("mmlu", "wikitext") or task.startswith(("_", "nledit_")):
+            continue
+        b_all, e_all = base_lm.get(task) or {}, edited_lm.get(task) or {}
+        metric = next((k for k, v in {**b_all, **e_all}.items() if _is_number(v)), None)
+        if metric is not None and "stderr" not in metric:
+            b, e = b_all.get(metric), e_all.get(metric)
+            rows.append([f"{task} {metric} (lm-eval)", _fmt(_num(b)), _fmt(_num(e))])
     if not rows:
         return ""
     return "## General capability\n\n" + _table(["metric", "base", "edited"], rows)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if _is_number(v) else None
 
 
 def _recipe(info: CardInfo) -> str:
