@@ -79,7 +79,12 @@ def run_lm_eval(
         "model_args": model_args,
         "batch_size": batch_size,
         "device": device,
-        "include_path": None if include_path is None else str(include_path),
+        "include_path": None
+        if include_path is None
+        else [
+            str(p)
+            for p in ([include_path] if isinstance(include_path, str | Path) else include_path)
+        ],
         "n_samples": n_samples,
         "task_versions": dict(results.get("versions", {})),
         "seconds": round(time.perf_counter() - start, 1),

@@ -56,6 +56,9 @@ def test_eval_runs_a_local_yaml_task_and_caches_the_base(
     lm = manifest["metrics"]["lm_eval"]
     assert "acc" in lm["edited"]["tiny_topics"] and "acc" in lm["base"]["tiny_topics"]
     assert "tiny_topics acc (lm-eval)" in (export / "README.md").read_text()
+    for p in export.iterdir():  # the results name no local path either
+        assert str(tmp_path).encode() not in p.read_bytes(), p.name
+        assert str(export.parent).encode() not in p.read_bytes(), p.name
 
 
 def test_an_unknown_task_is_a_clear_error(export: Path, tmp_path: Path, capsys: Any) -> None:

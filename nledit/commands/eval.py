@@ -25,6 +25,7 @@ from ..integrity import read_manifest, require_trusted
 from ..lmeval import lm_eval_command, metric_delta, run_lm_eval
 from ..lmeval_tasks import DEFAULT_TASKS, prepare_tasks, resolve_task_names
 from ..outdir import clean_stale_temp
+from ..portable import absolute_paths, portable_data, with_roots
 
 TEMP_PREFIX = "nledit-lmeval-"  # task folders, removed at exit (or by the next run after a kill)
 
@@ -86,6 +87,7 @@ def run_eval(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as work:
         lm = _evaluate(out, args, Path(work))
     require_trusted(out, "record lm-eval results in it")  # unchanged while lm-eval ran
+    lm = portable_data(lm, with_roots(absolute_paths(lm)))  # no local path into the export
     merge_into_checkpoint(out, lm)
     print(json.dumps({k: v for k, v in lm.items() if k != "_meta"}, indent=2, default=str))
     return 0
