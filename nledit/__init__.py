@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .edit import Edit
     from .errors import NleditError
     from .generate import Decoding
+    from .hub import push
 
 __all__ = [
     "Decoding",
@@ -39,9 +40,10 @@ __all__ = [
     "fit",
     "generate",
     "load_recipe",
+    "push",
     "run",
 ]
-_HOME = {"Decoding": "generate", "Edit": "edit", "NleditError": "errors"} | {
+_HOME = {"Decoding": "generate", "Edit": "edit", "NleditError": "errors", "push": "hub"} | {
     name: "api" for name in ("evaluate", "export", "fit", "generate", "load_recipe", "run")
 }
 

@@ -22,6 +22,8 @@ from .card_index import eval_results, first_number
 from .operators import OPERATORS
 from .version import __version__
 
+# The transformers versions the exported run-time supports (pyproject.toml's requirement).
+TRANSFORMERS_RANGE = ">=5.0,<6"
 TAGS = ["nledit", "neuronlens", "range-masking", "custom_code"]
 # Operator parameters that matter for each operator (the rest of a dumped spec is noise).
 _OPERATOR_PARAMS = {name: op.options for name, op in OPERATORS.items()}
@@ -35,7 +37,9 @@ class CardInfo:
     base_model: str
     base_revision: str | None = None
     license: str | None = None
+    language: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
+    local_data: list[str] = field(default_factory=list)  # data that is not on the Hub (names)
     edits: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     recipe_yaml: str = ""
@@ -72,12 +76,19 @@ def render_card(info: CardInfo) -> ModelCard:
     """Build the card; its front matter parses back with ``ModelCard.load``."""
     hub_base = info.hub_base_model or (info.base_model if is_hub_id(info.base_model) else None)
     results = eval_results(info.metrics, info.method, info.datasets)
-    relation = {"base_model_relation": "adapter"} if info.weights == "reference" else {}
+    # a weight-free checkpoint needs its base to load (adapter); a full copy is a derived
+    # model in its own right, which the Hub calls finetune
+    relation = (
+        {"base_model_relation": "adapter" if info.weights == "reference" else "finetune"}
+        if hub_base
+        else {}
+    )
     data = ModelCardData(
         base_model=hub_base,
         **relation,
         library_name="transformers",
         license=info.license,
+        language=list(info.language) or None,
         datasets=list(info.datasets) or None,
         tags=list(TAGS),
         pipeline_tag="text-generation" if "CausalLM" in info.auto_class else None,
@@ -231,9 +242,19 @@ def _loading(info: CardInfo) -> str:
         "model.nledit_enabled(False)  # the base model, exactly\n"
         "model.nledit_enabled(True)  # the edited model (the default)\n"
         "```\n\n"
-        "No nledit install is needed; `lm_eval --model hf --model_args "
+        f"Requires transformers {TRANSFORMERS_RANGE} (the run-time uses transformers 5's "
+        "`PreTrainedConfig`; transformers 4.x cannot load it).\n\n"
+        + _local_data(info)
+        + "No nledit install is needed; `lm_eval --model hf --model_args "
         f"pretrained={repo},trust_remote_code=True` evaluates it as it stands.\n"
     )
+
+
+def _local_data(info: CardInfo) -> str:
+    if not info.local_data:
+        return ""
+    names = ", ".join(f"`{n}`" for n in info.local_data)
+    return f"Fitted and evaluated on local data not on the Hub: {names}.\n\n"
 
 
 def _generations(info: CardInfo) -> str:
@@ -329,9 +350,25 @@ def _general(info: CardInfo) -> str:
         e = first_number(edited_lm.get(task) or {}, *keys)
         if b is not None or e is not None:
             rows.append([label, _fmt(b, nd), _fmt(e, nd)])
+    for task in sorted(set(base_lm) | set(edited_lm)):  # any other lm-eval task: its first metric
+        if task in ("mmlu", "wikitext") or task.startswith(("_", "nledit_")):
+            continue
+        b_all, e_all = base_lm.get(task) or {}, edited_lm.get(task) or {}
+        metric = next((k for k, v in {**b_all, **e_all}.items() if _is_number(v)), None)
+        if metric is not None and "stderr" not in metric:
+            b, e = b_all.get(metric), e_all.get(metric)
+            rows.append([f"{task} {metric} (lm-eval)", _fmt(_num(b)), _fmt(_num(e))])
     if not rows:
         return ""
     return "## General capability\n\n" + _table(["metric", "base", "edited"], rows)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if _is_number(v) else None
 
 
 def _recipe(info: CardInfo) -> str:

@@ -134,7 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("eval", "run lm-evaluation-harness on an exported checkpoint and its base")
     p.add_argument("out", help="exported checkpoint directory")
-    p.add_argument("--tasks", default="mmlu,wikitext", help="comma-separated: mmlu, wikitext")
+    p.add_argument(
+        "--tasks",
+        default="mmlu,wikitext",
+        help="comma-separated: mmlu, wikitext (offline), any registered lm-eval task, or tasks "
+        "of an --include-path",
+    )
     p.add_argument("--data-dir", help="local data folder with mmlu/ and wikitext2/ (offline)")
     p.add_argument("--hub", action="store_true", help="use the stock Hub tasks instead")
     p.add_argument("--limit", type=float, help="examples per task (or fraction)")
@@ -143,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--no-base", action="store_true", help="skip evaluating the base model")
+    p.add_argument(
+        "--include-path",
+        action="append",
+        metavar="DIR",
+        help="a folder of lm-eval task YAML files (repeatable); --tasks may name its tasks",
+    )
 
     p = add("push", "publish an exported checkpoint to the Hugging Face Hub")
     p.add_argument("out", help="exported checkpoint directory")

@@ -133,6 +133,26 @@ class Edit:
             ) from None
 
     @classmethod
+    def from_pretrained(cls, path: str | Path) -> Edit:
+        """The edit of an exported checkpoint, to apply to a base model already in memory
+        (``with edit.applied(model): ...``). The export must pass ``nledit verify``'s file
+        checks; its code is never run. It carries no shots and no neuron-masking baseline."""
+        from .attach import read_export
+
+        found = read_export(path)
+        return cls(
+            found.gates,
+            [],
+            found.layers_path,
+            found.label_names,
+            found.prompt,
+            Examples([], []),
+            found.max_length,
+            found.task,
+            found.definition,
+        )
+
+    @classmethod
     def _from_meta(cls, folder: Path, meta: dict[str, Any]) -> Edit:
         gates = gate.load_gates(str(folder / GATES_FILE), meta["block"])
         n = meta["n_range"]

@@ -18,6 +18,7 @@ Everything is written into a temporary sibling directory that is renamed into pl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import re
@@ -30,6 +31,7 @@ import torch
 from safetensors.torch import save_file
 
 from . import gate
+from .basecard import base_facts
 from .card import CardInfo, card_fields, write_card
 from .errors import NleditError
 from .export_files import (
@@ -44,6 +46,7 @@ from .export_files import (
 from .integrity import walk
 from .models import ModelSource, sha256_file
 from .outdir import atomic_dir, copy_file
+from .portable import absolute_paths, portable_data, portable_folder, recipe_paths, with_roots
 from .version import __version__
 
 EXPORT_MARKERS = (MANIFEST_FILE,)  # what makes a folder an export --overwrite may replace
@@ -152,6 +155,21 @@ def nledit_config(src: Path, model: Any, task: str, block: dict[str, Any]) -> di
     return cfg
 
 
+def with_base_facts(card: CardInfo, src: Path) -> CardInfo:
+    """``card`` with the license, language and data sets of its base (``basecard``) where it
+    states none of its own; the base's data sets follow the edit's own."""
+    facts = base_facts(src, card.hub_base_model or card.base_model)
+    datasets = list(card.datasets) + [
+        d for d in facts.get("datasets", []) if d not in card.datasets
+    ]
+    return dataclasses.replace(
+        card,
+        license=card.license or facts.get("license"),
+        language=list(card.language) or list(facts.get("language", [])),
+        datasets=datasets,
+    )
+
+
 def reference_logits(model: Any, tokenizer: Any, texts: list[str]) -> dict[str, torch.Tensor]:
     """Inputs and the model's last-position logits, stored for ``nledit verify``."""
     out: dict[str, torch.Tensor] = {}
@@ -210,7 +228,11 @@ def export_checkpoint(
     t0 = time.perf_counter()
     src = source_folder(source)
     reference = base_reference(src, source) if weights_mode == "reference" else None
+    card = with_base_facts(card, src)
     with atomic_dir(out, overwrite, EXPORT_MARKERS) as tmp:
+        local = {source.location, str(src), str(out), str(out.absolute()), str(tmp)}
+        local |= recipe_paths(recipe_text) | absolute_paths(manifest)
+        roots = with_roots(local | absolute_paths(card_fields(card)))
         weights = sorted(reference["files"]) if reference else _copy_weights(src, tmp, model)
         meta = {"nledit_version": __version__, "edit_sha256": edit_sha256}
         block = gate.save_ranges(str(tmp / gate.RANGES_FILE), gates, meta)
@@ -235,6 +257,8 @@ def export_checkpoint(
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
         write_card(tmp, card)
+        # a weight-free checkpoint's config keeps the folder its base weights are loaded from
+        portable_folder(tmp, roots, keep=("config.json",) if reference else ())
         written = walk(tmp)[0]
         unknown = [name for name in written if file_kind(name) is None]
         if unknown:  # the allow-list integrity checks against must cover what is written
@@ -250,6 +274,10 @@ def export_checkpoint(
             "files": files,
             "card": card_fields(card),
         }
+        doc = portable_data(doc, roots)
+        shipped = sha256_file(tmp / RECIPE_FILE)
+        if shipped != recipe_sha256:  # local paths were replaced: the hash names the file
+            doc.update(recipe_sha256=shipped, fitted_recipe_sha256=recipe_sha256)
         doc.setdefault("timings", {})["export_s"] = time.perf_counter() - t0
         (tmp / MANIFEST_FILE).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     return out

@@ -217,10 +217,18 @@ def remove_gates(model: nn.Module, gates: list[RangeGate] | None = None) -> None
 
 
 def set_gates_enabled(model: nn.Module, enabled: bool, names: list[str] | None = None) -> None:
-    """Switch all gates (or those named) on or off at run time."""
-    for module in model.modules():
-        if isinstance(module, RangeGate) and (names is None or module.spec["name"] in names):
-            module.enabled = enabled
+    """Switch all gates (or those named) on or off at run time; a name no gate of ``model``
+    has is a ``ValueError`` naming the gates there are (nothing is switched then)."""
+    gates = [m for m in model.modules() if isinstance(m, RangeGate)]
+    if names is not None:
+        names = [names] if isinstance(names, str) else list(names)
+        known = [g.spec["name"] for g in gates]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"no gate named {unknown}; the gates are {known}")
+    for gate in gates:
+        if names is None or gate.spec["name"] in names:
+            gate.enabled = enabled
 
 
 @contextlib.contextmanager
@@ -428,13 +436,110 @@ class NleditConfig(PreTrainedConfig):
 
 
 class NleditMixin:
-    """Run-time switches added to the loaded base model class."""
+    """Run-time switches added to the loaded base model class, and a ``save_pretrained`` that
+    keeps the edit."""
 
     def nledit_enabled(self, enabled: bool = True, names: list[str] | None = None) -> None:
         set_gates_enabled(self, enabled, names)  # type: ignore[arg-type]
 
     def nledit_disabled(self) -> contextlib.AbstractContextManager[None]:
         return gates_disabled(self)  # type: ignore[arg-type]
+
+    def save_pretrained(self, save_directory: Any, *args: Any, **kwargs: Any) -> None:
+        """Save like the base class, then add what makes the folder an nledit checkpoint: the
+        run-time, ``auto_map``, the range file and a manifest marked as re-saved. With
+        ``push_to_hub=True`` the complete folder is uploaded afterwards."""
+        import os
+
+        push = kwargs.pop("push_to_hub", False)
+        hub = {k: kwargs.pop(k) for k in _PUSH_KWARGS if k in kwargs}
+        super().save_pretrained(save_directory, *args, **kwargs)  # type: ignore[misc]
+        if not kwargs.get("is_main_process", True):
+            return
+        folder = os.fspath(save_directory)
+        write_resaved(self, folder)  # type: ignore[arg-type]
+        if push:  # as transformers pushes, after the folder is complete
+            from transformers.utils.hub import hf_api
+
+            repo_id = hub.pop("repo_id", os.path.basename(os.path.abspath(folder)))
+            create = {k: hub.pop(k) for k in ("private",) if k in hub}
+            repo_id = hf_api().create_repo(repo_id, exist_ok=True, **create).repo_id
+            self._upload_modified_files(  # type: ignore[attr-defined]
+                folder, repo_id, {}, token=kwargs.get("token"), **hub
+            )
+
+
+_PUSH_KWARGS = ("repo_id", "commit_message", "create_pr", "private", "revision")
+MANIFEST_FILE = "nledit_manifest.json"
+_WRAPPERS = {
+    "AutoModelForCausalLM": "NleditForCausalLM",
+    "AutoModelForSequenceClassification": "NleditForSequenceClassification",
+}
+
+
+def write_resaved(model: nn.Module, folder: str) -> None:
+    """Complete a ``save_pretrained`` folder of a loaded nledit model (see ``save_pretrained``).
+
+    The weights are now whatever the base class saved (perhaps in another dtype), so the
+    manifest says the folder was re-saved, hashes the files actually written and drops the
+    export's reference logits and card, which described other bytes.
+    """
+    import os
+    import shutil
+
+    block = dict(getattr(model.config, "nledit", None) or {})
+    if block.get("format") != FORMAT:
+        raise NleditLoadError("save_pretrained: the model has no nledit block in its config")
+    block.pop("base_weights", None)  # the weights are in the folder now
+    order = {s["name"]: i for i, s in enumerate(block.get("edits", []))}
+    gates = sorted(
+        (m for m in model.modules() if isinstance(m, RangeGate)),
+        key=lambda g: order.get(g.spec["name"], len(order)),
+    )
+    meta = {k: str(block.get(k, "")) for k in ("nledit_version", "edit_sha256")}
+    block.update(save_ranges(os.path.join(folder, RANGES_FILE), gates, meta))
+    seq = block["base_architecture"].endswith("ForSequenceClassification")
+    auto = "AutoModelForSequenceClassification" if seq else "AutoModelForCausalLM"
+    path = os.path.join(folder, "config.json")
+    with open(path, encoding="utf-8") as f:
+        cfg = json.load(f)
+    cfg.pop("quantization_config", None)
+    cfg.update(
+        model_type="nledit",
+        architectures=[_WRAPPERS[auto]],
+        auto_map={
+            "AutoConfig": "modeling_nledit.NleditConfig",
+            auto: f"modeling_nledit.{_WRAPPERS[auto]}",
+        },
+        nledit=block,
+    )
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    shutil.copyfile(__file__, os.path.join(folder, "modeling_nledit.py"))
+    source = dict(getattr(model, "_nledit_manifest", None) or {})
+    files = {
+        name: _sha256(os.path.join(folder, name))
+        for name in sorted(os.listdir(folder))
+        if name != MANIFEST_FILE and os.path.isfile(os.path.join(folder, name))
+    }
+    dtype = next((p.dtype for p in model.parameters()), None)
+    doc = {
+        **{k: v for k, v in source.items() if k not in ("files", "card")},
+        "files": files,
+        "weights": "copy",
+        "base_weights": sorted(n for n in files if n.startswith("model") and "safetensors" in n),
+        "resaved": {
+            "by": "save_pretrained",
+            "dtype": str(dtype).replace("torch.", ""),
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+            "export_files": source.get("files", {}),
+            "note": "weights written by save_pretrained, not the export's bytes; metrics were "
+            "measured on the original export",
+        },
+    }
+    with open(os.path.join(folder, MANIFEST_FILE), "w", encoding="utf-8") as f:
+        f.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
 _EDITED_CLASSES: dict[type, type] = {}
@@ -443,7 +548,32 @@ _EDITED_CLASSES: dict[type, type] = {}
 def _edited_class(base_cls: type) -> type:
     if base_cls not in _EDITED_CLASSES:
         _EDITED_CLASSES[base_cls] = type(f"Nledit{base_cls.__name__}", (NleditMixin, base_cls), {})
+        _register_for_pipelines()
     return _EDITED_CLASSES[base_cls]
+
+
+class _PipelineNames(PreTrainedConfig):
+    """A key no configuration ever has: the edited classes are listed under it in
+    transformers' task mappings only for ``pipeline()``'s name check, never found by a load."""
+
+    model_type = "nledit-pipeline-names"
+
+
+def _register_for_pipelines() -> None:
+    """Name the edited classes in transformers' task mappings (under ``_PipelineNames``), so
+    ``pipeline()`` knows them as models of its task."""
+    from transformers.models.auto import modeling_auto
+
+    for mapping_name in (
+        "MODEL_FOR_CAUSAL_LM_MAPPING",
+        "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING",
+    ):
+        mapping = getattr(modeling_auto, mapping_name)
+        names = getattr(modeling_auto, mapping_name + "_NAMES", {})
+        task = {n for v in names.values() for n in ((v,) if isinstance(v, str) else v)}
+        own = tuple(c for b, c in _EDITED_CLASSES.items() if b.__name__ in task)
+        if own:
+            mapping.register(_PipelineNames, own, exist_ok=True)
 
 
 _HUB_KWARGS = ("revision", "cache_dir", "force_download", "local_files_only", "token", "subfolder")
@@ -611,7 +741,21 @@ class _NleditAutoModel(PreTrainedModel):
         install_gates(model, block["layers_path"], load_gates(ranges, block))
         set_gates_enabled(model, bool(enabled))
         model.config.nledit = block
+        object.__setattr__(model, "_nledit_manifest", _read_manifest(path, hub))
         return model
+
+
+def _read_manifest(path: str, hub: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's manifest ({} when it has none), kept for ``save_pretrained``."""
+    from transformers.utils import cached_file
+
+    try:
+        file = cached_file(path, MANIFEST_FILE, _raise_exceptions_for_missing_entries=False, **hub)
+        with open(file or "", encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 class NleditForCausalLM(_NleditAutoModel):

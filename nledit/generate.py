@@ -171,7 +171,8 @@ def card_examples(
     max_new_tokens: int,
 ) -> str:
     """Markdown of greedy base and edited continuations, ``gates`` installed for the call only
-    (the examples ``eval.generate_prompts`` puts in the model card)."""
+    (the examples ``eval.generate_prompts`` puts in the model card); only the prompts whose
+    continuations differ, "" when none does."""
     if not prompts:
         return ""
     install_gates(model, layers_path, gates)
@@ -179,4 +180,5 @@ def card_examples(
         comparisons = compare(model, tokenizer, prompts, label_words, Decoding(max_new_tokens))
     finally:
         remove_gates(model, gates)
-    return render(comparisons)
+    acting = [c for c in comparisons if c.base.text != c.edited.text]
+    return render(acting) if acting else ""  # identical continuations show nothing

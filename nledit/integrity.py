@@ -269,6 +269,15 @@ def check_logits(out: Path, findings: Findings, device: str, atol: float = 1e-4)
 def verify(out: Path, device: str = "cpu") -> Findings:
     """Every check on ``out``; loads the model only when the files and the code are intact."""
     findings = inspect_export(out)
+    resaved = read_manifest(out).get("resaved") if findings.ok else None
+    if isinstance(resaved, dict):  # save_pretrained wrote the weights; no reference logits
+        findings.add(
+            "re-saved, not the original export",
+            True,
+            f"by {resaved.get('by')} in {resaved.get('dtype')} (transformers "
+            f"{resaved.get('transformers')}); reference logits and card were not carried over",
+        )
+        return findings
     if findings.ok:
         try:
             check_logits(out, findings, device)

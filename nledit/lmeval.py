@@ -30,7 +30,7 @@ def run_lm_eval(
     model_path: str | Path,
     tasks: Sequence[str],
     *,
-    include_path: Path | None = None,
+    include_path: Path | Sequence[str] | None = None,
     limit: int | float | None = None,
     num_fewshot: int | None = None,
     batch_size: int | str = 1,
@@ -85,7 +85,12 @@ def run_lm_eval(
         "model_args": model_args,
         "batch_size": batch_size,
         "device": device,
-        "include_path": None if include_path is None else str(include_path),
+        "include_path": None
+        if include_path is None
+        else [
+            str(p)
+            for p in ([include_path] if isinstance(include_path, str | Path) else include_path)
+        ],
         "n_samples": n_samples,
         "task_versions": dict(results.get("versions", {})),
         "seconds": round(time.perf_counter() - start, 1),
@@ -93,21 +98,31 @@ def run_lm_eval(
     return compact
 
 
-def _task_manager(include_path: Path | None, names: Sequence[str]) -> Any:
-    """Index only the include path when it has every task: lm-eval's own index takes ~13 s."""
+def _task_manager(include_path: Path | Sequence[str] | None, names: Sequence[str]) -> Any:
+    """Index only the include path(s) when they hold every task: lm-eval's own index takes
+    ~13 s. An unknown task name is a ``TaskDataError`` naming it."""
     from lm_eval.tasks import TaskManager
 
     if include_path is None:
         missing = [n for n in names if n.startswith("nledit_")]
         if missing:
             raise TaskDataError(f"{', '.join(missing)} need include_path (from prepare_tasks)")
-        return TaskManager()
-    if not Path(include_path).is_dir():
-        raise TaskDataError(f"include path {include_path} is not a folder; run prepare_tasks")
-    local = TaskManager(include_path=str(include_path), include_defaults=False)
-    if all(name in local.all_tasks for name in names):
-        return local
-    return TaskManager(include_path=str(include_path))
+        manager = TaskManager()
+    else:
+        paths = [str(include_path)] if isinstance(include_path, str | Path) else list(include_path)
+        bad = [p for p in paths if not Path(p).is_dir()]
+        if bad:
+            raise TaskDataError(f"include path {bad[0]} is not a folder")
+        local = TaskManager(include_path=paths, include_defaults=False)
+        if all(name in local.all_tasks for name in names):
+            return local
+        manager = TaskManager(include_path=paths)
+    unknown = [n for n in names if n not in manager.all_tasks]
+    if unknown:
+        raise TaskDataError(
+            f"unknown lm-eval task(s) {unknown} (give --include-path for local ones)"
+        )
+    return manager
 
 
 def summarize(results: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
@@ -129,7 +144,7 @@ def compare(
     edited_path: str | Path,
     tasks: Sequence[str],
     *,
-    include_path: Path | None = None,
+    include_path: Path | Sequence[str] | None = None,
     limit: int | float | None = None,
     num_fewshot: int | None = None,
     batch_size: int | str = 1,
@@ -175,7 +190,7 @@ def metric_delta(base: Mapping[str, Any], edited: Mapping[str, Any]) -> dict[str
 def lm_eval_command(
     model_path: str | Path,
     tasks: Sequence[str] = DEFAULT_TASKS,
-    include_path: Path | str | None = None,
+    include_path: Path | str | Sequence[str] | None = None,
     *,
     limit: int | float | None = None,
     num_fewshot: int | None = None,
@@ -196,8 +211,9 @@ def lm_eval_command(
     for key, value in (extra_model_args or {}).items():
         model_args += f",{key}={value}"
     argv = ["lm_eval", "--model", "hf", "--model_args", model_args, "--tasks", ",".join(tasks)]
-    if include_path is not None:
-        argv += ["--include_path", str(include_path)]
+    paths = [include_path] if isinstance(include_path, str | Path) else include_path or []
+    for path in paths:
+        argv += ["--include_path", str(path)]
     for flag, value in (
         ("--num_fewshot", num_fewshot),
         ("--limit", limit),

@@ -47,6 +47,11 @@ def edit_summaries(
     return out
 
 
+def _name(source: str) -> str:
+    """A local data source as the card names it: its file or folder name, never its path."""
+    return source.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
 # The parts of an evaluation (``EvalResult.to_dict``) that the model card shows.
 CARD_METRICS = ("erasure", "perplexity")
 
@@ -90,6 +95,7 @@ def describe_checkpoint(
         weights=weights,
         base_revision=source.revision,
         datasets=list(datasets),
+        local_data=[] if datasets or not data.get("source") else [_name(str(data["source"]))],
         edits=edits,
         metrics={k: metrics[k] for k in CARD_METRICS if metrics.get(k)},
         recipe_yaml=recipe_text,

