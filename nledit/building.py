@@ -19,6 +19,7 @@ from .operators import needs_general_mean, needs_leace
 from .prepare import Prepared, gates, leace_gate, mean_source, needs_samples, statistics
 from .ranges import RangeTable, vector_gate
 from .recipe import EditSpec, EvalSpec, edit_name
+from .reservoir import Placement, Reservoir
 
 VECTOR_BASELINES = ("steer", "ablate", "leace")  # one whole-vector gate per (concept, layer)
 STEER_STRENGTH: float = EvalSpec.model_fields["steer_strength"].default
@@ -40,7 +41,8 @@ def prepare(
     batch_size: int,
     seed: int,
     baselines: Iterable[str] = (),
-    reduce: Callable[[ConceptStats], ConceptStats] | None = None,
+    reduce: Callable[[ConceptStats, Reservoir | None], ConceptStats] | None = None,
+    placement: Placement | None = None,
     desc: str = "fit",
 ) -> Prepared:
     """The one statistics pass a set of edits and its baselines need: the layers (the paper's
@@ -59,6 +61,7 @@ def prepare(
         reduce=reduce,
         desc=desc,
         leace=needs_leace(edits, wanted),
+        placement=placement,
     )
 
 

@@ -20,7 +20,7 @@ from .plan import missing_files
 from .prepare import general_means
 from .ranges import RangeTable
 from .recipe import Recipe
-from .reservoir import Reservoir
+from .reservoir import Reservoir, shard_placement
 from .threads import apply_threads
 
 __all__ = ["Fitted", "fit", "general_means", "load_for_recipe"]
@@ -100,22 +100,23 @@ def fit(
     recipe: Recipe,
     recipe_text: str,
     shard: tuple[int, int] | None = None,
-    reduce: Callable[[ConceptStats], ConceptStats] | None = None,
+    reduce: Callable[[ConceptStats, Reservoir | None], ConceptStats] | None = None,
 ) -> Fitted:
     """Run the whole fit: one pass over the fitting examples, then ranges and gates.
 
     ``shard=(index, count)`` streams every count-th example from ``index`` and ``reduce``
-    combines the statistics of all shards (see ``distributed``).
+    combines the statistics and activation samples of all shards (see ``distributed``).
     """
     t0 = time.perf_counter()
     apply_threads(recipe.threads)
     data, source, cm, layout, layers = load_for_recipe(recipe)
     recipe = curation.targets_only(recipe, curation.not_evaluable(data.curation))
     t1 = time.perf_counter()
-    examples = data.fit
+    examples, placement = data.fit, None
     if shard is not None:
         index, count = shard
         examples = Examples(examples.texts[index::count], examples.labels[index::count])
+        placement = shard_placement(data.fit.labels, index, count)
     prep = prepare(
         cm,
         examples,
@@ -125,6 +126,7 @@ def fit(
         recipe.seed,
         recipe.eval.baselines,
         reduce,
+        placement=placement,
     )
     stats, reservoir = prep.stats, prep.reservoir
     t2 = time.perf_counter()

@@ -27,7 +27,7 @@ from .gate import RangeGate
 from .leace import LeaceStats, eraser_gate
 from .ranges import RangeTable, fit_ranges, make_gate, operator_value
 from .recipe import EditSpec
-from .reservoir import Reservoir
+from .reservoir import Placement, Reservoir
 from .saliencies import SALIENCIES
 
 RESERVOIR_ROWS = 512  # activation samples kept per (layer, concept): bounded memory
@@ -96,28 +96,24 @@ def statistics(
     *,
     samples: bool = False,
     general_mean: tuple[str, str] | None = None,
-    reduce: Callable[[ConceptStats], ConceptStats] | None = None,
+    reduce: Callable[[ConceptStats, Reservoir | None], ConceptStats] | None = None,
     desc: str = "fit",
     leace: bool = False,
+    placement: Placement | None = None,
 ) -> Prepared:
     """One pass over ``examples`` at ``layers``; ``samples`` keeps a bounded activation sample,
     ``general_mean=(source, field)`` also computes the general-text means (empty source: the
-    fitting examples' mean), ``reduce`` combines the statistics of several shards, ``leace``
+    fitting examples' mean), ``reduce`` combines the statistics (and sample) of several shards,
+    ``placement`` places this shard's examples in the whole set (for the sample), ``leace``
     also fits the LEACE statistics at ``layers`` in the same pass."""
     if leace and reduce is not None:
         raise NleditError("LEACE (operator or baseline) is fitted on one process only")
-    if samples and reduce is not None:  # each process would keep a sample of its own shard
-        raise NleditError(
-            "edits: quantile ranges, quorum: auto and sample-based saliency (probe) read an "
-            "activation sample, which is fitted on one process only; run without a "
-            "multi-process launcher"
-        )
     layers = sorted(set(layers))
-    reservoir = Reservoir(RESERVOIR_ROWS, seed) if samples else None
+    reservoir = Reservoir(RESERVOIR_ROWS, seed, placement) if samples else None
     erasure = LeaceStats(cm.layout.hidden_size, len(cm.label_names), layers) if leace else None
     stats = collect(cm, examples, layers, batch_size, reservoir, desc=desc, leace=erasure)
     if reduce is not None:
-        stats = reduce(stats)
+        stats = reduce(stats, reservoir)
     means = None
     if general_mean is not None:
         means = general_means(*general_mean, cm, stats, batch_size)

@@ -1,4 +1,5 @@
-"""Fitting across 2 CPU processes (gloo) gives the single-process ranges."""
+"""Fitting across 2 CPU processes (gloo) gives the single-process ranges, byte for byte, also
+for the settings that read the activation sample (quorum: auto, quantile ranges, probe)."""
 
 from __future__ import annotations
 
@@ -8,26 +9,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from nledit.cli import main
+from nledit.reservoir import Reservoir, shard_placement
 
-
-@pytest.mark.skipif(
-    shutil.which("accelerate") is None
-    and not Path(sys.executable).with_name("accelerate").exists(),
+LAUNCHER = Path(sys.executable).with_name("accelerate")
+needs_accelerate = pytest.mark.skipif(
+    shutil.which("accelerate") is None and not LAUNCHER.exists(),
     reason="accelerate CLI not installed",
 )
-def test_two_process_fit_equals_single(tiny_models, tiny_data, make_recipe, tmp_path: Path) -> None:
-    recipe = make_recipe(tiny_models["llama"], tiny_data, layer=1)
-    single, multi = tmp_path / "single", tmp_path / "multi"
-    assert main(["fit", str(recipe), "--out", str(single)]) == 0
-    launcher = Path(sys.executable).with_name("accelerate")
+
+
+def _launch(recipe: Path, out: Path) -> None:
     env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [
-            str(launcher),
+            str(LAUNCHER),
             "launch",
             "--cpu",
             "--num_processes",
@@ -43,7 +44,7 @@ def test_two_process_fit_equals_single(tiny_models, tiny_data, make_recipe, tmp_
             "fit",
             str(recipe),
             "--out",
-            str(multi),
+            str(out),
         ],
         capture_output=True,
         text=True,
@@ -51,12 +52,84 @@ def test_two_process_fit_equals_single(tiny_models, tiny_data, make_recipe, tmp_
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _same_bytes(a: Path, b: Path) -> None:
+    assert a.read_bytes() == b.read_bytes(), a.name
+
+
+@needs_accelerate
+def test_two_process_fit_equals_single(tiny_models, tiny_data, make_recipe, tmp_path: Path) -> None:
+    recipe = make_recipe(tiny_models["llama"], tiny_data, layer=1)
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    assert main(["fit", str(recipe), "--out", str(single)]) == 0
+    _launch(recipe, multi)
     a = load_file(str(single / "nledit_stats.safetensors"))
     b = load_file(str(multi / "nledit_stats.safetensors"))
     assert a.keys() == b.keys()
     for key in a:
         assert (a[key] - b[key]).abs().max().item() <= 1e-6 * max(1.0, a[key].abs().max().item())
-    ra = load_file(str(single / "nledit_fit_ranges.safetensors"))
-    rb = load_file(str(multi / "nledit_fit_ranges.safetensors"))
-    for key in ra:
-        assert (ra[key].double() - rb[key].double()).abs().max().item() <= 1e-6, key
+    _same_bytes(single / "nledit_fit_ranges.safetensors", multi / "nledit_fit_ranges.safetensors")
+
+
+@needs_accelerate
+def test_two_process_sample_settings_equal_single(
+    tiny_models, tiny_data, make_recipe, tmp_path: Path
+) -> None:
+    """preset selective (trimmed, quorum auto) and a quantile-range probe edit."""
+    edits = [
+        {"concepts": ["Sports"], "preset": "selective", "layer": 1},
+        {"concepts": ["World"], "layer": 2, "saliency": "probe", "range": "quantile"},
+    ]
+    recipe = make_recipe(tiny_models["llama"], tiny_data, extra={"edits": edits})
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    assert main(["fit", str(recipe), "--out", str(single)]) == 0
+    _launch(recipe, multi)
+    _same_bytes(single / "nledit_fit_ranges.safetensors", multi / "nledit_fit_ranges.safetensors")
+
+
+def _stream(res: Reservoir, h: torch.Tensor, y: torch.Tensor, batch: int) -> None:
+    for lo in range(0, len(y), batch):
+        res.add(0, h[lo : lo + batch], y[lo : lo + batch], list(range(lo, min(lo + batch, len(y)))))
+
+
+@pytest.mark.parametrize("shards", [2, 3])
+def test_shard_reservoirs_merge_to_the_single_sample(shards: int) -> None:
+    """Small capacity so later rows evict earlier ones, across shards."""
+    g = torch.Generator().manual_seed(1)
+    n, d, cap = 97, 5, 7
+    h = torch.randn(n, d, generator=g)
+    y = torch.randint(0, 3, (n,), generator=g)
+    single = Reservoir(cap, seed=4)
+    _stream(single, h, y, 8)
+    metas, rows = [], []
+    for index in range(shards):
+        placement = shard_placement(y.tolist(), index, shards)
+        part = Reservoir(cap, seed=4, placement=placement)
+        _stream(part, h[index::shards], y[index::shards], 4)
+        meta, row = part.local_rows([0], d)
+        metas.append(meta)
+        rows.append(row)
+    merged = Reservoir(cap, seed=4, placement=shard_placement(y.tolist(), 0, shards))
+    merged.absorb(torch.cat(metas), torch.cat(rows))
+    for c in range(3):
+        assert merged.example_ids(0, c) == single.example_ids(0, c)
+        assert np.array_equal(merged.samples(0, 3)[c], single.samples(0, 3)[c])
+        assert merged.seen[(0, c)] == single.seen[(0, c)] == int((y == c).sum())
+    assert min(single.seen.values()) > cap  # the case with evictions
+
+
+def test_single_process_draw_is_algorithm_r() -> None:
+    """The unsharded sample is unchanged: the same rows as a plain algorithm R replay."""
+    import random
+
+    n, cap = 50, 6
+    h = torch.arange(n, dtype=torch.float32).unsqueeze(1)
+    res = Reservoir(cap, seed=0)
+    res.add(3, h, torch.zeros(n, dtype=torch.long), list(range(n)))
+    rng, kept = random.Random("0/3/0"), list(range(cap))
+    for i in range(cap, n):
+        j = rng.randrange(i + 1)
+        if j < cap:
+            kept[j] = i
+    assert res.example_ids(3, 0) == kept

@@ -187,15 +187,3 @@ def test_a_leace_edit_refuses_a_quorum() -> None:
     d["edits"][0]["operator"] = "leace"
     with pytest.raises(RecipeError, match=r"edits\.0\.quorum: a LEACE edit"):
         parse_recipe(d, "r.yaml")
-
-
-def test_a_sampled_fit_is_refused_across_processes() -> None:
-    """Each process would keep a sample of its own shard: the quorum would differ from the
-    single-process fit, so the multi-process path refuses it (like LEACE)."""
-    from typing import Any, cast
-
-    from nledit.data import Examples
-    from nledit.prepare import statistics
-
-    with pytest.raises(NleditError, match="quorum: auto"):
-        statistics(cast(Any, None), Examples([], []), [0], 1, 0, samples=True, reduce=lambda s: s)
