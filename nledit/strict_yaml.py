@@ -1,9 +1,13 @@
 """Strict YAML for recipes and ``--set`` values: safe types only, no key given twice.
 
 ``yaml.safe_load`` keeps the last of two equal keys without a word; here every repeated key is
-reported with both line numbers under its own dotted path. Floats written without a dot
-(``5e-5``, ``1e400``) are read as numbers, as YAML 1.2 does, so they are checked as numbers (a
-number too large for a float becomes ``inf`` and is then refused as not finite).
+reported with both line numbers under its own dotted path. Plain scalars resolve under the
+YAML 1.2 core schema (``5e-5`` and ``0o17`` are numbers, ``1_000`` is not), and a plain scalar
+that YAML 1.1 reads as another number (``010`` as 8, ``1:30`` as 90, ``1_000``, ``0b101``) is
+refused with its line, so no number changes meaning with the YAML version a reader assumes.
+``yes``/``no``/``on``/``off`` stay booleans, as in YAML 1.1, so they are refused as booleans
+wherever a number belongs. A number too large for a float becomes ``inf`` and is then refused
+as not finite.
 """
 
 from __future__ import annotations
@@ -13,15 +17,85 @@ from typing import Any
 
 import yaml
 
-# YAML 1.2 floats that YAML 1.1 (PyYAML) reads as strings: an exponent without a dot.
-_EXP_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+# The YAML 1.2 core schema's plain-scalar forms (https://yaml.org/spec/1.2.2/#1032-tag-resolution).
+_CORE = {
+    "tag:yaml.org,2002:null": r"~|null|Null|NULL|",
+    # plus YAML 1.1's yes/no/on/off, kept as booleans so a boolean where a number or text
+    # belongs is refused as a boolean by the recipe models
+    "tag:yaml.org,2002:bool": (
+        r"true|True|TRUE|false|False|FALSE|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF"
+    ),
+    "tag:yaml.org,2002:int": r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+",
+    "tag:yaml.org,2002:float": (
+        r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN"
+    ),
+}
+_CORE_RE = {tag: re.compile(rf"^(?:{rx})$") for tag, rx in _CORE.items()}
 
 
 class StrictLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also reads ``1e-5`` as a float."""
+    """``yaml.SafeLoader`` resolving plain scalars under the YAML 1.2 core schema."""
+
+    yaml_implicit_resolvers: dict = {}  # noqa: RUF012 (PyYAML's class-level table)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:  # type: ignore[override]
+        """A YAML 1.2 core int: decimal (leading zeros allowed), ``0o`` octal or ``0x`` hex."""
+        text = str(self.construct_scalar(node))
+        if text.startswith("0o"):
+            return int(text[2:], 8)
+        return int(text, 16) if text.startswith("0x") else int(text, 10)
 
 
-StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXP_FLOAT, list("-+0123456789"))
+for _tag, _rx in _CORE_RE.items():
+    StrictLoader.add_implicit_resolver(_tag, _rx, None)
+StrictLoader.add_constructor("tag:yaml.org,2002:int", StrictLoader.construct_yaml_int)
+
+
+def _value(loader_cls: type[yaml.SafeLoader], node: yaml.ScalarNode) -> Any:
+    """What ``loader_cls`` makes of the plain scalar ``node`` (its own tag resolution)."""
+    loader = loader_cls("")
+    try:
+        tag = loader.resolve(yaml.ScalarNode, node.value, (True, False))
+        return loader.construct_object(yaml.ScalarNode(tag, node.value, style=None))
+    except (yaml.YAMLError, ValueError):
+        return None
+    finally:
+        loader.dispose()
+
+
+def ambiguous_scalars(root: yaml.Node, at: list[str] | None = None) -> list[str]:
+    """``path: line L: ...`` for every plain scalar that YAML 1.1 reads as another number
+    than YAML 1.2 core does (``010``, ``1:30``, ``1_000``, ``0b11``)."""
+    out: list[str] = []
+    seen: set[int] = set()
+
+    def walk(node: yaml.Node, path: list[str]) -> None:
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode) and node.style is None and node.value:
+            old, new = _value(yaml.SafeLoader, node), _value(StrictLoader, node)
+            # 1.1 reading text where 1.2 reads a number (``5e-5``, ``0o17``) is no ambiguity
+            differ = type(old) is not type(new) or (old != new and old == old)  # nan == nan here
+            if isinstance(old, (int, float)) and not isinstance(old, bool) and differ:
+                where = ".".join(path) or "recipe"
+                out.append(
+                    f"{where}: line {node.start_mark.line + 1}: {node.value!r} is read as "
+                    f"{old!r} by YAML 1.1 but {new!r} by YAML 1.2; quote it for text or write "
+                    "numbers in plain decimal"
+                )
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
+                walk(key, path)
+                walk(value, [*path, name])
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, [*path, str(i)])
+
+    walk(root, list(at or []))
+    return out
 
 
 MAX_VALUES = 100_000  # values after expanding aliases: far above any recipe, far below a bomb
@@ -39,6 +113,7 @@ def problems(text: str, at: str = "") -> list[str]:
     if root is None:
         return []
     out = duplicate_keys(root, [at] if at else [])
+    out += ambiguous_scalars(root, [at] if at else [])
     try:
         _expanded_size(root, {}, set())
     except ValueError as err:
