@@ -144,6 +144,8 @@ def calibration_text(choice: dict[str, Any]) -> str:
     used = "used" if choice.get("used") else "not used"
     if choice.get("setting") != "auto":
         return f"{used} (prompt.calibrate: {choice.get('setting')})"
+    if "n" not in choice:  # a classifier scores its own head: nothing to calibrate
+        return f"{used} (auto: calibration applies to prompted language models only)"
     return (
         f"{used} (auto: base balanced accuracy on {choice['n']} fitting examples raw "
         f"{choice['raw_balanced_acc']:.3f}, calibrated {choice['calibrated_balanced_acc']:.3f})"
