@@ -15,7 +15,7 @@ import yaml
 
 from . import gate
 from .errors import EditError
-from .integrity import require_trusted
+from .integrity import check_export
 from .recipe import PromptSpec
 
 RECIPE_FILE = "nledit_recipe.yaml"
@@ -42,7 +42,7 @@ def read_export(path: str | Path) -> ExportedEdit:
     """The edit of the export in ``path``; an ``EditError`` (or ``IntegrityError``) says why
     it cannot be read."""
     folder = Path(path)
-    manifest = require_trusted(folder, "read its edit")
+    manifest = check_export(folder, "read its edit").manifest
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         block = config["nledit"]

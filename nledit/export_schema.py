@@ -148,6 +148,8 @@ def tokenizer_problems(out: Path) -> list[str]:
     """The tokenizer files load (with no code of the folder's own: that was refused before)."""
     from transformers import AutoTokenizer
 
+    if not any(out.glob("tokenizer*")):  # a model's own save_pretrained writes no tokenizer
+        return []
     try:
         AutoTokenizer.from_pretrained(str(out), trust_remote_code=False)
     except Exception as err:  # whatever a corrupted tokenizer file makes transformers raise
