@@ -32,20 +32,7 @@ def test_the_golden_file_covers_the_recipes_this_machine_runs() -> None:
     assert set(DIGESTS) <= shipped and len(DIGESTS) >= len(shipped) - 1  # minilm: trained first
 
 
-# pronouns.yaml leaves prompt.calibrate at its default, which became `auto`; its range file
-# differs from the golden one since then and the cause is not yet pinned down.
-CHANGED = {"pronouns.yaml": "range file changed with the calibrate: auto default (under study)"}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=CHANGED[n], strict=True))
-        if n in CHANGED
-        else n
-        for n in sorted(DIGESTS)
-    ],
-)
+@pytest.mark.parametrize("name", sorted(DIGESTS))
 def test_ranges_are_byte_identical(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)  # recipes name their files from the repository root
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
