@@ -48,7 +48,9 @@ class CardInfo:
     method: str = "range"  # the erasure method this checkpoint carries
     auto_class: str = "AutoModelForCausalLM"
     hub_base_model: str | None = None  # the base's Hub id when base_model is not one
-    weights: str = "copy"  # "reference": a weight-free checkpoint (an adapter of its base)
+    # "reference": a weight-free checkpoint (an adapter of its Hub base); "reference-local":
+    # one whose base weights are only on the exporting machine
+    weights: str = "copy"
     generations: str = ""  # markdown: base and edited continuations (generate.render)
 
 
@@ -77,10 +79,11 @@ def render_card(info: CardInfo) -> ModelCard:
     hub_base = info.hub_base_model or (info.base_model if is_hub_id(info.base_model) else None)
     results = eval_results(info.metrics, info.method, info.datasets)
     # a weight-free checkpoint needs its base to load (adapter); a full copy is a derived
-    # model in its own right, which the Hub calls finetune
+    # model in its own right, which the Hub calls finetune; one whose base weights exist only
+    # on the machine that exported it is neither of the Hub model it names
     relation = (
         {"base_model_relation": "adapter" if info.weights == "reference" else "finetune"}
-        if hub_base
+        if hub_base and info.weights in ("copy", "reference")
         else {}
     )
     data = ModelCardData(
@@ -218,11 +221,15 @@ def _loading(info: CardInfo) -> str:
     cls = info.auto_class
     weights = (
         "This checkpoint carries no base weights (`base_model_relation: adapter`): "
-        "`from_pretrained` loads them from the local folder or the pinned Hub commit recorded in "
-        "`config.json` (`nledit.base_weights`), honouring `HF_HUB_OFFLINE` and the Hub cache, and "
-        "checks each file's sha256 first; a missing or different file stops the load with a "
-        "message naming it. `nledit_base=<folder or repo id>` points it elsewhere.\n\n"
+        "`from_pretrained` loads them from the pinned Hub commit recorded in `config.json` "
+        "(`nledit.base_weights`), honouring `HF_HUB_OFFLINE` and the Hub cache, and checks each "
+        "file's size and sha256 first (the sha256 the Hub cache names the file by, or one "
+        'computed once on this machine; `nledit_check_base="full"` re-hashes every file); a '
+        "missing or different file stops the load with a message naming it. "
+        "`nledit_base=<folder or repo id>` points it elsewhere.\n\n"
         if info.weights == "reference"
+        else LOCAL_BASE
+        if info.weights == "reference-local"
         else ""
     )
     return (
@@ -248,6 +255,14 @@ def _loading(info: CardInfo) -> str:
         + "No nledit install is needed; `lm_eval --model hf --model_args "
         f"pretrained={repo},trust_remote_code=True` evaluates it as it stands.\n"
     )
+
+
+LOCAL_BASE = (
+    "This checkpoint carries no base weights, and its base weights are not on the Hub (for "
+    "example a GGUF file dequantised on the machine that exported it): it loads only where "
+    "that folder exists, or with `nledit_base=<folder holding the same weights>`. To publish "
+    "it, export it with its weights (`output.weights: copy`).\n\n"
+)
 
 
 def _local_data(info: CardInfo) -> str:
