@@ -143,7 +143,7 @@ def local_reason(source: ModelSource) -> str:
     if source.kind == "gguf":
         name = source.origin.replace("\\", "/").rsplit("/", 1)[-1]
         return (
-            f"weights dequantised on this machine from the GGUF file {name} (sha256 "
+            f"weights dequantised on this machine from a GGUF file ({name}, sha256 "
             f"{source.gguf_sha256}); the Hub holds no such weights"
         )
     return "a local folder that records no Hub repository or commit"

@@ -624,6 +624,7 @@ def _write_hash_cache(doc: dict[str, Any]) -> None:
     import os
 
     path = _hash_cache_file()
+    doc = {k: v for k, v in doc.items() if os.path.isfile(k)}  # files since removed go
     try:  # a read-only home only costs the next load a full hash
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
