@@ -18,6 +18,7 @@ from .data import Examples, _digest, load_concept_data
 from .edit import Edit
 from .errors import EditError
 from .evaluate import conditions_of, measure
+from .evaluation import Evaluation
 from .export import EXPORT_MARKERS, export_checkpoint
 from .generate import Comparison, Decoding, compare
 from .inputs import data_spec, edit_specs, examples, prompt_spec
@@ -136,8 +137,9 @@ def evaluate(
     curate: bool = False,
     calibrate: bool = False,
     baselines: bool = True,
-) -> dict[str, Any]:
-    """The erasure table (and perplexity) of ``edit`` on ``data``, as plain data.
+) -> Evaluation:
+    """The erasure table (and perplexity) of ``edit`` on ``data``: plain data (a dict) with
+    readable views (``repr``, ``to_markdown()``, ``to_pandas()``; see ``nledit.evaluation``).
 
     ``data`` as for :func:`fit` (a recipe data spec gives its evaluation split). Each gate is
     measured alone against the base model: Acc/Conf on the concept's examples, CAcc/CConf on
@@ -168,7 +170,7 @@ def evaluate(
         source=perplexity_source or "",
         field="perplexity_source",
     )
-    return result.to_dict()
+    return Evaluation(result)
 
 
 def _summaries(edit: Edit) -> list[dict[str, Any]]:

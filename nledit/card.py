@@ -19,11 +19,11 @@ from huggingface_hub import ModelCard, ModelCardData
 
 from . import diagnostics
 from .card_index import eval_results, first_number
+from .card_loading import SERVING, loading_section
+from .card_loading import TRANSFORMERS_RANGE as TRANSFORMERS_RANGE
 from .operators import OPERATORS
 from .version import __version__
 
-# The transformers versions the exported run-time supports (pyproject.toml's requirement).
-TRANSFORMERS_RANGE = ">=5.0,<6"
 TAGS = ["nledit", "neuronlens", "range-masking", "custom_code"]
 # Operator parameters that matter for each operator (the rest of a dumped spec is noise).
 _OPERATOR_PARAMS = {name: op.options for name, op in OPERATORS.items()}
@@ -48,7 +48,9 @@ class CardInfo:
     method: str = "range"  # the erasure method this checkpoint carries
     auto_class: str = "AutoModelForCausalLM"
     hub_base_model: str | None = None  # the base's Hub id when base_model is not one
-    weights: str = "copy"  # "reference": a weight-free checkpoint (an adapter of its base)
+    # "reference": a weight-free checkpoint (an adapter of its Hub base); "reference-local":
+    # one whose base weights are only on the exporting machine
+    weights: str = "copy"
     generations: str = ""  # markdown: base and edited continuations (generate.render)
 
 
@@ -77,10 +79,11 @@ def render_card(info: CardInfo) -> ModelCard:
     hub_base = info.hub_base_model or (info.base_model if is_hub_id(info.base_model) else None)
     results = eval_results(info.metrics, info.method, info.datasets)
     # a weight-free checkpoint needs its base to load (adapter); a full copy is a derived
-    # model in its own right, which the Hub calls finetune
+    # model in its own right, which the Hub calls finetune; one whose base weights exist only
+    # on the machine that exported it is neither of the Hub model it names
     relation = (
         {"base_model_relation": "adapter" if info.weights == "reference" else "finetune"}
-        if hub_base
+        if hub_base and info.weights in ("copy", "reference")
         else {}
     )
     data = ModelCardData(
@@ -125,8 +128,8 @@ def _body(info: CardInfo) -> str:
     parts = [
         _intro(info),
         _edits(info),
-        _loading(info),
-        _serving(info),
+        loading_section(info.repo_id, info.auto_class, info.weights, info.local_data),
+        SERVING,
         _erasure(info),
         _generations(info),
         _general(info),
@@ -213,50 +216,6 @@ def _operator(edit: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return name, {k: v for k, v in params.items() if v is not None}
 
 
-def _loading(info: CardInfo) -> str:
-    repo = info.repo_id or "path/to/this/checkpoint"
-    cls = info.auto_class
-    weights = (
-        "This checkpoint carries no base weights (`base_model_relation: adapter`): "
-        "`from_pretrained` loads them from the local folder or the pinned Hub commit recorded in "
-        "`config.json` (`nledit.base_weights`), honouring `HF_HUB_OFFLINE` and the Hub cache, and "
-        "checks each file's sha256 first; a missing or different file stops the load with a "
-        "message naming it. `nledit_base=<folder or repo id>` points it elsewhere.\n\n"
-        if info.weights == "reference"
-        else ""
-    )
-    return (
-        "## How to load\n\n"
-        "The edit lives in custom modelling code, so loading needs `trust_remote_code=True`. "
-        "That runs `modeling_nledit.py` from this repository: read it once, then pin the "
-        "revision (a commit hash) you read, so later pushes cannot change the code you run. "
-        "(`nledit verify` checks that the file is nledit's own run-time, byte for byte.)\n\n"
-        + weights
-        + "```python\n"
-        f"from transformers import AutoTokenizer, {cls}\n\n"
-        f'repo = "{repo}"\n'
-        'revision = "main"  # pin a commit hash\n'
-        "tokenizer = AutoTokenizer.from_pretrained(repo, revision=revision, "
-        "trust_remote_code=True)\n"
-        f"model = {cls}.from_pretrained(repo, trust_remote_code=True, revision=revision)\n\n"
-        "model.nledit_enabled(False)  # the base model, exactly\n"
-        "model.nledit_enabled(True)  # the edited model (the default)\n"
-        "```\n\n"
-        f"Requires transformers {TRANSFORMERS_RANGE} (the run-time uses transformers 5's "
-        "`PreTrainedConfig`; transformers 4.x cannot load it).\n\n"
-        + _local_data(info)
-        + "No nledit install is needed; `lm_eval --model hf --model_args "
-        f"pretrained={repo},trust_remote_code=True` evaluates it as it stands.\n"
-    )
-
-
-def _local_data(info: CardInfo) -> str:
-    if not info.local_data:
-        return ""
-    names = ", ".join(f"`{n}`" for n in info.local_data)
-    return f"Fitted and evaluated on local data not on the Hub: {names}.\n\n"
-
-
 def _generations(info: CardInfo) -> str:
     if not info.generations:
         return ""
@@ -264,20 +223,6 @@ def _generations(info: CardInfo) -> str:
         "## What the edit does to generated text\n\n"
         "Greedy continuations of the base model (every gate off) and of this checkpoint, with "
         "the highest probability each label word reached along the way.\n\n" + info.generations
-    )
-
-
-def _serving(info: CardInfo) -> str:
-    return (
-        "## Serving\n\n"
-        "The edit is a forward hook that tests each selected activation against its range at "
-        "run time, so it runs wherever transformers' PyTorch modelling code runs: "
-        "`from_pretrained` as above, `pipeline(..., trust_remote_code=True)`, lm-evaluation-"
-        "harness (`--model hf`), and servers built on transformers. It cannot be merged into "
-        "the weights (the gate depends on the activation's value, not only on the neuron), "
-        "expressed in GGUF for llama.cpp, or run by stock vLLM or TGI kernels, which do not "
-        "execute custom modelling code; serve it with transformers, or port the gate to your "
-        "engine.\n"
     )
 
 

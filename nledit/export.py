@@ -32,6 +32,7 @@ from safetensors.torch import save_file
 
 from . import gate
 from .basecard import base_facts
+from .baseorigin import hub_origin
 from .card import CardInfo, card_fields, write_card
 from .errors import NleditError
 from .export_files import (
@@ -115,21 +116,37 @@ def _copy_weights(src: Path, dst: Path, model: Any) -> list[str]:
 
 
 def base_reference(src: Path, source: ModelSource) -> dict[str, Any]:
-    """Where a weight-free checkpoint finds its base: files with sha256, and a folder or commit."""
-    files = {
-        p.name: sha256_file(p) for p in sorted(src.iterdir()) if p.name.endswith(WEIGHT_SUFFIXES)
-    }
-    if not files:
+    """Where a weight-free checkpoint finds its base: each weight file's sha256 and size, and
+    the Hub repository and commit they were downloaded from (``baseorigin``), else the local
+    folder with the reason it is only local (``local``)."""
+    weights = [p for p in sorted(src.iterdir()) if p.name.endswith(WEIGHT_SUFFIXES)]
+    if not weights:
         raise ExportError(
             f"output.weights: reference needs base weights stored as safetensors; {src} has "
             "none (use output.weights: copy)"
         )
+    files = {p.name: sha256_file(p) for p in weights}
+    ref: dict[str, Any] = {"files": files, "sizes": {p.name: p.stat().st_size for p in weights}}
     if source.kind == "hub":
         commit = src.name  # snapshot_download returns .../snapshots/<commit hash>
         if not re.fullmatch(r"[0-9a-f]{40}", commit):
             raise ExportError(f"output.weights: cannot pin a commit of {source.location} ({src})")
-        return {"files": files, "repo_id": source.location, "revision": commit}
-    return {"files": files, "folder": str(src.resolve())}
+        return {**ref, "repo_id": source.location, "revision": commit}
+    origin = None if source.kind == "gguf" else hub_origin(src, files, source.base_model)
+    if origin is not None:
+        return {**ref, "repo_id": origin[0], "revision": origin[1]}
+    return {**ref, "folder": str(src.resolve()), "local": local_reason(source)}
+
+
+def local_reason(source: ModelSource) -> str:
+    """Why a base folder cannot be fetched from the Hub (no local path in it)."""
+    if source.kind == "gguf":
+        name = source.origin.replace("\\", "/").rsplit("/", 1)[-1]
+        return (
+            f"weights dequantised on this machine from a GGUF file ({name}, sha256 "
+            f"{source.gguf_sha256}); the Hub holds no such weights"
+        )
+    return "a local folder that records no Hub repository or commit"
 
 
 def nledit_config(src: Path, model: Any, task: str, block: dict[str, Any]) -> dict[str, Any]:
@@ -168,6 +185,18 @@ def with_base_facts(card: CardInfo, src: Path) -> CardInfo:
         language=list(card.language) or list(facts.get("language", [])),
         datasets=datasets,
     )
+
+
+def with_reference(card: CardInfo, reference: dict[str, Any] | None) -> CardInfo:
+    """The card of a weight-free checkpoint names the repository its base loads from; one
+    whose base is only local is no adapter of a Hub model (``weights: reference-local``)."""
+    if reference is None:
+        return card
+    if reference.get("repo_id"):
+        return dataclasses.replace(
+            card, hub_base_model=reference["repo_id"], base_revision=reference["revision"]
+        )
+    return dataclasses.replace(card, weights="reference-local")
 
 
 def reference_logits(model: Any, tokenizer: Any, texts: list[str]) -> dict[str, torch.Tensor]:
@@ -228,7 +257,7 @@ def export_checkpoint(
     t0 = time.perf_counter()
     src = source_folder(source)
     reference = base_reference(src, source) if weights_mode == "reference" else None
-    card = with_base_facts(card, src)
+    card = with_base_facts(with_reference(card, reference), src)
     with atomic_dir(out, overwrite, EXPORT_MARKERS) as tmp:
         local = {source.location, str(src), str(out), str(out.absolute()), str(tmp)}
         local |= recipe_paths(recipe_text) | absolute_paths(manifest)

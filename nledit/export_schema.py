@@ -166,9 +166,14 @@ def _base_weights_problems(ref: Any, where: str) -> list[str]:
     for name, digest in files.items():
         if not is_weight_file(name) or not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
             problems.append(f"{where}.base_weights: {name!r} is not a weight file with its sha256")
-    for key in ("folder", "repo_id", "revision"):
+    for key in ("folder", "repo_id", "revision", "local"):
         if key in ref and not isinstance(ref[key], str):
             problems.append(f"{where}.base_weights.{key} is not text")
+    sizes = ref.get("sizes", {})
+    if not isinstance(sizes, dict) or not all(
+        name in files and type(n) is int and n >= 0 for name, n in sizes.items()
+    ):
+        problems.append(f"{where}.base_weights.sizes is not a size in bytes per weight file")
     return problems
 
 

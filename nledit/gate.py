@@ -33,7 +33,14 @@ import transformers
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
-from transformers import AutoConfig, PreTrainedConfig, PreTrainedModel
+
+try:
+    from transformers import AutoConfig, PreTrainedConfig, PreTrainedModel
+except ImportError as err:  # transformers 4.x spells it PretrainedConfig, among other changes
+    raise ImportError(
+        f"this nledit checkpoint needs transformers >= 5 (installed: {transformers.__version__}); "
+        "upgrade with: pip install -U 'transformers>=5,<6'"
+    ) from err
 
 FORMAT = "nledit-ranges/1"
 RANGES_FILE = "nledit_ranges.safetensors"
@@ -588,10 +595,86 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def resolve_base_weights(block: dict[str, Any], base: str | None, check: bool, hub: dict) -> str:
+def _stat_key(path: str) -> list[int]:
+    import os
+
+    st = os.stat(path)  # ctime cannot be set back by a user, unlike mtime
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def _hash_cache_file() -> str:
+    import os
+
+    root = os.environ.get("NLEDIT_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "nledit"
+    )
+    return os.path.join(root, "base_sha256.json")
+
+
+def _read_hash_cache() -> dict[str, Any]:
+    try:
+        with open(_hash_cache_file(), encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _write_hash_cache(doc: dict[str, Any]) -> None:
+    import os
+
+    path = _hash_cache_file()
+    doc = {k: v for k, v in doc.items() if os.path.isfile(k)}  # files since removed go
+    try:  # a read-only home only costs the next load a full hash
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(doc, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def file_digest(path: str, mode: str, cache: dict[str, Any]) -> str:
+    """sha256 of a base weight file. ``mode`` "full" reads the whole file; "fast" first looks
+    for an identity that needs no reading: a Hub cache blob (the cache names each blob by the
+    sha256 the Hub published for it), else a hash this machine computed for the file when its
+    size, mtime, ctime and inode were what they are now (``cache``, updated)."""
+    import os
+
+    real = os.path.realpath(path)
+    if mode == "fast":
+        blob = os.path.basename(real)
+        if (
+            os.path.islink(path)
+            and os.path.basename(os.path.dirname(real)) == "blobs"
+            and len(blob) == 64
+            and all(c in "0123456789abcdef" for c in blob)
+        ):
+            return blob
+        entry = cache.get(real)
+        if isinstance(entry, dict) and entry.get("stat") == _stat_key(real):
+            return str(entry.get("sha256"))
+    digest = _sha256(real)
+    cache[real] = {"stat": _stat_key(real), "sha256": digest}
+    return digest
+
+
+def check_mode(value: Any) -> str:
+    """``nledit_check_base`` as a mode: "fast" (the default, True), "full", or "off" (False)."""
+    if isinstance(value, str):
+        value = value.strip().lower()
+        if value in ("false", "0", "no", "off"):
+            return "off"
+        return "full" if value == "full" else "fast"
+    return "fast" if value else "off"
+
+
+def resolve_base_weights(block: dict[str, Any], base: str | None, check: str, hub: dict) -> str:
     """The folder holding a weight-free checkpoint's base weights: ``base`` (a folder or Hub id)
     if given, else the recorded folder if it exists here, else the pinned Hub commit (through
-    the Hub cache); every file checked against its recorded sha256."""
+    the Hub cache). Each file's size is checked, and its sha256 as ``check_mode`` says
+    (``file_digest``)."""
     import os
 
     from transformers.utils import cached_file
@@ -602,11 +685,15 @@ def resolve_base_weights(block: dict[str, Any], base: str | None, check: bool, h
         folder = ref["folder"]
     repo = base or ref.get("repo_id")
     if folder is None and not repo:
+        why = f" ({ref['local']})" if ref.get("local") else ""
         raise NleditLoadError(
-            f"base weights: {ref.get('folder')!r} does not exist here and no Hub repository is "
-            "recorded; pass nledit_base=<folder holding the base weights>"
+            f"base weights: {ref.get('folder')!r}{why} does not exist here and no Hub repository "
+            "is recorded; pass nledit_base=<folder holding the base weights>"
         )
     from_hub = folder is None
+    sizes = ref.get("sizes") or {}
+    cache = _read_hash_cache() if check != "off" else {}
+    before = dict(cache)
     for name, digest in ref["files"].items():
         if from_hub:
             try:
@@ -620,11 +707,19 @@ def resolve_base_weights(block: dict[str, Any], base: str | None, check: bool, h
         file = os.path.join(folder, name)
         if not os.path.isfile(file):
             raise NleditLoadError(f"base weights: {file} is missing")
-        if check and _sha256(file) != digest:
+        size = os.path.getsize(file)
+        if check != "off" and name in sizes and size != sizes[name]:
+            raise NleditLoadError(
+                f"base weights: {file} differs from the base this edit was fitted on "
+                f"({size} bytes, expected {sizes[name]})"
+            )
+        if check != "off" and file_digest(file, check, cache) != digest:
             raise NleditLoadError(
                 f"base weights: {file} differs from the base this edit was "
                 f"fitted on (sha256 mismatch; expected {digest[:12]}…)"
             )
+    if check != "off" and cache != before:  # a full check refreshes the record too
+        _write_hash_cache(cache)
     return folder
 
 
@@ -687,7 +782,9 @@ class _NleditAutoModel(PreTrainedModel):
 
     Extra keyword arguments of ``from_pretrained``: ``nledit_enabled`` (False loads every gate
     off), ``nledit_base`` (a folder or Hub id holding the base weights of a weight-free
-    checkpoint, instead of the recorded one), ``nledit_check_base`` (False skips hashing them).
+    checkpoint, instead of the recorded one), ``nledit_check_base`` (how they are checked:
+    True / "fast", the default, trusts a hash it need not read the file for, "full" re-hashes
+    every file, False checks only that they exist; see ``file_digest``).
     """
 
     config_class = NleditConfig
@@ -711,9 +808,7 @@ class _NleditAutoModel(PreTrainedModel):
         if isinstance(enabled, str):
             enabled = enabled.lower() not in ("false", "0", "no")
         base = kwargs.pop("nledit_base", None)
-        check = kwargs.pop("nledit_check_base", True)
-        if isinstance(check, str):
-            check = check.lower() not in ("false", "0", "no")
+        check = check_mode(kwargs.pop("nledit_check_base", True))
         hub = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
         if not isinstance(config, NleditConfig):
             config = NleditConfig.from_pretrained(path, **hub)
@@ -724,7 +819,7 @@ class _NleditAutoModel(PreTrainedModel):
         weights = path
         if block.get("base_weights"):
             base_hub = {k: kwargs[k] for k in _BASE_HUB_KWARGS if k in kwargs}
-            weights = resolve_base_weights(block, base, bool(check), base_hub)
+            weights = resolve_base_weights(block, base, check, base_hub)
             kwargs = {k: v for k, v in kwargs.items() if k not in _HUB_KWARGS}
         # Hub kernels would replace the module forwards the gates hook (and fetch code): off
         # unless the caller asks for them.

@@ -6,6 +6,7 @@ for each request, so it cannot end up in a file, a log line or the returned resu
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,13 @@ def check_export(out_dir: Path) -> list[Path]:
     for name in REQUIRED_FILES:
         if not (out_dir / name).is_file():
             raise NleditHubError(f"{out_dir} is not an nledit export: {name} is missing")
+    unresolvable = local_base(out_dir)
+    if unresolvable:
+        raise NleditHubError(
+            f"{out_dir} is a weight-free checkpoint whose base weights cannot be fetched from "
+            f"the Hub ({unresolvable}); nobody who downloads it could load it. Export it with "
+            "its weights (output.weights: copy, or --weights copy) to publish it"
+        )
     try:
         manifest = check_nledit_export(out_dir, "push it", logits=True).manifest
     except IntegrityError as err:
@@ -88,6 +96,21 @@ def check_export(out_dir: Path) -> list[Path]:
     except (ValueError, TypeError) as e:
         raise NleditHubError(f"{out_dir / 'README.md'} has invalid metadata: {e}") from None
     return [out_dir / name for name in sorted([*manifest["files"], MANIFEST_FILE])]
+
+
+def local_base(out_dir: Path) -> str | None:
+    """Why a weight-free export's base weights cannot be resolved from the Hub (None when it
+    carries its weights, or records a Hub repository and commit for them)."""
+    try:
+        config = json.loads((Path(out_dir) / "config.json").read_text(encoding="utf-8"))
+        ref = config["nledit"].get("base_weights")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # not an export: integrity's checks say so
+    if not isinstance(ref, dict):
+        return None
+    if isinstance(ref.get("repo_id"), str) and isinstance(ref.get("revision"), str):
+        return None
+    return str(ref.get("local") or "no Hub repository and commit are recorded")
 
 
 def push(

@@ -97,6 +97,14 @@ def test_evaluate_gives_plain_data(llama, tiny_data: Path) -> None:
     methods = {(r["concept"], r["method"]) for r in result["erasure"]}
     assert methods == {("Sports", "range"), ("Sports", "neuron")}
     assert set(result["perplexity"]) == {"base", "range:Sports", "neuron:Sports"}
+    assert isinstance(result, dict) and json.loads(json.dumps(result)) == dict(result)
+    text = repr(result)  # the terminal table, not a wall of nested dicts
+    assert "Concept erasure" in text and "Sports" in text and "{" not in text
+    md = result.to_markdown()
+    assert md.startswith("| Concept |") and "| Condition | PPL |" in md
+    frame = result.to_pandas()
+    assert list(frame["method"]) == [r["method"] for r in result["erasure"]]
+    assert frame["d_acc"].tolist() == [r["d_acc"] for r in result["erasure"]]
     with edit.applied(model), pytest.raises(nledit.NleditError, match="outside applied"):
         nledit.evaluate(model, tok, edit, rows[80:])
 

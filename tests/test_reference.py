@@ -100,8 +100,11 @@ def test_local_folder_reference_is_small_exact_and_checked(tmp_path: Path, tiny_
     block = json.loads((ref / "config.json").read_text())["nledit"]["base_weights"]
     assert block["folder"] == str(base.resolve()) and "model.safetensors" in block["files"]
     assert inspect_export(ref).ok
+    assert "no Hub repository" in block["local"]
     card = (ref / "README.md").read_text()
-    assert "base_model_relation: adapter" in card and "## Serving" in card
+    # its base is on this machine only: no adapter of a Hub model, and it says how to publish
+    assert "base_model_relation" not in card and "## Serving" in card
+    assert "output.weights: copy" in card
 
     logits, errors = load_in_child(tmp_path, {"full": full, "ref": ref})
     assert errors == {}
@@ -206,3 +209,170 @@ def test_base_model_ids_from_what_ships_with_the_weights(tmp_path: Path) -> None
         root = Path(next(iter(spec.submodule_search_locations)))
         gguf = sorted(root.rglob("*.gguf"))[0]
         assert basemodel.from_gguf(gguf) == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def hub_snapshot(cache: Path, repo: str, folder: Path, commit: str = COMMIT) -> Path:
+    """``folder`` laid out as the Hub cache keeps a download of ``repo`` at ``commit``: each
+    file a blob named by its sha256, linked from the snapshot folder."""
+    import hashlib
+
+    root = cache / f"models--{repo.replace('/', '--')}"
+    snap, blobs = root / "snapshots" / commit, root / "blobs"
+    snap.mkdir(parents=True)
+    blobs.mkdir()
+    for p in sorted(folder.iterdir()):
+        digest = hashlib.sha256(p.read_bytes()).hexdigest()
+        shutil.copyfile(p, blobs / digest)
+        (snap / p.name).symlink_to(Path("..") / ".." / "blobs" / digest)
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text(commit)
+    return snap
+
+
+def test_hub_style_folder_reference_loads_anywhere_and_push_refuses_a_local_one(
+    tmp_path: Path, tiny_models, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    cache = tmp_path / "hub"
+    snap = hub_snapshot(cache, "acme/tiny-llama", tiny_models["llama"])
+    full = export(tmp_path, str(tiny_models["llama"]), "full")
+    ref = export(tmp_path, str(snap), "ref", "--weights", "reference")
+    block = json.loads((ref / "config.json").read_text())["nledit"]["base_weights"]
+    assert (block["repo_id"], block["revision"]) == ("acme/tiny-llama", COMMIT)
+    assert "folder" not in block and "local" not in block
+    weights = tiny_models["llama"] / "model.safetensors"
+    assert block["sizes"] == {"model.safetensors": weights.stat().st_size}
+    card = (ref / "README.md").read_text()
+    assert "base_model: acme/tiny-llama" in card and "base_model_relation: adapter" in card
+    for p in ref.iterdir():  # nothing of this machine's folders in any file
+        assert str(tmp_path).encode() not in p.read_bytes(), p.name
+
+    env = {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "NLEDIT_CACHE": str(tmp_path / "c")}
+    logits, errors = load_in_child(tmp_path, {"full": full, "ref": ref}, env)
+    assert errors == {}
+    assert torch.equal(logits["full"], logits["ref"])
+
+    import huggingface_hub.constants as hub_constants
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    assert main(["push", str(ref), "--repo", "me/tiny-edit", "--dry-run"]) == 0
+    assert "would upload" in capsys.readouterr().out
+
+    base = tmp_path / "plain"  # the same weights in a folder that records no Hub origin
+    shutil.copytree(tiny_models["llama"], base)
+    local = export(tmp_path, str(base), "local", "--weights", "reference")
+    capsys.readouterr()
+    assert main(["push", str(local), "--repo", "me/tiny-edit", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be fetched from the Hub" in err and "output.weights: copy" in err
+    assert "would upload" not in err
+
+
+def test_hub_origin_only_for_the_bytes_the_hub_published(tmp_path: Path, tiny_models) -> None:
+    import hashlib
+
+    from nledit.baseorigin import METADATA_DIR, from_local_dir, from_snapshot
+
+    weights = tiny_models["llama"] / "model.safetensors"
+    files = {"model.safetensors": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    snap = hub_snapshot(tmp_path / "hub", "acme/tiny-llama", tiny_models["llama"])
+    assert from_snapshot(snap, files) == ("acme/tiny-llama", COMMIT)
+    assert from_snapshot(tiny_models["llama"], files) is None  # not a snapshot
+    assert from_snapshot(snap, {"model.safetensors": "0" * 64}) is None  # changed after download
+
+    folder = tmp_path / "local-dir"  # what `hf download --local-dir` leaves
+    shutil.copytree(tiny_models["llama"], folder)
+    meta = folder / METADATA_DIR / "model.safetensors.metadata"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(f"{COMMIT}\n{files['model.safetensors']}\n1700000000.0\n")
+    assert from_local_dir(folder, files, "acme/tiny-llama") == ("acme/tiny-llama", COMMIT)
+    assert from_local_dir(folder, files, None) is None  # the layout does not record the id
+    meta.write_text(f"{COMMIT}\n{'1' * 64}\n1700000000.0\n")  # the Hub's bytes were others
+    assert from_local_dir(folder, files, "acme/tiny-llama") is None
+
+
+def test_fast_base_identity_hashes_once_and_still_sees_a_change(
+    tmp_path: Path, tiny_models, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from nledit import gate
+
+    monkeypatch.setenv("NLEDIT_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "base"
+    shutil.copytree(tiny_models["llama"], folder)
+    weights = folder / "model.safetensors"
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    ref = {"files": {weights.name: digest}, "sizes": {weights.name: weights.stat().st_size}}
+    block = {"base_weights": {**ref, "folder": str(folder)}}
+    reads: list[str] = []
+    real = gate._sha256
+    monkeypatch.setattr(gate, "_sha256", lambda p: reads.append(p) or real(p))
+
+    def resolve(mode: object) -> str:
+        return gate.resolve_base_weights(block, None, gate.check_mode(mode), {})
+
+    assert resolve(True) == str(folder) and len(reads) == 1  # first load: one full hash
+    assert resolve(True) == str(folder) and len(reads) == 1  # then: the recorded hash
+    assert resolve("full") == str(folder) and len(reads) == 2  # full: hashed again
+    assert resolve(False) == str(folder) and len(reads) == 2  # off: not checked
+
+    data = bytearray(weights.read_bytes())  # same size, one byte changed
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(gate.NleditLoadError, match="sha256 mismatch"):
+        resolve(True)
+    weights.write_bytes(bytes(data[:-1]))
+    with pytest.raises(gate.NleditLoadError, match="bytes, expected"):
+        resolve(True)
+
+    snap = hub_snapshot(tmp_path / "hub", "acme/tiny-llama", tiny_models["llama"])
+    block = {"base_weights": {**ref, "folder": str(snap)}}
+    before = len(reads)
+    assert resolve(True) == str(snap) and len(reads) == before  # the blob's name is its sha256
+
+
+def test_transformers_4_gets_a_clear_message(tmp_path: Path) -> None:
+    from nledit import gate
+
+    stub = tmp_path / "stub" / "transformers"  # transformers 4.x has no PreTrainedConfig
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text(
+        '__version__ = "4.57.1"\nclass PretrainedConfig: pass\nclass PreTrainedModel: pass\n'
+        "class AutoConfig: pass\n"
+    )
+    shutil.copyfile(gate.__file__, tmp_path / "modeling_nledit.py")
+    proc = subprocess.run(
+        [sys.executable, "-c", "import modeling_nledit"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path / 'stub'}{os.pathsep}{tmp_path}"},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    assert "needs transformers >= 5 (installed: 4.57.1)" in proc.stderr
+
+
+def test_tokenizer_loads_without_code_or_prompt(tmp_path: Path, tiny_models) -> None:
+    out = export(tmp_path, str(tiny_models["llama"]), "full")
+    code = (
+        "import sys; sys.modules['nledit'] = None\n"
+        "from transformers import AutoTokenizer\n"
+        f"tok = AutoTokenizer.from_pretrained({str(out)!r}, trust_remote_code=False)\n"
+        "print('loaded', type(tok).__name__, tok('match goal')['input_ids'])\n"
+    )
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    proc = subprocess.Popen(  # stdin stays open: a prompt would wait on it
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "loaded" in stdout and "Do you wish to run the custom code" not in stdout + stderr
+    assert not (tmp_path / "modules").exists()  # no code of the checkpoint was imported

@@ -71,6 +71,24 @@ for dtype, tag in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
         again.nledit_enabled(False)
         logits[f"saved_{tag}_off"] = again(**inputs).logits.float()
 
+# a re-saved folder loads with a device map; a model cast after loading saves as it runs
+mapped = auto.from_pretrained(
+    os.path.join(work, "saved_fp32"), trust_remote_code=True, device_map="cpu"
+).eval()
+with torch.no_grad():
+    logits["saved_fp32_device_map"] = mapped(**inputs).logits.float()
+report["device_map_gates"] = n_gates(mapped)
+cast, _ = run(src, torch.float32)
+cast = cast.to(torch.bfloat16)
+with torch.no_grad():
+    logits["cast_bf16"] = cast(**inputs).logits.float()
+cast.save_pretrained(os.path.join(work, "saved_cast"))
+recast, logits["saved_cast"] = run(os.path.join(work, "saved_cast"), "auto")
+report["saved_cast_dtype"] = str(next(recast.parameters()).dtype)
+with torch.no_grad():
+    recast.nledit_enabled(False)
+    logits["saved_cast_off"] = recast(**inputs).logits.float()
+
 # push_to_hub with the Hub stood in for: record the folder the model would upload
 
 
@@ -157,6 +175,20 @@ def test_save_round_trip_keeps_the_edit(resaved: Any) -> None:
     assert torch.equal(logits["saved_fp32"], logits["export_fp32"])
     # the edit acts on these inputs, so an edit lost on saving would show
     assert not torch.equal(logits["saved_fp32_off"], logits["saved_fp32"])
+
+
+def test_device_map_and_dtype_changes_after_a_save_round_trip(resaved: Any) -> None:
+    root, report, logits = resaved
+    assert report["device_map_gates"] > 0
+    assert torch.equal(logits["saved_fp32_device_map"], logits["export_fp32"])
+    # cast to bf16 after loading, saved, reloaded in the saved dtype: still edited (transformers
+    # recomputes buffers such as the rotary frequencies on a load, so the logits of the cast
+    # model in memory are no reference to compare with bit for bit)
+    assert report["saved_cast_dtype"] == "torch.bfloat16"
+    assert not torch.equal(logits["saved_cast"], logits["saved_cast_off"])
+    manifest = json.loads((root / "saved_cast" / MANIFEST_FILE).read_text())
+    assert manifest["resaved"]["dtype"] == "bfloat16"
+    assert inspect_export(root / "saved_cast").ok
 
 
 def test_pipeline_takes_the_edited_model_without_complaint(resaved: Any) -> None:
