@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .blank import blank
 from .datafiles import WHERE, loads, read_rows, read_text, where
 from .errors import DataError
 from .recipe import DataSpec, PromptSpec, Recipe
@@ -140,7 +141,7 @@ def _labels_file(path: Path) -> list[str]:
             f"data.label_names: {path}: expected a non-empty list of label names, "
             f"got {json.dumps(names)[:60]}"
         )
-    bad = [n for n in names if not isinstance(n, str) or not n.strip()]
+    bad = [n for n in names if not isinstance(n, str) or blank(n)]
     if bad:
         raise DataError(f"data.label_names: {path}: label names must be text, got {bad[0]!r}")
     dups = sorted({n for n in names if names.count(n) > 1})
@@ -171,8 +172,11 @@ def _to_examples(rows: list[dict], spec: DataSpec, names: list[str], source: str
         y, text = _label_id(r.get(spec.label_field), names), r.get(spec.text_field)
         if isinstance(y, str):
             raise DataError(f"data: {source}, {where(r, n)}: {y}")
-        if not isinstance(text, str) or not text.strip():
-            raise DataError(f"data: {source}, {where(r, n)}: empty or non-text {spec.text_field!r}")
+        if not isinstance(text, str) or blank(text):
+            raise DataError(
+                f"data: {source}, {where(r, n)}: {spec.text_field!r} is empty, not text, or only "
+                "invisible characters (whitespace, zero-width or control characters)"
+            )
         texts.append(text)
         labels.append(y)
     return Examples(texts, labels)

@@ -7,11 +7,13 @@ or ids; names come from ``label_names``, a ``ClassLabel`` column, or the sorted 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from .blank import blank
 from .data import Examples
 from .errors import EditError
 from .recipe import DataSpec, EditSpec, PromptSpec
@@ -24,11 +26,29 @@ def _problems(err: ValidationError, where: str) -> str:
     )
 
 
-def _validated(model: type[BaseModel], value: Any, where: str) -> Any:
+def validated(model: type[BaseModel], value: Any, where: str) -> Any:
+    """``value`` as an instance of the recipe model ``model``; problems name ``where``."""
     if isinstance(value, model):
         return value
     try:
         return model.model_validate(value)
+    except ValidationError as err:
+        raise EditError(_problems(err, where)) from None
+
+
+@functools.cache
+def _adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    info = model.model_fields[name]
+    strict = ConfigDict(strict=True, allow_inf_nan=False)
+    kind = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+    return TypeAdapter(kind, config=strict)
+
+
+def field_value(model: type[BaseModel], name: str, value: Any, where: str) -> Any:
+    """``value`` validated as the recipe field ``name`` of ``model`` (its type and bounds,
+    strictly: no coercion), for the API argument ``where``; an :class:`EditError` names it."""
+    try:
+        return _adapter(model, name).validate_python(value)
     except ValidationError as err:
         raise EditError(_problems(err, where)) from None
 
@@ -39,7 +59,7 @@ def edit_specs(edits: Any) -> list[EditSpec]:
         edits = [edits]
     if not isinstance(edits, Sequence) or isinstance(edits, str) or not edits:
         raise EditError("edits: expected a non-empty list of edits, e.g. [{'concepts': ['x']}]")
-    return [_validated(EditSpec, e, f"edits.{i}") for i, e in enumerate(edits)]
+    return [validated(EditSpec, e, f"edits.{i}") for i, e in enumerate(edits)]
 
 
 def prompt_spec(prompt: Any) -> PromptSpec:
@@ -48,7 +68,7 @@ def prompt_spec(prompt: Any) -> PromptSpec:
         return PromptSpec(shots=0)
     if isinstance(prompt, dict):
         prompt = {"shots": 0, **prompt}
-    return _validated(PromptSpec, prompt, "prompt")
+    return validated(PromptSpec, prompt, "prompt")
 
 
 def data_spec(data: Any) -> DataSpec | None:
@@ -56,7 +76,7 @@ def data_spec(data: Any) -> DataSpec | None:
     if isinstance(data, DataSpec):
         return data
     if isinstance(data, dict) and "source" in data:
-        return _validated(DataSpec, data, "data")
+        return validated(DataSpec, data, "data")
     return None
 
 
@@ -82,28 +102,73 @@ def _pairs(data: Any, where: str) -> tuple[list[Any], list[Any], list[str] | Non
     return texts, labels, None
 
 
+def label_names_of(value: Any, where: str = "label_names") -> list[str]:
+    """Label names as ``data.label_names`` takes them: a non-empty list of distinct texts."""
+    names = field_value(DataSpec, "label_names", value, where)
+    if names is None:
+        raise EditError(f"{where}: expected a non-empty list of label names")
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise EditError(f"{where}: {dups[0]!r} is listed twice; names must be unique")
+    return list(names)
+
+
+def _label_kind(y: Any, at: str) -> type:
+    """``str`` (a label name) or ``int`` (a label id); anything else is refused."""
+    if isinstance(y, str):
+        return str
+    if isinstance(y, int) and not isinstance(y, bool):
+        return int
+    raise EditError(
+        f"{at}: label {y!r:.40} is neither a label name (text) nor a label id (whole number)"
+    )
+
+
+def _inferred_names(labels: list[Any], kinds: list[type], where: str) -> list[str]:
+    """Label names read off the labels: the sorted names, or ids 0..max (one kind only)."""
+    if len(set(kinds)) > 1:
+        first = {k: n for n, k in reversed(list(enumerate(kinds)))}
+        raise EditError(
+            f"{where}: the labels mix names and ids ({where}[{first[str]}] is "
+            f"{labels[first[str]]!r}, {where}[{first[int]}] is {labels[first[int]]!r}); use "
+            "one kind, or pass label_names"
+        )
+    if kinds[0] is str:
+        return label_names_of(sorted(set(labels)), f"{where} labels")
+    top = max(labels)
+    if top >= len(labels):
+        raise EditError(
+            f"{where}: label ids run up to {top} for {len(labels)} examples; pass label_names"
+        )
+    return [str(i) for i in range(max(top, 0) + 1)]
+
+
 def examples(
-    data: Any, label_names: list[str] | None = None, where: str = "data"
+    data: Any, label_names: Any = None, where: str = "data"
 ) -> tuple[Examples, list[str]]:
     """In-memory data as examples and the label names (given, from the data, or inferred)."""
     texts, labels, names = _pairs(data, where)
     if not texts:
         raise EditError(f"{where}: no examples")
-    names = list(label_names) if label_names is not None else names
-    if names is None:
-        if all(isinstance(y, str) for y in labels):
-            names = sorted(set(labels))
-        else:
-            names = [str(i) for i in range(max(int(y) for y in labels) + 1)]
+    kinds = [_label_kind(y, f"{where}[{n}]") for n, y in enumerate(labels)]
+    if label_names is not None:
+        names = label_names_of(label_names)
+    elif names is not None:
+        names = label_names_of(names, f"{where} label names")
+    else:
+        names = _inferred_names(labels, kinds, where)
     ids = []
     for n, (text, y) in enumerate(zip(texts, labels)):
-        if not isinstance(text, str) or not text.strip():
-            raise EditError(f"{where}[{n}]: empty or non-text example")
+        if not isinstance(text, str) or blank(text):
+            raise EditError(
+                f"{where}[{n}]: the text is empty, not text, or only invisible characters "
+                "(whitespace, zero-width or control characters)"
+            )
         if isinstance(y, str):
             if y not in names:
                 raise EditError(f"{where}[{n}]: label {y!r} is not one of {names}")
             y = names.index(y)
-        if isinstance(y, bool) or not isinstance(y, int) or not 0 <= y < len(names):
+        if not 0 <= y < len(names):
             raise EditError(f"{where}[{n}]: label {y!r} outside 0..{len(names) - 1}")
         ids.append(y)
     return Examples(list(texts), ids), names
