@@ -87,6 +87,9 @@ class _Strict(BaseModel):
     )
 
 
+StrictModel = _Strict  # the recipe's strictness, for schemas of command-line flags
+
+
 def _duplicates(items: list[str]) -> list[str]:
     """Items that occur more than once, each named once, in order of first repeat."""
     seen: set[str] = set()
