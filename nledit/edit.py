@@ -23,7 +23,7 @@ from . import gate
 from .data import Examples
 from .errors import EditError
 from .export import method_gates
-from .inputs import validated, edit_specs
+from .inputs import edit_specs, validated
 from .recipe import PromptSpec
 from .version import __version__
 

@@ -20,6 +20,7 @@ from .recipe.base import StrictModel, VisibleStr
 from .recipe.loading import format_errors
 
 Device = Annotated[str, Field(pattern=DEVICE)]
+REPO = r"^[A-Za-z0-9][A-Za-z0-9._\-]*/[A-Za-z0-9][A-Za-z0-9._\-]*$"  # user/name
 TaskName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")]
 
 
@@ -65,7 +66,7 @@ class GenerateFlags(StrictModel):
     """`nledit generate`."""
 
     out: PathStr
-    prompt: list[VisibleStr] = []
+    prompt: list[VisibleStr] = Field(default_factory=list)
     prompts_file: PathStr | None = None
     max_new_tokens: Annotated[int, Field(ge=1)] = 40
     sample: bool = False
@@ -88,7 +89,7 @@ class PushFlags(StrictModel):
     """`nledit push`."""
 
     out: PathStr
-    repo: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*/[A-Za-z0-9][A-Za-z0-9._\-]*$")]
+    repo: Annotated[str, Field(pattern=REPO)]
     private: bool = False
     revision: Annotated[str, Field(min_length=1)] | None = None
     dry_run: bool = False
@@ -119,7 +120,7 @@ def checked_flags(command: str, args: argparse.Namespace) -> Any:
             name, _, rest = line.partition(":")
             head = name.split(".")[0]
             shown = "OUT" if head == "out" else _flag(head)
-            problems.append(f"{shown}{name[len(head):]}:{rest}")
+            problems.append(f"{shown}{name[len(head) :]}:{rest}")
         raise FlagError(f"nledit {command}: " + "; ".join(problems)) from None
     if hasattr(flags, "device"):
         check_device(flags.device, "--device")

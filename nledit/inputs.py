@@ -143,9 +143,7 @@ def _inferred_names(labels: list[Any], kinds: list[type], where: str) -> list[st
     return [str(i) for i in range(max(top, 0) + 1)]
 
 
-def examples(
-    data: Any, label_names: Any = None, where: str = "data"
-) -> tuple[Examples, list[str]]:
+def examples(data: Any, label_names: Any = None, where: str = "data") -> tuple[Examples, list[str]]:
     """In-memory data as examples and the label names (given, from the data, or inferred)."""
     texts, labels, names = _pairs(data, where)
     if not texts:

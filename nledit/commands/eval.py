@@ -124,7 +124,7 @@ def _evaluate(out: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]
         "dtype": args.dtype,
     }
     if "," in str(out):  # lm-eval runs it (model_args as a mapping); its shell form cannot
-        print(f"(no equivalent lm_eval shell command: --model_args cannot carry the comma in {out})")
+        print(f"(no lm_eval shell command: its --model_args cannot carry the comma in {out})")
     else:
         print(lm_eval_command(out, tasks, include, limit=limit, num_fewshot=args.num_fewshot))
     edited = run_lm_eval(str(out), tasks, **common)

@@ -19,9 +19,9 @@ from .base import (
     RangeShape,
     Saliency,
     Selectivity,
+    VisibleStr,
     _slug,
     _Strict,
-    VisibleStr,
     _yaml_type,
 )
 from .presets import with_preset
