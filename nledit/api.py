@@ -20,6 +20,7 @@ from .errors import EditError
 from .evaluate import conditions_of, measure
 from .export import EXPORT_MARKERS, export_checkpoint
 from .generate import Comparison, Decoding, compare
+from .ignored import ignored_data
 from .inputs import data_spec, edit_specs, examples, field_value, prompt_spec
 from .manifest import describe_checkpoint, edit_summaries
 from .models import detect_task, resolve_source
@@ -135,6 +136,9 @@ def fit(
                     f"{name}: a recipe data spec says it itself (data.{name}, prompt.shots); "
                     "leave the argument out"
                 )
+        ignored = ignored_data(spec)
+        if ignored:
+            raise EditError("\n".join(ignored))
         cdata = load_concept_data(spec, pspec.shots, seed, pspec.label_words)
         names, fit_ex, shot_ex = cdata.label_names, cdata.fit, cdata.shots
         max_length = spec.max_length

@@ -258,6 +258,7 @@ def load_concept_data(
         fit_rows = class_indices(spec.fit_indices, names, "data.fit_indices")
     for c, texts in by_class.items():
         k = n_shots[c]
+        _enough("prompt.shots", k, texts, names[c], "shot", "its distinct texts")
         shot_ex.texts += texts[:k]
         shot_ex.labels += [c] * len(texts[:k])
         rest = texts[k:]
@@ -265,9 +266,19 @@ def load_concept_data(
             evals, rest = rest[:n_eval], rest[n_eval:]
         else:
             evals = eval_pool[c][:n_eval]
+        if spec.eval_curate is None:
+            left = "those left after the shots" if eval_pool is None else "data.eval_source's"
+            _enough("data.eval_per_class", n_eval, evals, names[c], "evaluation", left)
         if fit_rows is not None:
             rest = pick(pool.texts, pool.labels, fit_rows[c], c, "data.fit_indices", names)
         fits = rest[:n_fit]
+        if spec.fit_curate is None and len(fits) >= 2:
+            left = (
+                "data.fit_indices"
+                if fit_rows is not None
+                else "those left after the shots and evaluation examples"
+            )
+            _enough("data.fit_per_class", n_fit, fits, names[c], "fitting", left)
         if len(fits) < 2 and spec.fit_curate is None:
             raise DataError(
                 f"data: concept {names[c]!r} has {len(fits)} fitting example(s) after taking "
@@ -276,6 +287,14 @@ def load_concept_data(
         fit_ex.texts += fits
         fit_ex.labels += [c] * len(fits)
         vals = rest[len(fits) : len(fits) + val_per_class]
+        _enough(
+            "tune.val_per_class",
+            val_per_class,
+            vals,
+            names[c],
+            "validation",
+            "those after the fitting examples",
+        )
         val_ex.texts += vals
         val_ex.labels += [c] * len(vals)
         eval_ex.texts += evals
@@ -288,6 +307,16 @@ def load_concept_data(
         shot_ex = demos
     meta = {"rows": len(pool)}
     return ConceptData(names, shot_ex, fit_ex, eval_ex, _digest(pool), meta, val=val_ex)
+
+
+def _enough(field: str, asked: int | None, got: list[str], name: str, kind: str, left: str) -> None:
+    """A count the recipe asks for is met exactly: fewer examples than asked is an error
+    naming the setting and the count available, never a silent smaller sample."""
+    if asked is not None and len(got) < asked:
+        raise DataError(
+            f"{field}: {asked} {kind} example(s) of concept {name!r} asked, but {left} "
+            f"hold {len(got)}; ask for at most {len(got)} (or add data)"
+        )
 
 
 def _take(curate: Any, per_class: int, shared: bool) -> int | None:
