@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from .arch import find_layout, resolve_layer
+from .blank import blank
 from .building import STEER_STRENGTH, build, prepare
 from .concept import ConceptModel
 from .data import Examples, _digest, load_concept_data
@@ -48,7 +49,10 @@ def _model_id(model: Any, model_id: Any) -> str:
     """The base model's id: ``model_id`` (validated as ``model.id``), else the model's own
     ``name_or_path`` ("" when it has none, e.g. a model built from a config)."""
     if model_id is not None:
-        return str(field_value(ModelSpec, "id", model_id, "model_id"))
+        mid = str(field_value(ModelSpec, "id", model_id, "model_id"))
+        if blank(mid):
+            raise EditError("model_id: must not be empty")
+        return mid
     mid = getattr(model, "name_or_path", "") or ""
     return mid if isinstance(mid, str) and mid.strip() else ""
 

@@ -174,8 +174,8 @@ def _to_examples(rows: list[dict], spec: DataSpec, names: list[str], source: str
             raise DataError(f"data: {source}, {where(r, n)}: {y}")
         if not isinstance(text, str) or blank(text):
             raise DataError(
-                f"data: {source}, {where(r, n)}: {spec.text_field!r} is empty, not text, or only "
-                "invisible characters (whitespace, zero-width or control characters)"
+                f"data: {source}, {where(r, n)}: empty or non-text {spec.text_field!r} (or only "
+                "invisible characters: whitespace, zero-width or control characters)"
             )
         texts.append(text)
         labels.append(y)

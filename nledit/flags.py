@@ -135,7 +135,7 @@ def check_device(device: str, field: str) -> None:
     kind, _, index = device.partition(":")
     if kind in ("cpu", "meta"):
         if index and index != "0" and kind == "cpu":
-            raise FlagError(f"{field}: {device!r}: there is one cpu device (cpu or cpu:0)")
+            raise FlagError(f"{field}: cannot use {device!r} here: there is one cpu (cpu, cpu:0)")
         return
     backend = getattr(torch, kind, None)
     if kind == "mps":
@@ -145,8 +145,11 @@ def check_device(device: str, field: str) -> None:
         ok = bool(is_available and is_available())
         count = backend.device_count() if ok and hasattr(backend, "device_count") else 0
     if not ok:
-        raise FlagError(f"{field}: {device!r}: no {kind} device on this machine (use cpu)")
+        raise FlagError(
+            f"{field}: cannot use {device!r} here: this machine has no {kind} (use cpu)"
+        )
     if index and int(index) >= count:
         raise FlagError(
-            f"{field}: {device!r}: this machine has {count} {kind} device(s) (0..{count - 1})"
+            f"{field}: cannot use {device!r} here: this machine has {count} {kind} device(s) "
+            f"(0..{count - 1})"
         )

@@ -21,7 +21,8 @@ from .recipe import DataSpec, EditSpec, PromptSpec
 
 def _problems(err: ValidationError, where: str) -> str:
     return "; ".join(
-        f"{where}{'.' if e['loc'] else ''}{'.'.join(str(x) for x in e['loc'])}: {e['msg']}"
+        f"{where}{'.' if e['loc'] else ''}{'.'.join(str(x) for x in e['loc'])}: "
+        + e["msg"].removeprefix("Value error, ")
         for e in err.errors()
     )
 
@@ -134,7 +135,10 @@ def _inferred_names(labels: list[Any], kinds: list[type], where: str) -> list[st
             "one kind, or pass label_names"
         )
     if kinds[0] is str:
-        return label_names_of(sorted(set(labels)), f"{where} labels")
+        for n, y in enumerate(labels):
+            if blank(y):
+                raise EditError(f"{where}[{n}]: label {y!r} has no visible character")
+        return sorted(set(labels))
     top = max(labels)
     if top >= len(labels):
         raise EditError(
