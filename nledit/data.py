@@ -281,8 +281,8 @@ def load_concept_data(
             _enough("data.fit_per_class", n_fit, fits, names[c], "fitting", left)
         if len(fits) < 2 and spec.fit_curate is None:
             raise DataError(
-                f"data: concept {names[c]!r} has {len(fits)} fitting example(s) after taking "
-                f"shots and evaluation examples; at least 2 are needed"
+                f"data.fit_per_class: concept {names[c]!r} has {len(fits)} fitting example(s) in "
+                f"{spec.source} after taking shots and evaluation examples; at least 2 are needed"
             )
         fit_ex.texts += fits
         fit_ex.labels += [c] * len(fits)
