@@ -4,8 +4,8 @@
 
 Runs tests/test_fuzz_trust.py and tests/test_fuzz_inputs.py with ``--examples`` random
 mutations per property (a quarter of them for fit folders, each of which exports, a fifth for
-recipes that fit, five times as many for data files and API data) from a random seed (or ``--seed``), and prints the
-seed, the outcome counts per property and the time taken. A failure prints hypothesis' shrunk
+recipes that fit, five times as many for data files and API data) from a random seed (or
+``--seed``), and prints the seed, the outcome counts per property and the time taken. A failure prints hypothesis' shrunk
 example; re-run with the same ``--seed`` to reproduce it.
 """
 
@@ -47,8 +47,7 @@ def main() -> int:
     lines = [
         line
         for line in proc.stdout.splitlines()
-        if "test_fuzz_" in line
-        and ".py::" in line
+        if ("test_fuzz_" in line and ".py::" in line)
         or "passing" in line
         or "%," in line
         or "passed" in line
