@@ -5,8 +5,8 @@
 Runs tests/test_fuzz_trust.py and tests/test_fuzz_inputs.py with ``--examples`` random
 mutations per property (a quarter of them for fit folders, each of which exports, a fifth for
 recipes that fit, five times as many for data files and API data) from a random seed (or
-``--seed``), and prints the seed, the outcome counts per property and the time taken. A failure prints hypothesis' shrunk
-example; re-run with the same ``--seed`` to reproduce it.
+``--seed``), and prints the seed, the outcome counts per property and the time taken. A
+failure prints hypothesis' shrunk example; re-run with the same ``--seed`` to reproduce it.
 """
 
 from __future__ import annotations
