@@ -232,9 +232,7 @@ def evaluate(
         baselines=(EvalSpec, "enabled", baselines),
     )
     batch_size = _batch_size(batch_size)
-    installed = {id(m) for m in model.modules()}
-    if any(id(g) in installed for g in edit.gates + edit.baseline):
-        raise EditError("evaluate: the edit is applied to the model; call it outside applied()")
+    _check_no_gates(model, "evaluate")  # its own gates or another edit's: not the base
     perplexity_windows = checked["perplexity_windows"]
     perplexity_window = checked["perplexity_window"]
     spec = data_spec(data)

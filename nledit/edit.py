@@ -83,9 +83,14 @@ class Edit:
 
     @contextlib.contextmanager
     def disabled(self, model: nn.Module) -> Iterator[nn.Module]:
-        """Inside the block, this edit's gates (where installed on ``model``) do nothing."""
+        """Inside the block, this edit's gates (installed on ``model`` by ``applied``) do
+        nothing; an edit that is not applied there is an ``EditError``."""
         installed = {id(m) for m in model.modules()}
         mine = [g for g in self.gates + self.baseline if id(g) in installed]
+        if not mine:
+            raise EditError(
+                "disabled: this edit is not applied to the model (use it inside applied())"
+            )
         before = [g.enabled for g in mine]
         for g in mine:
             g.enabled = False

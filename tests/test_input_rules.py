@@ -182,6 +182,10 @@ def test_state_misuse_is_refused_plainly(llama, tiny_data, tmp_path) -> None:
             nledit.fit(model, tok, _pairs(tiny_data), [EDIT])
         with pytest.raises(EditError, match="outside applied"):
             nledit.evaluate(model, tok, edit, _pairs(tiny_data, 5))
+    with other.applied(model), pytest.raises(EditError, match="evaluate: the model has"):
+        nledit.evaluate(model, tok, edit, _pairs(tiny_data, 5))
+    with pytest.raises(EditError, match="not applied"), edit.disabled(model):
+        pass
     assert not (tmp_path / "x").exists()
     with pytest.raises(EditError, match="method: expected"), edit.applied(model, "rnage"):
         pass
