@@ -163,6 +163,8 @@ def fit(
     task = detect_task(model.config, "auto")
     layout = find_layout(model)
     if task != "causal-lm":
+        if shots is not None:
+            raise EditError("shots: a classifier reads no prompt, so it takes no shots")
         shot_ex = Examples([], [])
     cm = ConceptModel(model, tokenizer, task, layout, names, pspec, shot_ex, max_length)
     layers = [resolve_layer(e.layer, layout.n_layers) for e in specs]

@@ -8,6 +8,7 @@ or ids; names come from ``label_names``, a ``ClassLabel`` column, or the sorted 
 from __future__ import annotations
 
 import functools
+import numbers
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -118,7 +119,7 @@ def _label_kind(y: Any, at: str) -> type:
     """``str`` (a label name) or ``int`` (a label id); anything else is refused."""
     if isinstance(y, str):
         return str
-    if isinstance(y, int) and not isinstance(y, bool):
+    if isinstance(y, numbers.Integral) and not isinstance(y, bool):  # numpy ints too
         return int
     raise EditError(
         f"{at}: label {y!r:.40} is neither a label name (text) nor a label id (whole number)"
@@ -172,5 +173,5 @@ def examples(data: Any, label_names: Any = None, where: str = "data") -> tuple[E
             y = names.index(y)
         if not 0 <= y < len(names):
             raise EditError(f"{where}[{n}]: label {y!r} outside 0..{len(names) - 1}")
-        ids.append(y)
+        ids.append(int(y))
     return Examples(list(texts), ids), names

@@ -513,3 +513,16 @@ def test_a_label_word_must_start_with_a_token_of_its_own(words, named) -> None:
         return
     with pytest.raises(LabelWordError, match=named):
         label_tokens(tok, words)
+
+
+def test_api_labels_of_the_right_kinds_are_read_as_given() -> None:
+    import numpy as np
+
+    from nledit.inputs import examples
+
+    ex, names = examples([("a b", np.int64(1)), ("c", 0), ("d", 1)])
+    assert names == ["0", "1"] and ex.labels == [1, 0, 1] and type(ex.labels[0]) is int
+    ex, names = examples([("a", "y"), ("b", "x")])
+    assert names == ["x", "y"] and ex.labels == [1, 0]
+    ex, names = examples([("a", "y"), ("b", 0)], ["x", "y"])  # names given: both kinds mean one
+    assert ex.labels == [1, 0]
