@@ -12,7 +12,6 @@ from typing import Any
 import yaml
 
 from .arch import find_layout, resolve_layer
-from .blank import blank
 from .building import STEER_STRENGTH, build, prepare
 from .concept import ConceptModel
 from .data import Examples, _digest, load_concept_data
@@ -22,7 +21,18 @@ from .evaluate import conditions_of, measure
 from .export import EXPORT_MARKERS, export_checkpoint
 from .generate import Comparison, Decoding, compare
 from .ignored import ignored_data
-from .inputs import data_spec, edit_specs, examples, field_value, prompt_spec
+from .inputs import (
+    batch_size_of,
+    check_no_gates,
+    checked_args,
+    data_spec,
+    edit_specs,
+    examples,
+    field_value,
+    listed,
+    model_id_of,
+    prompt_spec,
+)
 from .manifest import describe_checkpoint, edit_summaries
 from .models import detect_task, resolve_source
 from .outdir import check_destination
@@ -43,51 +53,6 @@ from .recipe import (
     recipe_hash,
 )
 from .recipe import load_recipe as load
-
-
-def _model_id(model: Any, model_id: Any) -> str:
-    """The base model's id: ``model_id`` (validated as ``model.id``), else the model's own
-    ``name_or_path`` ("" when it has none, e.g. a model built from a config)."""
-    if model_id is not None:
-        mid = str(field_value(ModelSpec, "id", model_id, "model_id"))
-        if blank(mid):
-            raise EditError("model_id: must not be empty")
-        return mid
-    mid = getattr(model, "name_or_path", "") or ""
-    return mid if isinstance(mid, str) and mid.strip() else ""
-
-
-def _batch_size(value: Any) -> int:
-    size = field_value(Recipe, "batch_size", value, "batch_size")
-    if size == "auto":
-        raise EditError("batch_size: auto is for recipes; the API takes a whole number ≥ 1")
-    return int(size)
-
-
-def _check_no_gates(model: Any, what: str) -> None:
-    """``what`` (fit, export) reads the base model: no nledit gate may be installed on it."""
-    from .gate import RangeGate
-
-    if any(isinstance(m, RangeGate) for m in model.modules()):
-        raise EditError(
-            f"{what}: the model has nledit gates installed (inside an edit's applied() "
-            "block?); call it outside applied(), on the base model"
-        )
-
-
-def _listed(value: Any) -> Any:
-    """A tuple argument as the list a recipe field takes."""
-    return list(value) if isinstance(value, tuple) else value
-
-
-def _checked_args(model: Any, **args: tuple[type, str, Any]) -> dict[str, Any]:
-    """Each API argument validated as the recipe field it stands for: ``name=(model, field,
-    value)``; also refuses an object that is not a torch model."""
-    from torch import nn
-
-    if not isinstance(model, nn.Module):
-        raise EditError(f"model: expected a transformers model, got {type(model).__name__}")
-    return {k: field_value(m, f, v, k) for k, (m, f, v) in args.items()}
 
 
 def fit(
@@ -118,18 +83,18 @@ def fit(
     model's ``name_or_path``) names the base model in exports.
     """
     given = {"label_names": label_names, "shots": shots, "max_length": max_length}
-    checked = _checked_args(
+    checked = checked_args(
         model,
         seed=(Recipe, "seed", seed),
         max_length=(DataSpec, "max_length", 256 if max_length is None else max_length),
         steer_strength=(EvalSpec, "steer_strength", steer_strength),
-        baselines=(EvalSpec, "baselines", _listed(baselines)),
+        baselines=(EvalSpec, "baselines", listed(baselines)),
     )
     seed, max_length = checked["seed"], checked["max_length"]
     steer_strength, baselines = checked["steer_strength"], tuple(checked["baselines"])
-    batch_size = _batch_size(batch_size)
-    mid = _model_id(model, model_id)
-    _check_no_gates(model, "fit")
+    batch_size = batch_size_of(batch_size)
+    mid = model_id_of(model, model_id)
+    check_no_gates(model, "fit")
     specs = edit_specs(edits)
     pspec = prompt_spec(prompt)
     spec = data_spec(data)
@@ -223,7 +188,7 @@ def evaluate(
     ``edit.applied(model)``: the base model must be the unedited one.
     """
     _check_edit(edit)
-    checked = _checked_args(
+    checked = checked_args(
         model,
         perplexity_text=(PromptSpec, "instruction", perplexity_text or ""),
         perplexity_source=(EvalSpec, "perplexity_source", perplexity_source),
@@ -233,8 +198,8 @@ def evaluate(
         calibrate=(EvalSpec, "curate", calibrate),  # a plain true/false here
         baselines=(EvalSpec, "enabled", baselines),
     )
-    batch_size = _batch_size(batch_size)
-    _check_no_gates(model, "evaluate")  # its own gates or another edit's: not the base
+    batch_size = batch_size_of(batch_size)
+    check_no_gates(model, "evaluate")  # its own gates or another edit's: not the base
     perplexity_windows = checked["perplexity_windows"]
     perplexity_window = checked["perplexity_window"]
     spec = data_spec(data)
@@ -293,7 +258,7 @@ def export(
     checkpoints").
     """
     _check_edit(edit)
-    checked = _checked_args(
+    checked = checked_args(
         model,
         out_dir=(OutputSpec, "dir", str(out_dir) if isinstance(out_dir, Path) else out_dir),
         method=(OutputSpec, "method", method),
@@ -302,11 +267,11 @@ def export(
     )
     if metrics is not None and not isinstance(metrics, dict):
         raise EditError(f"metrics: expected what evaluate() returned, got {type(metrics).__name__}")
-    _check_no_gates(model, "export")
+    check_no_gates(model, "export")
     out = Path(checked["out_dir"])
     check_destination(out, overwrite, EXPORT_MARKERS)
     d = edit.definition
-    mid = _model_id(model, model_id)
+    mid = model_id_of(model, model_id)
     if not mid:
         raise EditError("export: name the base model's folder or Hub id with model_id=")
     recorded = d.get("model", {}).get("id") if isinstance(d.get("model"), dict) else None
@@ -361,7 +326,7 @@ def generate(
     otherwise; sampling reuses one seed for both sides). ``label_words`` default to the edit's
     prompt label words, else a space and each label name."""
     _check_edit(edit)
-    _checked_args(model, prompts=(EvalSpec, "generate_prompts", prompts))
+    checked_args(model, prompts=(EvalSpec, "generate_prompts", prompts))
     if not prompts:
         raise EditError("prompts: give at least one prompt")
     if label_words is not None:

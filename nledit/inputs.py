@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from .blank import blank
 from .data import Examples
 from .errors import EditError
-from .recipe import DataSpec, EditSpec, PromptSpec
+from .recipe import DataSpec, EditSpec, ModelSpec, PromptSpec, Recipe
 
 
 def _problems(err: ValidationError, where: str) -> str:
@@ -175,3 +175,49 @@ def examples(data: Any, label_names: Any = None, where: str = "data") -> tuple[E
             raise EditError(f"{where}[{n}]: label {y!r} outside 0..{len(names) - 1}")
         ids.append(int(y))
     return Examples(list(texts), ids), names
+
+
+def model_id_of(model: Any, model_id: Any) -> str:
+    """The base model's id: ``model_id`` (validated as ``model.id``), else the model's own
+    ``name_or_path`` ("" when it has none, e.g. a model built from a config)."""
+    if model_id is not None:
+        mid = str(field_value(ModelSpec, "id", model_id, "model_id"))
+        if blank(mid):
+            raise EditError("model_id: must not be empty")
+        return mid
+    mid = getattr(model, "name_or_path", "") or ""
+    return mid if isinstance(mid, str) and mid.strip() else ""
+
+
+def batch_size_of(value: Any) -> int:
+    """``batch_size`` as the recipe's, a whole number (``auto`` is for recipes only)."""
+    size = field_value(Recipe, "batch_size", value, "batch_size")
+    if size == "auto":
+        raise EditError("batch_size: auto is for recipes; the API takes a whole number ≥ 1")
+    return int(size)
+
+
+def check_no_gates(model: Any, what: str) -> None:
+    """``what`` (fit, export) reads the base model: no nledit gate may be installed on it."""
+    from .gate import RangeGate
+
+    if any(isinstance(m, RangeGate) for m in model.modules()):
+        raise EditError(
+            f"{what}: the model has nledit gates installed (inside an edit's applied() "
+            "block?); call it outside applied(), on the base model"
+        )
+
+
+def listed(value: Any) -> Any:
+    """A tuple argument as the list a recipe field takes."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def checked_args(model: Any, **args: tuple[type, str, Any]) -> dict[str, Any]:
+    """Each API argument validated as the recipe field it stands for: ``name=(model, field,
+    value)``; also refuses an object that is not a torch model."""
+    from torch import nn
+
+    if not isinstance(model, nn.Module):
+        raise EditError(f"model: expected a transformers model, got {type(model).__name__}")
+    return {k: field_value(m, f, v, k) for k, (m, f, v) in args.items()}
