@@ -32,8 +32,8 @@ def label_tokens(tokenizer: Any, words: list[str], field: str = "prompt.label_wo
         token = int(ids[0])
         if token == tokenizer.unk_token_id:
             raise LabelWordError(
-                f"{field}.{i}: {word!r} is unknown to the tokenizer (its first token is the "
-                "unknown-word token)"
+                f"{field}: {word!r} is unknown to the tokenizer (its first token is the "
+                f"unknown-word token; {field}.{i})"
             )
         piece = tokenizer.decode([token])
         if blank(piece) or token in special:
