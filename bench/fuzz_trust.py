@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/fuzz_trust.py [--examples 300] [--seed N]
 
-Runs tests/test_fuzz_trust.py with ``--examples`` random mutations per property (a quarter of
-them for fit folders, each of which exports) from a random seed (or ``--seed``), and prints the
-seed, the outcome counts per property and the time taken. A failure prints hypothesis' shrunk
-example; re-run with the same ``--seed`` to reproduce it.
+Runs tests/test_fuzz_trust.py and tests/test_fuzz_inputs.py with ``--examples`` random
+mutations per property (a quarter of them for fit folders, each of which exports, a fifth for
+recipes that fit, five times as many for data files and API data) from a random seed (or
+``--seed``), and prints the seed, the outcome counts per property and the time taken. A
+failure prints hypothesis' shrunk example; re-run with the same ``--seed`` to reproduce it.
 """
 
 from __future__ import annotations
@@ -35,14 +36,18 @@ def main() -> int:
         "PYTHONPATH": str(ROOT),
     }
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    argv += ["tests/test_fuzz_trust.py", "--hypothesis-show-statistics"]
+    argv += [
+        "tests/test_fuzz_trust.py",
+        "tests/test_fuzz_inputs.py",
+        "--hypothesis-show-statistics",
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
     lines = [
         line
         for line in proc.stdout.splitlines()
-        if "test_fuzz_trust.py::" in line
+        if ("test_fuzz_" in line and ".py::" in line)
         or "passing" in line
         or "%," in line
         or "passed" in line

@@ -21,7 +21,19 @@ from .evaluate import conditions_of, measure
 from .evaluation import Evaluation
 from .export import EXPORT_MARKERS, export_checkpoint
 from .generate import Comparison, Decoding, compare
-from .inputs import data_spec, edit_specs, examples, prompt_spec
+from .ignored import ignored_data
+from .inputs import (
+    batch_size_of,
+    check_no_gates,
+    checked_args,
+    data_spec,
+    edit_specs,
+    examples,
+    field_value,
+    listed,
+    model_id_of,
+    prompt_spec,
+)
 from .manifest import describe_checkpoint, edit_summaries
 from .models import detect_task, resolve_source
 from .outdir import check_destination
@@ -29,13 +41,19 @@ from .perplexity import general_perplexity
 from .pipeline import REFERENCE_TEXTS
 from .pipeline import run as run_recipe
 from .provenance import same_model_id
-from .recipe import EDIT_FIELDS, EvalSpec, ModelSpec, Recipe, edit_hash, edit_name, recipe_hash
+from .recipe import (
+    EDIT_FIELDS,
+    DataSpec,
+    EvalSpec,
+    ModelSpec,
+    OutputSpec,
+    PromptSpec,
+    Recipe,
+    edit_hash,
+    edit_name,
+    recipe_hash,
+)
 from .recipe import load_recipe as load
-
-
-def _model_id(model: Any, model_id: str | None) -> str:
-    mid = model_id or getattr(model, "name_or_path", "") or ""
-    return str(mid)
 
 
 def fit(
@@ -49,7 +67,7 @@ def fit(
     shots: Any = None,
     seed: int = 0,
     batch_size: int = 8,
-    max_length: int = 256,
+    max_length: int | None = None,
     baselines: tuple[str, ...] = ("neuron",),
     steer_strength: float = STEER_STRENGTH,
     model_id: str | None = None,
@@ -65,10 +83,32 @@ def fit(
     ``paper``; ``steer_strength`` is the steering baseline's a). ``model_id`` (default: the
     model's ``name_or_path``) names the base model in exports.
     """
+    given = {"label_names": label_names, "shots": shots, "max_length": max_length}
+    checked = checked_args(
+        model,
+        seed=(Recipe, "seed", seed),
+        max_length=(DataSpec, "max_length", 256 if max_length is None else max_length),
+        steer_strength=(EvalSpec, "steer_strength", steer_strength),
+        baselines=(EvalSpec, "baselines", listed(baselines)),
+    )
+    seed, max_length = checked["seed"], checked["max_length"]
+    steer_strength, baselines = checked["steer_strength"], tuple(checked["baselines"])
+    batch_size = batch_size_of(batch_size)
+    mid = model_id_of(model, model_id)
+    check_no_gates(model, "fit")
     specs = edit_specs(edits)
     pspec = prompt_spec(prompt)
     spec = data_spec(data)
     if spec is not None:
+        for name, value in given.items():
+            if value is not None:
+                raise EditError(
+                    f"{name}: a recipe data spec says it itself (data.{name}, prompt.shots); "
+                    "leave the argument out"
+                )
+        ignored = ignored_data(spec)
+        if ignored:
+            raise EditError("\n".join(ignored))
         cdata = load_concept_data(spec, pspec.shots, seed, pspec.label_words)
         names, fit_ex, shot_ex = cdata.label_names, cdata.fit, cdata.shots
         max_length = spec.max_length
@@ -89,19 +129,21 @@ def fit(
     task = detect_task(model.config, "auto")
     layout = find_layout(model)
     if task != "causal-lm":
+        if shots is not None:
+            raise EditError("shots: a classifier reads no prompt, so it takes no shots")
         shot_ex = Examples([], [])
     cm = ConceptModel(model, tokenizer, task, layout, names, pspec, shot_ex, max_length)
     layers = [resolve_layer(e.layer, layout.n_layers) for e in specs]
-    known = set(EvalSpec.model_fields["baselines"].annotation.__args__[0].__args__)
-    unknown = [b for b in baselines if b not in known]
-    if unknown:
-        raise EditError(f"baselines: unknown {unknown}; the baselines are {sorted(known)}")
     wanted = list(baselines)
     prep = prepare(cm, fit_ex, specs, layers, batch_size, seed, wanted)
     built = build(prep, specs, layers, layout.n_layers, wanted, steer_strength=steer_strength)
     gates, baseline = built.gates, built.baseline
-    model_def = ModelSpec(id=_model_id(model, model_id)).model_dump(
-        mode="json", include=EDIT_FIELDS["model"]
+    # A model built from a config has no id: the edit then records none, and export asks
+    # for the base model's folder or Hub id (model_id=).
+    model_def = (
+        ModelSpec(id=mid).model_dump(mode="json", include=EDIT_FIELDS["model"])
+        if mid
+        else {"id": None}
     )
     definition = {
         "model": model_def,
@@ -147,9 +189,21 @@ def evaluate(
     as ``perplexity_text`` or as a file / Hub data set (``perplexity_source``). Call it outside
     ``edit.applied(model)``: the base model must be the unedited one.
     """
-    installed = {id(m) for m in model.modules()}
-    if any(id(g) in installed for g in edit.gates + edit.baseline):
-        raise EditError("evaluate: the edit is applied to the model; call it outside applied()")
+    _check_edit(edit)
+    checked = checked_args(
+        model,
+        perplexity_text=(PromptSpec, "instruction", perplexity_text or ""),
+        perplexity_source=(EvalSpec, "perplexity_source", perplexity_source),
+        perplexity_windows=(EvalSpec, "perplexity_windows", perplexity_windows),
+        perplexity_window=(EvalSpec, "perplexity_window", perplexity_window),
+        curate=(EvalSpec, "curate", curate),
+        calibrate=(EvalSpec, "curate", calibrate),  # a plain true/false here
+        baselines=(EvalSpec, "enabled", baselines),
+    )
+    batch_size = batch_size_of(batch_size)
+    check_no_gates(model, "evaluate")  # its own gates or another edit's: not the base
+    perplexity_windows = checked["perplexity_windows"]
+    perplexity_window = checked["perplexity_window"]
     spec = data_spec(data)
     if spec is not None:
         seed = int(edit.definition.get("seed", 0))
@@ -205,10 +259,21 @@ def export(
     weight-free checkpoint that loads the base weights from where they are (README, "Weight-free
     checkpoints").
     """
-    out = Path(out_dir)
+    _check_edit(edit)
+    checked = checked_args(
+        model,
+        out_dir=(OutputSpec, "dir", str(out_dir) if isinstance(out_dir, Path) else out_dir),
+        method=(OutputSpec, "method", method),
+        overwrite=(OutputSpec, "overwrite", overwrite),
+        weights=(OutputSpec, "weights", weights),
+    )
+    if metrics is not None and not isinstance(metrics, dict):
+        raise EditError(f"metrics: expected what evaluate() returned, got {type(metrics).__name__}")
+    check_no_gates(model, "export")
+    out = Path(checked["out_dir"])
     check_destination(out, overwrite, EXPORT_MARKERS)
     d = edit.definition
-    mid = model_id or _model_id(model, None)
+    mid = model_id_of(model, model_id)
     if not mid:
         raise EditError("export: name the base model's folder or Hub id with model_id=")
     recorded = d.get("model", {}).get("id") if isinstance(d.get("model"), dict) else None
@@ -262,9 +327,25 @@ def generate(
     with each label word's probability at every step (greedy unless ``decoding`` says
     otherwise; sampling reuses one seed for both sides). ``label_words`` default to the edit's
     prompt label words, else a space and each label name."""
+    _check_edit(edit)
+    checked_args(model, prompts=(EvalSpec, "generate_prompts", prompts))
+    if not prompts:
+        raise EditError("prompts: give at least one prompt")
+    if label_words is not None:
+        label_words = field_value(PromptSpec, "label_words", label_words, "label_words")
+    if decoding is not None and not isinstance(decoding, Decoding):
+        raise EditError(f"decoding: expected a nledit.Decoding, got {type(decoding).__name__}")
     words = label_words or edit.prompt.label_words or [" " + n for n in edit.label_names]
     with edit.applied(model):
         return compare(model, tokenizer, prompts, words, decoding)
+
+
+def _check_edit(edit: Any) -> None:
+    if not isinstance(edit, Edit):
+        raise EditError(
+            f"edit: expected what nledit.fit or nledit.Edit.load returned, got "
+            f"{type(edit).__name__}"
+        )
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:

@@ -17,8 +17,10 @@ import torch
 
 from .arch import Layout, read_positions
 from .compat import returned_cache, with_cache
+from .context import check_fits
 from .data import Examples
 from .errors import NleditError
+from .labelwords import label_tokens
 from .prefixcache import batch_cache
 from .prompting import clean, common_prefix, demo_text
 from .recipe import PromptSpec
@@ -74,21 +76,8 @@ class ConceptModel:
             raise ConceptModelError(
                 f"prompt.label_words: {len(words)} words for {len(label_names)} labels"
             )
-        ids = [tokenizer.encode(w, add_special_tokens=False) for w in words]
-        if any(not i for i in ids):
-            raise ConceptModelError("prompt.label_words: a label word encodes to no token")
-        first = [i[0] for i in ids]
-        unknown = [w for w, t in zip(words, first) if t == tokenizer.unk_token_id]
-        if unknown:
-            raise ConceptModelError(
-                f"prompt.label_words: {unknown[0]!r} is unknown to the tokenizer (its first "
-                "token is the unknown-word token)"
-            )
-        if len(set(first)) != len(first):
-            raise ConceptModelError(
-                f"prompt.label_words: {words} share a first token; choose words that start "
-                "differently"
-            )
+        field = "prompt.label_words" if prompt.label_words else "data.label_names"
+        first = label_tokens(tokenizer, words, field)
         self.label_words, self.label_ids = words, torch.tensor(first)
         self.head, self.tail = self._frame(shots)
         self.whole = prompt.tokenization == "whole"
@@ -181,6 +170,13 @@ class ConceptModel:
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         for start in range(0, len(texts), batch_size):
             rows = self._encode(texts[start : start + batch_size])
+            for text, r in zip(texts[start : start + batch_size], rows):
+                check_fits(
+                    self.model,
+                    len(r) + (len(self.head_ids) if self.is_lm else 0),
+                    f"the prompt of the text {text[:40]!r}",
+                    "use fewer prompt.shots, shorter demonstrations or a smaller data.max_length",
+                )
             if self.is_lm and not cached:
                 rows = [self.head_ids + r for r in rows]
             width = max(len(r) for r in rows)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .blank import blank
 from .datafiles import WHERE, loads, read_rows, read_text, where
 from .errors import DataError
 from .recipe import DataSpec, PromptSpec, Recipe
@@ -140,7 +141,7 @@ def _labels_file(path: Path) -> list[str]:
             f"data.label_names: {path}: expected a non-empty list of label names, "
             f"got {json.dumps(names)[:60]}"
         )
-    bad = [n for n in names if not isinstance(n, str) or not n.strip()]
+    bad = [n for n in names if not isinstance(n, str) or blank(n)]
     if bad:
         raise DataError(f"data.label_names: {path}: label names must be text, got {bad[0]!r}")
     dups = sorted({n for n in names if names.count(n) > 1})
@@ -171,8 +172,11 @@ def _to_examples(rows: list[dict], spec: DataSpec, names: list[str], source: str
         y, text = _label_id(r.get(spec.label_field), names), r.get(spec.text_field)
         if isinstance(y, str):
             raise DataError(f"data: {source}, {where(r, n)}: {y}")
-        if not isinstance(text, str) or not text.strip():
-            raise DataError(f"data: {source}, {where(r, n)}: empty or non-text {spec.text_field!r}")
+        if not isinstance(text, str) or blank(text):
+            raise DataError(
+                f"data: {source}, {where(r, n)}: empty or non-text {spec.text_field!r} (or only "
+                "invisible characters: whitespace, zero-width or control characters)"
+            )
         texts.append(text)
         labels.append(y)
     return Examples(texts, labels)
@@ -254,6 +258,7 @@ def load_concept_data(
         fit_rows = class_indices(spec.fit_indices, names, "data.fit_indices")
     for c, texts in by_class.items():
         k = n_shots[c]
+        _enough("prompt.shots", k, texts, names[c], "shot", "its distinct texts")
         shot_ex.texts += texts[:k]
         shot_ex.labels += [c] * len(texts[:k])
         rest = texts[k:]
@@ -261,17 +266,35 @@ def load_concept_data(
             evals, rest = rest[:n_eval], rest[n_eval:]
         else:
             evals = eval_pool[c][:n_eval]
+        if spec.eval_curate is None:
+            left = "those left after the shots" if eval_pool is None else "data.eval_source's"
+            _enough("data.eval_per_class", n_eval, evals, names[c], "evaluation", left)
         if fit_rows is not None:
             rest = pick(pool.texts, pool.labels, fit_rows[c], c, "data.fit_indices", names)
         fits = rest[:n_fit]
+        if spec.fit_curate is None and len(fits) >= 2:
+            left = (
+                "data.fit_indices"
+                if fit_rows is not None
+                else "those left after the shots and evaluation examples"
+            )
+            _enough("data.fit_per_class", n_fit, fits, names[c], "fitting", left)
         if len(fits) < 2 and spec.fit_curate is None:
             raise DataError(
-                f"data: concept {names[c]!r} has {len(fits)} fitting example(s) after taking "
-                f"shots and evaluation examples; at least 2 are needed"
+                f"data.fit_per_class: concept {names[c]!r} has {len(fits)} fitting example(s) in "
+                f"{spec.source} after taking shots and evaluation examples; at least 2 are needed"
             )
         fit_ex.texts += fits
         fit_ex.labels += [c] * len(fits)
         vals = rest[len(fits) : len(fits) + val_per_class]
+        _enough(
+            "tune.val_per_class",
+            val_per_class,
+            vals,
+            names[c],
+            "validation",
+            "those after the fitting examples",
+        )
         val_ex.texts += vals
         val_ex.labels += [c] * len(vals)
         eval_ex.texts += evals
@@ -284,6 +307,16 @@ def load_concept_data(
         shot_ex = demos
     meta = {"rows": len(pool)}
     return ConceptData(names, shot_ex, fit_ex, eval_ex, _digest(pool), meta, val=val_ex)
+
+
+def _enough(field: str, asked: int | None, got: list[str], name: str, kind: str, left: str) -> None:
+    """A count the recipe asks for is met exactly: fewer examples than asked is an error
+    naming the setting and the count available, never a silent smaller sample."""
+    if asked is not None and len(got) < asked:
+        raise DataError(
+            f"{field}: {asked} {kind} example(s) of concept {name!r} asked, but {left} "
+            f"hold {len(got)}; ask for at most {len(got)} (or add data)"
+        )
 
 
 def _take(curate: Any, per_class: int, shared: bool) -> int | None:

@@ -23,6 +23,7 @@ from . import gate
 from .data import Examples
 from .errors import EditError
 from .export import method_gates
+from .inputs import edit_specs, validated
 from .recipe import PromptSpec
 from .version import __version__
 
@@ -60,7 +61,17 @@ class Edit:
         """Inside the block, ``model`` runs with this edit's gates (``method="neuron"``: the
         neuron-masking baseline); exactly those gates are removed on exit. Gates installed by
         anyone else stay, and several edits stack."""
+        if method not in ("range", "neuron"):
+            raise EditError(f"method: expected 'range' or 'neuron', got {method!r}")
         gates = self.gates_for(method)
+        if not isinstance(model, nn.Module):
+            raise EditError(f"model: expected a torch model, got {type(model).__name__}")
+        installed = {id(m) for m in model.modules()}
+        if any(id(g) in installed for g in self.gates + self.baseline):
+            raise EditError(
+                "this edit is already applied to the model (an applied() block of the same "
+                "edit is still open); apply an edit once"
+            )
         try:
             gate.install_gates(model, self.layers_path, gates)
         except gate.NleditLoadError as err:  # layers or neurons this model does not have
@@ -72,9 +83,14 @@ class Edit:
 
     @contextlib.contextmanager
     def disabled(self, model: nn.Module) -> Iterator[nn.Module]:
-        """Inside the block, this edit's gates (where installed on ``model``) do nothing."""
+        """Inside the block, this edit's gates (installed on ``model`` by ``applied``) do
+        nothing; an edit that is not applied there is an ``EditError``."""
         installed = {id(m) for m in model.modules()}
         mine = [g for g in self.gates + self.baseline if id(g) in installed]
+        if not mine:
+            raise EditError(
+                "disabled: this edit is not applied to the model (use it inside applied())"
+            )
         before = [g.enabled for g in mine]
         for g in mine:
             g.enabled = False
@@ -164,12 +180,28 @@ class Edit:
             gates[n:],
             meta["layers_path"],
             meta["label_names"],
-            PromptSpec.model_validate(meta["prompt"]),
+            validated(PromptSpec, meta["prompt"], f"{folder / META_FILE}: prompt"),
             shots,
             meta["max_length"],
             meta["task"],
-            dict(meta.get("definition", {})),
+            _definition(folder / META_FILE, meta.get("definition", {})),
         )
+
+
+def _definition(path: Path, definition: Any) -> dict[str, Any]:
+    """A saved edit's definition, checked as the API writes it: its edits as recipe edits,
+    its model id a text (or none)."""
+    if not isinstance(definition, dict):
+        raise EditError(f"{path}: definition must be an object")
+    model = definition.get("model", {})
+    if not isinstance(model, dict) or not isinstance(model.get("id"), (str, type(None))):
+        raise EditError(f"{path}: definition.model.id must be a text or null")
+    if "edits" in definition:
+        try:
+            edit_specs(definition["edits"])
+        except EditError as err:
+            raise EditError(f"{path}: definition.{err}") from None
+    return dict(definition)
 
 
 _TASKS = ("causal-lm", "sequence-classification")

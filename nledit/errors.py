@@ -30,3 +30,7 @@ class EditError(NleditError, ValueError):
 
 class OutputError(NleditError, ValueError):
     """An output path cannot be written, or must not be replaced."""
+
+
+class FlagError(NleditError, ValueError):
+    """A command-line flag's value cannot be used (the message names the flag)."""

@@ -344,7 +344,13 @@ def _add_firing(
         from .text import load_text, windows
 
         text = load_text(ev.perplexity_source, steps=ev.perplexity_preprocess)
-        general = windows(cm.tokenizer, text, ev.perplexity_window, ev.perplexity_windows)
+        general = windows(
+            cm.tokenizer,
+            text,
+            ev.perplexity_window,
+            ev.perplexity_windows,
+            count_field="eval.perplexity_windows",
+        )
     edited = [c for c in conds if c.concept is not None]
     gates = [g for c in edited for g in c.gates if g.spec["mode"] == "range"]
     rates = diagnostics.firing_rates(

@@ -15,6 +15,7 @@ from .collect import ConceptStats
 from .concept import ConceptModel
 from .data import ConceptData, DataError, Examples, check_concepts, load_concept_data
 from .gate import RangeGate
+from .ignored import ignored_fields
 from .models import ModelSource, load_model, resolve_source
 from .plan import missing_files
 from .prepare import general_means
@@ -56,7 +57,7 @@ def load_for_recipe(
 
     ``val_per_class`` also carves a validation split (for ``nledit tune``) after the fitting
     examples; shots, fit and eval are the same with or without it."""
-    missing = missing_files(recipe)  # every file named, before any time is spent
+    missing = missing_files(recipe) + ignored_fields(recipe)  # before any time is spent
     if missing:
         raise DataError("\n".join(missing))
     data = load_concept_data(

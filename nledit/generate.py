@@ -15,7 +15,9 @@ from typing import Any
 import torch
 
 from .compat import returned_cache, with_cache
+from .context import check_fits
 from .gate import RangeGate, gates_disabled, install_gates, remove_gates
+from .labelwords import label_tokens
 
 
 @dataclass
@@ -63,13 +65,8 @@ def _encode(tokenizer: Any, prompt: str, chat: bool) -> torch.Tensor:
 
 
 def label_token_ids(tokenizer: Any, label_words: list[str]) -> dict[str, int]:
-    """The first token of each label word (how nledit scores labels)."""
-    out = {}
-    for word in label_words:
-        ids = tokenizer(word, add_special_tokens=False)["input_ids"]
-        if ids:
-            out[word] = int(ids[0])
-    return out
+    """The first token of each label word (how nledit scores labels, checked as there)."""
+    return dict(zip(label_words, label_tokens(tokenizer, label_words, "label_words")))
 
 
 @torch.inference_mode()
@@ -79,6 +76,12 @@ def continue_text(
     """Generate one continuation of ``prompt`` with the model as it is (gates on or off)."""
     device = next(model.parameters()).device
     ids = _encode(tokenizer, prompt, decoding.chat).to(device)
+    check_fits(
+        model,
+        ids.shape[1] + decoding.max_new_tokens,
+        f"the prompt {prompt[:40]!r} with {decoding.max_new_tokens} new tokens",
+        "shorten the prompt or ask for fewer new tokens (--max-new-tokens)",
+    )
     generator = torch.Generator(device="cpu").manual_seed(decoding.seed)
     probs: dict[str, list[float]] = {w: [] for w in labels}
     new: list[int] = []

@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 
 from . import basemodel
 from .errors import NleditError
+from .flags import check_device
 from .outdir import clean_leftovers, workspace
 from .owned import cache_dir, remove_owned
 from .recipe import ModelSpec
@@ -328,6 +329,8 @@ def load_model(spec: ModelSpec, source: ModelSource) -> tuple[Any, Any, str]:
     """Load (model, tokenizer, task) in eval mode with the recipe's dtype and placement."""
     from transformers import AutoConfig, AutoTokenizer
 
+    if spec.device_map is None:  # before any weight is read
+        check_device(spec.device, "model.device")
     kw: dict[str, Any] = {"trust_remote_code": False}  # a base model's own code never runs
     if source.revision:
         kw["revision"] = source.revision

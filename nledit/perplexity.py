@@ -50,6 +50,7 @@ def general_perplexity(
         count,
         batch_size,
         intervals=intervals,
+        count_field=field.replace("perplexity_source", "perplexity_windows"),
     )
 
 
@@ -87,11 +88,12 @@ def perplexity(
     local: bool = True,
     firing: Firing | None = None,
     intervals: dict[str, list[float]] | None = None,
+    count_field: str | None = None,
 ) -> dict[str, float]:
     """Perplexity per condition key over the same windows (``local``, fast path: a last-block
     edit runs the head only at the positions it changed, counted in ``firing``); ``intervals``,
     when given, receives each edited condition's ΔPPL interval over windows (``bootstrap``)."""
-    data = windows(tokenizer, text, window, count)
+    data = windows(tokenizer, text, window, count, count_field=count_field)
     device = next(model.parameters()).device
 
     def batches():

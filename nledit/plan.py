@@ -11,6 +11,9 @@ from typing import Any
 from .arch import ArchError, resolve_layer
 from .batching import auto_batch_size, available_memory
 from .datafiles import read_text
+from .errors import FlagError
+from .flags import check_device
+from .ignored import ignored_fields
 from .models import ModelLoadError, _pypi_location, gguf_shape, load_on_meta, refuse_export
 from .operators import needs_leace
 from .outputs import output_problems
@@ -160,7 +163,12 @@ def make_plan(recipe: Recipe) -> Plan:
             free = available_memory(recipe.model.device)
             shape = (plan.n_layers, plan.hidden_size, plan.n_params)
             plan.batch = auto_batch_size(recipe, *shape, free).describe()
-    plan.problems += missing_files(recipe)
+    plan.problems += missing_files(recipe) + ignored_fields(recipe)
+    if recipe.model.device_map is None:
+        try:
+            check_device(recipe.model.device, "model.device")
+        except FlagError as err:
+            plan.problems.append(str(err))
     plan.problems += data_problems(recipe, plan)
     plan.problems += output_problems([("output.dir", recipe.output.dir)])
     return plan

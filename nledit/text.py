@@ -52,14 +52,26 @@ def _load(source: str, field: str) -> str:
 
 
 def windows(
-    tokenizer: Any, text: str, size: int, count: int, field: str = "eval.perplexity_source"
+    tokenizer: Any,
+    text: str,
+    size: int,
+    count: int,
+    field: str = "eval.perplexity_source",
+    count_field: str | None = None,
 ) -> torch.Tensor:
-    """The first ``count`` non-overlapping windows of ``size`` tokens: (count, size)."""
+    """The first ``count`` non-overlapping windows of ``size`` tokens: (count, size). With
+    ``count_field`` (the setting ``count`` came from) a text holding fewer windows is an
+    error naming it; without, up to ``count`` windows are taken."""
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     n = min(count, len(ids) // size)
     if n == 0:
         raise PerplexityError(
             f"{field}: text has {len(ids)} tokens, fewer than one window of {size}"
+        )
+    if count_field is not None and n < count:
+        raise PerplexityError(
+            f"{count_field}: {count} windows of {size} tokens asked, but the text of {field} "
+            f"holds {n} ({len(ids)} tokens); ask for at most {n}"
         )
     return torch.tensor(ids[: n * size]).view(n, size)
 

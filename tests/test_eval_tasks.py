@@ -67,3 +67,22 @@ def test_an_unknown_task_is_a_clear_error(export: Path, tmp_path: Path, capsys: 
     argv = ["eval", str(export), "--tasks", "no_such_task", "--include-path", str(tasks)]
     assert main(argv) == 2
     assert "no_such_task" in capsys.readouterr().err
+
+
+def test_an_export_path_with_a_comma_is_evaluated(
+    export: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """lm-eval's model_args go as a mapping, so a comma in the path is only a character; the
+    printed shell command, which cannot carry it, is left out with a note."""
+    import shutil
+
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "tiny.yaml").write_text(TASK.format(data=tiny_data))
+    monkeypatch.setenv("NLEDIT_CACHE", str(tmp_path / "cache"))
+    odd = tmp_path / "a,b" / "out,1"
+    shutil.copytree(export, odd)
+    argv = ["eval", str(odd), "--tasks", "tiny_topics", "--include-path", str(tasks)]
+    assert main([*argv, "--limit", "2", "--no-base"]) == 0
+    out = capsys.readouterr().out
+    assert "no lm_eval shell command" in out and '"tiny_topics"' in out

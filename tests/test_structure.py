@@ -133,7 +133,6 @@ PRIVATE_IMPORTS_LEFT = {
     ("nledit.commands.train_head", "nledit.data", "_label_names"),
     ("nledit.commands.train_head", "nledit.data", "_load_rows"),
     ("nledit.commands.train_head", "nledit.data", "_to_examples"),
-    ("nledit.commands.train_head", "nledit.recipe.loading", "_format_errors"),
     ("nledit.commands.tune_cache", "nledit.evaluate", "_metrics"),
     ("nledit.commands.tune_cache", "nledit.evaluate", "_with_prefix"),
     ("nledit.evaluate", "nledit.metrics", "_metrics"),

@@ -217,7 +217,9 @@ def test_tune_without_perplexity_on_an_encoder(make_recipe, tiny_models, tiny_da
     except TuneError as err:  # a tiny random encoder may erase nothing: said, not crashed
         assert "lowers the target" in str(err)
         assert (out / "trials.csv").is_file() and not (out / "tuned.yaml").exists()
-    path = make_recipe(tiny_models["bert"], tiny_data, {"tune": {"dir": str(out)}})
+    path = make_recipe(
+        tiny_models["bert"], tiny_data, {"tune": {"dir": str(out), "val_per_class": 4}}
+    )
     recipe, text = load_recipe(path)
     with pytest.raises(ValueError, match="d_ppl needs"):
         run_tune(recipe, text, log=lambda *_: None)

@@ -21,6 +21,7 @@ from typing import Any
 from ..card import CardInfo, card_from_fields, write_card
 from ..evalcache import base_identity, cache_key, cached_base, folder_identity
 from ..export import MANIFEST_FILE, RECIPE_FILE, sha256_file
+from ..flags import checked_flags
 from ..integrity import check_export, read_manifest
 from ..lmeval import lm_eval_command, metric_delta, run_lm_eval
 from ..lmeval_tasks import DEFAULT_TASKS, prepare_tasks, resolve_task_names
@@ -81,6 +82,7 @@ def _card_of_older_export(
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    args = argparse.Namespace(**checked_flags("eval", args).model_dump())
     out = Path(args.out)
     check_export(out, "run its code under lm-eval", logits=True)
     with scratch_dir(SCRATCH) as work:
@@ -93,7 +95,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def _evaluate(out: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    names = [t for t in args.tasks.split(",") if t.strip()]
+    names = list(args.tasks)  # validated: no empty name (flags.EvalFlags)
     own = [Path(p) for p in getattr(args, "include_path", None) or []]
     for folder in own:
         if not folder.is_dir():
@@ -112,7 +114,7 @@ def _evaluate(out: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]
             include = prepare_tasks(Path(args.data_dir), work, tasks=builtin)
     if own:
         include = [str(p) for p in own] + ([str(include)] if include else [])
-    limit = int(args.limit) if args.limit and args.limit >= 1 else args.limit
+    limit = int(args.limit) if args.limit is not None and args.limit >= 1 else args.limit
     common: dict[str, Any] = {
         "include_path": include,
         "limit": limit,
@@ -121,7 +123,10 @@ def _evaluate(out: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]
         "device": args.device,
         "dtype": args.dtype,
     }
-    print(lm_eval_command(out, tasks, include, limit=limit, num_fewshot=args.num_fewshot))
+    if "," in str(out):  # lm-eval runs it (model_args as a mapping); its shell form cannot
+        print(f"(no lm_eval shell command: its --model_args cannot carry the comma in {out})")
+    else:
+        print(lm_eval_command(out, tasks, include, limit=limit, num_fewshot=args.num_fewshot))
     edited = run_lm_eval(str(out), tasks, **common)
     lm: dict[str, Any] = {"edited": edited}
     if not args.no_base:

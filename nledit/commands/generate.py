@@ -9,7 +9,9 @@ from typing import Any
 
 import yaml
 
+from ..blank import blank
 from ..export import RECIPE_FILE
+from ..flags import checked_flags
 from ..generate import Decoding, compare, render
 from ..integrity import IntegrityError, check_export
 
@@ -35,7 +37,7 @@ def prompts_of(args: argparse.Namespace) -> list[str]:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
             raise IntegrityError(f"--prompts-file: cannot read {path}: {err}") from None
-        prompts += [line for line in text.split("\n") if line.strip()]
+        prompts += [line for line in text.split("\n") if not blank(line)]
     if not prompts:
         raise IntegrityError("give at least one --prompt or a --prompts-file")
     return prompts
@@ -58,10 +60,9 @@ def check_json_target(path: Path) -> None:
 
 def run_generate(args: argparse.Namespace) -> int:
     """Check the export, load it with transformers, print both continuations of each prompt."""
+    args = argparse.Namespace(**checked_flags("generate", args).model_dump())
     out = Path(args.out)
     prompts = prompts_of(args)
-    if args.max_new_tokens < 1 or not 0 < args.top_p <= 1 or not args.temperature > 0:
-        raise IntegrityError("--max-new-tokens ≥ 1, 0 < --top-p ≤ 1 and --temperature > 0")
     if args.json_out:
         check_json_target(Path(args.json_out))
     manifest = check_export(out, "run its code", logits=True).manifest

@@ -8,8 +8,10 @@ from pathlib import Path
 
 def cmd_push(args: argparse.Namespace) -> int:
     """Upload the checkpoint ``args.out`` to ``args.repo`` (or list the files: ``--dry-run``)."""
+    from ..flags import checked_flags
     from ..hub import push
 
+    args = argparse.Namespace(**checked_flags("push", args).model_dump())
     result = push(
         Path(args.out),
         args.repo,

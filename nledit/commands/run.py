@@ -7,7 +7,35 @@ import sys
 from pathlib import Path
 
 from ..cli_errors import INCOMPETENT_BASE, USAGE_ERROR
+from ..errors import NleditError
+from ..recipe import Recipe, edit_definition, load_recipe
 from .args import check_outputs, recipe_from_args
+
+
+class RefitError(NleditError, ValueError):
+    """An override of `nledit export` would change the gates the fit directory holds."""
+
+
+def _changed(a: object, b: object, at: str = "") -> list[str]:
+    """Dotted paths where two definitions differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = list(dict.fromkeys([*a, *b]))
+        return [p for k in keys for p in _changed(a.get(k), b.get(k), f"{at}{k}.")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [p for i, (x, y) in enumerate(zip(a, b)) for p in _changed(x, y, f"{at}{i}.")]
+    return [] if a == b else [at.rstrip(".")]
+
+
+def refuse_refit(fitted: Recipe, asked: Recipe) -> None:
+    """`nledit export` writes the gates of its fit directory: an override (``--set``,
+    ``--seed``) of anything that defines them (model, data, prompt, edits, seed) is refused,
+    so the card and the recipe stored in the export always describe the gates exported."""
+    changed = _changed(edit_definition(fitted), edit_definition(asked))
+    if changed:
+        raise RefitError(
+            f"export: {', '.join(changed)} define(s) the fitted gates; an export cannot change "
+            "them (fit again with `nledit fit --set ...`, then export)"
+        )
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -75,6 +103,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{fit_dir}: not a fit directory (no nledit_fit.json)")
     args.recipe = str(fit_dir / "nledit_recipe.yaml")
     recipe, text = recipe_from_args(args)
+    refuse_refit(load_recipe(args.recipe)[0], recipe)
     check_outputs(("output.dir", recipe.output.dir))
     out = Path(recipe.output.dir)
     check_destination(out, recipe.output.overwrite, EXPORT_MARKERS)

@@ -30,7 +30,7 @@ from ..recipe import (
     TrainHeadSpec,
     load_recipe,
 )
-from ..recipe.loading import _format_errors
+from ..recipe.loading import format_errors
 
 HEAD_RECORD = "nledit_head.json"
 HEAD_MARKERS = (HEAD_RECORD,)
@@ -102,7 +102,7 @@ def head_spec(args: argparse.Namespace) -> TrainHeadSpec:
     except ValidationError as err:
         problems = [
             p.replace("required field is missing", "required (give the flag)")
-            for p in _format_errors(err)
+            for p in format_errors(err)
         ]
         raise RecipeError("flags", problems) from None
 

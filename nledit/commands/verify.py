@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..flags import checked_flags
 from ..integrity import Findings, verify
 
 
@@ -24,6 +25,7 @@ def render(findings: Findings) -> str:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """`nledit verify`: exit code 0 when every check passes, 1 otherwise."""
-    findings = verify(Path(args.out), device=args.device)
+    flags = checked_flags("verify", args)
+    findings = verify(Path(flags.out), device=flags.device)
     print(render(findings))
     return 0 if findings.ok else 1

@@ -14,6 +14,7 @@ from pydantic import (
 )
 
 from .. import operators, saliencies
+from ..blank import blank
 from ..errors import NleditError
 
 Dtype = Literal["float32", "bfloat16", "float16"]
@@ -56,6 +57,19 @@ def _expandable(value: str) -> str:
 PathStr = Annotated[str, AfterValidator(_expandable)]  # a file or folder path (or a Hub id)
 
 
+def _visible(value: str) -> str:
+    """A text must hold a visible character (not only whitespace, zero-width or control)."""
+    if blank(value):
+        raise ValueError(
+            f"{value!r} has no visible character (only whitespace, zero-width or control "
+            "characters)"
+        )
+    return value
+
+
+VisibleStr = Annotated[str, AfterValidator(_visible)]  # a text someone must be able to read
+
+
 class RecipeError(NleditError, ValueError):
     """A recipe that cannot be used; ``problems`` lists every ``field.path: message``."""
 
@@ -71,6 +85,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(
         extra="forbid", validate_default=True, strict=True, allow_inf_nan=False
     )
+
+
+StrictModel = _Strict  # the recipe's strictness, for schemas of command-line flags
 
 
 def _duplicates(items: list[str]) -> list[str]:

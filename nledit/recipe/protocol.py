@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from ..blank import blank
 from .base import PathStr, _Strict
 
 Rounding = Literal["round", "floor", "ceil"]
@@ -32,7 +33,7 @@ class Demonstration(_Strict):
         by_text = self.text is not None or self.label is not None
         if by_index == by_text:
             raise ValueError("give either `index`, or `text` and `label`")
-        if by_text and (self.text is None or self.label is None or not self.text.strip()):
+        if by_text and (self.text is None or self.label is None or blank(self.text)):
             raise ValueError("a demonstration by text needs both a non-empty `text` and `label`")
         return self
 

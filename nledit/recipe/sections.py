@@ -19,6 +19,7 @@ from .base import (
     RangeShape,
     Saliency,
     Selectivity,
+    VisibleStr,
     _slug,
     _Strict,
     _yaml_type,
@@ -97,7 +98,7 @@ class DataSpec(_Strict):
     eval_split: str | None = None
     text_field: str = "text"
     label_field: str = "label"
-    label_names: list[str] | None = Field(
+    label_names: list[VisibleStr] | None = Field(
         None, min_length=1, description="names of the label ids, in order"
     )
     fit_per_class: Annotated[int, Field(ge=2)] = 100
@@ -146,7 +147,9 @@ class PromptSpec(_Strict):
     answer_prefix: str = Field("", description="text between the query and the label word")
     shots: Annotated[int, Field(ge=0)] = 4
     shot_separator: str = "\n\n"
-    label_words: list[str] | None = Field(None, description="one word per label, e.g. ' Sports'")
+    label_words: list[VisibleStr] | None = Field(
+        None, description="one word per label, e.g. ' Sports'"
+    )
     calibrate: bool | Literal["auto"] = Field(
         "auto",
         description="contextual calibration with a content-free query; auto: only where it "
@@ -319,7 +322,7 @@ class EvalSpec(_Strict):
     perplexity_source: PathStr | None = Field(None, description="raw text file or Hub data set")
     perplexity_windows: Annotated[int, Field(ge=0)] = 8
     perplexity_window: Annotated[int, Field(ge=16)] = 256
-    generate_prompts: list[str] = Field(
+    generate_prompts: list[VisibleStr] = Field(
         default_factory=list,
         description="prompts whose base and edited greedy continuations the model card shows",
     )
