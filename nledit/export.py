@@ -184,6 +184,11 @@ def reference_logits(model: Any, tokenizer: Any, texts: list[str]) -> dict[str, 
     return out
 
 
+def reference_dtype(model: Any) -> str:
+    """The dtype the reference logits were computed in (``verify`` loads the export in it)."""
+    return str(next(model.parameters()).dtype).removeprefix("torch.")
+
+
 def versions() -> dict[str, str]:
     import transformers
 
@@ -250,7 +255,9 @@ def export_checkpoint(
         gate.install_gates(model, layers_path, gates)
         try:
             save_file(
-                reference_logits(model, tokenizer, reference_texts), str(tmp / REFERENCE_FILE)
+                reference_logits(model, tokenizer, reference_texts),
+                str(tmp / REFERENCE_FILE),
+                metadata={"dtype": reference_dtype(model)},
             )
         finally:
             gate.remove_gates(model, gates)

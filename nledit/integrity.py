@@ -42,6 +42,7 @@ KNOWN_RUNTIMES = {
     "d6bbf1037fcc934c83f027bf2e1d90c0afc8f0693b7059d35adc70e2026f72bb": "0.1.0+kernels",
 }
 _AUTO_TARGETS = gate.OWN_AUTO_MAP
+REFERENCE_DTYPES = ("float32", "bfloat16", "float16")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -243,6 +244,19 @@ def inspect_export(out: Path) -> Findings:
     return findings
 
 
+def logits_dtype(out: Path) -> Any:
+    """The torch dtype the export's reference logits were computed in (float32 when the file
+    does not say: exports written before it was recorded)."""
+    import torch
+    from safetensors import safe_open
+
+    with safe_open(str(out / REFERENCE_FILE), framework="pt") as f:
+        name = (f.metadata() or {}).get("dtype", "float32")
+    if name not in REFERENCE_DTYPES:
+        raise IntegrityError(f"{REFERENCE_FILE}: unknown dtype {name!r}")
+    return getattr(torch, name)
+
+
 def check_logits(out: Path, findings: Findings, device: str, atol: float = 1e-4) -> None:
     """Load the export (its code was checked) and compare with the stored reference logits."""
     import torch
@@ -255,7 +269,8 @@ def check_logits(out: Path, findings: Findings, device: str, atol: float = 1e-4)
         if "AutoModelForCausalLM" in config.auto_map
         else AutoModelForSequenceClassification
     )
-    model = auto.from_pretrained(out, trust_remote_code=True, dtype=torch.float32).to(device).eval()
+    dtype = logits_dtype(out)  # one copy of the weights, in the dtype the logits came from
+    model = auto.from_pretrained(out, trust_remote_code=True, dtype=dtype).to(device).eval()
     ref = load_file(str(out / REFERENCE_FILE))
     worst = 0.0
     with torch.no_grad():
