@@ -261,7 +261,9 @@ def child(args: list[str]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def measure(name: str, dtype: str, n: int, offload: str | None, work: Path) -> dict[str, Any]:
+def measure(
+    name: str, dtype: str, n: int, offload: str | None, work: Path, four: bool = True
+) -> dict[str, Any]:
     """Every stage for one size and dtype (or the offloaded fit alone, with ``offload``)."""
     folder, out = work / "base", work / "export"
     row: dict[str, Any] = {"model": name, "dtype": dtype, "mode": "offload" if offload else "ram"}
@@ -274,7 +276,8 @@ def measure(name: str, dtype: str, n: int, offload: str | None, work: Path) -> d
         row["fit"] = child(["fit", str(folder), dtype, str(n), json.dumps(extra)])
         return row
     row["fit"] = child(["fit", str(folder), dtype, str(n), "{}"])
-    row["fit_4n"] = child(["fit", str(folder), dtype, str(4 * n), "{}"])
+    if four:
+        row["fit_4n"] = child(["fit", str(folder), dtype, str(4 * n), "{}"])
     row["run"] = child(["run", str(folder), dtype, str(out)])
     row["verify"] = child(["verify", str(out)])
     row["load"] = child(["load", str(out)])
@@ -328,8 +331,9 @@ def render_rows(doc: dict[str, Any]) -> list[str]:
         *(f"    {c}" for c in doc.get("commands", [])),
         "",
         "| model | params | dtype | weights GiB | fit tok/s | fit peak GiB (N / 4N) | peak / "
-        "weights | above weights vs one layer's activations | table s | ppl s | export s "
-        "(GiB) | verify s (peak / weights) | from_pretrained s |",
+        "weights | fit peak - interpreter - weights vs one layer's activations (4N) | table s "
+        "| ppl s | export s (GiB) | verify s (peak above the interpreter / weights) | "
+        "from_pretrained s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in doc["rows"]:
@@ -342,19 +346,41 @@ def render_rows(doc: dict[str, Any]) -> list[str]:
                 f"{f['peak_rss'] / w:.2f} | | | | | | |"
             )
             continue
-        f4, run, ver, load = r["fit_4n"], r["run"], r["verify"], r["load"]
-        above = f4["fit_pass_peak_rss"] - f4["load_peak_rss"]
+        f4, run, ver, load = r.get("fit_4n", f), r["run"], r["verify"], r["load"]
+        above = f4["fit_pass_peak_rss"] - f4["before_load_rss"] - w  # mmap: unread rows count 0
         parts.append(
             f"| {r['model']} | {r['params'] / 1e9:.2f}B | {r['dtype']} | {_gib(w)} | "
-            f"{f['fit_tokens_per_s']:.1f} | {_gib(f['peak_rss'])} / {_gib(f4['peak_rss'])} | "
+            f"{f['fit_tokens_per_s']:.1f} | {_gib(f['peak_rss'])} / "
+            f"{_gib(f4['peak_rss']) if 'fit_4n' in r else '-'} | "
             f"{f['peak_rss'] / w:.2f} | {above / 2**20:.0f} MiB vs "
             f"{f4['one_layer_activations_bytes'] / 2**20:.0f} MiB | {run['table_s']:.1f} | "
             f"{run['perplexity_s'] or 0:.1f} | {run['export_s']:.1f} ({_gib(run['export_bytes'])}) "
-            f"| {ver['verify_s']:.1f} ({ver['peak_rss'] / w:.2f}) | "
+            f"| {ver['verify_s']:.1f} ({(ver['peak_rss'] - ver['before_rss']) / w:.2f}) | "
             f"{load['from_pretrained_s']:.1f} |"
         )
     parts += ["", "![cost against parameter count](benchmarks/scale.png)", ""]
     return parts
+
+
+def gpu_rows(doc: dict[str, Any]) -> list[str]:
+    """The section of one ``bench/gpu.sh`` results file (format: ``bench/gpu.py``)."""
+    sec, over, tps = doc["seconds"], doc["over_plain_forward"], doc["tokens_per_s"]
+    rows = [
+        f"    {doc.get('command', '')}",
+        "",
+        f"Device {doc['device']} ({doc['device_name']}), {doc['model']} shape "
+        f"({doc['params'] / 1e9:.2f}B, random weights), {doc['dtype']}, {doc['examples']} fit "
+        f"examples ({doc['query_tokens']} query tokens).",
+        "",
+        "| figure | seconds | / plain forward |",
+        "|---|---|---|",
+        *(f"| {k.removesuffix('_s')} | {v:.2f} | {over[k]:.2f} |" for k, v in sec.items()),
+        "",
+        f"Export: {doc['export_bytes_per_s'] / 2**20:.0f} MiB/s of weights. Forward of the "
+        f"export / the base: {tps['edited']:.0f} / {tps['base']:.0f} tokens/s = "
+        f"{tps['ratio']:.3f}.",
+    ]
+    return rows
 
 
 def plot(doc: dict[str, Any]) -> None:
@@ -393,7 +419,7 @@ def write_basis(doc: dict[str, Any]) -> None:
     rows = ""
     for m in basis_rows(doc):  # one argument a line, as ruff format writes it
         args = "".join(
-            f"        {k}={json.dumps(v) if isinstance(v, str) else v!r},\n"
+            f"        {k}={json.dumps(v) if isinstance(v, str) else repr(v)},\n"
             for k, v in vars(m).items()
         )
         rows += f"    Measured(\n{args}    ),\n"
@@ -412,6 +438,7 @@ def main() -> None:
     ap.add_argument("--dtypes", nargs="*", default=["float32", "bfloat16"])
     ap.add_argument("--n", type=int, default=2, help="fit examples per class (and 4N)")
     ap.add_argument("--offload", help="cap the CPU at this (e.g. 2GiB): offloaded fit only")
+    ap.add_argument("--no-4n", action="store_true", help="skip the fit on 4N examples")
     ap.add_argument("--json", default=str(STORE / "models.scale.json"))
     ap.add_argument("--render", action="store_true", help="only draw the plot")
     args = ap.parse_args()
@@ -423,7 +450,7 @@ def main() -> None:
                 print(f"{name} {dtype}", flush=True)
                 work = Path(tempfile.mkdtemp(prefix="nledit-scale-"))
                 try:
-                    rows.append(measure(name, dtype, args.n, args.offload, work))
+                    rows.append(measure(name, dtype, args.n, args.offload, work, not args.no_4n))
                 finally:
                     shutil.rmtree(work, ignore_errors=True)
                 command = " ".join(["OMP_NUM_THREADS=1 bench/scale.py", *sys.argv[1:]])

@@ -18,6 +18,7 @@ import torch
 from .arch import Layout, read_positions
 from .compat import returned_cache, with_cache
 from .data import Examples
+from .devices import input_device
 from .errors import NleditError
 from .prefixcache import batch_cache
 from .prompting import clean, common_prefix, demo_text
@@ -137,7 +138,7 @@ class ConceptModel:
     # ---- batches ----------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return input_device(self.model)
 
     @torch.no_grad()
     def prefix_cache(self) -> Any:

@@ -33,6 +33,7 @@ from safetensors.torch import save_file
 from . import gate
 from .basecard import base_facts
 from .card import CardInfo, card_fields, write_card
+from .devices import input_device
 from .errors import NleditError
 from .export_files import (
     COPY_FILES,
@@ -173,7 +174,7 @@ def with_base_facts(card: CardInfo, src: Path) -> CardInfo:
 def reference_logits(model: Any, tokenizer: Any, texts: list[str]) -> dict[str, torch.Tensor]:
     """Inputs and the model's last-position logits, stored for ``nledit verify``."""
     out: dict[str, torch.Tensor] = {}
-    device = next(model.parameters()).device
+    device = input_device(model)
     with torch.no_grad():
         for i, text in enumerate(texts):
             ids = tokenizer(text, return_tensors="pt")["input_ids"][:, :64]

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from .compat import returned_cache, with_cache
+from .devices import input_device
 from .gate import RangeGate, gates_disabled, install_gates, remove_gates
 
 
@@ -77,7 +78,7 @@ def continue_text(
     model: Any, tokenizer: Any, prompt: str, labels: dict[str, int], decoding: Decoding
 ) -> Continuation:
     """Generate one continuation of ``prompt`` with the model as it is (gates on or off)."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     ids = _encode(tokenizer, prompt, decoding.chat).to(device)
     generator = torch.Generator(device="cpu").manual_seed(decoding.seed)
     probs: dict[str, list[float]] = {w: [] for w in labels}

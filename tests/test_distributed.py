@@ -24,7 +24,7 @@ needs_accelerate = pytest.mark.skipif(
 )
 
 
-def _launch(recipe: Path, out: Path) -> None:
+def _launch(recipe: Path, out: Path, extra: tuple[str, ...] = ()) -> None:
     env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [
@@ -45,6 +45,7 @@ def _launch(recipe: Path, out: Path) -> None:
             str(recipe),
             "--out",
             str(out),
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -85,6 +86,23 @@ def test_two_process_sample_settings_equal_single(
     single, multi = tmp_path / "single", tmp_path / "multi"
     assert main(["fit", str(recipe), "--out", str(single)]) == 0
     _launch(recipe, multi)
+    _same_bytes(single / "nledit_fit_ranges.safetensors", multi / "nledit_fit_ranges.safetensors")
+
+
+# the quick start, shrunk: fewer examples, shots and tokens (the settings stay the recipe's)
+QUICK = ("data.fit_per_class=8", "prompt.shots=2", "data.max_length=48", "eval.enabled=false")
+
+
+@pytest.mark.slow
+@needs_accelerate
+def test_two_process_quickstart_equals_single(tmp_path: Path) -> None:
+    """recipes/quickstart.yaml (preset-like selective edit: trimmed, quorum auto, calibrated)
+    on the real SmolLM2: the same range file from 2 processes as from one."""
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
+    extra = tuple(a for kv in QUICK for a in ("--set", kv))
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    assert main(["fit", str(recipe), "--out", str(single), *extra]) == 0
+    _launch(recipe, multi, extra)
     _same_bytes(single / "nledit_fit_ranges.safetensors", multi / "nledit_fit_ranges.safetensors")
 
 
