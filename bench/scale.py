@@ -330,7 +330,7 @@ def render_rows(doc: dict[str, Any]) -> list[str]:
         "",
         *(f"    {c}" for c in doc.get("commands", [])),
         "",
-        "| model | params | dtype | weights GiB | fit tok/s | fit peak GiB (N / 4N) | peak / "
+        "| model | params | dtype | weights GiB | fit tok/s (4N) | fit peak GiB (N / 4N) | peak / "
         "weights | fit peak - interpreter - weights vs one layer's activations (4N) | table s "
         "| ppl s | export s (GiB) | verify s (peak above the interpreter / weights) | "
         "from_pretrained s |",
@@ -350,7 +350,7 @@ def render_rows(doc: dict[str, Any]) -> list[str]:
         above = f4["fit_pass_peak_rss"] - f4["before_load_rss"] - w  # mmap: unread rows count 0
         parts.append(
             f"| {r['model']} | {r['params'] / 1e9:.2f}B | {r['dtype']} | {_gib(w)} | "
-            f"{f['fit_tokens_per_s']:.1f} | {_gib(f['peak_rss'])} / "
+            f"{f4['fit_tokens_per_s']:.1f} | {_gib(f['peak_rss'])} / "
             f"{_gib(f4['peak_rss']) if 'fit_4n' in r else '-'} | "
             f"{f['peak_rss'] / w:.2f} | {above / 2**20:.0f} MiB vs "
             f"{f4['one_layer_activations_bytes'] / 2**20:.0f} MiB | {run['table_s']:.1f} | "
@@ -394,7 +394,8 @@ def plot(doc: dict[str, Any]) -> None:
     for dtype, mark in (("float32", "o-"), ("bfloat16", "s--")):
         rows = [r for r in doc["rows"] if r["dtype"] == dtype and r["mode"] == "ram"]
         x = [r["params"] / 1e9 for r in rows]
-        a.plot(x, [r["fit"]["fit_tokens_per_s"] for r in rows], mark, label=dtype)
+        tps = [r.get("fit_4n", r["fit"])["fit_tokens_per_s"] for r in rows]
+        a.plot(x, tps, mark, label=dtype)
         b.plot(x, [r["fit"]["peak_rss"] / 2**30 for r in rows], mark, label=f"{dtype} fit peak")
         b.plot(x, [r["weights_bytes"] / 2**30 for r in rows], ":", color="grey")
     for r in doc["rows"]:

@@ -34,7 +34,7 @@ def test_quoted_figures_are_the_benchmark_file() -> None:
 
     doc = json.loads(Path(__file__).resolve().parents[1].joinpath(DOC).read_text())
     assert basis_rows(doc) == MEASURED
-    assert len({m.model for m in MEASURED}) >= 4
+    assert len({m.model for m in MEASURED if m.dtype == "float32"}) >= 2  # to interpolate
 
 
 DOC = "docs/benchmarks/models.scale.json"
