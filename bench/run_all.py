@@ -150,7 +150,9 @@ def render() -> str:
         doc = json.loads(path.read_text())
         stem, name = path.stem.rsplit(".", 1)
         if name in ("scale", "gpu"):  # sections of their own (bench/scale.py, bench/gpu.py)
-            parts += [f"## {stem}: {name}", "", *OWN_SECTIONS[name](doc), ""]
+            title = "Scale: cost against parameter count" if name == "scale" else ""
+            title = title or f"Side by side on {stem} (`bench/gpu.sh`)"
+            parts += [f"## {title}", "", *OWN_SECTIONS[name](doc), ""]
             continue
         m = doc.get("machine", {})
         parts += [

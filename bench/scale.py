@@ -389,10 +389,13 @@ def plot(doc: dict[str, Any]) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2), dpi=80)
     for dtype, mark in (("float32", "o-"), ("bfloat16", "s--")):
         rows = [r for r in doc["rows"] if r["dtype"] == dtype and r["mode"] == "ram"]
+        if not rows:
+            continue
         x = [r["params"] / 1e9 for r in rows]
         tps = [r.get("fit_4n", r["fit"])["fit_tokens_per_s"] for r in rows]
         a.plot(x, tps, mark, label=dtype)
@@ -402,6 +405,10 @@ def plot(doc: dict[str, Any]) -> None:
         if r["mode"] == "offload":
             b.plot([r["params"] / 1e9], [r["fit"]["peak_rss"] / 2**30], "k^", label="offloaded")
     a.set(xscale="log", yscale="log", xlabel="parameters (B)", ylabel="fit tokens/s (1 thread)")
+    sizes = sorted({round(r["params"] / 1e9, 2) for r in doc["rows"]})
+    a.set_xticks(sizes, [f"{v:g}" for v in sizes], fontsize=7)
+    a.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    a.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     b.set(xlabel="parameters (B)", ylabel="GiB (dotted: weights)")
     a.legend(fontsize=7), b.legend(fontsize=7)
     fig.tight_layout()
