@@ -136,14 +136,26 @@ def build(name: str, dtype: str, folder: Path) -> dict[str, Any]:
     """A random-weight model of ``name``'s shape in ``dtype``, saved with SmolLM2's tokenizer."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.initialization import no_init_weights
 
     from nledit.models import resolve_source
     from nledit.recipe import load_recipe
 
     cfg = dict(CONFIGS[name])
     config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
+    with no_init_weights():  # the default init is slow at 3B; a tiled random block is not
+        model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
+    block = torch.randn(1 << 20, generator=torch.Generator().manual_seed(0)) * 0.02
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 1:  # norms
+                p.fill_(1.0)
+                continue
+            flat = p.view(-1)
+            for lo in range(0, flat.numel(), block.numel()):
+                part = flat[lo : lo + block.numel()]
+                part.copy_(block[: part.numel()])
+    model.tie_weights()
     model.save_pretrained(folder, safe_serialization=True, max_shard_size="2GB")
     recipe, _ = load_recipe(str(RECIPE))
     tok = Path(resolve_source(recipe.model).location)
