@@ -34,6 +34,17 @@ class Measured:
 MEASURED: tuple[Measured, ...] = (
     Measured(
         model="smollm2-135m",
+        dtype="bfloat16",
+        params=134515008,
+        weights_bytes=269060552,
+        fit_tokens_per_s=11.7,
+        overhead_bytes=393568256,
+        fit_peak_bytes=722526208,
+        export_bytes_per_s=98765887.0,
+        verify_peak_bytes=742129664,
+    ),
+    Measured(
+        model="smollm2-135m",
         dtype="float32",
         params=134515008,
         weights_bytes=538090408,
