@@ -16,7 +16,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale import gpu_rows, render_rows
+
 ROOT = Path(__file__).resolve().parents[1]
+OWN_SECTIONS = {"scale": render_rows, "gpu": gpu_rows}
 STORE = ROOT / "docs" / "benchmarks"
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 BENCHES = {
@@ -145,6 +149,11 @@ def render() -> str:
     for path in sorted(STORE.glob("*.json")):
         doc = json.loads(path.read_text())
         stem, name = path.stem.rsplit(".", 1)
+        if name in ("scale", "gpu"):  # sections of their own (bench/scale.py, bench/gpu.py)
+            title = "Scale: cost against parameter count" if name == "scale" else ""
+            title = title or f"Side by side on {stem} (`bench/gpu.sh`)"
+            parts += [f"## {title}", "", *OWN_SECTIONS[name](doc), ""]
+            continue
         m = doc.get("machine", {})
         parts += [
             f"## {stem}: {name}",

@@ -7,19 +7,18 @@ Python API has every baseline the command line has and the same settings give th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from . import paper
-from .collect import ConceptStats
 from .concept import ConceptModel
 from .data import Examples
 from .gate import RangeGate
 from .operators import needs_general_mean, needs_leace
-from .prepare import Prepared, gates, leace_gate, mean_source, needs_samples, statistics
+from .prepare import Prepared, Reduce, gates, leace_gate, mean_source, needs_samples, statistics
 from .ranges import RangeTable, vector_gate
 from .recipe import EditSpec, EvalSpec, edit_name
-from .reservoir import Placement, Reservoir
+from .reservoir import Placement
 
 VECTOR_BASELINES = ("steer", "ablate", "leace")  # one whole-vector gate per (concept, layer)
 STEER_STRENGTH: float = EvalSpec.model_fields["steer_strength"].default
@@ -41,7 +40,7 @@ def prepare(
     batch_size: int,
     seed: int,
     baselines: Iterable[str] = (),
-    reduce: Callable[[ConceptStats, Reservoir | None], ConceptStats] | None = None,
+    reduce: Reduce | None = None,
     placement: Placement | None = None,
     desc: str = "fit",
 ) -> Prepared:

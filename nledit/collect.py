@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from .compat import with_cache
 from .concept import ConceptModel
 from .data import Examples
+from .devices import input_device
 from .errors import NleditError
 from .reservoir import Reservoir
 
@@ -249,7 +250,7 @@ def token_means(
     """Per-layer mean hidden state over every token of ``ids`` (windows, (n, T)), float64."""
     sums: dict[int, torch.Tensor] = {}
     count = 0
-    device = next(model.parameters()).device
+    device = input_device(model)
     for start in range(0, len(ids), batch_size):
         chunk = ids[start : start + batch_size].to(device)
         with capture(model, paths, stop=True) as seen, contextlib.suppress(StopForward):

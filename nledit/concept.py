@@ -19,6 +19,7 @@ from .arch import Layout, read_positions
 from .compat import returned_cache, with_cache
 from .context import check_fits
 from .data import Examples
+from .devices import input_device
 from .errors import NleditError
 from .labelwords import label_tokens
 from .prefixcache import batch_cache
@@ -126,7 +127,7 @@ class ConceptModel:
     # ---- batches ----------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return input_device(self.model)
 
     @torch.no_grad()
     def prefix_cache(self) -> Any:

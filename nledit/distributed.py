@@ -14,6 +14,7 @@ import torch
 
 from .collect import ConceptStats
 from .fit import Fitted, fit
+from .leace import LeaceStats
 from .recipe import Recipe
 from .reservoir import Reservoir
 
@@ -23,34 +24,69 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def all_reduce_stats(stats: ConceptStats, reservoir: Reservoir | None = None) -> ConceptStats:
-    """Sum every statistic over all processes (float64) and gather the activation sample."""
+def all_reduce_stats(
+    stats: ConceptStats, reservoir: Reservoir | None = None, leace: LeaceStats | None = None
+) -> ConceptStats:
+    """Sum every statistic over all processes (float64), gather the activation sample and pool
+    the LEACE statistics."""
     import torch.distributed as dist
 
+    device = comm_device()
     for name in ("count", "total", "sumsq", "sumabs"):
         for layer, t in getattr(stats, name).items():
-            buf = t.clone()
+            buf = t.to(device, copy=True)
             dist.all_reduce(buf, op=dist.ReduceOp.SUM)
-            getattr(stats, name)[layer] = buf
+            getattr(stats, name)[layer] = buf.to(t.device)
     if reservoir is not None:
         gather_reservoir(reservoir, sorted(stats.count), stats.d)
+    if leace is not None:
+        gather_leace(leace)
     return stats
 
 
-def _all_gather_rows(t: torch.Tensor) -> torch.Tensor:
-    """Concatenate every process's ``t`` (rows may differ in number), in process order."""
+def gather_leace(leace: LeaceStats) -> None:
+    """Every process's LEACE statistics pooled over all processes, in process order (means and
+    co-moments merge exactly in real arithmetic; in floating point they differ from one
+    process's running update in the last bits, so the eraser agrees to rounding, not byte for
+    byte)."""
     import torch.distributed as dist
 
-    world = dist.get_world_size()
-    size = torch.tensor([t.shape[0]], dtype=torch.long)
+    world, device = dist.get_world_size(), comm_device()
+    for layer in sorted(leace.fitters):
+        parts: list[list[torch.Tensor]] = [[] for _ in range(world)]
+        for t in leace.state(layer):
+            got = [torch.zeros_like(t, device=device) for _ in range(world)]
+            dist.all_gather(got, t.to(device).contiguous())
+            for rank in range(world):
+                parts[rank].append(got[rank].to(t.device))
+        leace.pool(layer, parts)
+
+
+def comm_device() -> torch.device:
+    """Where the process group's collectives take their tensors: this process's GPU under NCCL
+    (which reduces no CPU tensor), the CPU under gloo."""
+    import torch.distributed as dist
+
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def _all_gather_rows(t: torch.Tensor) -> torch.Tensor:
+    """Concatenate every process's ``t`` (rows may differ in number), in process order; the
+    result is on ``t``'s device."""
+    import torch.distributed as dist
+
+    world, device = dist.get_world_size(), comm_device()
+    size = torch.tensor([t.shape[0]], dtype=torch.long, device=device)
     sizes = [torch.zeros_like(size) for _ in range(world)]
     dist.all_gather(sizes, size)
     most = int(max(s.item() for s in sizes))
-    padded = torch.zeros((most, *t.shape[1:]), dtype=t.dtype)
-    padded[: t.shape[0]] = t
+    padded = torch.zeros((most, *t.shape[1:]), dtype=t.dtype, device=device)
+    padded[: t.shape[0]] = t.to(device)
     parts = [torch.zeros_like(padded) for _ in range(world)]
     dist.all_gather(parts, padded)
-    return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes)])
+    return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes)]).to(t.device)
 
 
 def gather_reservoir(reservoir: Reservoir, layers: list[int], d: int) -> None:

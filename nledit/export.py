@@ -34,6 +34,7 @@ from . import gate
 from .basecard import base_facts
 from .baseorigin import hub_origin
 from .card import CardInfo, card_fields, write_card
+from .devices import input_device
 from .errors import NleditError
 from .export_files import (
     COPY_FILES,
@@ -202,7 +203,7 @@ def with_reference(card: CardInfo, reference: dict[str, Any] | None) -> CardInfo
 def reference_logits(model: Any, tokenizer: Any, texts: list[str]) -> dict[str, torch.Tensor]:
     """Inputs and the model's last-position logits, stored for ``nledit verify``."""
     out: dict[str, torch.Tensor] = {}
-    device = next(model.parameters()).device
+    device = input_device(model)
     with torch.no_grad():
         for i, text in enumerate(texts):
             ids = tokenizer(text, return_tensors="pt")["input_ids"][:, :64]
@@ -211,6 +212,11 @@ def reference_logits(model: Any, tokenizer: Any, texts: list[str]) -> dict[str, 
             out[f"input_ids.{i}"] = ids[0].contiguous()
             out[f"logits.{i}"] = logits.float().cpu().contiguous()
     return out
+
+
+def reference_dtype(model: Any) -> str:
+    """The dtype the reference logits were computed in (``verify`` loads the export in it)."""
+    return str(next(model.parameters()).dtype).removeprefix("torch.")
 
 
 def versions() -> dict[str, str]:
@@ -279,7 +285,9 @@ def export_checkpoint(
         gate.install_gates(model, layers_path, gates)
         try:
             save_file(
-                reference_logits(model, tokenizer, reference_texts), str(tmp / REFERENCE_FILE)
+                reference_logits(model, tokenizer, reference_texts),
+                str(tmp / REFERENCE_FILE),
+                metadata={"dtype": reference_dtype(model)},
             )
         finally:
             gate.remove_gates(model, gates)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +17,7 @@ from .gate import RangeGate
 from .ignored import ignored_fields
 from .models import ModelSource, load_model, resolve_source
 from .plan import missing_files
-from .prepare import general_means
+from .prepare import Reduce, general_means
 from .ranges import RangeTable
 from .recipe import Recipe
 from .reservoir import Reservoir, shard_placement
@@ -101,7 +100,7 @@ def fit(
     recipe: Recipe,
     recipe_text: str,
     shard: tuple[int, int] | None = None,
-    reduce: Callable[[ConceptStats, Reservoir | None], ConceptStats] | None = None,
+    reduce: Reduce | None = None,
 ) -> Fitted:
     """Run the whole fit: one pass over the fitting examples, then ranges and gates.
 

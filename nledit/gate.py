@@ -194,7 +194,7 @@ def install_gates(model: nn.Module, layers_path: str, gates: list[RangeGate]) ->
     for gate in gates:
         layer = str(int(gate.spec["layer"]))
         block = model.get_submodule(f"{layers_path}.{layer}")
-        device = next((p.device for p in block.parameters()), torch.device("cpu"))
+        device = _block_device(block)
         if layer not in container:
             container[layer] = LayerGates([])
             handles[layer] = block.register_forward_hook(container[layer].hook)
@@ -202,6 +202,16 @@ def install_gates(model: nn.Module, layers_path: str, gates: list[RangeGate]) ->
     object.__setattr__(model, "_nledit_handles", handles)
     model.nledit_gates = container
     return container
+
+
+def _block_device(block: nn.Module) -> torch.device:
+    """Where ``block`` runs: accelerate's execution device when it dispatched the block (its
+    offloaded weights sit on ``meta``), else the device of its parameters."""
+    hook = getattr(block, "_hf_hook", None)
+    where = getattr(hook, "execution_device", None)
+    if where is not None:
+        return torch.device("cuda", where) if isinstance(where, int) else torch.device(where)
+    return next((p.device for p in block.parameters()), torch.device("cpu"))
 
 
 def remove_gates(model: nn.Module, gates: list[RangeGate] | None = None) -> None:

@@ -16,6 +16,7 @@ import torch
 
 from .compat import returned_cache, with_cache
 from .context import check_fits
+from .devices import input_device
 from .gate import RangeGate, gates_disabled, install_gates, remove_gates
 from .labelwords import label_tokens
 
@@ -74,7 +75,7 @@ def continue_text(
     model: Any, tokenizer: Any, prompt: str, labels: dict[str, int], decoding: Decoding
 ) -> Continuation:
     """Generate one continuation of ``prompt`` with the model as it is (gates on or off)."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     ids = _encode(tokenizer, prompt, decoding.chat).to(device)
     check_fits(
         model,

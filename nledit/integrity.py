@@ -43,6 +43,7 @@ KNOWN_RUNTIMES = {
     "1d70a939429daff0268df1fa601c5a5839786931c585279e41e9b41131d7bc30": "0.1.0+resave",
 }
 _AUTO_TARGETS = gate.OWN_AUTO_MAP
+REFERENCE_DTYPES = ("float32", "bfloat16", "float16")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -244,6 +245,19 @@ def inspect_export(out: Path) -> Findings:
     return findings
 
 
+def logits_dtype(out: Path) -> Any:
+    """The torch dtype the export's reference logits were computed in (float32 when the file
+    does not say: exports written before it was recorded)."""
+    import torch
+    from safetensors import safe_open
+
+    with safe_open(str(out / REFERENCE_FILE), framework="pt") as f:
+        name = (f.metadata() or {}).get("dtype", "float32")
+    if name not in REFERENCE_DTYPES:
+        raise IntegrityError(f"{REFERENCE_FILE}: unknown dtype {name!r}")
+    return getattr(torch, name)
+
+
 def check_logits(out: Path, findings: Findings, device: str, atol: float = 1e-4) -> None:
     """Load the export (its code was checked) and compare with the stored reference logits."""
     import torch
@@ -259,7 +273,8 @@ def check_logits(out: Path, findings: Findings, device: str, atol: float = 1e-4)
     # verify re-hashes a weight-free checkpoint's base in full (a load trusts a cheaper identity)
     block = getattr(config, "nledit", None) or {}
     full = {"nledit_check_base": "full"} if block.get("base_weights") else {}
-    model = auto.from_pretrained(out, trust_remote_code=True, dtype=torch.float32, **full)
+    dtype = logits_dtype(out)  # one copy of the weights, in the dtype the logits came from
+    model = auto.from_pretrained(out, trust_remote_code=True, dtype=dtype, **full)
     model = model.to(device).eval()
     ref = load_file(str(out / REFERENCE_FILE))
     worst = 0.0

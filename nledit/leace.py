@@ -43,6 +43,29 @@ class LeaceStats:
             z = torch.nn.functional.one_hot(labels.to("cpu", torch.long), self.n_concepts)
             fitter.update(h.detach().to("cpu", torch.float64), z.to(torch.float64))
 
+    def state(self, layer: int) -> list[torch.Tensor]:
+        """The statistics at ``layer`` as tensors: count, means of x and z, co-moments."""
+        f = self.fitters[layer]
+        return [f.n.reshape(1).to(torch.float64), f.mean_x, f.mean_z, f.sigma_xx_, f.sigma_xz_]
+
+    def pool(self, layer: int, parts: list[list[torch.Tensor]]) -> None:
+        """Replace the statistics at ``layer`` by those of every shard in ``parts`` (each a
+        ``state``) taken together: the pairwise merge of means and co-moments (Chan, Golub and
+        LeVeque), folded in the order given so every process computes the same."""
+        n, mx, mz, sxx, sxz = (t.clone() for t in parts[0])
+        for nb, mxb, mzb, sxxb, sxzb in parts[1:]:
+            if not nb.item():
+                continue
+            total = n + nb
+            dx, dz = mxb - mx, mzb - mz
+            w = (n * nb / total).item()
+            sxx = sxx + sxxb + w * torch.outer(dx, dx)
+            sxz = sxz + sxzb + w * torch.outer(dx, dz)
+            mx, mz, n = mx + dx * (nb / total), mz + dz * (nb / total), total
+        f = self.fitters[layer]
+        f.n = torch.tensor(int(n.item()))
+        f.mean_x, f.mean_z, f.sigma_xx_, f.sigma_xz_ = mx, mz, sxx, sxz
+
     def fitter(self, layer: int, concept: int) -> LeaceFitter:
         """The fitter of concept ``concept`` alone (z = its indicator) at ``layer``."""
         whole = self.fitters.get(layer)

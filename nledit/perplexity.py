@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from .arch import Layout
+from .devices import input_device
 from .errors import PerplexityError
 from .evaluate import Condition, run_conditions
 from .headnll import DeferredHead, direct_head
@@ -94,7 +95,7 @@ def perplexity(
     edit runs the head only at the positions it changed, counted in ``firing``); ``intervals``,
     when given, receives each edited condition's ΔPPL interval over windows (``bootstrap``)."""
     data = windows(tokenizer, text, window, count, count_field=count_field)
-    device = next(model.parameters()).device
+    device = input_device(model)
 
     def batches():
         for start in range(0, len(data), batch_size):

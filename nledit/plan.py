@@ -10,6 +10,7 @@ from typing import Any
 
 from .arch import ArchError, resolve_layer
 from .batching import auto_batch_size, available_memory
+from .cost_basis import Estimate, estimate
 from .datafiles import read_text
 from .errors import FlagError
 from .flags import check_device
@@ -34,6 +35,8 @@ class Plan:
     edits: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     memory_bytes: int | None = None
+    cost: Estimate | None = None  # measured cost at the nearest sizes (``cost_basis``)
+    weights_mode: str = "copy"
     demos: list[str] = field(default_factory=list)  # per class: count and first demonstration
     warnings: list[str] = field(default_factory=list)
     seconds: tuple[float, str] | None = None  # estimate and its basis
@@ -60,9 +63,19 @@ class Plan:
                 + (f" (preset {e['preset']})" if e.get("preset") else "")
             )
         if self.memory_bytes:
-            lines.append(
-                f"memory    about {self.memory_bytes / 2**30:.2f} GiB (weights + statistics)"
+            what = "fit's peak, measured" if self.cost else "weights + statistics"
+            lines.append(f"memory    about {self.memory_bytes / 2**30:.2f} GiB ({what})")
+        if self.cost:
+            c = self.cost
+            disk = (
+                "a few MB (output.weights: reference)"
+                if self.weights_mode == "reference"
+                else f"about {c.export_bytes / 2**30:.2f} GiB (the weights, copied), "
+                f"written in about {c.export_s:.0f} s"
             )
+            lines.append(f"export    {disk}")
+            lines.append(f"verify    about {c.verify_peak_bytes / 2**30:.2f} GiB peak")
+            lines.append(f"measured  {c.basis}")
         if self.batch:
             lines.append(f"batch     {self.batch}")
         lines += [f"shots     {d}" for d in self.demos]
@@ -156,7 +169,10 @@ def make_plan(recipe: Recipe) -> Plan:
         stats = len(recipe.edits) * 64 * plan.hidden_size * 4 * 8
         if needs_leace(recipe.edits, recipe.eval.baselines):
             stats += len(recipe.edits) * plan.hidden_size**2 * 8  # LEACE: a d x d covariance
-        plan.memory_bytes = weights + stats
+        plan.cost = estimate(plan.n_params, recipe.model.dtype)
+        plan.weights_mode = recipe.output.weights
+        peak = plan.cost.fit_peak_bytes if plan.cost else weights
+        plan.memory_bytes = int(peak) + stats
     if recipe.batch_size == "auto":
         plan.batch = "auto (resolved when the model loads: its shape is not known here)"
         if plan.n_params and plan.hidden_size and plan.n_layers:

@@ -1,24 +1,17 @@
 """What `nledit check` says about the data without a model: the drawn demonstrations per class
-(and classes with none), and a rough time estimate calibrated on a measured throughput."""
+(and classes with none), and a rough time estimate from the throughput measured at the nearest
+sizes (``cost_basis``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from .cost_basis import estimate
 from .prompting import demo_text
 from .recipe import Recipe
 
-# Measured once, on the reference reproduction (docs/reference_protocol.md): SmolLM2-135M-
-# Instruct, fp32, one thread, batches of 8 after a cached 311-token head, on this project's 2-core
-# x86-64 machine while other jobs shared it (load about 6): the fit pass read 19,827 query tokens
-# in 241 s. Gated conditions rerun only the layers after the edited one.
-TOKENS_PER_S = 82.0
-BASIS_PARAMS = 135e6
 CHARS_PER_TOKEN = 3.7  # AG News under the SmolLM2 tokenizer
-BASIS = (
-    "{rate:,.0f} tokens/s, measured for a 135M-parameter fp32 model on one thread of a shared "
-    "2-core machine and scaled by parameter count; an idle machine is faster"
-)
+BASIS = "{rate:,.0f} tokens/s, measured on one thread of a shared 2-core machine, {basis}"
 
 
 def demonstration_lines(recipe: Recipe, shots: Any, names: list[str]) -> list[str]:
@@ -51,9 +44,10 @@ def estimate_seconds(
     recipe: Recipe, data: Any, n_params: int | None, n_layers: int | None = None
 ) -> tuple[float, str] | None:
     """Rough seconds for curation, fit, evaluation and perplexity, and the estimate's basis."""
-    if not n_params:
+    cost = estimate(n_params, recipe.model.dtype) if n_params else None
+    if cost is None:
         return None
-    rate = TOKENS_PER_S * BASIS_PARAMS / n_params
+    rate = cost.fit_tokens_per_s
 
     def tokens(texts: list[str]) -> float:
         return sum(len(t) for t in texts) / CHARS_PER_TOKEN + 8 * len(texts)
@@ -72,4 +66,4 @@ def estimate_seconds(
     spec = recipe.eval
     if spec.enabled and spec.perplexity_source:
         total += spec.perplexity_windows * spec.perplexity_window * (2 + share)  # + firing rates
-    return total / rate, BASIS.format(rate=rate)
+    return total / rate, BASIS.format(rate=rate, basis=cost.basis)

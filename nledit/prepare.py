@@ -30,6 +30,8 @@ from .recipe import EditSpec
 from .reservoir import Placement, Reservoir
 from .saliencies import SALIENCIES
 
+# combines the statistics, activation sample and LEACE statistics of several shards
+Reduce = Callable[[ConceptStats, Reservoir | None, LeaceStats | None], ConceptStats]
 RESERVOIR_ROWS = 512  # activation samples kept per (layer, concept): bounded memory
 
 
@@ -96,24 +98,22 @@ def statistics(
     *,
     samples: bool = False,
     general_mean: tuple[str, str] | None = None,
-    reduce: Callable[[ConceptStats, Reservoir | None], ConceptStats] | None = None,
+    reduce: Reduce | None = None,
     desc: str = "fit",
     leace: bool = False,
     placement: Placement | None = None,
 ) -> Prepared:
     """One pass over ``examples`` at ``layers``; ``samples`` keeps a bounded activation sample,
     ``general_mean=(source, field)`` also computes the general-text means (empty source: the
-    fitting examples' mean), ``reduce`` combines the statistics (and sample) of several shards,
+    fitting examples' mean), ``reduce`` combines the statistics (sample, LEACE) of several shards,
     ``placement`` places this shard's examples in the whole set (for the sample), ``leace``
     also fits the LEACE statistics at ``layers`` in the same pass."""
-    if leace and reduce is not None:
-        raise NleditError("LEACE (operator or baseline) is fitted on one process only")
     layers = sorted(set(layers))
     reservoir = Reservoir(RESERVOIR_ROWS, seed, placement) if samples else None
     erasure = LeaceStats(cm.layout.hidden_size, len(cm.label_names), layers) if leace else None
     stats = collect(cm, examples, layers, batch_size, reservoir, desc=desc, leace=erasure)
     if reduce is not None:
-        stats = reduce(stats, reservoir)
+        stats = reduce(stats, reservoir, erasure)
     means = None
     if general_mean is not None:
         means = general_means(*general_mean, cm, stats, batch_size)

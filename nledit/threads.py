@@ -1,4 +1,8 @@
-"""The CPU thread count for torch: the recipe's ``threads`` or a command's ``--threads``."""
+"""The CPU thread count for torch: the recipe's ``threads`` or a command's ``--threads``.
+
+Nothing is pinned unless a count is given, and the count governs CPU work only (intra-op threads
+of CPU kernels): on an accelerator it limits the host-side work (tokenising, statistics in
+float64 on the CPU), never the device's kernels."""
 
 from __future__ import annotations
 

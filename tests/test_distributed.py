@@ -24,7 +24,7 @@ needs_accelerate = pytest.mark.skipif(
 )
 
 
-def _launch(recipe: Path, out: Path) -> None:
+def _launch(recipe: Path, out: Path, extra: tuple[str, ...] = ()) -> None:
     env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [
@@ -45,6 +45,7 @@ def _launch(recipe: Path, out: Path) -> None:
             str(recipe),
             "--out",
             str(out),
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -85,6 +86,23 @@ def test_two_process_sample_settings_equal_single(
     single, multi = tmp_path / "single", tmp_path / "multi"
     assert main(["fit", str(recipe), "--out", str(single)]) == 0
     _launch(recipe, multi)
+    _same_bytes(single / "nledit_fit_ranges.safetensors", multi / "nledit_fit_ranges.safetensors")
+
+
+# the quick start, shrunk: fewer examples, shots and tokens (the settings stay the recipe's)
+QUICK = ("data.fit_per_class=8", "prompt.shots=2", "data.max_length=48", "eval.enabled=false")
+
+
+@pytest.mark.slow
+@needs_accelerate
+def test_two_process_quickstart_equals_single(tmp_path: Path) -> None:
+    """recipes/quickstart.yaml (preset-like selective edit: trimmed, quorum auto, calibrated)
+    on the real SmolLM2: the same range file from 2 processes as from one."""
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
+    extra = tuple(a for kv in QUICK for a in ("--set", kv))
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    assert main(["fit", str(recipe), "--out", str(single), *extra]) == 0
+    _launch(recipe, multi, extra)
     _same_bytes(single / "nledit_fit_ranges.safetensors", multi / "nledit_fit_ranges.safetensors")
 
 
@@ -133,3 +151,55 @@ def test_single_process_draw_is_algorithm_r() -> None:
         if j < cap:
             kept[j] = i
     assert res.example_ids(3, 0) == kept
+
+
+@needs_accelerate
+def test_two_process_leace_equals_single_to_rounding(
+    tiny_models, tiny_data, make_recipe, tmp_path: Path
+) -> None:
+    """A LEACE edit and the LEACE baseline: the pooled statistics give the single-process
+    erasers up to float rounding (the range gates of the same fit stay byte-identical)."""
+    edits = [
+        {"concepts": ["Sports"], "layer": 1, "operator": "leace", "positions": "all"},
+        {"concepts": ["World"], "layer": 2},
+    ]
+    extra = {"edits": edits, "eval.baselines": ["leace"]}
+    recipe = make_recipe(tiny_models["llama"], tiny_data, extra=extra)
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    assert main(["fit", str(recipe), "--out", str(single)]) == 0
+    _launch(recipe, multi)
+    a = load_file(str(single / "nledit_fit_ranges.safetensors"))
+    b = load_file(str(multi / "nledit_fit_ranges.safetensors"))
+    assert a.keys() == b.keys()
+    leace = {k.rsplit(".", 1)[0] for k in a if k.endswith(".proj_left")}
+    erasers = [k for k in a if k.rsplit(".", 1)[0] in leace]
+    assert len(leace) == 3  # the edit and the baseline of each (concept, layer)
+    for key in a:
+        if key in erasers:
+            assert torch.allclose(a[key].double(), b[key].double(), rtol=1e-4, atol=1e-5), key
+        else:
+            assert torch.equal(a[key], b[key]), key
+
+
+def test_pooled_leace_shards_equal_one_pass() -> None:
+    """Means and co-moments of shards pooled in order equal one running pass over all rows."""
+    from nledit.leace import LeaceStats
+
+    g = torch.Generator().manual_seed(2)
+    n, d, c = 90, 6, 3
+    h = torch.randn(n, d, generator=g, dtype=torch.float64) * 3 + 1
+    y = torch.randint(0, c, (n,), generator=g)
+    whole = LeaceStats(d, c, [0])
+    for lo in range(0, n, 8):
+        whole.update(0, h[lo : lo + 8], y[lo : lo + 8])
+    shards = []
+    for index in range(3):
+        part = LeaceStats(d, c, [0])
+        part.update(0, h[index::3], y[index::3])
+        shards.append(part.state(0))
+    pooled = LeaceStats(d, c, [0])
+    pooled.pool(0, [LeaceStats(d, c, [0]).state(0), *shards])  # an empty shard is skipped
+    for got, want in zip(pooled.state(0), whole.state(0)):
+        assert torch.allclose(got, want, rtol=1e-10, atol=1e-10)
+    e1, e2 = pooled.eraser(0, 1), whole.eraser(0, 1)
+    assert torch.allclose(e1.proj_left, e2.proj_left, atol=1e-8)

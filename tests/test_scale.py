@@ -1,0 +1,104 @@
+"""At size: an export verifies in the dtype it was fitted in (one copy of the weights, never a
+float32 copy of a bf16 base)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from nledit.cli import main
+from nledit.integrity import logits_dtype, verify
+
+FAST = ["--set", "eval.enabled=false"]
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_export_verifies_in_its_fit_dtype(
+    dtype: str, tiny_models, tiny_data, make_recipe, tmp_path: Path
+) -> None:
+    recipe = make_recipe(tiny_models["llama"], tiny_data, extra={"model.dtype": dtype})
+    out = tmp_path / "out"
+    assert main(["run", str(recipe), "--out", str(out), *FAST]) == 0
+    assert logits_dtype(out) == getattr(torch, dtype)
+    findings = verify(out)
+    assert findings.ok, findings.failures()
+
+
+def test_quoted_figures_are_the_benchmark_file() -> None:
+    """What `nledit check` quotes is docs/benchmarks/models.scale.json, row for row."""
+    import json
+
+    from nledit.cost_basis import MEASURED, basis_rows
+
+    doc = json.loads(Path(__file__).resolve().parents[1].joinpath(DOC).read_text())
+    assert basis_rows(doc) == MEASURED
+    assert len({m.model for m in MEASURED if m.dtype == "float32"}) >= 2  # to interpolate
+
+
+DOC = "docs/benchmarks/models.scale.json"
+
+
+def test_estimate_names_the_sizes_it_comes_from() -> None:
+    from nledit.cost_basis import MEASURED, estimate
+
+    rows = sorted((m for m in MEASURED if m.dtype == "float32"), key=lambda m: m.params)
+    lo, hi = rows[0], rows[1]
+    mid = int((lo.params * hi.params) ** 0.5)
+    e = estimate(mid, "float32")
+    assert e is not None and lo.model in e.basis and hi.model in e.basis
+    rates = sorted((lo.fit_tokens_per_s, hi.fit_tokens_per_s))
+    assert rates[0] <= e.fit_tokens_per_s <= rates[1]
+    big = estimate(rows[-1].params * 10, "float32")
+    assert big is not None and "scaled by parameter count" in big.basis
+    assert big.fit_tokens_per_s < rows[-1].fit_tokens_per_s
+    assert big.fit_peak_bytes > rows[-1].fit_peak_bytes
+
+
+def test_check_quotes_the_measured_cost(tiny_models, tiny_data, make_recipe) -> None:
+    from nledit.plan import make_plan
+    from nledit.recipe import load_recipe
+
+    recipe, _ = load_recipe(str(make_recipe(tiny_models["llama"], tiny_data)))
+    text = make_plan(recipe).render()
+    assert "measured  scaled by parameter count from smollm2-135m" in text
+    assert "export    about" in text and "verify    about" in text
+    assert "tokens/s, measured" in text
+
+
+def test_offloaded_fit_and_export_equal_the_in_memory_ones(
+    tiny_models, tiny_data, make_recipe, tmp_path: Path
+) -> None:
+    """device_map auto with the CPU capped below the weights: the rest is offloaded to disk
+    (its weights on meta), and the fit, its export and verify still work, with the same ranges."""
+    from safetensors.torch import load_file
+
+    outs = {}
+    for mode, extra in (
+        ("ram", {}),
+        ("offload", {"model.device_map": "auto", "model.max_memory": {"cpu": "20KiB"}}),
+    ):
+        recipe = make_recipe(tiny_models["llama"], tiny_data, extra=extra)
+        out = tmp_path / mode
+        assert main(["run", str(recipe), "--out", str(out), *FAST]) == 0
+        outs[mode] = out
+    assert verify(outs["offload"]).ok
+    a = load_file(str(outs["ram"] / "nledit_ranges.safetensors"))
+    b = load_file(str(outs["offload"] / "nledit_ranges.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key], b[key], rtol=1e-5, atol=1e-6), key
+
+
+def test_input_device_of_a_dispatched_model() -> None:
+    from nledit.devices import input_device
+
+    model = torch.nn.Linear(2, 2)
+    assert input_device(model) == torch.device("cpu")
+    model.hf_device_map = {"a": "disk", "b": "cpu"}
+    assert input_device(model) == torch.device("cpu")
+    model.hf_device_map = {"a": "disk"}
+    assert input_device(model) == torch.device("cpu")
+    model.hf_device_map = {"a": 1, "b": "cpu"}
+    assert input_device(model) == torch.device("cuda", 1)
