@@ -187,7 +187,8 @@ def summary(result: EvalResult) -> str:
     dicts = [r.to_dict() for r in result.rows]
     for d in dicts:
         vals = "".join(f"{d[c]:>8.3f}{d['d_' + c]:>+8.3f}" for c in COLUMNS)
-        out.append(f"{d['concept'][:11]:<12}{method_label(d, dicts):<{width}}{vals}")
+        flag = "" if d.get("assessable", True) else "  (base cannot do this: no claim)"
+        out.append(f"{d['concept'][:11]:<12}{method_label(d, dicts):<{width}}{vals}{flag}")
     if result.perplexity:
         base = result.perplexity.get("base", math.nan)
         out.append(

@@ -76,7 +76,10 @@ def test_seeds_are_reproducible_and_a_single_seed_run_is_unchanged(
     d = recipe_dict(tiny_models["llama"], tiny_data)
     d["eval"]["transfer"] = False
     quiet = {"log": lambda *_: None}
-    single = pipeline.run(parse_recipe(d), yaml.safe_dump(d), tmp_path / "one", False, **quiet)
+    said: list[str] = []
+    single = pipeline.run(parse_recipe(d), yaml.safe_dump(d), tmp_path / "one", False, said.append)
+    assert single.result is not None and not single.result.competence["competent"]  # random
+    assert "(base cannot do this: no claim)" in "\n".join(said)  # flagged, not dropped
     d1 = {**d, "seed": 1}
     other = pipeline.run(parse_recipe(d1), yaml.safe_dump(d1), tmp_path / "s1", False, **quiet)
     d["eval"]["seeds"] = 2
@@ -85,7 +88,7 @@ def test_seeds_are_reproducible_and_a_single_seed_run_is_unchanged(
         for i in range(2)
     ]
     one, first, second = _doc(tmp_path / "one"), _doc(tmp_path / "two0"), _doc(tmp_path / "two1")
-    assert "seeds" not in one and single.result is not None and not single.result.seeds
+    assert "seeds" not in one and not single.result.seeds
     assert first["seeds"] == second["seeds"]  # reproducible
     assert first["erasure"] == one["erasure"]  # seed 0 of the run is the single-seed run
     (run1,) = first["seeds"]["runs"]
