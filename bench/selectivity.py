@@ -48,6 +48,7 @@ DATASETS = {
 FIGURE = "overview.png"
 BEGIN, END = "<!-- selectivity: begin -->", "<!-- selectivity: end -->"
 KEYS = ("d_acc", "d_conf", "d_cacc", "d_cconf")
+SEEDS = 5  # seeds per data set the page is generated with
 FIRE = ("fire_target", "fire_other", "fire_other_all", "fire_general")
 
 
@@ -230,6 +231,7 @@ STATUSES = ("met", "missed", "undecided", "not assessable")
 def across(name: str, store: Path = STORE) -> tuple[list[str], dict[str, int]]:
     """The across-seed lines of a data set (mean ± sd of each method's deltas, the goal's
     status per seed) and the selective edit's status counts over its seeds."""
+    sys.path.insert(0, str(ROOT))
     from nledit.seeds import mean_sd
 
     docs = seed_docs(name, store)
@@ -335,6 +337,17 @@ def render(docs: list[dict[str, Any]], store: Path = STORE, figure: str = "") ->
             "|---|---|---|---|---|---|---|---|---|---|",
             *table,
         ]
+    short = [
+        f"{d['data_set']} ({len(seed_docs(d['data_set'], store))} of {SEEDS})"
+        for d in docs
+        if len(seed_docs(d["data_set"], store)) < SEEDS
+    ]
+    if short:
+        lines += [
+            "",
+            f"Incomplete: fewer than {SEEDS} seeds were measured for {', '.join(short)}; the "
+            "mean ± sd and the counts cover the seeds listed.",
+        ]
     n_runs = sum(totals.values())
     lines += [
         "",
@@ -423,7 +436,7 @@ def main() -> None:
     ap.add_argument(
         "--seeds",
         type=int,
-        default=1,
+        default=SEEDS,
         help="seeds per data set (the recipe's seed, then the next ones): each seed's record "
         "is kept in <store>/seeds/<name>.<seed>.json and the table shows mean ± sd over them",
     )
