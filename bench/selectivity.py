@@ -440,6 +440,12 @@ def main() -> None:
         help="seeds per data set (the recipe's seed, then the next ones): each seed's record "
         "is kept in <store>/seeds/<name>.<seed>.json and the table shows mean ± sd over them",
     )
+    ap.add_argument(
+        "--skip",
+        type=int,
+        default=0,
+        help="skip the first K of the seeds (already measured, e.g. by another process)",
+    )
     args = ap.parse_args()
     os.chdir(ROOT)  # recipes name their files relative to the repository root
     torch.set_num_threads(1)
@@ -449,7 +455,7 @@ def main() -> None:
         (store / "seeds").mkdir(exist_ok=True)
         for name in args.only or DATASETS:
             first = int(yaml.safe_load((ROOT / DATASETS[name]).read_text()).get("seed", 0))
-            for seed in range(first, first + args.seeds):
+            for seed in range(first + args.skip, first + args.seeds):
                 doc = measure(name, DATASETS[name], args.model, seed)
                 text = json.dumps(doc, indent=1, default=str) + "\n"
                 (store / "seeds" / f"{name}.{seed}.json").write_text(text)
