@@ -188,6 +188,12 @@ def evaluate(
     the others (``baselines``: the neuron-masking gates too). Perplexity on general text, given
     as ``perplexity_text`` or as a file / Hub data set (``perplexity_source``). Call it outside
     ``edit.applied(model)``: the base model must be the unedited one.
+
+    The result also holds the base model's ``competence`` (per-class and balanced accuracy,
+    macro-F1 with 95 % intervals and a verdict), each erasure row's ``ci`` (paired bootstrap
+    95 % intervals of its deltas) and ``assessable`` flag (False where the base cannot do the
+    task or the target: the row is kept, but carries no erasure claim), and
+    ``perplexity_ci`` (the ΔPPL interval per condition).
     """
     _check_edit(edit)
     checked = checked_args(
@@ -223,6 +229,7 @@ def evaluate(
         text=perplexity_text,
         source=perplexity_source or "",
         field="perplexity_source",
+        intervals=result.ppl_ci,
     )
     return Evaluation(result)
 

@@ -17,7 +17,12 @@ from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
-from . import diagnostics
+from .card_erasure import erasure_section
+from .card_erasure import fmt as _fmt
+from .card_erasure import interval as _interval
+from .card_erasure import is_number as _is_number
+from .card_erasure import num as _num
+from .card_erasure import table as _table
 from .card_index import eval_results, first_number
 from .card_loading import SERVING, loading_section
 from .card_loading import TRANSFORMERS_RANGE as TRANSFORMERS_RANGE
@@ -130,7 +135,7 @@ def _body(info: CardInfo) -> str:
         _edits(info),
         loading_section(info.repo_id, info.auto_class, info.weights, info.local_data),
         SERVING,
-        _erasure(info),
+        erasure_section(info.metrics),
         _generations(info),
         _general(info),
         _recipe(info),
@@ -226,54 +231,6 @@ def _generations(info: CardInfo) -> str:
     )
 
 
-_ERASURE_COLS = ("acc", "conf", "cacc", "cconf")
-
-
-def _erasure(info: CardInfo) -> str:
-    rows_in = info.metrics.get("erasure") or []
-    if not rows_in:
-        return ""
-    way = rows_in[0].get("collateral", "macro")
-    c_acc, c_conf = f"CAcc ({way})", f"CConf ({way})"
-    head = ["concept", "method", "Acc", "ΔAcc", "Conf", "ΔConf", c_acc, f"Δ{c_acc}", c_conf]
-    head.append(f"Δ{c_conf}")
-    rows = []
-    for r in rows_in:
-        cells: list[Any] = [r.get("concept"), r.get("method")]
-        for key in _ERASURE_COLS:
-            v, b = first_number(r, key), first_number(r, f"base_{key}")
-            cells += [_fmt(v), _fmt(v - b, signed=True) if v is not None and b is not None else ""]
-        rows.append(cells)
-    return (
-        "## Concept erasure\n\n"
-        "Acc and Conf (probability of the gold label) on the edited concept's examples; CAcc and "
-        "CConf on the other concepts' examples: macro is the mean over the other concepts of "
-        "each one's mean, pooled the mean over all their examples (this table: "
-        f"{way}; results.json holds both). Δ is the change against the unedited model: "
-        "a good edit has a large negative ΔAcc with ΔCAcc and ΔCConf near zero.\n\n"
-        + _competence(info.metrics)
-        + _table(head, rows)
-        + _selectivity(rows_in)
-    )
-
-
-def _competence(metrics: dict[str, Any]) -> str:
-    """The base model's competence and the calibration choice, a line each."""
-    from .competence import calibration_text, line
-
-    comp, cal = metrics.get("competence"), metrics.get("calibration")
-    out = f"{line(comp)}.\n\n" if comp else ""
-    return out + (f"Calibration: {calibration_text(cal)}.\n\n" if cal else "")
-
-
-def _selectivity(rows: list[dict[str, Any]]) -> str:
-    """The diagnostics of each row (firing rates, label mass, raw accuracy, verdict)."""
-    table = diagnostics.markdown_rows(rows)
-    if not table:
-        return ""
-    return f"\n\n### Is the edit selective?\n\n{diagnostics.EXPLAIN}\n\n{table}\n"
-
-
 def _general(info: CardInfo) -> str:
     m = info.metrics
     ppl = m.get("perplexity") or {}
@@ -282,9 +239,13 @@ def _general(info: CardInfo) -> str:
     rows: list[list[Any]] = []
     base_ppl = first_number(ppl, "base")
     methods = [k for k in ppl if k != "base" and first_number(ppl, k) is not None]
+    ppl_ci = m.get("perplexity_ci") or {}
     for k in methods:
         label = f"perplexity ({k} masking)" if k in ("range", "neuron") else f"perplexity ({k})"
-        rows.append([label, _fmt(base_ppl, 2), _fmt(first_number(ppl, k), 2)])
+        edited = _fmt(first_number(ppl, k), 2)
+        if k in ppl_ci and _interval(ppl_ci[k]):
+            edited += f" (ΔPPL 95 % interval{_interval(ppl_ci[k])})"
+        rows.append([label, _fmt(base_ppl, 2), edited])
     if base_ppl is not None and not methods:
         rows.append(["perplexity", _fmt(base_ppl, 2), ""])
     for task, keys, label, nd in (
@@ -308,14 +269,6 @@ def _general(info: CardInfo) -> str:
     return "## General capability\n\n" + _table(["metric", "base", "edited"], rows)
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _num(v: Any) -> float | None:
-    return float(v) if _is_number(v) else None
-
-
 def _recipe(info: CardInfo) -> str:
     text = info.recipe_yaml
     if not text.strip():
@@ -324,21 +277,3 @@ def _recipe(info: CardInfo) -> str:
     fence = "`" * max(3, longest + 1)
     body = text if text.endswith("\n") else text + "\n"
     return f"## Recipe\n\n{fence}yaml\n{body}{fence}\n"
-
-
-def _table(head: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def _fmt(value: float | None, digits: int = 4, *, signed: bool = False) -> str:
-    if value is None:
-        return ""
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"

@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit with code 3 when the base model cannot do the task or the target "
         "(outputs are still written)",
     )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        help="eval.seeds: repeat data draw, fit and evaluation under N seeds (seed, seed + 1, "
+        "...) and report mean ± sd across them",
+    )
     _export_options(p)
 
     p = add("fit", "one streaming pass: statistics, ranges and gates, into a fit directory")

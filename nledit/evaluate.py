@@ -25,7 +25,7 @@ from .arch import Layout
 from .bootstrap import delta_intervals, stratified_indices
 from .collect import capture
 from .compat import with_cache
-from .competence import block_verdict, competence
+from .competence import assessable, block_verdict, competence
 from .concept import Batch, ConceptModel
 from .data import Examples
 from .fastpath import replay_from
@@ -288,6 +288,23 @@ def measure(
         calibrate(cm, batch_size)
     gold = torch.tensor(examples.labels)
     probs = label_probs(cm, examples.texts, conds, batch_size, fast, observe)
+    rows, comp, keep = rows_from_probs(cm, probs, gold, conds, curate, collateral)
+    out = EvalResult(rows, {}, int(keep.sum()), curate, cm.calibration is not None)
+    out.competence = comp
+    return out
+
+
+def rows_from_probs(
+    cm: ConceptModel,
+    probs: dict[str, torch.Tensor],
+    gold: torch.Tensor,
+    conds: list[Condition],
+    curate: bool = False,
+    collateral: str = "macro",
+) -> tuple[list[ConceptRow], dict[str, Any], torch.Tensor]:
+    """The erasure rows of ``conds`` from their label probabilities (``label_probs``), the
+    base model's competence, and the mask of the examples kept (``curate``: those the base
+    model gets right)."""
     preds = {k: cm.predict(p) for k, p in probs.items()}
     keep = torch.ones(len(gold), dtype=torch.bool)
     if curate:
@@ -320,11 +337,10 @@ def measure(
                 collateral,
                 collateral_both(base_pp, edit_pp, gold[keep], c, n),
                 delta_intervals(base_pp, edit_pp, gold[keep], c, idx, order),
+                assessable(comp, cond.concept),
             )
         )
-    out = EvalResult(rows, {}, int(keep.sum()), curate, cm.calibration is not None)
-    out.competence = comp
-    return out
+    return rows, comp, keep
 
 
 def _add_firing(

@@ -53,7 +53,15 @@ def _name(source: str) -> str:
 
 
 # The parts of an evaluation (``EvalResult.to_dict``) that the model card shows.
-CARD_METRICS = ("erasure", "perplexity")
+CARD_METRICS = (
+    "erasure",
+    "perplexity",
+    "perplexity_ci",
+    "competence",
+    "calibration",
+    "transfer",
+    "seeds",
+)
 
 
 def describe_checkpoint(

@@ -10,7 +10,7 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
-from . import diagnostics, gate
+from . import diagnostics, gate, transfer
 from .card import CardInfo
 from .evaluate import EvalResult, conditions_for, erasure_table
 from .export import EXPORT_MARKERS, ExportError, export_checkpoint, method_gates
@@ -22,6 +22,7 @@ from .perplexity import general_perplexity
 from .provenance import check_fingerprint, model_fingerprint
 from .recipe import Recipe, edit_hash, edit_name, recipe_hash
 from .results import result_files, summary
+from .seeds import seed_list, summarise, with_seed
 from .version import __version__
 
 REFERENCE_TEXTS = [
@@ -61,6 +62,10 @@ def evaluate(fitted: Fitted) -> EvalResult:
     )
     if result.perplexity:
         fitted.timings["perplexity_s"] = time.perf_counter() - t1
+    if transfer.applies(fitted):
+        t3 = time.perf_counter()
+        result.transfer = transfer.measure_transfer(fitted)
+        fitted.timings["transfer_s"] = time.perf_counter() - t3
     if ev.probe:
         from .probing import probe_rows
 
@@ -72,6 +77,25 @@ def evaluate(fitted: Fitted) -> EvalResult:
         )
         fitted.timings["probe_s"] = time.perf_counter() - t2
     return result
+
+
+def other_seeds(recipe: Recipe, text: str, first: EvalResult, log: Any = print) -> dict[str, Any]:
+    """Data draw, fit and evaluation again under each further seed of ``eval.seeds``; the
+    ``seeds`` block of results.json: the seeds, their mean ± sd (``seeds.summarise``, over
+    every seed, the first included) and each further seed's whole result in ``runs`` (the
+    first seed's is the document itself)."""
+    seeds = seed_list(recipe)
+    runs = []
+    for seed in seeds[1:]:
+        log(f"seed {seed} ({seeds.index(seed) + 1} of {len(seeds)}): draw, fit and evaluate")
+        fitted = fit(with_seed(recipe, seed), text)
+        runs.append({"seed": seed, **evaluate(fitted).to_dict()})
+        del fitted  # one extra model in memory at a time
+    return {
+        "seeds": seeds,
+        "summary": summarise(seeds, [first.to_dict(), *runs]),
+        "runs": runs,
+    }
 
 
 def describe(fitted: Fitted, result: EvalResult | None) -> tuple[dict[str, Any], CardInfo]:
@@ -164,6 +188,8 @@ def run(recipe: Recipe, text: str, out: Path, overwrite: bool, log: Any = print)
                 f"{g.spec['k']} neurons are inside their ranges"
             )
     result = evaluate(fitted) if recipe.eval.enabled else None
+    if result is not None and recipe.eval.seeds > 1:
+        result.seeds = other_seeds(recipe, text, result, log)
     if result is not None:
         log(summary(result))
         for line in diagnostics.warnings_for(result.rows):

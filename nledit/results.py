@@ -15,6 +15,9 @@ from .competence import calibration_text
 from .competence import line as competence_line
 from .evaluate import EvalResult
 from .probing import probe_markdown, probe_summary
+from .rows import ppl_key
+from .seeds import text as seeds_text
+from .transfer import table as transfer_table
 
 COLUMNS = ("acc", "conf", "cacc", "cconf")
 HEADER = ("Acc", "Conf", "CAcc", "CConf")
@@ -24,12 +27,6 @@ def method_label(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     """The method, prefixed with the edit's name when several edits use that method."""
     several = len({r.get("edit", "") for r in rows if r["method"] == row["method"]}) > 1
     return f"{row.get('edit', '')}:{row['method']}" if several else row["method"]
-
-
-def ppl_key(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    """The perplexity entry of a row's condition (``evaluate.Condition.key``)."""
-    several = len({r.get("edit", "") for r in rows}) > 1
-    return f"{row['method']}:{row['concept']}" + (f"@{row.get('edit', '')}" if several else "")
 
 
 def aggregate(rows: list[dict[str, Any]], proportion: float = 0.1) -> dict[str, dict[str, float]]:
@@ -190,7 +187,8 @@ def summary(result: EvalResult) -> str:
     dicts = [r.to_dict() for r in result.rows]
     for d in dicts:
         vals = "".join(f"{d[c]:>8.3f}{d['d_' + c]:>+8.3f}" for c in COLUMNS)
-        out.append(f"{d['concept'][:11]:<12}{method_label(d, dicts):<{width}}{vals}")
+        flag = "" if d.get("assessable", True) else "  (base cannot do this: no claim)"
+        out.append(f"{d['concept'][:11]:<12}{method_label(d, dicts):<{width}}{vals}{flag}")
     if result.perplexity:
         base = result.perplexity.get("base", math.nan)
         out.append(
@@ -202,6 +200,10 @@ def summary(result: EvalResult) -> str:
         )
     out += [f"  {d['concept'][:11]} {method_label(d, dicts)}: {ci_text(d)}" for d in dicts]
     out += diagnostics.summary_lines(dicts)
+    if result.transfer:
+        out += ["", "Transfer (how far the edit reaches):", transfer_table(result.transfer)]
+    if result.seeds:
+        out += ["", seeds_text(result.seeds["summary"])]
     if result.probe:
         out.append(probe_summary(result.probe))
     return "\n".join(out)
@@ -236,6 +238,10 @@ def report_md(result: EvalResult, title: str) -> str:
     table = diagnostics.markdown_rows([r.to_dict() for r in result.rows])
     if table:
         parts += ["", "## Selectivity", "", diagnostics.EXPLAIN, "", table]
+    if result.transfer:
+        parts += ["", "## Transfer: how far the edit reaches", "", transfer_table(result.transfer)]
+    if result.seeds:
+        parts += ["", "## Across seeds", "", seeds_text(result.seeds["summary"])]
     if result.probe:
         parts += ["", "## Linear concept probe", "", probe_markdown(result.probe)]
     return "\n".join(parts) + "\n"

@@ -6,6 +6,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+def ppl_key(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The perplexity entry of a row's condition (``evaluate.Condition.key``)."""
+    several = len({r.get("edit", "") for r in rows}) > 1
+    return f"{row['method']}:{row['concept']}" + (f"@{row.get('edit', '')}" if several else "")
+
+
 @dataclass
 class ConceptRow:
     """One line of the erasure table."""
@@ -28,6 +34,7 @@ class ConceptRow:
     collateral: str = "macro"  # which definition cacc/cconf use; both are in ``both``
     both: dict[str, float] = field(default_factory=dict)  # ``collateral_both``
     ci: dict[str, list[float]] = field(default_factory=dict)  # ``bootstrap.delta_intervals``
+    assessable: bool = True  # ``competence.assessable``: can the base carry a claim on it?
 
     @property
     def deltas(self) -> dict[str, float]:
@@ -58,6 +65,8 @@ class EvalResult:
     competence: dict[str, Any] = field(default_factory=dict)  # ``competence.competence``
     calibration: dict[str, Any] = field(default_factory=dict)  # ``calibration.resolve``
     ppl_ci: dict[str, list[float]] = field(default_factory=dict)  # condition key -> ΔPPL interval
+    seeds: dict[str, Any] = field(default_factory=dict)  # ``seeds.summarise`` and each seed's run
+    transfer: dict[str, Any] = field(default_factory=dict)  # ``transfer.measure_transfer``
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,4 +79,6 @@ class EvalResult:
             "competence": self.competence,
             "calibration": self.calibration,
             "perplexity_ci": self.ppl_ci,
+            **({"seeds": self.seeds} if self.seeds else {}),
+            **({"transfer": self.transfer} if self.transfer else {}),
         }

@@ -94,6 +94,9 @@ def test_evaluate_gives_plain_data(llama, tiny_data: Path) -> None:
         perplexity_window=16,
     )
     json.dumps(result)  # plain data
+    assert {"task", "balanced_acc_ci", "competent"} <= set(result["competence"])
+    assert all({"d_acc", "d_cacc"} <= set(r["ci"]) and "assessable" in r for r in result["erasure"])
+    assert set(result["perplexity_ci"]) == set(result["perplexity"]) - {"base"}
     methods = {(r["concept"], r["method"]) for r in result["erasure"]}
     assert methods == {("Sports", "range"), ("Sports", "neuron")}
     assert set(result["perplexity"]) == {"base", "range:Sports", "neuron:Sports"}

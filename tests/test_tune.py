@@ -14,7 +14,7 @@ import yaml
 
 from nledit.cli import main
 from nledit.commands.tune import run_tune
-from nledit.commands.tune_pick import NoPick, is_noop, pick_trial, selectivity
+from nledit.commands.tune_pick import NoPick, cautious, is_noop, pick_trial, selectivity
 from nledit.commands.tune_study import complete_trials, open_study
 from nledit.commands.tune_trial import (
     TuneError,
@@ -251,6 +251,17 @@ def test_pick_when_the_reference_does_nothing() -> None:
     pick = pick_trial(trials, ref, keep=0.9)
     assert pick.trial.number == 1 and not pick.qualified
     assert "no trial beats" in pick.rule
+
+
+def test_the_pick_scores_both_drop_and_collateral_at_their_interval_bounds() -> None:
+    ref = {"d_acc": -0.5, "d_cacc": -0.3, "d_ppl": 10.0}
+    noisy, tight = _trial(0, -0.6, -0.02, 1.0), _trial(1, -0.55, -0.04, 2.0)
+    noisy.user_attrs |= {"d_acc_hi": -0.5, "d_cacc_worst": 0.30}  # harmless only by its point
+    tight.user_attrs |= {"d_acc_hi": -0.45, "d_cacc_worst": 0.06}
+    assert cautious(noisy.user_attrs) < cautious(tight.user_attrs)
+    assert pick_trial([noisy, tight], ref, keep=1.0).trial.number == 1
+    del noisy.user_attrs["d_cacc_worst"], tight.user_attrs["d_cacc_worst"]  # points only
+    assert pick_trial([noisy, tight], ref, keep=1.0).trial.number == 0
 
 
 def test_no_trial_lowers_the_target_is_an_error_not_a_crash() -> None:

@@ -17,6 +17,7 @@ FLAG_FIELDS = (
     ("dtype", "model.dtype"),
     ("batch_size", "batch_size"),
     ("seed", "seed"),
+    ("seeds", "eval.seeds"),
     ("method", "output.method"),
     ("weights", "output.weights"),
     ("threads", "threads"),

@@ -25,6 +25,7 @@ from ..flags import checked_flags
 from ..integrity import check_export, read_manifest
 from ..lmeval import lm_eval_command, metric_delta, run_lm_eval
 from ..lmeval_tasks import DEFAULT_TASKS, prepare_tasks, resolve_task_names
+from ..manifest import CARD_METRICS
 from ..outdir import scratch_dir
 from ..portable import absolute_paths, portable_data, with_roots
 
@@ -47,9 +48,8 @@ def merge_into_checkpoint(out: Path, lm: dict[str, Any]) -> None:
     manifest = json.loads((out / MANIFEST_FILE).read_text())
     metrics = manifest.setdefault("metrics", {})
     metrics["lm_eval"] = lm
-    card_metrics = {"erasure": metrics.get("erasure", []), "lm_eval": lm}
-    if metrics.get("perplexity"):
-        card_metrics["perplexity"] = metrics["perplexity"]
+    card_metrics = {k: metrics[k] for k in CARD_METRICS if metrics.get(k)}
+    card_metrics |= {"erasure": metrics.get("erasure", []), "lm_eval": lm}
     recipe_yaml = (out / RECIPE_FILE).read_text(encoding="utf-8")
     if isinstance(manifest.get("card"), dict):  # exports since the card block was added
         write_card(out, card_from_fields(manifest["card"], card_metrics, recipe_yaml))

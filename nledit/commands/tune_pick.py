@@ -18,7 +18,8 @@ The rule, over finished trials:
    d_ppl no larger than the reference's. A reference that collapses every label sets loose
    bounds, one that does nothing sets bounds no real edit meets.
 3. Among the qualifying trials (scored by ``cautious``: the target's ΔAcc at the upper end of
-   its 95 % bootstrap interval, so a drop that noise could explain counts for less; or, when
+   its 95 % bootstrap interval and ΔCAcc at the largest magnitude its interval allows, so a
+   drop or a harmlessness that noise could explain counts for less; or, when
    none qualifies, among all non-no-op trials, and the rule
    says so), keep those within ``keep`` of the best selectivity (selectivity >= keep × best),
    then take the smallest d_ppl, then the highest selectivity.
@@ -72,10 +73,16 @@ def selectivity(a: dict[str, Any]) -> float:
 
 
 def cautious(a: dict[str, Any]) -> float:
-    """Selectivity with the target's ΔAcc at the upper end of its 95 % interval
-    (``d_acc_hi``, when measured): validation noise cannot make a weak edit look strong."""
-    hi = a.get("d_acc_hi")
-    return selectivity({**a, "d_acc": hi} if hi is not None and not math.isnan(hi) else a)
+    """Selectivity at the pessimistic ends of the 95 % intervals, when measured: the target's
+    ΔAcc at its upper end (``d_acc_hi``) and the collateral ΔCAcc at its largest magnitude
+    (``d_cacc_worst``), so validation noise can make a weak or a damaging edit look neither
+    strong nor harmless."""
+    worse = dict(a)
+    for key, point in (("d_acc_hi", "d_acc"), ("d_cacc_worst", "d_cacc")):
+        bound = a.get(key)
+        if bound is not None and not math.isnan(bound):
+            worse[point] = bound
+    return selectivity(worse)
 
 
 def is_noop(a: dict[str, Any]) -> bool:

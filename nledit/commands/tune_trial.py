@@ -227,7 +227,8 @@ def evaluate_edit(ctx: TuneContext, edit: EditSpec) -> dict[str, Any]:
         concept = ctx.data.label_names.index(gate.spec["concept"])
         for name, value in cache.metrics(probs, [concept]).items():
             out[name] = out.get(name, 0.0) + value / len(gates)
-        out["d_acc_hi"] = out.get("d_acc_hi", 0.0) + _drop_bound(cache, probs, concept) / len(gates)
+        for name, value in _noise_bounds(cache, probs, concept).items():
+            out[name] = out.get(name, 0.0) + value / len(gates)
         if ppl is not None:
             ppls.append(ppl)
     out["k"] = sum(int(g.spec["k"]) for g in gates)
@@ -240,16 +241,22 @@ def evaluate_edit(ctx: TuneContext, edit: EditSpec) -> dict[str, Any]:
     return out
 
 
-def _drop_bound(cache: Any, probs: torch.Tensor, concept: int) -> float:
-    """The upper end of the target's ΔAcc 95 % interval (the smallest drop the validation
-    examples support; ``bootstrap``), for a pick that accounts for noise."""
+def _noise_bounds(cache: Any, probs: torch.Tensor, concept: int) -> dict[str, float]:
+    """The pessimistic ends of the 95 % intervals (``bootstrap``), for a pick that accounts
+    for noise: ``d_acc_hi``, the upper end of the target's ΔAcc (the smallest drop the
+    validation examples support), and ``d_cacc_worst``, the largest |ΔCAcc| (macro) inside
+    its interval."""
     from ..bootstrap import delta_intervals, stratified_indices
 
     keep, gold = cache.keep, cache.gold
     base = (cache.base_probs[keep], cache.base_pred[keep])
     edit = (probs[keep], cache.cm.predict(probs)[keep])
     ci = delta_intervals(base, edit, gold[keep], concept, *stratified_indices(gold[keep]))
-    return ci.get("d_acc", [math.nan, math.nan])[1]
+    lo, hi = ci.get("d_cacc_macro", [math.nan, math.nan])
+    return {
+        "d_acc_hi": ci.get("d_acc", [math.nan, math.nan])[1],
+        "d_cacc_worst": max(abs(lo), abs(hi)),
+    }
 
 
 # ---- preparation -----------------------------------------------------------------------------

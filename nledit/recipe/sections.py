@@ -342,6 +342,32 @@ class EvalSpec(_Strict):
     baseline_edits: list[str] | None = Field(
         None, description="edit names that get the neuron baseline (default: every edit)"
     )
+    seeds: Annotated[int, Field(ge=1, le=100)] = Field(
+        1,
+        description="repeat the data draw, fit and evaluation under this many seeds (seed, "
+        "seed + 1, ...) and report mean ± sd across them; the export is the first seed's",
+    )
+    transfer: bool = Field(
+        True,
+        description="also measure the edit outside its fitting prompt: 0-shot, under "
+        "`transfer_template`, and on the bare text (the label word's probability when the "
+        "model continues the example freely); language models only",
+    )
+    transfer_template: str | None = Field(
+        None,
+        description="the second query template ({text} placeholder) of the transfer figure "
+        "(default: derived from prompt.template, see nledit.transfer)",
+    )
+    transfer_answer_prefix: str | None = Field(
+        None, description="the answer prefix of the second template (default: derived)"
+    )
+
+    @field_validator("transfer_template")
+    @classmethod
+    def _transfer_has_text(cls, v: str | None) -> str | None:
+        if v is not None and "{text}" not in v:
+            raise ValueError("must contain the placeholder {text}")
+        return v
 
 
 def _edit_combos(edit: EditSpec, i: int) -> list[str]:
