@@ -177,8 +177,8 @@ def _summaries(edit: Edit) -> list[dict[str, Any]]:
     specs = edit_specs(defs) if defs else []
     layers = []
     for i, e in enumerate(specs):
-        own = [g for g in edit.gates if g.spec["edit"] == edit_name(e, i)]
-        layers.append(own[0].spec["layer"] if own else e.layer)  # "last" resolved to its index
+        own = [g for g in edit.gates if g.spec.edit == edit_name(e, i)]
+        layers.append(own[0].spec.layer if own else e.layer)  # "last" resolved to its index
     return edit_summaries(specs, layers, edit.gates)
 
 

@@ -40,6 +40,7 @@ KNOWN_RUNTIMES = {
     "381c32a71b767f7188e31ea69167c96ac47a2982e0a8d6db2e2c1507d5df61bc": "0.1.0+leace",
     "58090499b204977c355d2cb8db2faf863ca191d7259d2e298789da92338a39c5": "0.1.0+quorum",
     "d6bbf1037fcc934c83f027bf2e1d90c0afc8f0693b7059d35adc70e2026f72bb": "0.1.0+kernels",
+    "1d70a939429daff0268df1fa601c5a5839786931c585279e41e9b41131d7bc30": "0.1.0+resave",
 }
 _AUTO_TARGETS = gate.OWN_AUTO_MAP
 _SHA256 = re.compile(r"[0-9a-f]{64}")

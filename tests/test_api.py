@@ -167,7 +167,7 @@ def test_api_builds_every_baseline_the_recipe_path_builds(tiny_models, tiny_data
     d = recipe_dict(tiny_models["llama"], tiny_data)
     d["eval"] = {**d.get("eval", {}), "baselines": every}
     fitted = fit_recipe(Recipe.model_validate(d), yaml.safe_dump(d))
-    assert {g.spec["method"] for g in fitted.baseline} == set(every)
+    assert {g.spec.method for g in fitted.baseline} == set(every)
 
     path = str(tiny_models["llama"])
     model, tok = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)

@@ -140,7 +140,7 @@ def test_whole_vector_baselines_once_per_concept_and_layer(tiny_models, tiny_dat
     d["edits"] = [edit, {**edit, "name": "damp", "operator": "dampen"}]
     d["eval"]["baselines"] = ["neuron", "steer", "ablate"]
     fitted = fit(parse_recipe(d), yaml.safe_dump(d))
-    methods = [g.spec["method"] for g in fitted.baseline]
+    methods = [g.spec.method for g in fitted.baseline]
     n_concepts = len(edit["concepts"])
     assert methods.count("neuron") == 2 * n_concepts  # per edit: the operator differs
     assert methods.count("steer") == methods.count("ablate") == n_concepts

@@ -451,7 +451,7 @@ def test_install_stacks_and_remove_takes_exactly_its_gates() -> None:
     install_gates(model, "layers", [a])
     only_a = model(h)
     install_gates(model, "layers", [b, c])
-    assert [g.spec["name"] for g in model.nledit_gates["1"].gates] == ["a.x", "b.x"]
+    assert [g.spec.name for g in model.nledit_gates["1"].gates] == ["a.x", "b.x"]
     assert not torch.equal(model(h), only_a)
     remove_gates(model, [b, c])
     assert torch.equal(model(h), only_a)

@@ -70,15 +70,15 @@ def fingerprint(gate: RangeGate) -> str:
     gate ignores its range, so it is the same for every tau (unless the operator is
     ``adaptive``, whose phi reads tau, mu and sigma). Unknown settings always count.
     """
-    s = gate.spec
-    op, mode = s["operator"], s["mode"]
-    entry = operators.OPERATORS.get(op)  # an unknown operator: every setting counts
-    used = entry.params if entry else operators.KNOWN_PARAMS
-    known = operators.KNOWN_PARAMS
-    params = {k: v for k, v in s.get("params", {}).items() if k in used or k not in known}
+    s = gate.spec.to_dict()
+    mode = gate.spec.mode
+    entry = operators.OPERATORS.get(gate.spec.operator)  # an unknown one: every setting counts
+    known = operators.known_params()
+    used = entry.params if entry else known
+    params = {k: v for k, v in gate.spec.params.items() if k in used or k not in known}
     head = {k: v for k, v in s.items() if k not in LABELS and k != "params"}
     h = hashlib.sha256(json.dumps([head, params], sort_keys=True, default=str).encode())
-    for name in tensor_names(s):
+    for name in tensor_names(gate.spec):
         if (name in ("lo", "hi") and mode != "range") or (
             name in ("mu", "sigma") and entry is not None and not entry.mu_sigma
         ):
@@ -244,9 +244,9 @@ def _rows(
             "method": p.method,
             "concept": p.concept,
             "layer": p.layer,
-            "k": int(g.spec["k"]),
-            "tau": g.spec["params"]["tau"],
-            "top_p": g.spec["top_p"],
+            "k": int(g.spec.k),
+            "tau": g.spec.params["tau"],
+            "top_p": g.spec.top_p,
             "mean_width": width,
         }
         for i, name in enumerate(("acc", "conf", "cacc", "cconf")):

@@ -120,7 +120,7 @@ class ValidationCache:
     def run(self, gates: list[RangeGate]) -> tuple[torch.Tensor, float | None]:
         """Label probabilities (N, C) and perplexity with ``gates`` (all at one cached layer)."""
         cm = self.cm
-        layer = min(int(g.spec["layer"]) for g in gates)
+        layer = min(int(g.spec.layer) for g in gates)
         if layer not in self.layers:
             raise ValueError(f"layer {layer} was not cached; cached: {self.layers}")
         prefix = self._prefix(gates, layer)

@@ -150,7 +150,7 @@ def suggest(trial: Any, space: SearchSpace, layers: list[int]) -> dict[str, Any]
         p["selectivity"] = trial.suggest_categorical("selectivity", list(space.selectivity))
         p["magnitude_weight"] = _float(trial, "magnitude_weight", space.magnitude_weight, nd=3)
     for name in op.tuned:  # e.g. dampen's alpha: the interval is tune.space.<name>
-        p[name] = _float(trial, name, getattr(space, name), nd=3)
+        p[name] = _float(trial, name, space.interval(name), nd=3)
     return p
 
 
@@ -181,7 +181,7 @@ def edit_mapping(base: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
     op = base.get("operator", "zero")
     op = dict(op) if isinstance(op, dict) else {"name": op}
     op["name"] = p["operator"]
-    for key in operators.TUNED_PARAMS:
+    for key in operators.tuned_params():
         if key in p:
             op[key] = p[key]
     m["operator"] = op if len(op) > 1 else op["name"]
@@ -224,13 +224,13 @@ def evaluate_edit(ctx: TuneContext, edit: EditSpec) -> dict[str, Any]:
     ppls = []
     for gate in gates:
         probs, ppl = cache.run([gate])
-        concept = ctx.data.label_names.index(gate.spec["concept"])
+        concept = ctx.data.label_names.index(gate.spec.concept)
         for name, value in cache.metrics(probs, [concept]).items():
             out[name] = out.get(name, 0.0) + value / len(gates)
         out["d_acc_hi"] = out.get("d_acc_hi", 0.0) + _drop_bound(cache, probs, concept) / len(gates)
         if ppl is not None:
             ppls.append(ppl)
-    out["k"] = sum(int(g.spec["k"]) for g in gates)
+    out["k"] = sum(int(g.spec.k) for g in gates)
     out["selectivity"] = selectivity(out)
     if ppls and cache.base_ppl is not None:
         out["ppl"] = sum(ppls) / len(ppls)
