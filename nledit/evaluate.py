@@ -32,7 +32,7 @@ from .fastpath import replay_from
 from .fit import Fitted
 from .gate import RangeGate, install_gates, remove_gates
 from .localhead import Firing, Local, applies, lap, local_reduce, read_token
-from .metrics import _metrics, collateral_both
+from .metrics import collateral_both, condition_metrics
 from .prefixcache import batch_cache
 from .rows import ConceptRow as ConceptRow  # re-exported: their home is ``rows``
 from .rows import EvalResult as EvalResult
@@ -80,7 +80,7 @@ def applied(model: Any, layers_path: str, gates: list[RangeGate]) -> Iterator[No
         remove_gates(model, gates)
 
 
-def _with_prefix(model: Any, inputs: dict[str, Any], prefix: Any) -> dict[str, Any]:
+def with_prefix(model: Any, inputs: dict[str, Any], prefix: Any) -> dict[str, Any]:
     """A batch's inputs with a fresh, batch-sized copy of a prompt-head cache."""
     inputs = dict(inputs)
     if prefix is not None:
@@ -157,7 +157,7 @@ def run_conditions(
                 out[cond.key].append(value.cpu())
                 lap(firing, cond.key, t0)
                 continue
-            cond_inputs = _with_prefix(model, inputs, prefixes.get(cond.key))
+            cond_inputs = with_prefix(model, inputs, prefixes.get(cond.key))
             with applied(model, layout.layers_path, cond.gates):
                 if layer in states:
                     with replay_from(model, layout, layer, *states[layer]):
@@ -304,8 +304,8 @@ def measure(
         k = cond.key
         base_pp = (probs["base"][keep], preds["base"][keep])
         edit_pp = (probs[k][keep], preds[k][keep])
-        base = _metrics(*base_pp, gold[keep], c, n, collateral)
-        edit = _metrics(*edit_pp, gold[keep], c, n, collateral)
+        base = condition_metrics(*base_pp, gold[keep], c, n, collateral)
+        edit = condition_metrics(*edit_pp, gold[keep], c, n, collateral)
         rows.append(
             ConceptRow(
                 cond.concept,

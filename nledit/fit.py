@@ -51,8 +51,9 @@ class Fitted:
 
 def load_for_recipe(
     recipe: Recipe, val_per_class: int = 0
-) -> tuple[ConceptData, ModelSource, ConceptModel, Layout, list[int]]:
-    """Data first (cheap, fails early), then the model; layers resolved and checked.
+) -> tuple[Recipe, ConceptData, ModelSource, ConceptModel, Layout, list[int]]:
+    """Data first (cheap, fails early), then the model; layers resolved and checked. The
+    recipe comes back with ``batch_size: auto`` replaced by the size for the loaded model.
 
     ``val_per_class`` also carves a validation split (for ``nledit tune``) after the fitting
     examples; shots, fit and eval are the same with or without it."""
@@ -71,7 +72,9 @@ def load_for_recipe(
     source = resolve_source(recipe.model)
     model, tokenizer, task = load_model(recipe.model, source)
     layout = find_layout(model)
-    resolve_batch_size(recipe, model, layout.n_layers, layout.hidden_size)  # `auto`
+    size = resolve_batch_size(recipe, model, layout.n_layers, layout.hidden_size)
+    if size != recipe.batch_size:  # `auto`: a computed, valid size on a copy
+        recipe = recipe.model_copy(update={"batch_size": size})
     layers = [resolve_layer(e.layer, layout.n_layers) for e in recipe.edits]
     ev = recipe.eval
     if ev.enabled and ev.perplexity_source and ev.perplexity_windows and task == "causal-lm":
@@ -93,7 +96,7 @@ def load_for_recipe(
     )
     if recipe.data.fit_curate or recipe.data.eval_curate:
         data.curation = curation.apply(cm, data, recipe)
-    return data, source, cm, layout, layers
+    return recipe, data, source, cm, layout, layers
 
 
 def fit(
@@ -109,7 +112,7 @@ def fit(
     """
     t0 = time.perf_counter()
     apply_threads(recipe.threads)
-    data, source, cm, layout, layers = load_for_recipe(recipe)
+    recipe, data, source, cm, layout, layers = load_for_recipe(recipe)
     recipe = curation.targets_only(recipe, curation.not_evaluable(data.curation))
     t1 = time.perf_counter()
     examples, placement = data.fit, None

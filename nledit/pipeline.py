@@ -244,7 +244,7 @@ def load_fit(fit_dir: Path, recipe: Recipe, text: str) -> Fitted:
         stats = ConceptStats.from_tensors(stats_tensors)
     except (IndexError, KeyError, ValueError, RuntimeError) as err:
         raise ExportError(f"{fit_dir / FIT_STATS}: not nledit statistics ({err})") from None
-    data, source, cm, layout, layers = load_for_recipe(recipe)
+    recipe, data, source, cm, layout, layers = load_for_recipe(recipe)
     check_fingerprint(meta.get("model"), source, str(fit_dir / FIT_META))
     if meta.get("data_sha256") != data.digest:
         raise ExportError(f"{fit_dir / FIT_META}: fitted on other data than the recipe names")

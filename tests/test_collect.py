@@ -39,7 +39,7 @@ def concept_model(tiny_models: dict[str, Path], tiny_data: Path) -> Callable[[st
     def get(family: str) -> Any:
         if family not in loaded:
             recipe = parse_recipe(recipe_dict(tiny_models[family], tiny_data))
-            data, _, cm, layout, _ = load_for_recipe(recipe)
+            _, data, _, cm, layout, _ = load_for_recipe(recipe)
             loaded[family] = (data, cm, layout)
         return loaded[family]
 

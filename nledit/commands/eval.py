@@ -80,7 +80,7 @@ def _card_of_older_export(
     )
 
 
-def run_eval(args: argparse.Namespace) -> int:
+def cmd_eval(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_export(out, "run its code under lm-eval", logits=True)
     with scratch_dir(SCRATCH) as work:

@@ -56,7 +56,7 @@ def check_json_target(path: Path) -> None:
         raise IntegrityError(f"--json: folder {path.parent} does not exist")
 
 
-def run_generate(args: argparse.Namespace) -> int:
+def cmd_generate(args: argparse.Namespace) -> int:
     """Check the export, load it with transformers, print both continuations of each prompt."""
     out = Path(args.out)
     prompts = prompts_of(args)

@@ -29,7 +29,7 @@ from .. import operators
 from ..arch import resolve_layer
 from ..building import prepare
 from ..errors import EditError
-from ..evaluate import Condition, _metrics, label_probs, resolve_calibration
+from ..evaluate import Condition, condition_metrics, label_probs, resolve_calibration
 from ..fit import load_for_recipe
 from ..gate import RangeGate, tensor_names
 from ..perplexity import general_perplexity
@@ -153,7 +153,7 @@ def sweep(recipe: Recipe, text: str, command: str | None = None, log: Any = prin
     spec, edit = recipe.sweep, recipe.edits[0]
     over = spec.over
     t0 = time.perf_counter()
-    data, source, cm, layout, layers = load_for_recipe(recipe)
+    recipe, data, source, cm, layout, layers = load_for_recipe(recipe)
     values = spec.values or default_values(over, layout.n_layers)
     values, at = _swept(recipe, over, values, layout.n_layers, layers[0])
     t1 = time.perf_counter()
@@ -235,8 +235,8 @@ def _rows(
     rows = []
     for p in points:
         c = label_names.index(p.concept)
-        base = _metrics(probs["base"][keep], preds["base"][keep], gold[keep], c, n)
-        edit = _metrics(probs[p.key][keep], preds[p.key][keep], gold[keep], c, n)
+        base = condition_metrics(probs["base"][keep], preds["base"][keep], gold[keep], c, n)
+        edit = condition_metrics(probs[p.key][keep], preds[p.key][keep], gold[keep], c, n)
         g = p.gate
         width = (g.hi - g.lo).mean().item() if p.method == "range" else None
         row: dict[str, Any] = {

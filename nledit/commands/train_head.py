@@ -30,7 +30,7 @@ from ..recipe import (
     TrainHeadSpec,
     load_recipe,
 )
-from ..recipe.loading import _format_errors
+from ..recipe.loading import format_errors
 
 HEAD_RECORD = "nledit_head.json"
 HEAD_MARKERS = (HEAD_RECORD,)
@@ -102,7 +102,7 @@ def head_spec(args: argparse.Namespace) -> TrainHeadSpec:
     except ValidationError as err:
         problems = [
             p.replace("required field is missing", "required (give the flag)")
-            for p in _format_errors(err)
+            for p in format_errors(err)
         ]
         raise RecipeError("flags", problems) from None
 
@@ -114,7 +114,7 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 
 
 def _examples(spec: TrainHeadSpec, source: str, split: str) -> tuple[list[str], Split]:
-    from ..data import _label_names, _load_rows, _to_examples
+    from ..data import load_rows, resolve_label_names, to_examples
 
     data = DataSpec(
         source=source,
@@ -123,9 +123,9 @@ def _examples(spec: TrainHeadSpec, source: str, split: str) -> tuple[list[str], 
         label_field=spec.label_field,
         label_names=spec.label_names,
     )
-    rows = _load_rows(source, None, split, data)
-    names = _label_names(data, source, rows)
-    ex = _to_examples(rows, data, names, source)
+    rows = load_rows(source, None, split, data)
+    names = resolve_label_names(data, source, rows)
+    ex = to_examples(rows, data, names, source)
     return names, Split(ex.texts, ex.labels)
 
 

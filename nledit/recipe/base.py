@@ -86,7 +86,9 @@ class RecipeError(NleditError, ValueError):
         super().__init__(f"invalid recipe {source}:\n{lines}")
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """The base of every recipe section: unknown keys and lax types are refused."""
+
     # strict: no coercion (a boolean is not a number, "3" is not an integer); finite floats only
     model_config = ConfigDict(
         extra="forbid", validate_default=True, strict=True, allow_inf_nan=False

@@ -20,8 +20,8 @@ from .base import (
     RangeShape,
     Saliency,
     Selectivity,
+    StrictModel,
     TunableOperator,
-    _Strict,
 )
 
 
@@ -34,7 +34,7 @@ def _interval(v: list[float]) -> list[float]:
 Interval = Annotated[list[float], AfterValidator(_interval)]
 
 
-class _SearchSpaceBase(_Strict):
+class _SearchSpaceBase(StrictModel):
     """What `nledit tune` searches over; a list of one value or [x, x] fixes a parameter.
 
     Each tuned operator parameter (``gate.Param.search``) has an interval of its name."""
@@ -124,7 +124,7 @@ SearchSpace = create_model(
 )
 
 
-class TuneSpec(_Strict):
+class TuneSpec(StrictModel):
     """`nledit tune`: a multi-objective search over one edit, on a validation split."""
 
     trials: Annotated[int, Field(ge=1)] = Field(
@@ -172,7 +172,7 @@ class TuneSpec(_Strict):
         return v
 
 
-class OutputSpec(_Strict):
+class OutputSpec(StrictModel):
     dir: PathStr = "out"
     overwrite: bool = False
     method: Literal["range", "neuron"] = Field(
@@ -189,7 +189,7 @@ class OutputSpec(_Strict):
     )
 
 
-class SweepSpec(_Strict):
+class SweepSpec(StrictModel):
     """`nledit sweep`: range vs neuron masking of the first edit over one of its settings."""
 
     over: Literal["tau", "top_p", "layer"] = Field("tau", description="the setting to vary")
@@ -217,7 +217,7 @@ class SweepSpec(_Strict):
         return values
 
 
-class TrainHeadSpec(_Strict):
+class TrainHeadSpec(StrictModel):
     """`nledit train-head`: fine-tune a classification head on a plain encoder (App. H)."""
 
     base: PathStr = Field(description="encoder without a head: Hub id, local folder or pypi:<pkg>")

@@ -34,7 +34,7 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields) if hasattr(model, "model_fields") else []
 
 
-def _format_errors(err: ValidationError) -> list[str]:
+def format_errors(err: ValidationError) -> list[str]:
     out: list[str] = []
     for e in err.errors():
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
@@ -85,7 +85,7 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as err:
-        raise RecipeError(source, _format_errors(err)) from None
+        raise RecipeError(source, format_errors(err)) from None
 
 
 FLOAT32_MAX = 3.4028234663852886e38  # ranges and operator values are stored as float32

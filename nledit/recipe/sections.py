@@ -2,34 +2,28 @@
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
-    PrivateAttr,
-    create_model,
     field_validator,
-    model_serializer,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
-from .. import operators
-from ..gate import RANGE_GATE_PARAMS, TAU
+from ..gate import TAU
 from .base import (
     DEVICE,
     Dtype,
-    OperatorName,
     PathStr,
     RangeShape,
     Saliency,
     Selectivity,
+    StrictModel,
     _slug,
-    _Strict,
     _yaml_type,
 )
+from .operator_section import OperatorSpec
 from .presets import with_preset
 from .protocol import (
     Bos,
@@ -44,7 +38,7 @@ from .protocol import (
 )
 
 
-class ModelSpec(_Strict):
+class ModelSpec(StrictModel):
     """The base model: a Hub id, a local folder, a GGUF file or ``pypi:<package>``."""
 
     id: PathStr = Field(description="Hub id, local folder, .gguf file, or pypi:<package> (offline)")
@@ -90,7 +84,7 @@ class ModelSpec(_Strict):
 DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
 
 
-class DataSpec(_Strict):
+class DataSpec(StrictModel):
     """Labelled concept data: a Hub data set id or a local .jsonl/.json/.csv file."""
 
     source: PathStr = Field(
@@ -145,7 +139,7 @@ class DataSpec(_Strict):
         return v
 
 
-class PromptSpec(_Strict):
+class PromptSpec(StrictModel):
     """Few-shot prompt for decoder LMs; the hidden state is read at the last prompt token."""
 
     instruction: str = ""
@@ -198,80 +192,7 @@ class PromptSpec(_Strict):
         return v
 
 
-class _OperatorBase(_Strict):
-    """The range-gated operator phi and its parameters (defaults and bounds: its class in
-    ``gate.py``). The section takes the format's parameters (``gate.RANGE_GATE_PARAMS``) for
-    every operator, as every range gate records them, plus the named operator's own."""
-
-    name: OperatorName = "zero"
-    _own: dict[str, float] = PrivateAttr(default_factory=dict)
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _own_params(cls, data: Any, handler: Any) -> Any:
-        """Parameters of an operator defined after this schema was built: checked against
-        their ``Param`` bounds here and kept apart (the others are fields)."""
-        own: dict[str, float] = {}
-        if isinstance(data, dict) and isinstance(data.get("name"), str):
-            declared = operators.OPERATORS.get(data["name"])
-            extra = [k for k in (declared.params if declared else ()) if k not in cls.model_fields]
-            for key in extra:
-                if key not in data:
-                    continue
-                v = data[key]
-                number = isinstance(v, (int, float)) and not isinstance(v, bool)
-                problem = (
-                    operators.get(data["name"]).params[key].problem(v)
-                    if number and math.isfinite(v)
-                    else "must be a finite number"
-                )
-                if problem:
-                    raise PydanticCustomError("value_error", f"{key}: {problem}, got {v!r}")
-                own[key] = float(v)
-            data = {k: v for k, v in data.items() if k not in own}
-        out = handler(data)
-        if own:
-            out._own = own
-        return out
-
-    @model_serializer(mode="wrap")
-    def _dump(self, handler: Any) -> dict[str, Any]:
-        return {**handler(self), **self._own}
-
-    def param(self, name: str) -> float:
-        """The value of run-time parameter ``name``: set here, else its class default."""
-        if name in type(self).model_fields:
-            return float(getattr(self, name))
-        if name in self._own:
-            return self._own[name]
-        return float(operators.get(self.name).params[name].default)
-
-
-def _param_field(param: operators.Param) -> Any:
-    """A recipe field for an operator parameter, from its declaration."""
-    bounds = {"ge": param.ge, "gt": param.gt, "le": param.le}
-    kw = {k: v for k, v in bounds.items() if v is not None}
-    return (float, Field(param.default, description=param.doc or None, **kw))
-
-
-OperatorSpec = create_model(
-    "OperatorSpec",
-    __base__=_OperatorBase,
-    __doc__=_OperatorBase.__doc__,
-    __module__=__name__,
-    **{
-        p: _param_field(operators.param_spec(p))
-        for p in RANGE_GATE_PARAMS
-        if not operators.param_spec(p).edit_field
-    },
-    mean_source=(
-        PathStr | None,
-        Field(None, description="general text for `mean` (default: data)"),
-    ),
-)
-
-
-class EditSpec(_Strict):
+class EditSpec(StrictModel):
     """One edit: which concepts, where, which neurons, which range width, which operator."""
 
     name: str | None = None
@@ -369,7 +290,7 @@ class EditSpec(_Strict):
         )
 
 
-class EvalSpec(_Strict):
+class EvalSpec(StrictModel):
     """Evaluation of the edit."""
 
     enabled: bool = True
