@@ -14,12 +14,13 @@ from .building import build, prepare
 from .collect import ConceptStats
 from .concept import ConceptModel
 from .data import ConceptData, DataError, Examples, check_concepts, load_concept_data
+from .edit import Edit
 from .gate import RangeGate
 from .models import ModelSource, load_model, resolve_source
 from .plan import missing_files
 from .prepare import general_means
 from .ranges import RangeTable
-from .recipe import Recipe
+from .recipe import Recipe, edit_definition
 from .reservoir import Reservoir, shard_placement
 from .threads import apply_threads
 
@@ -47,6 +48,24 @@ class Fitted:
     @property
     def model(self) -> Any:
         return self.cm.model
+
+    @property
+    def edit(self) -> Edit:
+        """The fitted gates as the library's ``Edit``, the object ``nledit.fit`` returns: apply,
+        save, evaluate or export it as one fitted in Python (its definition is the recipe's)."""
+        cm = self.cm
+        shots = self.data.shots if cm.is_lm else Examples([], [])
+        return Edit(
+            self.gates,
+            self.baseline,
+            self.layout.layers_path,
+            list(cm.label_names),
+            cm.spec,
+            shots,
+            cm.max_length,
+            cm.task,
+            edit_definition(self.recipe),
+        )
 
 
 def load_for_recipe(
