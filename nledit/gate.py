@@ -20,6 +20,8 @@
 #     steer     h + strength * r
 #     ablate    h - r_hat r_hat^T h         (directional ablation, r_hat = r / |r|)
 #     leace     h - L R (h - value)         (LEACE affine eraser; L, R: proj_left, proj_right)
+# Each operator is one `Operator` subclass below (its parameters with defaults and bounds, the
+# tensors it reads, its phi); a gate's settings are a `GateSpec`, stored as JSON in the checkpoint.
 from __future__ import annotations
 
 import contextlib
