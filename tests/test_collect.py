@@ -149,6 +149,15 @@ def test_memory_is_flat_in_the_number_of_examples(concept_model: Callable[[str],
     for layer in layers:
         for rows in reservoir.samples(layer, len(cm.label_names)).values():
             assert rows.shape == (3, layout.hidden_size)
+    # its public file form reads back to the same sample (the tuner's cache uses it)
+    tensors, seen = reservoir.to_tensors()
+    again = Reservoir.from_tensors(reservoir.capacity, reservoir.seed, tensors, seen)
+    for layer in layers:
+        for c in range(len(cm.label_names)):
+            want = reservoir.samples(layer, len(cm.label_names))[c]
+            assert np.array_equal(again.samples(layer, len(cm.label_names))[c], want)
+            assert again.example_ids(layer, c) == reservoir.example_ids(layer, c)
+    assert again.seen == reservoir.seen
 
 
 # ---- the read token ---------------------------------------------------------------------------
