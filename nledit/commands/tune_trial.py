@@ -316,8 +316,8 @@ def prepare(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> Tu
     if stats_file.is_file() and not needs_leace([edit]):
         stats, reservoir = load_stats(stats_file, recipe.seed)
         log(f"tune: statistics loaded from {stats_file}")
-        text = mean_text if building.mean_text([edit], space.operators) else None
-        means = general_means(*text, cm, stats, recipe.batch_size) if text else None
+        general = mean_text if building.mean_text([edit], space.operators) else None
+        means = general_means(*general, cm, stats, recipe.batch_size) if general else None
         prep = Prepared(cm, stats, reservoir, means, recipe.seed)
     else:
         prep = building.prepare(
