@@ -59,8 +59,8 @@ def _plain_gate(cond: Condition) -> PlainGate | None:
     if not cond.gates:
         return None
     (g,) = cond.gates
-    assert g.spec["operator"] == "zero", "the plain script implements the zero operator"
-    return PlainGate(g.index, g.lo, g.hi, g.spec["mode"] == "neuron")
+    assert g.spec.operator == "zero", "the plain script implements the zero operator"
+    return PlainGate(g.index, g.lo, g.hi, g.spec.mode == "neuron")
 
 
 SCALES = (0.01, 0.02, 0.05, 0.1, 0.25, 0.5)

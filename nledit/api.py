@@ -14,7 +14,7 @@ import yaml
 from .arch import find_layout, resolve_layer
 from .building import STEER_STRENGTH, build, prepare
 from .concept import ConceptModel
-from .data import Examples, _digest, load_concept_data
+from .data import Examples, examples_digest, load_concept_data
 from .edit import Edit
 from .errors import EditError
 from .evaluate import conditions_of, measure
@@ -121,7 +121,7 @@ def fit(
                 "label), ...]; pass them or set shots to 0"
             )
         shot_ex = examples(shots, names, "shots")[0] if shots else Examples([], [])
-        data_def = {"examples_sha256": _digest(fit_ex), "label_names": names}
+        data_def = {"examples_sha256": examples_digest(fit_ex), "label_names": names}
     for i, e in enumerate(specs):
         for c in e.concepts:
             if c not in names:
@@ -240,8 +240,8 @@ def _summaries(edit: Edit) -> list[dict[str, Any]]:
     specs = edit_specs(defs) if defs else []
     layers = []
     for i, e in enumerate(specs):
-        own = [g for g in edit.gates if g.spec["edit"] == edit_name(e, i)]
-        layers.append(own[0].spec["layer"] if own else e.layer)  # "last" resolved to its index
+        own = [g for g in edit.gates if g.spec.edit == edit_name(e, i)]
+        layers.append(own[0].spec.layer if own else e.layer)  # "last" resolved to its index
     return edit_summaries(specs, layers, edit.gates)
 
 

@@ -89,13 +89,13 @@ def auto_batch_size(
     return AutoBatch(int(min(max(size, 1), LARGEST)), fed, context, spare)
 
 
-def resolve_batch_size(recipe: Any, model: Any, n_layers: int, hidden: int) -> None:
-    """Replace ``batch_size: auto`` in ``recipe`` (in place) by its value for the loaded
-    ``model``; an explicit size is left alone."""
+def resolve_batch_size(recipe: Any, model: Any, n_layers: int, hidden: int) -> int:
+    """The batch size ``recipe`` runs with on the loaded ``model``: its own, or for
+    ``batch_size: auto`` the size ``auto_batch_size`` picks (the recipe is not changed)."""
     if recipe.batch_size != "auto":
-        return
+        return int(recipe.batch_size)
     n_params = sum(p.numel() for p in model.parameters())
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     free = available_memory(recipe.model.device)
     free = None if free is None else free + weights  # measured with the weights loaded
-    recipe.batch_size = auto_batch_size(recipe, n_layers, hidden, n_params, free).size
+    return auto_batch_size(recipe, n_layers, hidden, n_params, free).size

@@ -24,10 +24,10 @@ VECTOR_BASELINES = ("steer", "ablate", "leace")  # one whole-vector gate per (co
 STEER_STRENGTH: float = EvalSpec.model_fields["steer_strength"].default
 
 
-def mean_text(edits: Sequence[EditSpec]) -> tuple[str, str] | None:
-    """The general text for the edits' operators that read a general mean (None: no such
-    operator, so no mean is computed)."""
-    if not any(needs_general_mean(e.operator.name) for e in edits):
+def mean_text(edits: Sequence[EditSpec], operators: Iterable[str] = ()) -> tuple[str, str] | None:
+    """The general text for the edits' operators (and ``operators``, others a caller may
+    build) that read a general mean (None: no such operator, so no mean is computed)."""
+    if not any(needs_general_mean(op) for op in [*operators, *(e.operator.name for e in edits)]):
         return None
     return mean_source(list(edits))
 
@@ -43,20 +43,31 @@ def prepare(
     reduce: Reduce | None = None,
     placement: Placement | None = None,
     desc: str = "fit",
+    *,
+    samples: bool = False,
+    operators: Iterable[str] = (),
+    mean: tuple[str, str] | None = None,
 ) -> Prepared:
     """The one statistics pass a set of edits and its baselines need: the layers (the paper's
     default adds the last one), the activation sample (sample-based saliency, quantile ranges,
-    ``quorum: auto``), the general-text mean and the LEACE statistics, each decided here."""
+    ``quorum: auto``), the general-text mean and the LEACE statistics, each decided here.
+
+    A caller that builds more than ``edits`` says so: ``samples`` keeps the activation sample
+    whatever the edits read (the tuner's space, ``inspect``); ``operators`` are further
+    operators whose value vectors it needs (the tuner's ``tune.space.operators``); ``mean``
+    names the general text (source, recipe field) when one is needed, instead of the first
+    ``mean_source`` among ``edits``."""
     wanted = list(baselines)
     n_layers = cm.layout.n_layers
+    text = mean_text(edits, operators)
     return statistics(
         cm,
         examples,
         sorted(set(layers) | paper.extra_layers(wanted, n_layers)),
         batch_size,
         seed,
-        samples=needs_samples(edits),
-        general_mean=mean_text(edits),
+        samples=samples or needs_samples(edits),
+        general_mean=text if text is None or mean is None else mean,
         reduce=reduce,
         desc=desc,
         leace=needs_leace(edits, wanted),

@@ -26,12 +26,10 @@ from .card_erasure import table as _table
 from .card_index import eval_results, first_number
 from .card_loading import SERVING, loading_section
 from .card_loading import TRANSFORMERS_RANGE as TRANSFORMERS_RANGE
-from .operators import OPERATORS
+from .operators import OPERATORS, recipe_options
 from .version import __version__
 
 TAGS = ["nledit", "neuronlens", "range-masking", "custom_code"]
-# Operator parameters that matter for each operator (the rest of a dumped spec is noise).
-_OPERATOR_PARAMS = {name: op.options for name, op in OPERATORS.items()}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -212,7 +210,8 @@ def _operator(edit: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     explicit = edit.get("operator_params", edit.get("params"))
     if isinstance(op, Mapping):
         name = str(op.get("name", "zero"))
-        wanted = _OPERATOR_PARAMS.get(name)
+        # the options that matter for the operator (the rest of a dumped spec is noise)
+        wanted = recipe_options(name) if name in OPERATORS else None
         params = {k: v for k, v in op.items() if k != "name" and (wanted is None or k in wanted)}
     else:
         name, params = str(op), {}

@@ -63,7 +63,7 @@ def interval(ci: Any) -> str:
 
 def _transfer(metrics: dict[str, Any]) -> str:
     """How far the edit reaches outside its fitting prompt (``transfer``)."""
-    from .transfer import table
+    from .transfer_table import table
 
     got = metrics.get("transfer")
     return f"\n### How far the edit reaches\n\n{table(got)}\n" if got else ""

@@ -49,14 +49,14 @@ class ConceptData:
     curation: dict[str, Any] = field(default_factory=dict)  # split -> per-class counts
 
 
-def _is_local(source: str) -> bool:
+def is_local_source(source: str) -> bool:
     return Path(source).suffix in LOCAL_FORMATS or Path(source).exists()
 
 
-def _load_rows(
+def load_rows(
     source: str, config: str | None, split: str, spec: DataSpec, field: str = "data.source"
 ) -> list[dict]:
-    if _is_local(source):
+    if is_local_source(source):
         path = Path(source).expanduser()
         if not path.is_file():
             raise DataError(f"{field}: no such file: {path}")
@@ -99,13 +99,13 @@ def _check_fields(rows: list[dict], spec: DataSpec, source: str) -> None:
             raise DataError(f"data.{key}: {source}, {where(row, n)}: no {name!r} field ({columns})")
 
 
-def _label_names(spec: DataSpec, source: str, rows: list[dict]) -> list[str]:
+def resolve_label_names(spec: DataSpec, source: str, rows: list[dict]) -> list[str]:
     if spec.label_names is not None:
         return list(spec.label_names)
     if rows and "__names__" in rows[0]:
         return list(rows[0]["__names__"])
     side = Path(source).expanduser().parent / "labels.json"
-    if _is_local(source) and side.is_file():
+    if is_local_source(source) and side.is_file():
         return _labels_file(side)
     values = [r.get(spec.label_field) for r in rows]
     if values and all(isinstance(v, str) for v in values):
@@ -166,7 +166,7 @@ def _label_id(y: Any, names: list[str]) -> int | str:
     return y
 
 
-def _to_examples(rows: list[dict], spec: DataSpec, names: list[str], source: str) -> Examples:
+def to_examples(rows: list[dict], spec: DataSpec, names: list[str], source: str) -> Examples:
     texts, labels = [], []
     for n, r in enumerate(rows, 1):
         y, text = _label_id(r.get(spec.label_field), names), r.get(spec.text_field)
@@ -182,7 +182,7 @@ def _to_examples(rows: list[dict], spec: DataSpec, names: list[str], source: str
     return Examples(texts, labels)
 
 
-def _digest(ex: Examples) -> str:
+def examples_digest(ex: Examples) -> str:
     h = hashlib.sha256()
     for t, y in zip(ex.texts, ex.labels):
         h.update(f"{y}\t{t}\n".encode())
@@ -212,9 +212,9 @@ def load_concept_data(
         names = list(spec.token_classes)
         pool = Examples(*token_examples(spec, spec.source, spec.split, label_words, "data.source"))
     else:
-        rows = _load_rows(spec.source, spec.config, spec.split, spec)
-        names = _label_names(spec, spec.source, rows)
-        pool = _to_examples(rows, spec, names, spec.source)
+        rows = load_rows(spec.source, spec.config, spec.split, spec)
+        names = resolve_label_names(spec, spec.source, rows)
+        pool = to_examples(rows, spec, names, spec.source)
     rng = random.Random(seed)
     demos = Examples([], [])
     if prompt is not None and prompt.demonstrations is not None:
@@ -234,8 +234,8 @@ def load_concept_data(
             field = "data.eval_source"
             ev = Examples(*token_examples(spec, spec.eval_source, split, label_words, field))
         else:
-            eval_rows = _load_rows(spec.eval_source, spec.config, split, spec, "data.eval_source")
-            ev = _to_examples(eval_rows, spec, names, spec.eval_source)
+            eval_rows = load_rows(spec.eval_source, spec.config, split, spec, "data.eval_source")
+            ev = to_examples(eval_rows, spec, names, spec.eval_source)
         eval_pool = {c: list(dict.fromkeys(ev.of(c))) for c in range(len(names))}
         for c, texts in eval_pool.items():
             rng.shuffle(texts)
@@ -306,7 +306,7 @@ def load_concept_data(
     if len(demos):
         shot_ex = demos
     meta = {"rows": len(pool)}
-    return ConceptData(names, shot_ex, fit_ex, eval_ex, _digest(pool), meta, val=val_ex)
+    return ConceptData(names, shot_ex, fit_ex, eval_ex, examples_digest(pool), meta, val=val_ex)
 
 
 def _enough(field: str, asked: int | None, got: list[str], name: str, kind: str, left: str) -> None:

@@ -74,10 +74,10 @@ class FiringCounter:
     at each gate's layer); ``observe`` plugs into the erasure table's base pass."""
 
     def __init__(self, gates: list[RangeGate]) -> None:
-        self.gates = [g for g in gates if g.spec["mode"] == "range"]
-        self.layers = {int(g.spec["layer"]) for g in self.gates}
-        self.read: dict[str, list[torch.Tensor]] = {g.spec["name"]: [] for g in self.gates}
-        self.every: dict[str, list[torch.Tensor]] = {g.spec["name"]: [] for g in self.gates}
+        self.gates = [g for g in gates if g.spec.mode == "range"]
+        self.layers = {int(g.spec.layer) for g in self.gates}
+        self.read: dict[str, list[torch.Tensor]] = {g.spec.name: [] for g in self.gates}
+        self.every: dict[str, list[torch.Tensor]] = {g.spec.name: [] for g in self.gates}
 
     def observe(self, states: dict[int, torch.Tensor], batch: Any) -> None:
         """One batch: ``states`` maps each gate layer to its output (B, T, d)."""
@@ -85,18 +85,18 @@ class FiringCounter:
         mask = batch.inputs["attention_mask"][:, -width:].to("cpu").float()
         rows = torch.arange(mask.shape[0])
         for g in self.gates:
-            if int(g.spec["layer"]) not in states:  # not recorded: firing_rates runs its own pass
+            if int(g.spec.layer) not in states:  # not recorded: firing_rates runs its own pass
                 continue
-            share = _inside(states[int(g.spec["layer"])], g).to("cpu")  # (B, T)
-            self.read[g.spec["name"]].append(share[rows, batch.read])
-            self.every[g.spec["name"]].append((share * mask).sum(1) / mask.sum(1).clamp_min(1))
+            share = _inside(states[int(g.spec.layer)], g).to("cpu")  # (B, T)
+            self.read[g.spec.name].append(share[rows, batch.read])
+            self.every[g.spec.name].append((share * mask).sum(1) / mask.sum(1).clamp_min(1))
 
     def rates(self, label_names: list[str], labels: list[int]) -> dict[str, dict[str, float]]:
         """Per gate name: target / other-concept firing at the read token and on all tokens."""
         gold = torch.tensor(labels)
         out = {}
         for g in self.gates:
-            name, c = g.spec["name"], label_names.index(g.spec["concept"])
+            name, c = g.spec.name, label_names.index(g.spec.concept)
             if not self.read[name]:
                 continue
             t, o = _per_class(torch.cat(self.read[name]), gold, c)
@@ -146,13 +146,13 @@ def _general_rates(
     ids: torch.Tensor,
     batch_size: int,
 ) -> dict[str, float]:
-    sums = dict.fromkeys((g.spec["name"] for g in gates), 0.0)
+    sums = dict.fromkeys((g.spec.name for g in gates), 0.0)
     for start in range(0, len(ids), batch_size):
         chunk = ids[start : start + batch_size].to(cm.device)
         with capture(cm.model, paths, stop=True) as seen, contextlib.suppress(StopForward):
             cm.model(input_ids=chunk, use_cache=False)
         for g in gates:
-            sums[g.spec["name"]] += float(_inside(seen[int(g.spec["layer"])], g).sum())
+            sums[g.spec.name] += float(_inside(seen[int(g.spec.layer)], g).sum())
     return {name: s / ids.numel() for name, s in sums.items()}
 
 

@@ -103,7 +103,7 @@ class Edit:
     @property
     def names(self) -> list[str]:
         """The gate names (one per edit and concept)."""
-        return [g.spec["name"] for g in self.gates]
+        return [g.spec.name for g in self.gates]
 
     def save(self, path: str | Path) -> Path:
         """Write ``edit.safetensors`` (the gate tensors) and ``edit.json`` into folder ``path``."""
@@ -172,7 +172,7 @@ class Edit:
     def _from_meta(cls, folder: Path, meta: dict[str, Any]) -> Edit:
         gates = gate.load_gates(str(folder / GATES_FILE), meta["block"])
         n = meta["n_range"]
-        if n > len(gates) or any(g.spec["mode"] != "range" for g in gates[:n]):
+        if n > len(gates) or any(g.spec.mode != "range" for g in gates[:n]):
             raise EditError(f"{folder / META_FILE}: n_range {n} does not count its range gates")
         shots = Examples(list(meta["shots"]["texts"]), list(meta["shots"]["labels"]))
         return cls(

@@ -32,7 +32,7 @@ from .fastpath import replay_from
 from .fit import Fitted
 from .gate import RangeGate, install_gates, remove_gates
 from .localhead import Firing, Local, applies, lap, local_reduce, read_token
-from .metrics import _metrics, collateral_both
+from .metrics import collateral_both, condition_metrics
 from .prefixcache import batch_cache
 from .rows import ConceptRow as ConceptRow  # re-exported: their home is ``rows``
 from .rows import EvalResult as EvalResult
@@ -62,11 +62,11 @@ def conditions_for(fitted: Fitted) -> list[Condition]:
 def conditions_of(gates: list[RangeGate]) -> list[Condition]:
     """The base model, then each gate alone (tagged by edit when several edits share a run)."""
     conds = [Condition("base", None, [])]
-    several = len({g.spec.get("edit") for g in gates}) > 1
+    several = len({g.spec.edit for g in gates}) > 1
     for gate in gates:
-        method = gate.spec.get("method", gate.spec["mode"])
-        tag = str(gate.spec.get("edit", "")) if several else ""
-        conds.append(Condition(method, gate.spec["concept"], [gate], tag))
+        method = gate.spec.row
+        tag = str(gate.spec.edit or "") if several else ""
+        conds.append(Condition(method, gate.spec.concept, [gate], tag))
     return conds
 
 
@@ -80,7 +80,7 @@ def applied(model: Any, layers_path: str, gates: list[RangeGate]) -> Iterator[No
         remove_gates(model, gates)
 
 
-def _with_prefix(model: Any, inputs: dict[str, Any], prefix: Any) -> dict[str, Any]:
+def with_prefix(model: Any, inputs: dict[str, Any], prefix: Any) -> dict[str, Any]:
     """A batch's inputs with a fresh, batch-sized copy of a prompt-head cache."""
     inputs = dict(inputs)
     if prefix is not None:
@@ -116,7 +116,7 @@ def run_conditions(
     wherever their gates changed nothing (``localhead``); ``firing`` counts those positions and
     the seconds spent per condition.
     """
-    start = {c.key: min(int(g.spec["layer"]) for g in c.gates) for c in conditions if c.gates}
+    start = {c.key: min(int(g.spec.layer) for g in c.gates) for c in conditions if c.gates}
     starts = sorted(set(start.values()))
     prefixes = prefixes or {}
     on_last = {c.key for c in conditions if applies(c.gates, layout)}
@@ -157,7 +157,7 @@ def run_conditions(
                 out[cond.key].append(value.cpu())
                 lap(firing, cond.key, t0)
                 continue
-            cond_inputs = _with_prefix(model, inputs, prefixes.get(cond.key))
+            cond_inputs = with_prefix(model, inputs, prefixes.get(cond.key))
             with applied(model, layout.layers_path, cond.gates):
                 if layer in states:
                     with replay_from(model, layout, layer, *states[layer]):
@@ -190,7 +190,7 @@ def label_probs(
     for cond in heads:  # the shared prompt head, as each condition's model sees it
         if not cm.use_prefix_cache:
             prefixes[cond.key] = None
-        elif cond.gates and all(int(g.spec["layer"]) == last for g in cond.gates):
+        elif cond.gates and all(int(g.spec.layer) == last for g in cond.gates):
             # A gate on the last layer's output changes no key/value: the base head serves.
             prefixes[cond.key] = prefixes["base"]
         else:
@@ -321,8 +321,8 @@ def rows_from_probs(
         k = cond.key
         base_pp = (probs["base"][keep], preds["base"][keep])
         edit_pp = (probs[k][keep], preds[k][keep])
-        base = _metrics(*base_pp, gold[keep], c, n, collateral)
-        edit = _metrics(*edit_pp, gold[keep], c, n, collateral)
+        base = condition_metrics(*base_pp, gold[keep], c, n, collateral)
+        edit = condition_metrics(*edit_pp, gold[keep], c, n, collateral)
         rows.append(
             ConceptRow(
                 cond.concept,
@@ -331,8 +331,8 @@ def rows_from_probs(
                 *base,
                 int((gold[keep] == c).sum()),
                 int((gold[keep] != c).sum()),
-                str(cond.gates[0].spec.get("edit", "")),
-                str(cond.gates[0].spec.get("operator", "")),
+                str(cond.gates[0].spec.edit or ""),
+                str(cond.gates[0].spec.operator),
                 diagnostics.label_stats(probs["base"][keep], probs[k][keep], gold[keep], c),
                 collateral,
                 collateral_both(base_pp, edit_pp, gold[keep], c, n),
@@ -368,14 +368,14 @@ def _add_firing(
             count_field="eval.perplexity_windows",
         )
     edited = [c for c in conds if c.concept is not None]
-    gates = [g for c in edited for g in c.gates if g.spec["mode"] == "range"]
+    gates = [g for c in edited for g in c.gates if g.spec.mode == "range"]
     rates = diagnostics.firing_rates(
         cm, gates, examples.texts, examples.labels, recipe.batch_size, general, counter
     )
     for cond, row in zip(edited, rows):
         for g in cond.gates:
-            if g.spec["mode"] == "neuron":  # acts on every activation of its neurons
+            if g.spec.mode == "neuron":  # acts on every activation of its neurons
                 row.diag.update(dict.fromkeys(diagnostics.FIRING, 1.0))
-            row.diag.update(rates.get(g.spec["name"], {}))
+            row.diag.update(rates.get(g.spec.name, {}))
         row.diag["verdict"], row.diag["selective"] = diagnostics.verdict(row.to_dict())
         block_verdict(row, comp or {})

@@ -77,13 +77,13 @@ def method_gates(
     setting in the error (``output.method`` for a recipe, ``method`` for the API)."""
     if method == "range":
         return gates
-    leace = [g.spec["edit"] for g in gates if g.spec["operator"] == "leace"]
+    leace = [g.spec.edit for g in gates if g.spec.operator == "leace"]
     if leace:
         raise ExportError(
             f"{field}: {method} does not apply to the LEACE edit {leace[0]!r}: it acts on "
             "the whole hidden state and has no neuron-masking baseline"
         )
-    chosen = [g for g in baseline if g.spec["mode"] == method]
+    chosen = [g for g in baseline if g.spec.mode == method]
     if len(chosen) != len(gates):
         raise ExportError(
             f"{field}: {method} needs the {method}-masking gates; this fit has none "

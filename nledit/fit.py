@@ -13,13 +13,14 @@ from .building import build, prepare
 from .collect import ConceptStats
 from .concept import ConceptModel
 from .data import ConceptData, DataError, Examples, check_concepts, load_concept_data
+from .edit import Edit
 from .gate import RangeGate
 from .ignored import ignored_fields
 from .models import ModelSource, load_model, resolve_source
 from .plan import missing_files
 from .prepare import Reduce, general_means
 from .ranges import RangeTable
-from .recipe import Recipe
+from .recipe import Recipe, edit_definition
 from .reservoir import Reservoir, shard_placement
 from .threads import apply_threads
 
@@ -48,11 +49,30 @@ class Fitted:
     def model(self) -> Any:
         return self.cm.model
 
+    @property
+    def edit(self) -> Edit:
+        """The fitted gates as the library's ``Edit``, the object ``nledit.fit`` returns: apply,
+        save, evaluate or export it as one fitted in Python (its definition is the recipe's)."""
+        cm = self.cm
+        shots = self.data.shots if cm.is_lm else Examples([], [])
+        return Edit(
+            self.gates,
+            self.baseline,
+            self.layout.layers_path,
+            list(cm.label_names),
+            cm.spec,
+            shots,
+            cm.max_length,
+            cm.task,
+            edit_definition(self.recipe),
+        )
+
 
 def load_for_recipe(
     recipe: Recipe, val_per_class: int = 0
-) -> tuple[ConceptData, ModelSource, ConceptModel, Layout, list[int]]:
-    """Data first (cheap, fails early), then the model; layers resolved and checked.
+) -> tuple[Recipe, ConceptData, ModelSource, ConceptModel, Layout, list[int]]:
+    """Data first (cheap, fails early), then the model; layers resolved and checked. The
+    recipe comes back with ``batch_size: auto`` replaced by the size for the loaded model.
 
     ``val_per_class`` also carves a validation split (for ``nledit tune``) after the fitting
     examples; shots, fit and eval are the same with or without it."""
@@ -71,7 +91,9 @@ def load_for_recipe(
     source = resolve_source(recipe.model)
     model, tokenizer, task = load_model(recipe.model, source)
     layout = find_layout(model)
-    resolve_batch_size(recipe, model, layout.n_layers, layout.hidden_size)  # `auto`
+    size = resolve_batch_size(recipe, model, layout.n_layers, layout.hidden_size)
+    if size != recipe.batch_size:  # `auto`: a computed, valid size on a copy
+        recipe = recipe.model_copy(update={"batch_size": size})
     layers = [resolve_layer(e.layer, layout.n_layers) for e in recipe.edits]
     ev = recipe.eval
     if ev.enabled and ev.perplexity_source and ev.perplexity_windows and task == "causal-lm":
@@ -93,7 +115,7 @@ def load_for_recipe(
     )
     if recipe.data.fit_curate or recipe.data.eval_curate:
         data.curation = curation.apply(cm, data, recipe)
-    return data, source, cm, layout, layers
+    return recipe, data, source, cm, layout, layers
 
 
 def fit(
@@ -109,7 +131,7 @@ def fit(
     """
     t0 = time.perf_counter()
     apply_threads(recipe.threads)
-    data, source, cm, layout, layers = load_for_recipe(recipe)
+    recipe, data, source, cm, layout, layers = load_for_recipe(recipe)
     recipe = curation.targets_only(recipe, curation.not_evaluable(data.curation))
     t1 = time.perf_counter()
     examples, placement = data.fit, None

@@ -20,13 +20,17 @@
 #     steer     h + strength * r
 #     ablate    h - r_hat r_hat^T h         (directional ablation, r_hat = r / |r|)
 #     leace     h - L R (h - value)         (LEACE affine eraser; L, R: proj_left, proj_right)
+# Each operator is one `Operator` subclass below (its parameters with defaults and bounds, the
+# tensors it reads, its phi); a gate's settings are a `GateSpec`, stored as JSON in the checkpoint.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 import transformers
@@ -44,16 +48,229 @@ except ImportError as err:  # transformers 4.x spells it PretrainedConfig, among
 
 FORMAT = "nledit-ranges/1"
 RANGES_FILE = "nledit_ranges.safetensors"
-OPERATORS = ("zero", "dampen", "mean", "adaptive", "steer", "ablate", "leace")
 MODES = ("range", "neuron", "vector")
 TENSORS = ("index", "lo", "hi", "mu", "sigma", "value")
-# Further tensors some operators read: leace's eraser (d, r) and (r, d); value is its bias.
-EXTRA_TENSORS = {"leace": ("proj_left", "proj_right")}
 
 
-def tensor_names(spec: dict[str, Any]) -> tuple[str, ...]:
+# ---- the gate settings -----------------------------------------------------------------------
+
+
+@dataclass
+class GateSpec:
+    """The JSON-able settings of one gate, as the checkpoint stores them (``to_dict``).
+
+    Two fields say different things: ``mode`` is how the gate applies at run time (``range``:
+    inside the ranges; ``neuron``: always, on its k neurons; ``vector``: on the whole hidden
+    state), ``method`` the comparison row the gate belongs to (``range``: the edit itself;
+    ``neuron``, ``steer``, ``ablate``, ``leace``, ``paper``: a baseline). A recipe's
+    ``output.method`` picks which row's gates are exported.
+    """
+
+    name: str
+    layer: int
+    operator: str
+    mode: str
+    k: int
+    params: dict[str, Any] = field(default_factory=dict)
+    positions: str = "all"
+    quorum: int = 0  # act only on tokens with at least this many neurons in range (0: none)
+    method: str | None = None
+    edit: str | None = None  # the edit (recipe) the gate belongs to
+    concept: str | None = None
+    saliency: str | None = None
+    top_p: float | None = None
+    other: dict[str, Any] = field(default_factory=dict)  # keys of other releases, kept verbatim
+
+    _OPTIONAL: ClassVar[tuple[str, ...]] = ("method", "edit", "concept", "saliency", "top_p")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GateSpec:
+        """The settings of a checkpoint's JSON (``check_spec`` first for untrusted input)."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"other"}
+        known = {k: v for k, v in d.items() if k in names}
+        known.setdefault("params", {})
+        known["params"] = dict(known["params"])
+        return cls(**known, other={k: v for k, v in d.items() if k not in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form the range file and ``config.json`` carry (absent fields left out)."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "layer": self.layer,
+            "operator": self.operator,
+            "mode": self.mode,
+            "k": self.k,
+            "params": dict(self.params),
+            "positions": self.positions,
+        }
+        if self.quorum:
+            out["quorum"] = self.quorum
+        out.update({k: getattr(self, k) for k in self._OPTIONAL if getattr(self, k) is not None})
+        return {**out, **self.other}
+
+    @property
+    def row(self) -> str:
+        """The comparison row (``method``; a gate without one is named by its mode)."""
+        return self.method or self.mode
+
+    def param(self, name: str) -> float:
+        """Parameter ``name`` of the operator: the recorded value, else the class default."""
+        return float(self.params.get(name, operator_class(self.operator).params[name].default))
+
+
+# ---- the operators ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    """One run-time parameter of an operator, stated once: the recipe, the tuner and the model
+    card read its default and bounds here."""
+
+    default: float
+    ge: float | None = None  # inclusive lower bound
+    gt: float | None = None  # exclusive lower bound
+    le: float | None = None  # inclusive upper bound
+    search: tuple[float, float] | None = None  # the interval `nledit tune` searches by default
+    doc: str = ""
+    edit_field: bool = False  # set on the edit (``edits.N.<name>``), not its operator section
+
+    def problem(self, v: float) -> str | None:
+        """What is wrong with value ``v`` (None: it lies inside the bounds)."""
+        if self.ge is not None and not v >= self.ge:
+            return f"must be >= {self.ge}"
+        if self.gt is not None and not v > self.gt:
+            return f"must be > {self.gt}"
+        if self.le is not None and not v <= self.le:
+            return f"must be <= {self.le}"
+        return None
+
+
+# The range width: mu ± tau·sigma. A range of more than 100 sigma holds every value the neuron
+# takes: that is neuron masking (output.method: neuron), not a range edit, so it is refused.
+TAU = Param(2.5, gt=0, le=100, doc="range half-width in standard deviations", edit_field=True)
+# Every range gate of format nledit-ranges/1 records these four, whatever its operator; an
+# operator added later records its own parameters only.
+RANGE_GATE_PARAMS = ("alpha", "beta", "strength", "tau")
+
+OPERATOR_CLASSES: dict[str, type[Operator]] = {}
+
+
+class Operator:
+    """An operator phi: subclass it, name it, declare what it reads, implement ``phi``.
+
+    Defining the subclass registers it (``OPERATOR_CLASSES``); the recipe, the fit, the tuner,
+    the card and the loader read the class attributes below.
+    """
+
+    name: ClassVar[str] = ""
+    params: ClassVar[dict[str, Param]] = {}  # gate spec ``params`` phi reads
+    value: ClassVar[str] = "none"  # the value vector: none, general_mean, steering or leace
+    mu_sigma: ClassVar[bool] = False  # reads the neurons' mean and standard deviation
+    tensors: ClassVar[tuple[str, ...]] = ()  # tensors read beyond ``TENSORS``
+    options: ClassVar[tuple[str, ...]] = ()  # fit-time recipe options (``mean_source``)
+    tunable: ClassVar[bool] = False  # ``tune.space.operators`` may list it
+    in_recipe: ClassVar[bool] = True  # an edit may name it (False: a baseline only)
+    doc: ClassVar[str] = ""
+    tuned: ClassVar[tuple[str, ...]] = ()  # set from ``params``: those with a search interval
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.tuned = tuple(n for n, p in cls.params.items() if p.search is not None)
+        if cls.name:
+            OPERATOR_CLASSES[cls.name] = cls
+
+    @staticmethod
+    def phi(gate: RangeGate, x: torch.Tensor) -> torch.Tensor:
+        """The operator on the selected components ``x`` (..., k) of ``gate``."""
+        raise NotImplementedError
+
+
+def operator_class(name: str) -> type[Operator]:
+    """The class of operator ``name`` (``ValueError`` names the known ones)."""
+    try:
+        return OPERATOR_CLASSES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown operator {name!r}; known: {', '.join(OPERATOR_CLASSES)}"
+        ) from None
+
+
+class Zero(Operator):
+    name, tunable, doc = "zero", True, "0"
+
+    @staticmethod
+    def phi(gate: RangeGate, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x)
+
+
+class Dampen(Operator):
+    name, tunable, doc = "dampen", True, "αx"
+    params: ClassVar[dict[str, Param]] = {
+        "alpha": Param(0.5, ge=0, search=(0.0, 1.0), doc="dampen factor")
+    }
+
+    @staticmethod
+    def phi(gate: RangeGate, x: torch.Tensor) -> torch.Tensor:
+        return x * gate.spec.param("alpha")
+
+
+class Mean(Operator):
+    name, value, options, tunable, doc = "mean", "general_mean", ("mean_source",), True, "mean"
+
+    @staticmethod
+    def phi(gate: RangeGate, x: torch.Tensor) -> torch.Tensor:
+        return gate.value.to(x.dtype).expand_as(x)
+
+
+class Adaptive(Operator):
+    name, mu_sigma, tunable, doc = "adaptive", True, True, "β·|x-μ|/(τσ)·x"
+    params: ClassVar[dict[str, Param]] = {
+        "beta": Param(0.5, ge=0, search=(0.1, 1.0), doc="adaptive factor"),
+        "tau": TAU,
+    }
+
+    @staticmethod
+    def phi(gate: RangeGate, x: torch.Tensor) -> torch.Tensor:
+        scale = (gate.spec.param("tau") * gate.sigma.to(x.dtype)).clamp_min(
+            torch.finfo(x.dtype).tiny
+        )
+        return gate.spec.param("beta") * (x - gate.mu.to(x.dtype)).abs() / scale * x
+
+
+class Steer(Operator):
+    name, value, doc = "steer", "steering", "x + a·r"
+    params: ClassVar[dict[str, Param]] = {"strength": Param(1.0, doc="steering coefficient a")}
+
+    @staticmethod
+    def phi(gate: RangeGate, x: torch.Tensor) -> torch.Tensor:
+        return x + gate.spec.param("strength") * gate.value.to(x.dtype)
+
+
+class Ablate(Operator):
+    name, value, in_recipe, doc = "ablate", "steering", False, "h - r̂r̂ᵀh"
+
+    @staticmethod
+    def phi(gate: RangeGate, x: torch.Tensor) -> torch.Tensor:
+        value = gate.value.to(x.dtype)
+        r_hat = value / value.norm().clamp_min(torch.finfo(x.dtype).tiny)
+        return x - (x @ r_hat).unsqueeze(-1) * r_hat
+
+
+class Leace(Operator):
+    # the whole hidden state; value is the eraser's bias, plus its two matrices (d, r), (r, d)
+    name, value, tensors, doc = "leace", "leace", ("proj_left", "proj_right"), "h - LR(h - b)"
+
+    @staticmethod
+    def phi(gate: RangeGate, x: torch.Tensor) -> torch.Tensor:
+        right, left = gate.proj_right.to(x.dtype), gate.proj_left.to(x.dtype)
+        return x - ((x - gate.value.to(x.dtype)) @ right.T) @ left.T
+
+
+def tensor_names(spec: GateSpec | Mapping[str, Any]) -> tuple[str, ...]:
     """The tensors a gate with settings ``spec`` holds."""
-    return TENSORS + EXTRA_TENSORS.get(spec.get("operator", ""), ())
+    name = spec.operator if isinstance(spec, GateSpec) else spec.get("operator", "")
+    cls = OPERATOR_CLASSES.get(name)
+    return TENSORS + (cls.tensors if cls else ())
 
 
 class NleditLoadError(RuntimeError):
@@ -63,19 +280,23 @@ class NleditLoadError(RuntimeError):
 class RangeGate(nn.Module):
     """One edit at one layer: a range-gated operator over k neurons.
 
-    ``spec`` holds the JSON-able settings (name, layer, operator, mode, positions, parameters);
-    the tensors are buffers that are not part of the model's state dict.
+    ``spec`` holds the settings (``GateSpec``; a mapping is read as its JSON form); the tensors
+    are buffers that are not part of the model's state dict.
     """
 
     def __init__(
         self,
-        spec: dict[str, Any],
+        spec: GateSpec | Mapping[str, Any],
         tensors: dict[str, torch.Tensor],
         read_index: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
-        self.spec = dict(spec)
-        for key in tensor_names(spec):
+        self.spec = (
+            dataclasses.replace(spec, params=dict(spec.params), other=dict(spec.other))
+            if isinstance(spec, GateSpec)
+            else GateSpec.from_dict(spec)
+        )
+        for key in tensor_names(self.spec):
             self.register_buffer(key, tensors[key], persistent=False)
         self.enabled = True
         self.read_index = read_index  # for positions "last", see forward and read_at
@@ -87,37 +308,16 @@ class RangeGate(nn.Module):
 
     def extra_repr(self) -> str:
         s = self.spec
-        return f"{s['name']}: layer={s['layer']} op={s['operator']} mode={s['mode']} k={s['k']}"
+        return f"{s.name}: layer={s.layer} op={s.operator} mode={s.mode} k={s.k}"
 
     def phi(self, x: torch.Tensor) -> torch.Tensor:
         """The operator on the selected components ``x`` (..., k)."""
-        op = self.spec["operator"]
-        params = self.spec.get("params", {})
-        value = self.value.to(x.dtype)
-        if op == "zero":
-            return torch.zeros_like(x)
-        if op == "dampen":
-            return x * float(params.get("alpha", 0.5))
-        if op == "mean":
-            return value.expand_as(x)
-        if op == "adaptive":
-            tau = float(params.get("tau", 2.5))
-            scale = (tau * self.sigma.to(x.dtype)).clamp_min(torch.finfo(x.dtype).tiny)
-            return float(params.get("beta", 0.5)) * (x - self.mu.to(x.dtype)).abs() / scale * x
-        if op == "steer":
-            return x + float(params.get("strength", 1.0)) * value
-        if op == "ablate":
-            r_hat = value / value.norm().clamp_min(torch.finfo(x.dtype).tiny)
-            return x - (x @ r_hat).unsqueeze(-1) * r_hat
-        if op == "leace":
-            right, left = self.proj_right.to(x.dtype), self.proj_left.to(x.dtype)
-            return x - ((x - value) @ right.T) @ left.T
-        raise ValueError(f"unknown operator {op!r}; known: {', '.join(OPERATORS)}")
+        return operator_class(self.spec.operator).phi(self, x)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             return h
-        if self.spec.get("positions", "all") == "last" and h.dim() == 3:
+        if self.spec.positions == "last" and h.dim() == 3:
             # The token that carries the concept: the last position, unless the caller knows
             # better (right-padded batches set `read_index`; an empty one edits nothing).
             rows = torch.arange(h.shape[0], device=h.device)
@@ -134,7 +334,7 @@ class RangeGate(nn.Module):
         """Where the operator applies, given the selected components ``x`` (..., k): inside
         the ranges (mode "range"), on tokens with at least ``quorum`` neurons inside."""
         inside = (x >= self.lo.to(x.dtype)) & (x <= self.hi.to(x.dtype))
-        quorum = int(self.spec.get("quorum") or 0)
+        quorum = int(self.spec.quorum or 0)
         if quorum > 0:
             inside = inside & (inside.sum(-1, keepdim=True) >= quorum)
         return inside
@@ -143,7 +343,7 @@ class RangeGate(nn.Module):
         index = self.index.to(h.device)
         x = h.index_select(-1, index)
         y = self.phi(x)
-        if self.spec["mode"] == "range":
+        if self.spec.mode == "range":
             y = torch.where(self.acts(x), y, x)
         return h.index_copy(-1, index, y.to(h.dtype))
 
@@ -180,7 +380,7 @@ def install_gates(model: nn.Module, layers_path: str, gates: list[RangeGate]) ->
     if not isinstance(container, nn.ModuleDict):
         container = nn.ModuleDict()
     installed = {id(m) for m in container.modules()}
-    twice = [g.spec["name"] for g in gates if id(g) in installed]
+    twice = [g.spec.name for g in gates if id(g) in installed]
     if twice or len({id(g) for g in gates}) != len(gates):
         raise ValueError(f"gates already installed on this model: {twice or 'repeated'}")
     try:
@@ -192,7 +392,7 @@ def install_gates(model: nn.Module, layers_path: str, gates: list[RangeGate]) ->
     check_fits(gates, hidden if type(hidden) is int else None, count)
     handles: dict[str, Any] = getattr(model, "_nledit_handles", None) or {}
     for gate in gates:
-        layer = str(int(gate.spec["layer"]))
+        layer = str(int(gate.spec.layer))
         block = model.get_submodule(f"{layers_path}.{layer}")
         device = _block_device(block)
         if layer not in container:
@@ -239,12 +439,12 @@ def set_gates_enabled(model: nn.Module, enabled: bool, names: list[str] | None =
     gates = [m for m in model.modules() if isinstance(m, RangeGate)]
     if names is not None:
         names = [names] if isinstance(names, str) else list(names)
-        known = [g.spec["name"] for g in gates]
+        known = [g.spec.name for g in gates]
         unknown = [n for n in names if n not in known]
         if unknown:
             raise ValueError(f"no gate named {unknown}; the gates are {known}")
     for gate in gates:
-        if names is None or gate.spec["name"] in names:
+        if names is None or gate.spec.name in names:
             gate.enabled = enabled
 
 
@@ -277,7 +477,7 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
 
 def gate_tensors(gates: list[RangeGate]) -> dict[str, torch.Tensor]:
     return {
-        f"{g.spec['name']}.{key}": getattr(g, key).detach().to("cpu").clone()
+        f"{g.spec.name}.{key}": getattr(g, key).detach().to("cpu").clone()
         for g in gates
         for key in tensor_names(g.spec)
     }
@@ -286,7 +486,7 @@ def gate_tensors(gates: list[RangeGate]) -> dict[str, torch.Tensor]:
 def save_ranges(path: str, gates: list[RangeGate], metadata: dict[str, str]) -> dict[str, Any]:
     """Write the gates' tensors; return the config block that must accompany them."""
     tensors = gate_tensors(gates)
-    specs = [g.spec for g in gates]
+    specs = [g.spec.to_dict() for g in gates]
     # One metadata entry: safetensors orders several keys arbitrarily, and the same edit must
     # give the same bytes.
     meta = {"nledit": json.dumps({**metadata, "format": FORMAT, "edits": specs}, sort_keys=True)}
@@ -309,10 +509,10 @@ def check_spec(spec: Any, where: str) -> None:
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise NleditLoadError(f"{where}: a gate without settings or name ({str(spec)[:80]})")
     name = spec["name"]
-    if spec.get("operator") not in OPERATORS:
+    if spec.get("operator") not in OPERATOR_CLASSES:
         raise NleditLoadError(
             f"{where}: edit {name!r} has operator {spec.get('operator')!r}; "
-            f"known: {', '.join(OPERATORS)}"
+            f"known: {', '.join(OPERATOR_CLASSES)}"
         )
     if spec.get("mode") not in MODES:
         raise NleditLoadError(f"{where}: edit {name!r} has mode {spec.get('mode')!r}")
@@ -345,7 +545,7 @@ def check_tensors(name: str, parts: dict[str, torch.Tensor], k: int, where: str)
 def check_fits(gates: list[RangeGate], hidden_size: int | None, num_layers: int | None) -> None:
     """Refuse gates whose layer or neuron indices lie outside a model of that shape."""
     for g in gates:
-        name, layer = g.spec["name"], int(g.spec["layer"])
+        name, layer = g.spec.name, int(g.spec.layer)
         if num_layers is not None and not 0 <= layer < num_layers:
             raise NleditLoadError(
                 f"edit {name!r} is at layer {layer}; the model has {num_layers} layers"
@@ -355,11 +555,7 @@ def check_fits(gates: list[RangeGate], hidden_size: int | None, num_layers: int 
                 f"edit {name!r} selects neuron {int(g.index.max())}; the model's hidden "
                 f"size is {hidden_size}"
             )
-        if (
-            g.spec["mode"] == "vector"
-            and hidden_size is not None
-            and g.value.numel() != hidden_size
-        ):
+        if g.spec.mode == "vector" and hidden_size is not None and g.value.numel() != hidden_size:
             raise NleditLoadError(f"edit {name!r}: its vector does not have {hidden_size} values")
 
 
@@ -511,7 +707,7 @@ def write_resaved(model: nn.Module, folder: str) -> None:
     order = {s["name"]: i for i, s in enumerate(block.get("edits", []))}
     gates = sorted(
         (m for m in model.modules() if isinstance(m, RangeGate)),
-        key=lambda g: order.get(g.spec["name"], len(order)),
+        key=lambda g: order.get(g.spec.name, len(order)),
     )
     meta = {k: str(block.get(k, "")) for k in ("nledit_version", "edit_sha256")}
     block.update(save_ranges(os.path.join(folder, RANGES_FILE), gates, meta))

@@ -97,15 +97,16 @@ def eraser_gate(
     """A whole-vector gate applying ``eraser`` to the hidden state at ``positions``."""
     d = int(eraser.proj_left.shape[0])
     bias = eraser.bias if eraser.bias is not None else torch.zeros(d)
-    spec = {
-        "name": name,
-        "method": method,
-        "edit": edit,
-        "concept": concept,
-        "layer": layer,
-        "operator": "leace",
-        "params": {},
-        "positions": positions,
-    }
     extra = {"proj_left": eraser.proj_left, "proj_right": eraser.proj_right}
-    return whole_vector_gate(spec, bias, extra)
+    return whole_vector_gate(
+        name=name,
+        method=method,
+        edit=edit,
+        concept=concept,
+        layer=layer,
+        operator="leace",
+        params={},
+        positions=positions,
+        value=bias,
+        extra=extra,
+    )

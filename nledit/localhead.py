@@ -74,9 +74,7 @@ def applies(gates: list[Any], layout: Layout) -> bool:
     """Whether ``gates`` all act on the last decoder block (edited positions then influence
     no other position)."""
     last = layout.n_layers - 1
-    return (
-        bool(gates) and not layout.is_encoder and all(int(g.spec["layer"]) == last for g in gates)
-    )
+    return bool(gates) and not layout.is_encoder and all(int(g.spec.layer) == last for g in gates)
 
 
 @torch.no_grad()

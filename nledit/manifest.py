@@ -20,11 +20,11 @@ def edit_summaries(
     out = []
     for i, (edit, layer) in enumerate(zip(specs, layers)):
         name = edit_name(edit, i)
-        own = [g for g in gates if g.spec["edit"] == name]
-        k = sum(int(g.spec["k"]) for g in own)
+        own = [g for g in gates if g.spec.edit == name]
+        k = sum(int(g.spec.k) for g in own)
         quorum = {
             "setting": edit.quorum,
-            "neurons": {g.spec["concept"]: int(g.spec.get("quorum", 0)) for g in own},
+            "neurons": {g.spec.concept: int(g.spec.quorum) for g in own},
         }
         out.append(
             {

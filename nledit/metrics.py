@@ -8,7 +8,7 @@ import math
 import torch
 
 
-def _metrics(
+def condition_metrics(
     probs: torch.Tensor,
     pred: torch.Tensor,
     gold: torch.Tensor,
@@ -53,8 +53,8 @@ def collateral_both(
     that the edit gets right)."""
     out: dict[str, float] = {}
     for way in ("macro", "pooled"):
-        b = _metrics(*base, gold, concept, n, way)[2:]
-        e = _metrics(*edit, gold, concept, n, way)[2:]
+        b = condition_metrics(*base, gold, concept, n, way)[2:]
+        e = condition_metrics(*edit, gold, concept, n, way)[2:]
         for name, bv, ev in zip(("cacc", "cconf"), b, e):
             out[f"{name}_{way}"], out[f"base_{name}_{way}"] = ev, bv
             out[f"d_{name}_{way}"] = ev - bv

@@ -60,7 +60,7 @@ def card_base_model(spec: ModelSpec, source: ModelSource, path: Path) -> str | N
     return found or basemodel.from_config(Path(source.location))
 
 
-def _pypi_location(name: str) -> Path:
+def pypi_location(name: str) -> Path:
     """Model file or folder shipped inside an installed wheel (``pypi:<package>``)."""
     module = name.replace("-", "_")
     if not module.isidentifier():  # a wheel's import name: no dots, slashes or spaces
@@ -99,7 +99,7 @@ def sha256_file(path: Path) -> str:
 def resolve_source(spec: ModelSpec) -> ModelSource:
     """Turn the recipe's model entry into a Hub id or a local folder (converting GGUF)."""
     mid = spec.id
-    path = _pypi_location(mid[5:]) if mid.startswith("pypi:") else Path(mid).expanduser()
+    path = pypi_location(mid[5:]) if mid.startswith("pypi:") else Path(mid).expanduser()
     if path.is_dir() and spec.gguf_file:
         path = path / spec.gguf_file
         if not path.is_file():

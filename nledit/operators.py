@@ -1,69 +1,31 @@
 """The operator registry: every operator phi an edit can apply, and what it needs.
 
-``gate.py`` implements each operator at run time (it is copied into checkpoints and cannot
-import this module); everything else reads this table: recipe validation (which names an edit
-may use, which the tuner may search), the fit (which value vector to compute), the model card
-(which parameters to show), the sweep fingerprint (which parameters and tensors a gate reads)
-and the tuner (which parameters to search). ``tests/test_registry.py`` fails when this table
-and ``gate.py`` disagree.
+Each operator is one class in ``gate.py`` (the run-time, copied into checkpoints; it cannot
+import this module): its parameters with defaults and bounds, its ``phi``, the value vector and
+tensors it reads and whether the tuner may search it. Defining a subclass of ``gate.Operator``
+registers it. This module reads those classes for everything else: recipe validation (which
+names an edit may use, which the tuner may search), the fit (which value vector to compute),
+the gate parameters, the model card, the sweep fingerprint and the tuner.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-ValueKind = Literal["none", "general_mean", "steering", "leace"]
+from .gate import OPERATOR_CLASSES, RANGE_GATE_PARAMS, TAU, Operator, Param, operator_class
 
+__all__ = ["OPERATORS", "TAU", "Operator", "Param", "get", "names"]
 
-@dataclass(frozen=True)
-class Operator:
-    """One operator phi and what it needs."""
-
-    name: str
-    params: tuple[str, ...]  # gate spec ``params`` phi reads at run time
-    options: tuple[str, ...]  # recipe fields of ``edits.N.operator`` that matter for it
-    value: ValueKind  # the per-neuron value vector it reads, computed at fit time
-    mu_sigma: bool  # reads the neurons' mean and standard deviation
-    tuned: tuple[str, ...]  # parameters ``nledit tune`` searches (each has a space interval)
-    tunable: bool  # ``tune.space.operators`` may list it
-    in_recipe: bool  # an edit may name it (False: whole-vector baselines only)
-    doc: str
+OPERATORS: dict[str, type[Operator]] = OPERATOR_CLASSES  # the live registry, by name
 
 
-OPERATORS: dict[str, Operator] = {
-    op.name: op
-    for op in (
-        Operator("zero", (), (), "none", False, (), True, True, "0"),
-        Operator("dampen", ("alpha",), ("alpha",), "none", False, ("alpha",), True, True, "αx"),
-        Operator(
-            "mean", (), ("mean_source",), "general_mean", False, (), True, True, "general mean"
-        ),
-        Operator(
-            "adaptive",
-            ("beta", "tau"),
-            ("beta",),
-            "none",
-            True,
-            ("beta",),
-            True,
-            True,
-            "β·|x-μ|/(τσ)·x",
-        ),
-        Operator(
-            "steer", ("strength",), ("strength",), "steering", False, (), False, True, "x + a·r"
-        ),
-        Operator("ablate", (), (), "steering", False, (), False, False, "h - r̂r̂ᵀh"),
-        # LEACE: whole hidden state, value = the eraser's bias, plus its two matrices
-        Operator("leace", (), (), "leace", False, (), False, True, "h - LR(h - b)"),
-    )
-}
-
-# Every run-time parameter any operator reads (a gate's other params are unknown settings).
-KNOWN_PARAMS: tuple[str, ...] = tuple(sorted({p for op in OPERATORS.values() for p in op.params}))
-# Every parameter the tuner searches for some operator.
-TUNED_PARAMS: tuple[str, ...] = tuple(sorted({p for op in OPERATORS.values() for p in op.tuned}))
+def get(name: str) -> type[Operator]:
+    """The class of operator ``name`` (``KeyError`` names the known operators)."""
+    try:
+        return operator_class(name)
+    except ValueError as err:
+        raise KeyError(str(err)) from None
 
 
 def names(*, in_recipe: bool = False, tunable: bool = False) -> tuple[str, ...]:
@@ -75,12 +37,35 @@ def names(*, in_recipe: bool = False, tunable: bool = False) -> tuple[str, ...]:
     )
 
 
-def get(name: str) -> Operator:
-    """The registry entry of ``name`` (``KeyError`` names the known operators)."""
-    try:
-        return OPERATORS[name]
-    except KeyError:
-        raise KeyError(f"unknown operator {name!r}; known: {', '.join(OPERATORS)}") from None
+def known_params() -> tuple[str, ...]:
+    """Every run-time parameter some operator reads (a gate's other params are unknown)."""
+    return tuple(sorted({p for op in OPERATORS.values() for p in op.params}))
+
+
+def tuned_params() -> tuple[str, ...]:
+    """Every parameter the tuner searches for some operator."""
+    return tuple(sorted({p for op in OPERATORS.values() for p in op.tuned}))
+
+
+def param_spec(name: str) -> Param:
+    """The declaration of parameter ``name`` (the first operator that declares it)."""
+    for op in OPERATORS.values():
+        if name in op.params:
+            return op.params[name]
+    raise KeyError(f"no operator has a parameter {name!r}")
+
+
+def gate_params(name: str) -> tuple[str, ...]:
+    """The parameters a range gate of operator ``name`` records: the format's four, plus the
+    operator's own."""
+    return tuple(sorted(set(RANGE_GATE_PARAMS) | set(get(name).params)))
+
+
+def recipe_options(name: str) -> tuple[str, ...]:
+    """The fields of ``edits.N.operator`` that matter for operator ``name``: its parameters
+    set in the operator section, then its fit-time options."""
+    op = get(name)
+    return tuple(p for p, d in op.params.items() if not d.edit_field) + op.options
 
 
 def needs_general_mean(name: str) -> bool:

@@ -42,7 +42,7 @@ def paper_gates(edits: Sequence[EditSpec], prep: Prepared, n_layers: int) -> lis
     for i, edit in enumerate(edits):
         for _, built in build(prep, paper_edit(edit), i, n_layers - 1):
             gate = built["range"]
-            gate.spec["method"] = METHOD
-            gate.spec["name"] = f"{gate.spec['name']}.{METHOD}"
+            gate.spec.method = METHOD
+            gate.spec.name = f"{gate.spec.name}.{METHOD}"
             gates.append(gate)
     return gates

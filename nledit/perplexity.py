@@ -65,14 +65,14 @@ def as_generated(gates: list[Any]) -> Iterator[None]:
     """Score text as the edited model generates it: a gate on the read token (``positions:
     last``) acts on every token it generates (each is the last when it is produced), so in a
     perplexity pass over whole windows it acts on every position."""
-    before = [g.spec.get("positions", "all") for g in gates]
+    before = [g.spec.positions for g in gates]
     for g in gates:
-        g.spec["positions"] = "all"
+        g.spec.positions = "all"
     try:
         yield
     finally:
         for g, p in zip(gates, before):
-            g.spec["positions"] = p
+            g.spec.positions = p
 
 
 @torch.inference_mode()  # self-contained: only numbers leave it

@@ -182,10 +182,10 @@ def run(recipe: Recipe, text: str, out: Path, overwrite: bool, log: Any = print)
         f"({len(fitted.data.fit)} examples, layer(s) {sorted(set(fitted.layers))})"
     )
     for g in fitted.gates:
-        if g.spec.get("quorum"):
+        if g.spec.quorum:
             log(
-                f"  {g.spec['name']}: acts on a token when at least {g.spec['quorum']} of its "
-                f"{g.spec['k']} neurons are inside their ranges"
+                f"  {g.spec.name}: acts on a token when at least {g.spec.quorum} of its "
+                f"{g.spec.k} neurons are inside their ranges"
             )
     result = evaluate(fitted) if recipe.eval.enabled else None
     if result is not None and recipe.eval.seeds > 1:
@@ -216,7 +216,7 @@ def save_fit(fitted: Fitted, out: Path, overwrite: bool) -> Path:
             "data_sha256": fitted.data.digest,
             "recipe_sha256": recipe_hash(fitted.recipe_text),
             "nledit_version": __version__,
-            "gates": [g.spec for g in fitted.gates + fitted.baseline],
+            "gates": [g.spec.to_dict() for g in fitted.gates + fitted.baseline],
             "model": model_fingerprint(fitted.source),
             "files": {name: "" for name in walk(tmp)[0]},  # what --overwrite may replace
         }
@@ -226,7 +226,7 @@ def save_fit(fitted: Fitted, out: Path, overwrite: bool) -> Path:
 
 def _is_edit(g: gate.RangeGate) -> bool:
     """A gate of the edit itself (range mode), not a comparison (neuron, vector, paper)."""
-    return g.spec["mode"] == "range" and g.spec.get("method", "range") == "range"
+    return g.spec.mode == "range" and g.spec.row == "range"
 
 
 def _fit_files(fit_dir: Path) -> tuple[dict[str, Any], list[Any], dict[str, Any]]:
@@ -270,7 +270,7 @@ def load_fit(fit_dir: Path, recipe: Recipe, text: str) -> Fitted:
         stats = ConceptStats.from_tensors(stats_tensors)
     except (IndexError, KeyError, ValueError, RuntimeError) as err:
         raise ExportError(f"{fit_dir / FIT_STATS}: not nledit statistics ({err})") from None
-    data, source, cm, layout, layers = load_for_recipe(recipe)
+    recipe, data, source, cm, layout, layers = load_for_recipe(recipe)
     check_fingerprint(meta.get("model"), source, str(fit_dir / FIT_META))
     if meta.get("data_sha256") != data.digest:
         raise ExportError(f"{fit_dir / FIT_META}: fitted on other data than the recipe names")
@@ -280,11 +280,11 @@ def load_fit(fit_dir: Path, recipe: Recipe, text: str) -> Fitted:
         raise ExportError(f"{fit_dir / FIT_GATES}: {err}") from None
     placed = {edit_name(e, i): layer for i, (e, layer) in enumerate(zip(recipe.edits, layers))}
     for g in gates:  # each gate of an edit at the layer the recipe resolves for it
-        if placed.get(g.spec.get("edit")) != g.spec["layer"]:
+        if placed.get(g.spec.edit) != g.spec.layer:
             raise ExportError(
-                f"{fit_dir / FIT_GATES}: gate {g.spec['name']!r} is at layer {g.spec['layer']}, "
-                f"not where the recipe puts edit {g.spec.get('edit')!r} "
-                f"({placed.get(g.spec.get('edit'), 'no such edit')})"
+                f"{fit_dir / FIT_GATES}: gate {g.spec.name!r} is at layer {g.spec.layer}, "
+                f"not where the recipe puts edit {g.spec.edit!r} "
+                f"({placed.get(g.spec.edit, 'no such edit')})"
             )
     return Fitted(
         recipe,

@@ -15,7 +15,7 @@ from .datafiles import read_text
 from .errors import FlagError
 from .flags import check_device
 from .ignored import ignored_fields
-from .models import ModelLoadError, _pypi_location, gguf_shape, load_on_meta, refuse_export
+from .models import ModelLoadError, gguf_shape, load_on_meta, pypi_location, refuse_export
 from .operators import needs_leace
 from .outputs import output_problems
 from .plan_data import demonstration_lines, demonstration_warnings, estimate_seconds
@@ -133,7 +133,7 @@ def make_plan(recipe: Recipe) -> Plan:
     mid = recipe.model.id
     plan = Plan(mid, "Hub")
     try:
-        path = _pypi_location(mid[5:]) if mid.startswith("pypi:") else Path(mid).expanduser()
+        path = pypi_location(mid[5:]) if mid.startswith("pypi:") else Path(mid).expanduser()
     except Exception as err:  # an absent wheel: say so, keep planning
         plan.problems.append(str(err))
         path = Path(os.devnull)
@@ -193,11 +193,11 @@ def make_plan(recipe: Recipe) -> Plan:
 def data_problems(recipe: Recipe, plan: Plan | None = None) -> list[str]:
     """Problems of the local concept data (rows, labels, enough examples), read without a model;
     with ``plan``, also the demonstrations per class and a time estimate."""
-    from .data import DataError, _is_local, check_concepts, load_concept_data
+    from .data import DataError, check_concepts, is_local_source, load_concept_data
 
     spec = recipe.data
     local = [s for s in (spec.source, spec.eval_source) if s]
-    if not local or not all(_is_local(s) and Path(s).expanduser().is_file() for s in local):
+    if not local or not all(is_local_source(s) and Path(s).expanduser().is_file() for s in local):
         return []  # Hub data is loaded by the run itself; missing files are reported already
 
     try:

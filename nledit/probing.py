@@ -64,7 +64,7 @@ def probe_rows(
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    layers = sorted({int(g.spec["layer"]) for g in gates})
+    layers = sorted({int(g.spec.layer) for g in gates})
     if not layers:
         return []
     h_train = read_activations(cm, train.texts, layers, batch_size)
@@ -76,17 +76,17 @@ def probe_rows(
         probe = LogisticRegression(max_iter=PROBE_ITERATIONS, random_state=seed)
         probe.fit(scaler.transform(h_train[layer].double().numpy()), y_train)
         base_pred = probe.predict(scaler.transform(h_test[layer].double().numpy()))
-        for g in (g for g in gates if int(g.spec["layer"]) == layer):
-            concept = cm.label_names.index(g.spec["concept"])
+        for g in (g for g in gates if int(g.spec.layer) == layer):
+            concept = cm.label_names.index(g.spec.concept)
             g.read_at(None)
             edited = g(h_test[layer].to(g.index.device)).double().cpu().numpy()
             pred = probe.predict(scaler.transform(edited))
             base = _accuracies(base_pred, gold, concept)
             out.append(
                 {
-                    "concept": g.spec["concept"],
-                    "method": str(g.spec.get("method", g.spec["mode"])),
-                    "edit": str(g.spec.get("edit", "")),
+                    "concept": g.spec.concept,
+                    "method": str(g.spec.row),
+                    "edit": str(g.spec.edit or ""),
                     "layer": layer,
                     **_accuracies(pred, gold, concept),
                     **{f"base_{k}": v for k, v in base.items()},

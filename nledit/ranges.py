@@ -8,7 +8,7 @@ import torch
 
 from . import operators, saliency, shapes
 from .collect import ConceptStats
-from .gate import RangeGate
+from .gate import GateSpec, RangeGate
 from .quorum import fit_quorum
 from .recipe import EditSpec, edit_name
 from .reservoir import Reservoir
@@ -107,23 +107,22 @@ def make_gate(
 ) -> RangeGate:
     """A gate for ``table``: mode ``range`` is the edit, ``neuron`` the neuron-masking baseline."""
     op = edit.operator
-    spec = {
-        "name": table.name if mode == "range" else f"{table.name}.{mode}",
-        "method": mode,
-        "edit": table.edit,
-        "concept": table.concept,
-        "layer": table.layer,
-        "operator": op.name,
-        # every run-time parameter (tau from the edit, the rest from its operator section)
-        "params": {p: edit.tau if p == "tau" else getattr(op, p) for p in operators.KNOWN_PARAMS},
-        "mode": mode,
-        "positions": edit.positions,
-        "k": int(table.index.numel()),
-        "saliency": edit.saliency,
-        "top_p": edit.top_p,
-    }
-    if mode == "range" and table.quorum:
-        spec["quorum"] = table.quorum
+    spec = GateSpec(
+        name=table.name if mode == "range" else f"{table.name}.{mode}",
+        method=mode,
+        edit=table.edit,
+        concept=table.concept,
+        layer=table.layer,
+        operator=op.name,
+        # the run-time parameters (tau from the edit, the rest from its operator section)
+        params={p: edit.tau if p == "tau" else op.param(p) for p in operators.gate_params(op.name)},
+        mode=mode,
+        positions=edit.positions,
+        k=int(table.index.numel()),
+        saliency=edit.saliency,
+        top_p=edit.top_p,
+        quorum=table.quorum if mode == "range" and table.quorum else 0,
+    )
     tensors = {
         "index": table.index.to(torch.long),
         "lo": table.lo.to(torch.float32),
@@ -147,14 +146,14 @@ def vector_gate(
     table: RangeTable, edit: EditSpec, stats: ConceptStats, method: str, strength: float
 ) -> RangeGate:
     """Whole-vector baselines (App. M): steering h + a·r, or directional ablation h - r̂r̂ᵀh."""
-    spec = {
-        "name": f"{table.name}.{method}",
-        "method": method,
-        "edit": table.edit,
-        "concept": table.concept,
-        "layer": table.layer,
-        "operator": "steer" if method == "steer" else "ablate",
-        "params": {"strength": strength},
-        "positions": edit.positions,
-    }
-    return whole_vector_gate(spec, steering_direction(stats, table.layer, table.concept_id))
+    return whole_vector_gate(
+        name=f"{table.name}.{method}",
+        method=method,
+        edit=table.edit,
+        concept=table.concept,
+        layer=table.layer,
+        operator="steer" if method == "steer" else "ablate",
+        params={"strength": strength},
+        positions=edit.positions,
+        value=steering_direction(stats, table.layer, table.concept_id),
+    )

@@ -167,3 +167,28 @@ class Reservoir:
     def example_ids(self, layer: int, concept: int) -> list[int]:
         """The example ids of the rows sampled for ``concept`` at ``layer``."""
         return list(self.ids.get((layer, concept), []))
+
+    def to_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+        """The sample as tensors (``<layer>.<concept>.rows`` and ``.ids``) and the number of
+        rows each stream saw, for a file; ``from_tensors`` reads them back."""
+        tensors: dict[str, torch.Tensor] = {}
+        seen: dict[str, int] = {}
+        for (layer, c), rows in self.rows.items():
+            key = f"{layer}.{c}"
+            tensors[f"{key}.rows"] = torch.from_numpy(np.stack(rows)).contiguous()
+            tensors[f"{key}.ids"] = torch.tensor(self.ids[(layer, c)], dtype=torch.long)
+            seen[key] = self.seen[(layer, c)]
+        return tensors, seen
+
+    @classmethod
+    def from_tensors(
+        cls, capacity: int, seed: int, tensors: dict[str, torch.Tensor], seen: dict[str, int]
+    ) -> Reservoir:
+        """A complete sample from what ``to_tensors`` wrote."""
+        out = cls(capacity, seed)
+        for key, n in seen.items():
+            layer, c = (int(x) for x in key.split("."))
+            out.rows[(layer, c)] = [r.copy() for r in tensors[f"{key}.rows"].numpy()]
+            out.ids[(layer, c)] = tensors[f"{key}.ids"].tolist()
+            out.seen[(layer, c)] = int(n)
+        return out

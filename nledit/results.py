@@ -17,7 +17,7 @@ from .evaluate import EvalResult
 from .probing import probe_markdown, probe_summary
 from .rows import ppl_key
 from .seeds import text as seeds_text
-from .transfer import table as transfer_table
+from .transfer_table import table as transfer_table
 
 COLUMNS = ("acc", "conf", "cacc", "cconf")
 HEADER = ("Acc", "Conf", "CAcc", "CConf")

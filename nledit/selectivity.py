@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import torch
 
+from .bounds import DEFAULT_TAU, sigma_bounds
 from .collect import ConceptStats
 
 MEASURES = ("mass", "auroc")
@@ -91,7 +92,7 @@ def selective_scores(
     hi: torch.Tensor | None = None,
     measure: str = "mass",
     magnitude_weight: float = 0.0,
-    tau: float = 2.5,
+    tau: float = DEFAULT_TAU,
 ) -> torch.Tensor:
     """The ``selective`` saliency of every neuron (see the module docstring).
 
@@ -102,8 +103,7 @@ def selective_scores(
     others = others_of(stats, layer, concept)
     if measure == "mass":
         if lo is None or hi is None:
-            lo = mean[concept] - tau * std[concept]
-            hi = mean[concept] + tau * std[concept]
+            lo, hi = sigma_bounds(mean[concept], std[concept], tau)
         score = mass_selectivity(mean, std, concept, others, lo, hi)
     elif measure == "auroc":
         score = auroc_separation(mean, std, concept, others)

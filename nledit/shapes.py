@@ -26,6 +26,7 @@ import math
 import numpy as np
 import torch
 
+from .bounds import sigma_bounds
 from .collect import ConceptStats
 from .recipe import EditSpec
 from .reservoir import Reservoir
@@ -34,13 +35,6 @@ from .selectivity import normal_mass, others_of
 DEFAULT_QUANTILES = (0.01, 0.99)
 GRID = 256
 _EPS = 1e-12
-
-
-def sigma_bounds(
-    mu: torch.Tensor, sigma: torch.Tensor, tau: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The paper's range mu ± tau·sigma."""
-    return mu - tau * sigma, mu + tau * sigma
 
 
 def quantile_bounds(samples: np.ndarray, q_lo: float, q_hi: float) -> tuple[torch.Tensor, ...]:

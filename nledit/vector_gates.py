@@ -6,20 +6,46 @@ from typing import Any
 
 import torch
 
-from .gate import RangeGate
+from .gate import GateSpec, RangeGate
 
 
 def whole_vector_gate(
-    spec: dict[str, Any], value: torch.Tensor, extra: dict[str, torch.Tensor] | None = None
+    *,
+    name: str,
+    method: str,
+    edit: str,
+    concept: str,
+    layer: int,
+    operator: str,
+    params: dict[str, Any],
+    positions: str,
+    value: torch.Tensor,
+    extra: dict[str, torch.Tensor] | None = None,
 ) -> RangeGate:
-    """A gate on the whole hidden state (mode ``vector``): ``spec`` names it, its layer,
-    operator, parameters and positions; ``value`` is its vector; ``extra`` more tensors (the
-    LEACE eraser's matrices)."""
+    """A gate on the whole hidden state (mode ``vector``): ``value`` is its vector, ``extra``
+    more tensors (the LEACE eraser's matrices).
+
+    Format nledit-ranges/1 gives every gate the six tensors of a range gate, so a whole-vector
+    gate carries zero ``lo``, ``hi``, ``mu`` and ``sigma`` that its mode never reads.
+    """
     d = int(value.numel())
+    spec = GateSpec(
+        name=name,
+        method=method,
+        edit=edit,
+        concept=concept,
+        layer=layer,
+        operator=operator,
+        params=params,
+        positions=positions,
+        mode="vector",
+        k=d,
+        saliency="none",
+        top_p=1.0,
+    )
     zeros = torch.zeros(d, dtype=torch.float32)
-    full = {"mode": "vector", "k": d, "saliency": "none", "top_p": 1.0, **spec}
     tensors = {"index": torch.arange(d), "lo": zeros, "hi": zeros, "mu": zeros, "sigma": zeros}
     tensors["value"] = value.to(torch.float32)
     for key, t in (extra or {}).items():
         tensors[key] = t.to(torch.float32).contiguous()
-    return RangeGate(full, tensors)
+    return RangeGate(spec, tensors)

@@ -143,6 +143,17 @@ def test_api_export_equals_cli_run(tiny_models, tiny_data: Path, tmp_path: Path)
         want = _logits(model, tok)
     torch.testing.assert_close(_logits(edited, tok), want)
 
+    # the recipe path's result is the same Edit: the library exports it to the same bytes
+    from nledit.fit import fit as fit_recipe
+    from nledit.recipe import load_recipe
+
+    fitted = fit_recipe(*load_recipe(recipe))
+    assert isinstance(fitted.edit, nledit.Edit) and fitted.edit.gates == fitted.gates
+    nledit.export(
+        fitted.model, fitted.cm.tokenizer, fitted.edit, tmp_path / "recipe", model_id=path
+    )
+    assert (tmp_path / "recipe" / RANGES_FILE).read_bytes() == cli_bytes
+
 
 def test_load_recipe_and_run(tiny_models, tiny_data: Path, tmp_path: Path) -> None:
     d = recipe_dict(tiny_models["llama"], tiny_data)
@@ -178,7 +189,7 @@ def test_api_builds_every_baseline_the_recipe_path_builds(tiny_models, tiny_data
     d = recipe_dict(tiny_models["llama"], tiny_data)
     d["eval"] = {**d.get("eval", {}), "baselines": every}
     fitted = fit_recipe(Recipe.model_validate(d), yaml.safe_dump(d))
-    assert {g.spec["method"] for g in fitted.baseline} == set(every)
+    assert {g.spec.method for g in fitted.baseline} == set(every)
 
     path = str(tiny_models["llama"])
     model, tok = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)

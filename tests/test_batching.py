@@ -57,13 +57,14 @@ def test_auto_aims_at_a_token_budget_and_fits_memory(tiny_models, tiny_data) -> 
     assert "auto = " in roomy.describe()
 
 
-def test_fit_resolves_auto_in_place(tiny_models, tiny_data) -> None:
+def test_fit_resolves_auto_on_its_own_copy(tiny_models, tiny_data) -> None:
     d = _recipe(tiny_models, tiny_data, batch_size="auto")
     d["eval"] = {"enabled": False}
     recipe = parse_recipe(d)
     fitted = fit(recipe, yaml.safe_dump(d))
-    assert isinstance(recipe.batch_size, int) and 1 <= recipe.batch_size <= LARGEST
-    assert fitted.recipe.batch_size == recipe.batch_size
+    size = fitted.recipe.batch_size
+    assert isinstance(size, int) and 1 <= size <= LARGEST
+    assert recipe.batch_size == "auto"  # the caller's recipe is not changed
 
 
 def test_check_shows_the_resolved_size(tmp_path: Path, tiny_models, tiny_data, make_recipe, capsys):

@@ -39,7 +39,7 @@ def concept_model(tiny_models: dict[str, Path], tiny_data: Path) -> Callable[[st
     def get(family: str) -> Any:
         if family not in loaded:
             recipe = parse_recipe(recipe_dict(tiny_models[family], tiny_data))
-            data, _, cm, layout, _ = load_for_recipe(recipe)
+            _, data, _, cm, layout, _ = load_for_recipe(recipe)
             loaded[family] = (data, cm, layout)
         return loaded[family]
 
@@ -94,7 +94,7 @@ def test_fitted_ranges_equal_numpy(tiny_models: dict[str, Path], tiny_data: Path
         np.testing.assert_allclose(table.lo.numpy(), mu - 1.5 * sigma, rtol=0, atol=1e-5)
         np.testing.assert_allclose(table.hi.numpy(), mu + 1.5 * sigma, rtol=0, atol=1e-5)
         assert table.index.numel() == round(0.25 * fitted.layout.hidden_size)
-        gate = next(g for g in fitted.gates if g.spec["concept"] == table.concept)
+        gate = next(g for g in fitted.gates if g.spec.concept == table.concept)
         assert torch.equal(gate.index, table.index)
         torch.testing.assert_close(gate.lo, table.lo.float())
         torch.testing.assert_close(gate.hi, table.hi.float())
@@ -149,6 +149,15 @@ def test_memory_is_flat_in_the_number_of_examples(concept_model: Callable[[str],
     for layer in layers:
         for rows in reservoir.samples(layer, len(cm.label_names)).values():
             assert rows.shape == (3, layout.hidden_size)
+    # its public file form reads back to the same sample (the tuner's cache uses it)
+    tensors, seen = reservoir.to_tensors()
+    again = Reservoir.from_tensors(reservoir.capacity, reservoir.seed, tensors, seen)
+    for layer in layers:
+        for c in range(len(cm.label_names)):
+            want = reservoir.samples(layer, len(cm.label_names))[c]
+            assert np.array_equal(again.samples(layer, len(cm.label_names))[c], want)
+            assert again.example_ids(layer, c) == reservoir.example_ids(layer, c)
+    assert again.seen == reservoir.seen
 
 
 # ---- the read token ---------------------------------------------------------------------------

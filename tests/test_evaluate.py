@@ -10,7 +10,7 @@ import yaml
 from conftest import DECODERS, FAMILIES, recipe_dict
 from scipy.stats import trim_mean
 
-from nledit.evaluate import ConceptRow, EvalResult, _metrics, conditions_for, label_probs
+from nledit.evaluate import ConceptRow, EvalResult, condition_metrics, conditions_for, label_probs
 from nledit.fit import fit
 from nledit.recipe import parse_recipe
 from nledit.results import aggregate, method_label, method_table
@@ -30,7 +30,7 @@ def test_metrics_by_hand() -> None:
     )
     gold = torch.tensor([0, 0, 1, 1, 2, 2])
     pred = torch.tensor([0, 1, 1, 0, 2, 0])
-    acc, conf, cacc, cconf = _metrics(probs, pred, gold, concept=0, n=3)
+    acc, conf, cacc, cconf = condition_metrics(probs, pred, gold, concept=0, n=3)
     assert acc == pytest.approx(0.5)  # example 0 right, example 1 wrong
     assert conf == pytest.approx((0.6 + 0.2) / 2)
     # other concepts: concept 1 acc 0.5, conf (0.8+0.4)/2; concept 2 acc 0.5, conf (0.8+0.3)/2
@@ -40,7 +40,9 @@ def test_metrics_by_hand() -> None:
 
 def test_metrics_absent_concept_is_nan() -> None:
     probs = torch.full((2, 3), 1 / 3)
-    acc, conf, _, _ = _metrics(probs, torch.tensor([1, 2]), torch.tensor([1, 2]), concept=0, n=3)
+    acc, conf, _, _ = condition_metrics(
+        probs, torch.tensor([1, 2]), torch.tensor([1, 2]), concept=0, n=3
+    )
     assert math.isnan(acc) and math.isnan(conf)
 
 
@@ -140,7 +142,7 @@ def test_whole_vector_baselines_once_per_concept_and_layer(tiny_models, tiny_dat
     d["edits"] = [edit, {**edit, "name": "damp", "operator": "dampen"}]
     d["eval"]["baselines"] = ["neuron", "steer", "ablate"]
     fitted = fit(parse_recipe(d), yaml.safe_dump(d))
-    methods = [g.spec["method"] for g in fitted.baseline]
+    methods = [g.spec.method for g in fitted.baseline]
     n_concepts = len(edit["concepts"])
     assert methods.count("neuron") == 2 * n_concepts  # per edit: the operator differs
     assert methods.count("steer") == methods.count("ablate") == n_concepts

@@ -95,7 +95,7 @@ for job in jobs:
     entry["class"] = type(model).__name__
     entry["module"] = type(model).__module__
     entry["gates"] = sorted(
-        m.spec["name"] for m in model.modules() if type(m).__name__ == "RangeGate"
+        m.spec.name for m in model.modules() if type(m).__name__ == "RangeGate"
     )
     entry["layers_path"] = model.config.nledit["layers_path"]
     if not job.get("inputs"):
@@ -170,7 +170,7 @@ def logits_of(fitted: Fitted, inputs: dict[str, torch.Tensor], gates: list[Range
 
 
 def neuron_gates(fitted: Fitted) -> list[RangeGate]:
-    return [g for g in fitted.baseline if g.spec["mode"] == "neuron"]
+    return [g for g in fitted.baseline if g.spec.mode == "neuron"]
 
 
 def build(family: str, base_dir: Path, data: Path, root: Path) -> Export:
@@ -200,7 +200,7 @@ def build(family: str, base_dir: Path, data: Path, root: Path) -> Export:
     inputs = {k: tokens[k] for k in ("input_ids", "attention_mask")}
     inputs_path = root / f"{family}-inputs.safetensors"
     save_file(inputs, str(inputs_path))
-    switch_off = [fitted_multi.gates[0].spec["name"]]
+    switch_off = [fitted_multi.gates[0].spec.name]
     logits = {
         "base": logits_of(fitted, inputs, []),
         "edited": logits_of(fitted, inputs, fitted.gates),
@@ -324,7 +324,7 @@ def test_export_loads_without_nledit_with_equal_logits(
     base_cls = type(e.fitted.model).__name__
     assert got["class"] == f"Nledit{base_cls}"
     assert got["module"].startswith("transformers_modules.")
-    assert got["gates"] == sorted(g.spec["name"] for g in e.fitted.gates)
+    assert got["gates"] == sorted(g.spec.name for g in e.fitted.gates)
     assert got["layers_path"] == e.fitted.layout.layers_path
     # the edit does something on these inputs, so equality below is not vacuous
     assert max_diff(e.logits["edited"], e.logits["base"]) > 1e-3
@@ -338,7 +338,7 @@ def test_neuron_method_exports_the_neuron_masking_baseline(
 ) -> None:
     e = exports[family]
     got = entry(loaded, f"{family}/neuron")
-    assert got["gates"] == sorted(g.spec["name"] for g in neuron_gates(e.fitted))
+    assert got["gates"] == sorted(g.spec.name for g in neuron_gates(e.fitted))
     assert max_diff(e.logits["neuron"], e.logits["base"]) > 1e-3
     assert max_diff(got["logits"]["edited"], e.logits["neuron"]) <= 1e-6
     assert torch.equal(got["logits"]["disabled"], e.logits["base"])
@@ -378,7 +378,7 @@ def test_empty_ranges_give_the_base_model_exactly(
 ) -> None:
     e = exports[family]
     got = entry(loaded, f"{family}/empty")
-    assert got["gates"] == sorted(g.spec["name"] for g in e.fitted.gates)
+    assert got["gates"] == sorted(g.spec.name for g in e.fitted.gates)
     assert torch.equal(got["logits"]["edited"], e.logits["base"])
 
 
@@ -478,14 +478,14 @@ def test_multi_edit_export_reloads_and_switches_one_edit_off(
 ) -> None:
     e = exports[family]
     gates = e.fitted_multi.gates
-    assert [g.spec["concept"] for g in gates] == ["Sports", "Business", "Tech"]
+    assert [g.spec.concept for g in gates] == ["Sports", "Business", "Tech"]
     last = e.fitted_multi.layout.n_layers - 1
-    assert [g.spec["layer"] for g in gates] == [0, 0, last]
+    assert [g.spec.layer for g in gates] == [0, 0, last]
     cfg = json.loads((e.multi / "config.json").read_text())
-    assert [s["name"] for s in cfg["nledit"]["edits"]] == [g.spec["name"] for g in gates]
+    assert [s["name"] for s in cfg["nledit"]["edits"]] == [g.spec.name for g in gates]
 
     got = entry(loaded, f"{family}/multi")
-    assert got["gates"] == sorted(g.spec["name"] for g in gates)
+    assert got["gates"] == sorted(g.spec.name for g in gates)
     logits = got["logits"]
     assert max_diff(logits["edited"], e.logits["multi"]) <= 1e-6
     assert max_diff(logits["switched_off"], e.logits["multi_switched_off"]) <= 1e-6
@@ -517,7 +517,7 @@ def test_config_and_manifest(exports: dict[str, Export], family: str) -> None:
         assert block["base_model_type"] == base_cfg["model_type"]
         assert block["base_architecture"] == type(fitted.model).__name__
         assert block["layers_path"] == fitted.layout.layers_path
-        assert [s["name"] for s in block["edits"]] == [g.spec["name"] for g in fitted.gates]
+        assert [s["name"] for s in block["edits"]] == [g.spec.name for g in fitted.gates]
         assert block["ranges_sha256"] == nledit.gate.tensors_digest(
             load_file(str(folder / RANGES_FILE))
         )

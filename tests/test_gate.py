@@ -451,7 +451,7 @@ def test_install_stacks_and_remove_takes_exactly_its_gates() -> None:
     install_gates(model, "layers", [a])
     only_a = model(h)
     install_gates(model, "layers", [b, c])
-    assert [g.spec["name"] for g in model.nledit_gates["1"].gates] == ["a.x", "b.x"]
+    assert [g.spec.name for g in model.nledit_gates["1"].gates] == ["a.x", "b.x"]
     assert not torch.equal(model(h), only_a)
     remove_gates(model, [b, c])
     assert torch.equal(model(h), only_a)
@@ -459,3 +459,33 @@ def test_install_stacks_and_remove_takes_exactly_its_gates() -> None:
     remove_gates(model, [a])
     assert torch.equal(model(h), base)
     assert "nledit_gates" not in model._modules
+
+
+def test_gate_spec_round_trips_the_checkpoint_json() -> None:
+    """A GateSpec writes back exactly the JSON it was read from, keys of other releases too."""
+    from nledit.gate import GateSpec
+
+    written = {
+        "name": "e.c",
+        "layer": 2,
+        "operator": "dampen",
+        "mode": "range",
+        "k": 3,
+        "params": {"alpha": 0.5, "beta": 0.5, "strength": 1.0, "tau": 2.5},
+        "positions": "last",
+        "quorum": 2,
+        "method": "range",
+        "edit": "e",
+        "concept": "c",
+        "saliency": "max",
+        "top_p": 0.3,
+        "from_a_later_release": [1, 2],
+    }
+    spec = GateSpec.from_dict(written)
+    assert spec.to_dict() == written
+    assert spec.row == "range" and spec.param("alpha") == 0.5
+    bare = GateSpec.from_dict(
+        {"name": "n", "layer": 0, "operator": "adaptive", "mode": "neuron", "k": 1}
+    )
+    assert bare.row == "neuron" and bare.quorum == 0 and "quorum" not in bare.to_dict()
+    assert bare.param("beta") == 0.5  # the class default when the file does not record it

@@ -102,8 +102,8 @@ def test_leace_edit_and_baseline_are_in_the_erasure_table(leace_run) -> None:
     methods = {r.method for r in run.result.rows}
     assert methods == {"range", "leace"}  # a LEACE edit has no neuron baseline
     (gate,) = run.fitted.gates
-    assert gate.spec["operator"] == "leace" and gate.spec["mode"] == "vector"
-    leace = [g for g in run.fitted.baseline if g.spec["method"] == "leace"]
+    assert gate.spec.operator == "leace" and gate.spec.mode == "vector"
+    leace = [g for g in run.fitted.baseline if g.spec.method == "leace"]
     assert len(leace) == 1  # one eraser per target concept
     torch.testing.assert_close(leace[0].proj_left, gate.proj_left)
 

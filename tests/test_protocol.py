@@ -14,7 +14,7 @@ import yaml
 from conftest import recipe_dict
 
 from nledit.data import DataError, load_concept_data
-from nledit.evaluate import _metrics, collateral_both
+from nledit.evaluate import collateral_both, condition_metrics
 from nledit.prompting import demo_text
 from nledit.recipe import PromptSpec, parse_recipe
 from nledit.recipe.loading import edit_definition
@@ -56,8 +56,8 @@ def test_pooled_and_macro_collateral_differ_with_unequal_classes() -> None:
     gold = torch.tensor([0, 1, 1, 1, 2])
     pred = torch.tensor([0, 1, 1, 1, 0])  # class 1: 3/3 right, class 2: 0/1
     probs = torch.full((5, 3), 0.2)
-    acc, _, cacc_macro, _ = _metrics(probs, pred, gold, 0, 3, "macro")
-    _, _, cacc_pooled, _ = _metrics(probs, pred, gold, 0, 3, "pooled")
+    acc, _, cacc_macro, _ = condition_metrics(probs, pred, gold, 0, 3, "macro")
+    _, _, cacc_pooled, _ = condition_metrics(probs, pred, gold, 0, 3, "pooled")
     assert acc == 1.0
     assert cacc_macro == pytest.approx(0.5)
     assert cacc_pooled == pytest.approx(0.75)
@@ -118,12 +118,12 @@ def test_curation_keeps_the_first_correct_and_reports_short_classes(
 
     d = recipe_dict(tiny_models["llama"], tiny_data)
     r = parse_recipe(d, "recipe")
-    data, _, cm, _, _ = load_for_recipe(r)
+    _, data, _, cm, _, _ = load_for_recipe(r)
     preds = curation.predictions(cm, data.eval.texts, 4)
     right = [t for t, y, p in zip(data.eval.texts, data.eval.labels, preds.tolist()) if y == p]
     d["data"]["eval_curate"] = {"n": 2, "min": 2}
     with caplog.at_level(logging.WARNING, logger="nledit"):
-        data2, *_ = load_for_recipe(parse_recipe(d, "recipe"))
+        _, data2, *_ = load_for_recipe(parse_recipe(d, "recipe"))
     counts = data2.curation["eval"]
     for c, k in enumerate(counts):
         expect = [t for t in right if t in data.eval.of(c)][:2]
@@ -141,7 +141,7 @@ def test_whole_tokenization_feeds_the_whole_prompts_tokens(tiny_models, tiny_dat
     d = recipe_dict(tiny_models["qwen2"], tiny_data)
     d["prompt"].update(tokenization="whole", bos="none", normalize_whitespace=True)
     r = parse_recipe(d, "recipe")
-    data, _, cm, _, _ = load_for_recipe(r)
+    _, data, _, cm, _, _ = load_for_recipe(r)
     texts = data.eval.texts[:3]
     for b in cm.batches(texts, 3):
         for i, t in enumerate(texts):
@@ -158,7 +158,7 @@ def test_baseline_edits_limit_the_neuron_baseline(tiny_models, tiny_data) -> Non
     d["eval"]["baseline_edits"] = ["b"]
     d["threads"] = 1
     fitted = fit(parse_recipe(d, "recipe"), yaml.safe_dump(d))
-    assert [g.spec["edit"] for g in fitted.baseline] == ["b"]
+    assert [g.spec.edit for g in fitted.baseline] == ["b"]
     assert torch.get_num_threads() == 1
 
 

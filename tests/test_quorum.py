@@ -78,12 +78,12 @@ def test_the_quorum_survives_the_range_file_and_bad_values_are_refused(tmp_path:
     path = tmp_path / "r.safetensors"
     block = save_ranges(str(path), [gate(3)], {})
     (loaded,) = load_gates(str(path), json.loads(json.dumps(block)))
-    assert loaded.spec["quorum"] == 3
+    assert loaded.spec.quorum == 3
     h = tokens([2, 3])
     assert torch.equal(loaded(h), gate(3)(h))
     for bad in (K + 1, -1, 2.5, "2", True):
         g = gate(3)
-        g.spec["quorum"] = bad
+        g.spec.quorum = bad
         block = save_ranges(str(path), [g], {})
         with pytest.raises(NleditLoadError, match="quorum"):
             load_gates(str(path), json.loads(json.dumps(block)))
@@ -162,13 +162,13 @@ def test_quorum_auto_fits_exports_and_reloads_with_equal_logits(
     logs: list[str] = []
     run = pipeline.run(parse_recipe(d), text, out, False, log=logs.append)
     (g,) = run.fitted.gates
-    assert 1 <= g.spec["quorum"] <= g.spec["k"]
-    said = f"acts on a token when at least {g.spec['quorum']} of its {g.spec['k']} neurons"
+    assert 1 <= g.spec.quorum <= g.spec.k
+    said = f"acts on a token when at least {g.spec.quorum} of its {g.spec.k} neurons"
     assert any(said in line for line in logs)
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["nledit"]["edits"][0]["quorum"] == g.spec["quorum"]
+    assert cfg["nledit"]["edits"][0]["quorum"] == g.spec.quorum
     card = (out / "README.md").read_text()
-    assert f"auto: {g.spec['quorum']} (Sports)" in card
+    assert f"auto: {g.spec.quorum} (Sports)" in card
     reloaded = AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True)
     ids = torch.randint(3, 40, (2, 12))
     model = run.fitted.model

@@ -42,8 +42,10 @@ def _reads(op: str, what: str) -> bool:
     return not torch.allclose(_gate(op).phi(x), _gate(op, **{what: 0.37}).phi(x))
 
 
-def test_registry_names_the_run_time_operators() -> None:
-    assert tuple(OPERATORS) == gate.OPERATORS
+def test_registry_is_the_run_time_operator_classes() -> None:
+    assert OPERATORS is gate.OPERATOR_CLASSES
+    assert all(issubclass(op, gate.Operator) and op.name == name for name, op in OPERATORS.items())
+    assert operators.tuned_params() == ("alpha", "beta")
 
 
 @pytest.mark.parametrize("op", list(OPERATORS))
@@ -59,14 +61,38 @@ def test_registry_says_what_each_operator_reads(op: str) -> None:
 def test_registry_params_are_known_to_the_recipe() -> None:
     options = set(recipe.OperatorSpec.model_fields)
     for op in OPERATORS.values():
-        assert set(op.options) <= options, op.name
+        assert set(operators.recipe_options(op.name)) <= options, op.name
         for name in op.tuned:  # each tuned parameter has a search interval
             assert name in recipe.SearchSpace.model_fields, (op.name, name)
 
 
+def test_operator_defaults_and_bounds_come_from_the_classes() -> None:
+    """The recipe's operator section and tuner space are generated from the classes."""
+    fields = recipe.OperatorSpec.model_fields
+    for name in ("alpha", "beta", "strength"):
+        declared = operators.param_spec(name)
+        assert fields[name].default == declared.default, name
+        assert recipe.OperatorSpec().param(name) == declared.default
+    for name in operators.tuned_params():
+        declared = operators.param_spec(name)
+        assert recipe.SearchSpace.model_fields[name].default == list(declared.search or ()), name
+        low = (declared.ge if declared.ge is not None else 0.0) - 1.0
+        space = recipe.SearchSpace.model_validate({name: [low, low + 2.0]})
+        assert any(p.startswith(f"tune.space.{name}:") for p in space.problems()), name
+    tau = recipe.EditSpec.model_fields["tau"]
+    assert tau.default == gate.TAU.default == operators.param_spec("tau").default
+
+
 def test_recipe_reads_the_registries() -> None:
-    assert typing.get_args(recipe.OperatorName) == operators.names(in_recipe=True)
-    assert typing.get_args(recipe.TunableOperator) == operators.names(in_recipe=True, tunable=True)
+    edit = {"concepts": ["a"]}
+    for name in operators.names(in_recipe=True):
+        assert recipe.EditSpec.model_validate({**edit, "operator": name}).operator.name == name
+    with pytest.raises(ValueError, match="Input should be"):
+        recipe.EditSpec.model_validate({**edit, "operator": "ablate"})
+    space = {"operators": list(operators.names(in_recipe=True, tunable=True))}
+    assert recipe.SearchSpace.model_validate(space).operators == space["operators"]
+    with pytest.raises(ValueError, match="Input should be"):
+        recipe.SearchSpace.model_validate({"operators": ["steer"]})
     assert typing.get_args(recipe.Saliency) == saliencies.names()
     with pytest.raises(recipe.RecipeError, match=r"operator\.name: Input should be"):
         recipe.parse_recipe(

@@ -201,7 +201,7 @@ def test_separate_eval_text_and_missing_file(text_file: Path, tmp_path: Path) ->
 
 def test_tiny_model_reads_the_token_before_the_target(tiny_models, text_file: Path) -> None:
     recipe = parse_recipe(token_recipe(text_file, tiny_models["llama"]))
-    data, _, cm, _, _ = load_for_recipe(recipe)
+    _, data, _, cm, _, _ = load_for_recipe(recipe)
     tok = cm.tokenizer
     assert cm.head_ids == [] or cm.head == ""
     for ctx, y in zip(data.eval.texts[:6], data.eval.labels[:6]):

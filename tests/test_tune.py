@@ -158,7 +158,7 @@ def test_resume_and_pick_reuse_statistics_and_base_cache(
     def boom(*_a, **_k):
         raise AssertionError("recomputed")
 
-    monkeypatch.setattr(tune_mod, "statistics", boom)
+    monkeypatch.setattr(tune_mod.building, "prepare", boom)  # the one statistics set-up
     monkeypatch.setattr(tune_mod, "ValidationCache", boom)
     lines: list[str] = []
     recipe3, text3 = load_recipe(path, {"tune.trials": 3})

@@ -24,6 +24,7 @@ from nledit.analysis.stats import (
     pairwise_auroc,
     topk_overlap,
 )
+from nledit.bounds import DEFAULT_TAU, sigma_bounds
 
 # (neuron_index (k,), lo (k,), hi (k,), mu (k,)) for one concept.
 RangeArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -54,11 +55,8 @@ def mean_abs_saliency(samples: Mapping[str, np.ndarray]) -> dict[str, np.ndarray
 def computed_bounds(x: np.ndarray, tau: float) -> Bounds:
     """Range mu ± tau·sigma (population std) for every neuron of x (n, d)."""
     mu = x.mean(axis=0)
-    sigma = x.std(axis=0)
-    return {
-        j: (float(mu[j] - tau * sigma[j]), float(mu[j]), float(mu[j] + tau * sigma[j]))
-        for j in range(x.shape[1])
-    }
+    lo, hi = sigma_bounds(mu, x.std(axis=0), tau)
+    return {j: (float(lo[j]), float(mu[j]), float(hi[j])) for j in range(x.shape[1])}
 
 
 def supplied_bounds(arrays: RangeArrays, d: int, concept: str) -> Bounds:
@@ -167,7 +165,7 @@ def build_report(
     n_kde: int = 3,
     erasure_rows: list[dict[str, Any]] | None = None,
     *,
-    tau: float = 2.5,
+    tau: float = DEFAULT_TAU,
     n_texts: int = 3,
     ks_threshold: float = 0.1,
     bound_pool: Literal["concept", "all"] = "concept",

@@ -81,7 +81,7 @@ def _card_of_older_export(
     )
 
 
-def run_eval(args: argparse.Namespace) -> int:
+def cmd_eval(args: argparse.Namespace) -> int:
     args = argparse.Namespace(**checked_flags("eval", args).model_dump())
     out = Path(args.out)
     check_export(out, "run its code under lm-eval", logits=True)

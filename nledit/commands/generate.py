@@ -58,7 +58,7 @@ def check_json_target(path: Path) -> None:
         raise IntegrityError(f"--json: folder {path.parent} does not exist")
 
 
-def run_generate(args: argparse.Namespace) -> int:
+def cmd_generate(args: argparse.Namespace) -> int:
     """Check the export, load it with transformers, print both continuations of each prompt."""
     args = argparse.Namespace(**checked_flags("generate", args).model_dump())
     out = Path(args.out)

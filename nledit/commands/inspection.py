@@ -9,10 +9,10 @@ import numpy as np
 
 from ..analysis.build import all_layer_stats, build_report
 from ..analysis.page import write_report
+from ..building import prepare
 from ..fit import load_for_recipe
-from ..prepare import statistics
 from ..prepare import tables as edit_tables
-from ..recipe import Recipe
+from ..recipe import EditSpec, Recipe
 from .args import check_outputs, recipe_from_args
 
 
@@ -20,16 +20,18 @@ def inspect(
     recipe: Recipe, text: str, out: Path, overwrite: bool, all_layers: bool = False
 ) -> Path:
     """One pass over the fitting examples; report on the first edit's layer."""
-    data, source, cm, _layout, layers = load_for_recipe(recipe)
+    recipe, data, source, cm, _layout, layers = load_for_recipe(recipe)
     layer, edit = layers[0], recipe.edits[0]
     wanted = list(range(layer + 1)) if all_layers else [layer]
-    prep = statistics(
-        cm, data.fit, wanted, recipe.batch_size, recipe.seed, samples=True, desc="inspect"
+    # the report reads the activation sample and the ranges, never the operator
+    prep = prepare(
+        cm, data.fit, [], wanted, recipe.batch_size, recipe.seed, desc="inspect", samples=True
     )
     reservoir = prep.reservoir
     assert reservoir is not None  # samples=True
     names = data.label_names
-    tables = edit_tables(prep, edit.model_copy(update={"concepts": list(names)}), 0, layer)
+    every = EditSpec.model_validate({**edit.model_dump(), "concepts": list(names)})
+    tables = edit_tables(prep, every, 0, layer)
 
     def samples_at(at: int) -> dict[str, np.ndarray]:
         per_id = reservoir.samples(at, len(names))

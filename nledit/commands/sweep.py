@@ -29,7 +29,7 @@ from .. import operators
 from ..arch import resolve_layer
 from ..building import prepare
 from ..errors import EditError
-from ..evaluate import Condition, _metrics, label_probs, resolve_calibration
+from ..evaluate import Condition, condition_metrics, label_probs, resolve_calibration
 from ..fit import load_for_recipe
 from ..gate import RangeGate, tensor_names
 from ..perplexity import general_perplexity
@@ -70,15 +70,15 @@ def fingerprint(gate: RangeGate) -> str:
     gate ignores its range, so it is the same for every tau (unless the operator is
     ``adaptive``, whose phi reads tau, mu and sigma). Unknown settings always count.
     """
-    s = gate.spec
-    op, mode = s["operator"], s["mode"]
-    entry = operators.OPERATORS.get(op)  # an unknown operator: every setting counts
-    used = entry.params if entry else operators.KNOWN_PARAMS
-    known = operators.KNOWN_PARAMS
-    params = {k: v for k, v in s.get("params", {}).items() if k in used or k not in known}
+    s = gate.spec.to_dict()
+    mode = gate.spec.mode
+    entry = operators.OPERATORS.get(gate.spec.operator)  # an unknown one: every setting counts
+    known = operators.known_params()
+    used = entry.params if entry else known
+    params = {k: v for k, v in gate.spec.params.items() if k in used or k not in known}
     head = {k: v for k, v in s.items() if k not in LABELS and k != "params"}
     h = hashlib.sha256(json.dumps([head, params], sort_keys=True, default=str).encode())
-    for name in tensor_names(s):
+    for name in tensor_names(gate.spec):
         if (name in ("lo", "hi") and mode != "range") or (
             name in ("mu", "sigma") and entry is not None and not entry.mu_sigma
         ):
@@ -153,7 +153,7 @@ def sweep(recipe: Recipe, text: str, command: str | None = None, log: Any = prin
     spec, edit = recipe.sweep, recipe.edits[0]
     over = spec.over
     t0 = time.perf_counter()
-    data, source, cm, layout, layers = load_for_recipe(recipe)
+    recipe, data, source, cm, layout, layers = load_for_recipe(recipe)
     values = spec.values or default_values(over, layout.n_layers)
     values, at = _swept(recipe, over, values, layout.n_layers, layers[0])
     t1 = time.perf_counter()
@@ -235,8 +235,8 @@ def _rows(
     rows = []
     for p in points:
         c = label_names.index(p.concept)
-        base = _metrics(probs["base"][keep], preds["base"][keep], gold[keep], c, n)
-        edit = _metrics(probs[p.key][keep], preds[p.key][keep], gold[keep], c, n)
+        base = condition_metrics(probs["base"][keep], preds["base"][keep], gold[keep], c, n)
+        edit = condition_metrics(probs[p.key][keep], preds[p.key][keep], gold[keep], c, n)
         g = p.gate
         width = (g.hi - g.lo).mean().item() if p.method == "range" else None
         row: dict[str, Any] = {
@@ -244,9 +244,9 @@ def _rows(
             "method": p.method,
             "concept": p.concept,
             "layer": p.layer,
-            "k": int(g.spec["k"]),
-            "tau": g.spec["params"]["tau"],
-            "top_p": g.spec["top_p"],
+            "k": int(g.spec.k),
+            "tau": g.spec.params["tau"],
+            "top_p": g.spec.top_p,
             "mean_width": width,
         }
         for i, name in enumerate(("acc", "conf", "cacc", "cconf")):

@@ -114,7 +114,7 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 
 
 def _examples(spec: TrainHeadSpec, source: str, split: str) -> tuple[list[str], Split]:
-    from ..data import _label_names, _load_rows, _to_examples
+    from ..data import load_rows, resolve_label_names, to_examples
 
     data = DataSpec(
         source=source,
@@ -123,9 +123,9 @@ def _examples(spec: TrainHeadSpec, source: str, split: str) -> tuple[list[str], 
         label_field=spec.label_field,
         label_names=spec.label_names,
     )
-    rows = _load_rows(source, None, split, data)
-    names = _label_names(data, source, rows)
-    ex = _to_examples(rows, data, names, source)
+    rows = load_rows(source, None, split, data)
+    names = resolve_label_names(data, source, rows)
+    ex = to_examples(rows, data, names, source)
     return names, Split(ex.texts, ex.labels)
 
 

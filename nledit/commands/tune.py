@@ -113,8 +113,8 @@ def final_evaluation(ctx: TuneContext, tuned: EditSpec) -> EvalResult:
     gates, baseline = [], []
     for method, mode in COMPARED:
         for g in build_gates(ctx, edits[method], mode):
-            g.spec["method"] = method
-            g.spec["name"] = f"{g.spec['name']}.{method}"
+            g.spec.method = method
+            g.spec.name = f"{g.spec.name}.{method}"
             (gates if mode == "range" else baseline).append(g)
     layers = [resolve_layer(e.layer, ctx.cm.layout.n_layers) for e in ctx.recipe.edits]
     fitted = Fitted(

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
@@ -24,7 +23,7 @@ from ..collect import ConceptStats, capture
 from ..compat import cache_kwarg
 from ..concept import Batch, ConceptModel
 from ..data import Examples
-from ..evaluate import _metrics, _with_prefix, applied
+from ..evaluate import applied, condition_metrics, with_prefix
 from ..fastpath import replay_from
 from ..gate import RangeGate
 from ..perplexity import as_generated
@@ -120,7 +119,7 @@ class ValidationCache:
     def run(self, gates: list[RangeGate]) -> tuple[torch.Tensor, float | None]:
         """Label probabilities (N, C) and perplexity with ``gates`` (all at one cached layer)."""
         cm = self.cm
-        layer = min(int(g.spec["layer"]) for g in gates)
+        layer = min(int(g.spec.layer) for g in gates)
         if layer not in self.layers:
             raise ValueError(f"layer {layer} was not cached; cached: {self.layers}")
         prefix = self._prefix(gates, layer)
@@ -131,7 +130,7 @@ class ValidationCache:
                 assert batch is not None
                 for g in gates:
                     g.read_at(batch.read)
-                inputs = _with_prefix(cm.model, cached.inputs, prefix)
+                inputs = with_prefix(cm.model, cached.inputs, prefix)
                 with replay_from(cm.model, cm.layout, layer, *cached.states[layer]):
                     res = cm.model(**inputs)
                 probs.append(cm.label_probs(cm.read_logits(res, batch)).cpu())
@@ -156,8 +155,8 @@ class ValidationCache:
         pred = self.cm.predict(probs)
         sums = dict.fromkeys(("acc", "conf", "cacc", "cconf", *METRICS), 0.0)
         for c in concepts:
-            base = _metrics(self.base_probs[k], self.base_pred[k], self.gold[k], c, n)
-            edit = _metrics(probs[k], pred[k], self.gold[k], c, n)
+            base = condition_metrics(self.base_probs[k], self.base_pred[k], self.gold[k], c, n)
+            edit = condition_metrics(probs[k], pred[k], self.gold[k], c, n)
             for i, name in enumerate(("acc", "conf", "cacc", "cconf")):
                 sums[name] += edit[i] / len(concepts)
                 sums[f"d_{name}"] += (edit[i] - base[i]) / len(concepts)
@@ -233,11 +232,8 @@ def save_stats(stats: ConceptStats, reservoir: Reservoir | None, path: Path) -> 
     tensors = {f"stats.{k}": v.contiguous() for k, v in stats.to_tensors().items()}
     seen: dict[str, int] = {}
     if reservoir is not None:
-        for (layer, c), rows in reservoir.rows.items():
-            key = f"{layer}.{c}"
-            tensors[f"res.{key}.rows"] = torch.from_numpy(np.stack(rows)).contiguous()
-            tensors[f"res.{key}.ids"] = torch.tensor(reservoir.ids[(layer, c)], dtype=torch.long)
-            seen[key] = reservoir.seen[(layer, c)]
+        sample, seen = reservoir.to_tensors()
+        tensors.update({f"res.{k}": v for k, v in sample.items()})
     meta = {"reservoir": reservoir is not None, "capacity": getattr(reservoir, "capacity", 0)}
     tmp = path.with_suffix(".tmp")
     save_file(tensors, str(tmp), {"nledit": json.dumps({**meta, "seen": seen})})
@@ -254,11 +250,5 @@ def load_stats(path: Path, seed: int) -> tuple[ConceptStats, Reservoir | None]:
     )
     if not meta["reservoir"]:
         return stats, None
-    reservoir = Reservoir(int(meta["capacity"]), seed)
-    for key, n in meta["seen"].items():
-        layer, c = (int(x) for x in key.split("."))
-        rows = tensors[f"res.{key}.rows"].numpy()
-        reservoir.rows[(layer, c)] = [r.copy() for r in rows]
-        reservoir.ids[(layer, c)] = tensors[f"res.{key}.ids"].tolist()
-        reservoir.seen[(layer, c)] = int(n)
-    return stats, reservoir
+    sample = {k.removeprefix("res."): v for k, v in tensors.items() if k.startswith("res.")}
+    return stats, Reservoir.from_tensors(int(meta["capacity"]), seed, sample, meta["seen"])

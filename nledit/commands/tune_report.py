@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import diagnostics
 from ..evaluate import EvalResult
-from ..operators import TUNED_PARAMS
+from ..operators import tuned_params
 from ..results import markdown_table, ppl_table, summary
 
 COLUMNS = [
@@ -29,7 +29,7 @@ COLUMNS = [
     "trim_overlap",
     "quorum",
     "operator",
-    *TUNED_PARAMS,
+    *tuned_params(),
     "d_acc",
     "d_conf",
     "d_cacc",
@@ -61,7 +61,7 @@ def trial_rows(trials: list[Any], pareto: set[int]) -> list[dict[str, Any]]:
             "trim_overlap": p.get("trim_overlap"),
             "quorum": p.get("quorum", "none"),
             "operator": p.get("operator"),
-            **{name: p.get(name) for name in TUNED_PARAMS},
+            **{name: p.get(name) for name in tuned_params()},
         }
         row |= {k: a.get(k) for k in ("d_acc", "d_conf", "d_cacc", "d_cconf", "d_ppl", "seconds")}
         rows.append(row)
@@ -92,7 +92,7 @@ SYMBOLS = {"alpha": "α", "beta": "β"}  # how the tables name the tuned paramet
 
 def _operator(r: dict[str, Any]) -> str:
     op = str(r["operator"])
-    for name in TUNED_PARAMS:
+    for name in tuned_params():
         if r.get(name) is not None:
             op += f" {SYMBOLS.get(name, name)}={r[name]:.2f}"
     return op

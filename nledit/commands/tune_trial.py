@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .. import operators
+from .. import building, operators
 from ..arch import resolve_layer
 from ..collect import ConceptStats
 from ..concept import ConceptModel
@@ -24,9 +24,9 @@ from ..evaluate import resolve_calibration
 from ..fit import load_for_recipe
 from ..gate import RangeGate
 from ..models import ModelSource
-from ..operators import needs_general_mean
+from ..operators import needs_leace
 from ..perplexity import PerplexityError, load_text, windows
-from ..prepare import Prepared, general_means, needs_samples, statistics
+from ..prepare import Prepared, general_means, needs_samples
 from ..prepare import gates as edit_gates
 from ..recipe import EditSpec, Recipe, SearchSpace
 from ..recipe.presets import with_preset
@@ -61,9 +61,7 @@ class TuneContext:
     cm: ConceptModel
     layers: list[int]  # candidate layers, resolved
     ref_layer: int
-    stats: ConceptStats
-    reservoir: Reservoir | None
-    general_mean: dict[int, torch.Tensor] | None
+    prep: Prepared  # the statistics pass every candidate edit is built from
     ppl_ids: torch.Tensor | None
     log: Callable[[str], None] = print
     memo: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -74,6 +72,14 @@ class TuneContext:
     @property
     def edit(self) -> EditSpec:
         return self.recipe.edits[self.recipe.tune.edit]
+
+    @property
+    def stats(self) -> ConceptStats:
+        return self.prep.stats
+
+    @property
+    def reservoir(self) -> Reservoir | None:
+        return self.prep.reservoir
 
     @property
     def all_layers(self) -> list[int]:
@@ -150,7 +156,7 @@ def suggest(trial: Any, space: SearchSpace, layers: list[int]) -> dict[str, Any]
         p["selectivity"] = trial.suggest_categorical("selectivity", list(space.selectivity))
         p["magnitude_weight"] = _float(trial, "magnitude_weight", space.magnitude_weight, nd=3)
     for name in op.tuned:  # e.g. dampen's alpha: the interval is tune.space.<name>
-        p[name] = _float(trial, name, getattr(space, name), nd=3)
+        p[name] = _float(trial, name, space.interval(name), nd=3)
     return p
 
 
@@ -181,7 +187,7 @@ def edit_mapping(base: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
     op = base.get("operator", "zero")
     op = dict(op) if isinstance(op, dict) else {"name": op}
     op["name"] = p["operator"]
-    for key in operators.TUNED_PARAMS:
+    for key in operators.tuned_params():
         if key in p:
             op[key] = p[key]
     m["operator"] = op if len(op) > 1 else op["name"]
@@ -204,8 +210,7 @@ def build_gates(
     """Gates of ``edit`` (range or neuron mode) from the cached statistics."""
     layer = resolve_layer(edit.layer, ctx.cm.layout.n_layers)
     i = ctx.recipe.tune.edit if index is None else index
-    prep = Prepared(ctx.cm, ctx.stats, ctx.reservoir, ctx.general_mean, ctx.recipe.seed)
-    return [built[mode] for _, built in edit_gates(prep, edit, i, layer, (mode,))]
+    return [built[mode] for _, built in edit_gates(ctx.prep, edit, i, layer, (mode,))]
 
 
 def evaluate_edit(ctx: TuneContext, edit: EditSpec) -> dict[str, Any]:
@@ -224,14 +229,14 @@ def evaluate_edit(ctx: TuneContext, edit: EditSpec) -> dict[str, Any]:
     ppls = []
     for gate in gates:
         probs, ppl = cache.run([gate])
-        concept = ctx.data.label_names.index(gate.spec["concept"])
+        concept = ctx.data.label_names.index(gate.spec.concept)
         for name, value in cache.metrics(probs, [concept]).items():
             out[name] = out.get(name, 0.0) + value / len(gates)
         for name, value in _noise_bounds(cache, probs, concept).items():
             out[name] = out.get(name, 0.0) + value / len(gates)
         if ppl is not None:
             ppls.append(ppl)
-    out["k"] = sum(int(g.spec["k"]) for g in gates)
+    out["k"] = sum(int(g.spec.k) for g in gates)
     out["selectivity"] = selectivity(out)
     if ppls and cache.base_ppl is not None:
         out["ppl"] = sum(ppls) / len(ppls)
@@ -290,7 +295,7 @@ def prepare(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> Tu
     """Load data and model, one statistics pass for all candidate layers, the base cache."""
     tune = recipe.tune
     t0 = time.perf_counter()
-    data, source, cm, layout, _layers = load_for_recipe(recipe, tune.val_per_class)
+    recipe, data, source, cm, layout, _layers = load_for_recipe(recipe, tune.val_per_class)
     edit = recipe.edits[tune.edit]
     for c in edit.concepts + data.label_names:
         n = data.val.labels.count(data.label_names.index(c))
@@ -308,31 +313,33 @@ def prepare(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> Tu
     need_res = "quantile" in space.range or "auto" in space.quorum
     need_res |= any(SALIENCIES[s].needs_samples for s in space.saliency)
     need_res |= needs_samples([edit])
-    need_mean = any(needs_general_mean(op) for op in [*space.operators, edit.operator.name])
+    # every candidate reads the tuned edit's general text (its mean_source, else the data)
     mean_text = (edit.operator.mean_source or "", f"edits.{tune.edit}.operator.mean_source")
     key = cache_key(recipe, all_layers, need_res)
     out = Path(tune.dir).expanduser()
     stats_file, base_file = out / f"stats-{key}.safetensors", out / f"base-{key}.safetensors"
     t1 = time.perf_counter()
-    if stats_file.is_file():  # a rerun or --pick: the statistics pass is not repeated
+    # a rerun or --pick does not repeat the pass (the cache holds no LEACE statistics)
+    if stats_file.is_file() and not needs_leace([edit]):
         stats, reservoir = load_stats(stats_file, recipe.seed)
         log(f"tune: statistics loaded from {stats_file}")
-        general_mean = (
-            general_means(*mean_text, cm, stats, recipe.batch_size) if need_mean else None
-        )
+        general = mean_text if building.mean_text([edit], space.operators) else None
+        means = general_means(*general, cm, stats, recipe.batch_size) if general else None
+        prep = Prepared(cm, stats, reservoir, means, recipe.seed)
     else:
-        prep = statistics(
+        prep = building.prepare(
             cm,
             data.fit,
+            [edit],
             all_layers,
             recipe.batch_size,
             recipe.seed,
             samples=need_res,
-            general_mean=mean_text if need_mean else None,
+            operators=space.operators,
+            mean=mean_text,
         )
-        stats, reservoir, general_mean = prep.stats, prep.reservoir, prep.general_mean
         out.mkdir(parents=True, exist_ok=True)
-        save_stats(stats, reservoir, stats_file)
+        save_stats(prep.stats, prep.reservoir, stats_file)
     t2 = time.perf_counter()
     resolve_calibration(cm, recipe.prompt.calibrate, data.fit, recipe.batch_size)
     ppl_ids = tune_windows(recipe, cm.tokenizer) if cm.is_lm else None
@@ -349,9 +356,7 @@ def prepare(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> Tu
         cm,
         layers,
         ref_layer,
-        stats,
-        reservoir,
-        general_mean,
+        prep,
         ppl_ids,
         log,
         timings=timings,

@@ -10,8 +10,10 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
 )
+from pydantic_core import PydanticCustomError
 
 from .. import operators, saliencies
 from ..blank import blank
@@ -30,7 +32,25 @@ RangeShape = Literal["sigma", "quantile"]
 Selectivity = Literal["mass", "auroc"]
 
 
-TunableOperator = Literal[operators.names(in_recipe=True, tunable=True)]  # type: ignore[valid-type]
+def _operator_name(tunable: bool) -> BeforeValidator:
+    """A check against the live operator registry: an operator class defined after nledit
+    is imported is a valid name too (same message as a ``Literal``)."""
+
+    def check(v: Any) -> Any:
+        known = operators.names(in_recipe=True, tunable=tunable)
+        if isinstance(v, str) and v in known:
+            return v
+        quoted = [repr(n) for n in known]
+        expected = ", ".join(quoted[:-1]) + f" or {quoted[-1]}" if len(quoted) > 1 else quoted[0]
+        raise PydanticCustomError(
+            "literal_error", "Input should be {expected}", {"expected": expected}
+        )
+
+    return BeforeValidator(check)
+
+
+# an operator the tuner may search (gate.Operator.tunable)
+TunableOperator = Annotated[str, _operator_name(tunable=True)]
 
 
 Objective = Literal["d_acc", "d_conf", "d_cacc", "d_cconf", "d_ppl", "selectivity"]
@@ -44,7 +64,7 @@ DEVICE = r"^(cpu|cuda|mps|xpu|hpu|npu|meta)(:[0-9]+)?$"
 STORAGE = r"^[a-z][a-z0-9]*(\+[a-z0-9_]+)?://"
 
 
-OperatorName = Literal[operators.names(in_recipe=True)]  # type: ignore[valid-type]
+OperatorName = Annotated[str, _operator_name(tunable=False)]  # an operator an edit may name
 
 
 def _expandable(value: str) -> str:
@@ -80,14 +100,13 @@ class RecipeError(NleditError, ValueError):
         super().__init__(f"invalid recipe {source}:\n{lines}")
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """The base of every recipe section: unknown keys and lax types are refused."""
+
     # strict: no coercion (a boolean is not a number, "3" is not an integer); finite floats only
     model_config = ConfigDict(
         extra="forbid", validate_default=True, strict=True, allow_inf_nan=False
     )
-
-
-StrictModel = _Strict  # the recipe's strictness, for schemas of command-line flags
 
 
 def _duplicates(items: list[str]) -> list[str]:

@@ -7,9 +7,12 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     Field,
+    create_model,
     field_validator,
 )
 
+from .. import operators
+from ..gate import TAU
 from .base import (
     STORAGE,
     Objective,
@@ -17,8 +20,8 @@ from .base import (
     RangeShape,
     Saliency,
     Selectivity,
+    StrictModel,
     TunableOperator,
-    _Strict,
 )
 
 
@@ -31,8 +34,10 @@ def _interval(v: list[float]) -> list[float]:
 Interval = Annotated[list[float], AfterValidator(_interval)]
 
 
-class SearchSpace(_Strict):
-    """What `nledit tune` searches over; a list of one value or [x, x] fixes a parameter."""
+class _SearchSpaceBase(StrictModel):
+    """What `nledit tune` searches over; a list of one value or [x, x] fixes a parameter.
+
+    Each tuned operator parameter (``gate.Param.search``) has an interval of its name."""
 
     layers: list[int | Literal["last"]] | None = Field(
         None,
@@ -64,15 +69,23 @@ class SearchSpace(_Strict):
         min_length=1,
         description="tokens the gate acts on: all, or the read token (default: the edit's own)",
     )
-    alpha: Interval = Field([0.0, 1.0], description="dampen factor")
-    beta: Interval = Field([0.1, 1.0], description="adaptive factor")
+
+    def interval(self, name: str) -> list[float]:
+        """The interval of tuned parameter ``name``: this space's, else its declared default
+        (an operator defined after the schema was built)."""
+        if name in type(self).model_fields:
+            return list(getattr(self, name))
+        search = operators.param_spec(name).search
+        if search is None:
+            raise KeyError(f"parameter {name!r} is not tuned")
+        return list(search)
 
     def problems(self, at: str = "tune.space") -> list[str]:
         """Bounds the interval fields must respect, as ``field.path: message``."""
         out = []
         if not (self.top_p[0] > 0 and self.top_p[1] <= 1):
             out.append(f"{at}.top_p: must lie in (0, 1], got {self.top_p}")
-        if self.tau[0] <= 0:
+        if self.tau[0] <= TAU.gt:
             out.append(f"{at}.tau: must be positive, got {self.tau}")
         for name in ("q_lo", "q_hi"):
             q = getattr(self, name)
@@ -83,13 +96,35 @@ class SearchSpace(_Strict):
                 f"{at}.q_lo: its high end {self.q_lo[1]} must be below the low end of "
                 f"{at}.q_hi ({self.q_hi[0]})"
             )
-        for name in ("magnitude_weight", "alpha", "beta"):
-            if getattr(self, name)[0] < 0:
-                out.append(f"{at}.{name}: must be >= 0, got {getattr(self, name)}")
+        if self.magnitude_weight[0] < 0:
+            out.append(f"{at}.magnitude_weight: must be >= 0, got {self.magnitude_weight}")
+        for name in operators.tuned_params():
+            interval = self.interval(name)
+            problem = operators.param_spec(name).problem(interval[0])
+            if problem:
+                out.append(f"{at}.{name}: {problem}, got {interval}")
         return out
 
 
-class TuneSpec(_Strict):
+SearchSpace = create_model(
+    "SearchSpace",
+    __base__=_SearchSpaceBase,
+    __doc__=_SearchSpaceBase.__doc__,
+    __module__=__name__,
+    **{
+        name: (
+            Interval,
+            Field(
+                list(operators.param_spec(name).search or ()),
+                description=operators.param_spec(name).doc or None,
+            ),
+        )
+        for name in operators.tuned_params()
+    },
+)
+
+
+class TuneSpec(StrictModel):
     """`nledit tune`: a multi-objective search over one edit, on a validation split."""
 
     trials: Annotated[int, Field(ge=1)] = Field(
@@ -137,7 +172,7 @@ class TuneSpec(_Strict):
         return v
 
 
-class OutputSpec(_Strict):
+class OutputSpec(StrictModel):
     dir: PathStr = "out"
     overwrite: bool = False
     method: Literal["range", "neuron"] = Field(
@@ -154,7 +189,7 @@ class OutputSpec(_Strict):
     )
 
 
-class SweepSpec(_Strict):
+class SweepSpec(StrictModel):
     """`nledit sweep`: range vs neuron masking of the first edit over one of its settings."""
 
     over: Literal["tau", "top_p", "layer"] = Field("tau", description="the setting to vary")
@@ -182,7 +217,7 @@ class SweepSpec(_Strict):
         return values
 
 
-class TrainHeadSpec(_Strict):
+class TrainHeadSpec(StrictModel):
     """`nledit train-head`: fine-tune a classification head on a plain encoder (App. H)."""
 
     base: PathStr = Field(description="encoder without a head: Hub id, local folder or pypi:<pkg>")

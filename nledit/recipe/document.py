@@ -11,12 +11,12 @@ from pydantic import (
     model_validator,
 )
 
-from .base import _duplicates, _shown, _Strict, _suggest, _yaml_type
+from .base import StrictModel, _duplicates, _shown, _suggest, _yaml_type
 from .commands import OutputSpec, SweepSpec, TrainHeadSpec, TuneSpec
 from .sections import DataSpec, EditSpec, EvalSpec, ModelSpec, PromptSpec, _edit_combos, edit_name
 
 
-class Recipe(_Strict):
+class Recipe(StrictModel):
     """A whole nledit recipe."""
 
     model: ModelSpec

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from ..blank import blank
-from .base import PathStr, _Strict
+from .base import PathStr, StrictModel
 
 Rounding = Literal["round", "floor", "ceil"]
 Tokenization = Literal["split", "whole"]
@@ -18,7 +18,7 @@ ShotSampling = Literal["first_classes", "per_class"]
 TextStep = Literal["space_lines_to_empty", "strip_lines"]
 
 
-class Demonstration(_Strict):
+class Demonstration(StrictModel):
     """One demonstration: a row of ``data.source`` by 0-based index, or a text and its label."""
 
     index: Annotated[int, Field(ge=0)] | None = Field(
@@ -38,7 +38,7 @@ class Demonstration(_Strict):
         return self
 
 
-class IndexFile(_Strict):
+class IndexFile(StrictModel):
     """Per-class row indices read from a JSON file: ``{class name: [index, ...]}`` at ``key``."""
 
     file: PathStr = Field(description="JSON file holding the mapping")
@@ -50,7 +50,7 @@ class IndexFile(_Strict):
 ClassIndices = IndexFile | dict[str, list[Annotated[int, Field(ge=0)]]]
 
 
-class Curation(_Strict):
+class Curation(StrictModel):
     """Classify a class's candidates in order; keep the first ``n`` the base model gets right.
 
     At most ``budget`` candidates are tried; a class keeping fewer than ``min`` examples is

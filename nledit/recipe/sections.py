@@ -11,19 +11,20 @@ from pydantic import (
     model_validator,
 )
 
+from ..gate import TAU
 from .base import (
     DEVICE,
     Dtype,
-    OperatorName,
     PathStr,
     RangeShape,
     Saliency,
     Selectivity,
+    StrictModel,
     VisibleStr,
     _slug,
-    _Strict,
     _yaml_type,
 )
+from .operator_section import OperatorSpec
 from .presets import with_preset
 from .protocol import (
     Bos,
@@ -38,7 +39,7 @@ from .protocol import (
 )
 
 
-class ModelSpec(_Strict):
+class ModelSpec(StrictModel):
     """The base model: a Hub id, a local folder, a GGUF file or ``pypi:<package>``."""
 
     id: PathStr = Field(description="Hub id, local folder, .gguf file, or pypi:<package> (offline)")
@@ -84,7 +85,7 @@ class ModelSpec(_Strict):
 DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
 
 
-class DataSpec(_Strict):
+class DataSpec(StrictModel):
     """Labelled concept data: a Hub data set id or a local .jsonl/.json/.csv file."""
 
     source: PathStr = Field(
@@ -139,7 +140,7 @@ class DataSpec(_Strict):
         return v
 
 
-class PromptSpec(_Strict):
+class PromptSpec(StrictModel):
     """Few-shot prompt for decoder LMs; the hidden state is read at the last prompt token."""
 
     instruction: str = ""
@@ -194,17 +195,7 @@ class PromptSpec(_Strict):
         return v
 
 
-class OperatorSpec(_Strict):
-    """The range-gated operator phi and its parameters."""
-
-    name: OperatorName = "zero"
-    alpha: Annotated[float, Field(ge=0)] = 0.5
-    beta: Annotated[float, Field(ge=0)] = 0.5
-    strength: float = Field(1.0, description="steering coefficient a")
-    mean_source: PathStr | None = Field(None, description="general text for `mean` (default: data)")
-
-
-class EditSpec(_Strict):
+class EditSpec(StrictModel):
     """One edit: which concepts, where, which neurons, which range width, which operator."""
 
     name: str | None = None
@@ -223,9 +214,8 @@ class EditSpec(_Strict):
     top_k: Annotated[int, Field(ge=1)] | None = Field(
         None, description="keep exactly this many neurons (overrides top_p)"
     )
-    # A range of more than 100 sigma holds every value the neuron takes: that is neuron
-    # masking (output.method: neuron), not a range edit, so it is refused rather than mislabelled.
-    tau: Annotated[float, Field(gt=0, le=100)] = 2.5
+    # bounds: gate.TAU (more than 100 sigma would be neuron masking, not a range edit)
+    tau: Annotated[float, Field(gt=TAU.gt, le=TAU.le)] = Field(TAU.default, description=TAU.doc)
     operator: OperatorSpec = OperatorSpec()
     positions: Literal["all", "last"] = Field("all", description="tokens the gate acts on")
     range: RangeShape = Field(
@@ -303,7 +293,7 @@ class EditSpec(_Strict):
         )
 
 
-class EvalSpec(_Strict):
+class EvalSpec(StrictModel):
     """Evaluation of the edit."""
 
     enabled: bool = True
