@@ -1,9 +1,8 @@
 """The model card (README.md) of an exported checkpoint.
 
-Front matter (base model, tags, data, a ``model-index`` of what was measured) is built with
-huggingface_hub's ``ModelCardData``; the body says what was edited, how to load the checkpoint,
-the erasure table, general-capability numbers and the recipe. Metrics that were not measured
-are left out, never written as ``None``.
+Front matter (base model, tags, data, a ``model-index`` of what was measured) comes from
+``ModelCardData``; the body: the edit (and how nledit trained the base), loading, the erasure
+table, general-capability numbers, the recipe. Unmeasured metrics are left out, never ``None``.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from typing import Any
 from huggingface_hub import ModelCard, ModelCardData
 
 from . import diagnostics
+from .basecard import tuned_text
 from .card_index import eval_results, first_number
 from .operators import OPERATORS
 from .version import __version__
@@ -50,6 +50,7 @@ class CardInfo:
     hub_base_model: str | None = None  # the base's Hub id when base_model is not one
     weights: str = "copy"  # "reference": a weight-free checkpoint (an adapter of its base)
     generations: str = ""  # markdown: base and edited continuations (generate.render)
+    fine_tuned: dict[str, Any] | None = None  # the base was fine-tuned by nledit (fine_tuning)
 
 
 # What an export keeps of its card in the manifest (``card_fields``): everything but the
@@ -137,8 +138,8 @@ def _body(info: CardInfo) -> str:
 
 def _intro(info: CardInfo) -> str:
     title = info.repo_id or _model_name(info)
-    base = f"`{info.base_model}`"
-    if info.hub_base_model and info.hub_base_model != info.base_model:
+    base = f"`{info.base_model}`" + tuned_text(info.fine_tuned)
+    if info.hub_base_model not in (None, info.base_model) and not info.fine_tuned:
         base = f"`{info.hub_base_model}` (from `{info.base_model}`)"
     if info.base_revision:
         base += f" (revision `{info.base_revision}`)"
