@@ -208,3 +208,23 @@ def test_labels_come_from_the_data(tiny_models, lm_data, tmp_path: Path) -> None
     s = spec(tiny_models["gpt2"], lm_data, tmp_path / "g", epochs=1)
     result = train(s, prompt(), **QUIET)
     assert result.label_names == LABELS
+
+
+def test_check_plans_from_the_base_without_training(
+    tiny_models, lm_data, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("NLEDIT_CACHE", str(tmp_path / "cache"))
+    path = _recipe(tiny_models, lm_data, tmp_path)
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "not trained yet" in out and "is valid" in out
+    assert not (tmp_path / "cache" / "trained").exists()
+
+
+def test_the_trained_base_needs_an_answer_mode_section(tiny_models, lm_data, tmp_path) -> None:
+    recipe = parse_recipe(yaml.safe_load(_recipe(tiny_models, lm_data, tmp_path).read_text()))
+    with pytest.raises(RecipeError, match="needs a train_head section"):
+        trained_base(recipe.model_copy(update={"train_head": None}), **QUIET)
+    head = recipe.train_head.model_copy(update={"mode": "head"})
+    with pytest.raises(RecipeError, match="needs mode answer"):
+        trained_base(recipe.model_copy(update={"train_head": head}), **QUIET)

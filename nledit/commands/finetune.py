@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..recipe import TRAINED_BASE as TRAINED
 from ..recipe import ModelSpec, PromptSpec, Recipe, RecipeError, TrainHeadSpec
 from .train_head import (
     HEAD_RECORD,
-    TRAINED,
     HeadResult,
     Split,
     head_spec,

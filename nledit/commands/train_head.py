@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..models import HEAD_RECORD
 from ..recipe import (
+    TRAINED_BASE,
     DataSpec,
     ModelSpec,
     PromptSpec,
@@ -35,7 +36,6 @@ from ..recipe import (
 from ..recipe.loading import _format_errors
 
 HEAD_MARKERS = (HEAD_RECORD,)
-TRAINED = "nledit:train_head"  # model.id naming the checkpoint of the recipe's train_head section
 
 # flag -> train_head field (flags that are not None override the recipe)
 FLAGS = {
@@ -97,7 +97,7 @@ def head_spec(args: argparse.Namespace) -> tuple[TrainHeadSpec, PromptSpec | Non
                 args.recipe,
                 ["train_head: the recipe has no train_head section; add one or pass --base/--data"],
             )
-        if spec.out is None and recipe.model.id != TRAINED:
+        if spec.out is None and recipe.model.id != TRAINED_BASE:
             spec = spec.model_copy(update={"out": recipe.model.id})
         return spec, recipe.prompt
     if args.set:

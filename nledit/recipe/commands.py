@@ -182,6 +182,10 @@ class SweepSpec(_Strict):
         return values
 
 
+# model.id naming the checkpoint the recipe's own train_head section produces (``finetune``)
+TRAINED_BASE = "nledit:train_head"
+
+
 class TrainHeadSpec(_Strict):
     """`nledit train-head`: fine-tune a classifier (App. H): a fresh classification head on a
     plain encoder (``mode: head``), or a causal LM that answers the recipe's prompt with the
