@@ -228,3 +228,19 @@ def test_the_trained_base_needs_an_answer_mode_section(tiny_models, lm_data, tmp
     head = recipe.train_head.model_copy(update={"mode": "head"})
     with pytest.raises(RecipeError, match="needs mode answer"):
         trained_base(recipe.model_copy(update={"train_head": head}), **QUIET)
+
+
+def test_a_perfect_base_leaves_the_fixed_share_out_not_nan() -> None:
+    """A fine-tuned base that gets every other-concept example right has nothing to fix: the
+    interval is left out (an export must hold no NaN), the broken share is still there."""
+    from nledit.bootstrap import delta_intervals, stratified_indices
+
+    gold = torch.arange(3).repeat_interleave(10)
+    base = torch.nn.functional.one_hot(gold, 3).double()
+    edit = base.clone()
+    edit[:5] = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)  # half the target moved
+    edit[10] = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)  # one other example broken
+    idx, order = stratified_indices(gold)
+    out = delta_intervals((base, base.argmax(-1)), (edit, edit.argmax(-1)), gold, 0, idx, order)
+    assert "cacc_fixed" not in out and out["cacc_broken"][1] > 0
+    assert all(v == v for ci in out.values() for v in ci)  # no NaN
