@@ -7,6 +7,7 @@ wheels ship no model card. Card values only; nothing here decides how a model lo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,26 @@ def base_facts(folder: Path | None, hub_id: str | None) -> dict[str, Any]:
     found = from_readme(folder) if folder is not None and folder.is_dir() else {}
     known = KNOWN_BASES.get(hub_id or "", {})
     return {k: found.get(k, known.get(k)) for k in CARRIED if found.get(k, known.get(k))}
+
+
+def tuned_text(tuned: Mapping[str, Any] | None) -> str:
+    """What a base nledit trained is (``models.fine_tuning``), in the card's words: ", a
+    fine-tune of X made by `nledit train-head` (...), not the published model itself,"; ""
+    for any other base. Its Hub id then names the model it was tuned from, not the base."""
+    if not tuned:
+        return ""
+    how = "to answer with the label word" if tuned.get("mode") == "answer" else "with a new head"
+    acc = tuned.get("balanced_acc")
+    ci = tuned.get("balanced_acc_ci") or []
+    held = (
+        f"held-out balanced accuracy {acc:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+        if isinstance(acc, float) and len(ci) == 2
+        else f"held-out accuracy {tuned.get('accuracy', float('nan')):.3f}"
+    )
+    data = Path(str(tuned.get("data"))).name
+    origin = tuned.get("from_hub_id") or tuned.get("from")
+    return (
+        f", a fine-tune of `{origin}` made by `nledit train-head` ({how}; "
+        f"{tuned.get('n_train')} examples of `{data}`; {held} on {tuned.get('n_eval')} "
+        "examples), not the published model itself,"
+    )

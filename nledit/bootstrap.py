@@ -74,7 +74,10 @@ def delta_intervals(
         right, now = b_hit[idx][:, other] > 0, e_hit[idx][:, other] > 0
         broken = (right & ~now).sum(1).double() / right.sum(1).double()
         fixed = (~right & now).sum(1).double() / (~right).sum(1).double()
-        out["cacc_broken"], out["cacc_fixed"] = list(percentile(broken)), list(percentile(fixed))
+        for key, values in (("cacc_broken", broken), ("cacc_fixed", fixed)):
+            ci = percentile(values)
+            if not math.isnan(ci[0]):  # undefined when the base got none right (none wrong)
+                out[key] = list(ci)
     return out
 
 

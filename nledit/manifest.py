@@ -91,6 +91,7 @@ def describe_checkpoint(
             "revision": source.revision,
             "gguf_sha256": source.gguf_sha256,
             "hub_id": source.base_model,
+            **({"fine_tuned": source.fine_tuned} if source.fine_tuned else {}),
         },
         "data": data,
         "edits": edits,
@@ -100,6 +101,7 @@ def describe_checkpoint(
     card = CardInfo(
         base_model=source.origin,
         hub_base_model=source.base_model,
+        fine_tuned=source.fine_tuned,
         weights=weights,
         base_revision=source.revision,
         datasets=list(datasets),

@@ -45,13 +45,13 @@ def collateral_both(
     gold: torch.Tensor,
     concept: int,
     n: int,
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """CAcc/CConf under both definitions: ``cacc_macro``, ``base_cacc_pooled``,
     ``d_cconf_pooled``, ... from (probs, pred) of the base and the edited model; and where a
     change in CAcc comes from: ``cacc_broken`` (share of the other concepts' examples the base
     model got right that the edit gets wrong) and ``cacc_fixed`` (share of those it got wrong
     that the edit gets right)."""
-    out: dict[str, float] = {}
+    out: dict[str, float | None] = {}
     for way in ("macro", "pooled"):
         b = condition_metrics(*base, gold, concept, n, way)[2:]
         e = condition_metrics(*edit, gold, concept, n, way)[2:]
@@ -60,6 +60,7 @@ def collateral_both(
             out[f"d_{name}_{way}"] = ev - bv
     other = gold != concept
     right, now = (base[1] == gold)[other], (edit[1] == gold)[other]
-    out["cacc_broken"] = (~now[right]).float().mean().item() if right.any() else math.nan
-    out["cacc_fixed"] = now[~right].float().mean().item() if (~right).any() else math.nan
+    # None where undefined (the base got none right / none wrong): an export holds no NaN
+    out["cacc_broken"] = (~now[right]).float().mean().item() if right.any() else None
+    out["cacc_fixed"] = now[~right].float().mean().item() if (~right).any() else None
     return out

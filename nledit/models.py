@@ -30,6 +30,7 @@ from .owned import cache_dir, remove_owned
 from .recipe import ModelSpec
 
 CACHE_RECORD = "nledit_cache.json"  # sha256 of every converted file, checked before reuse
+HEAD_RECORD = "nledit_head.json"  # how `nledit train-head` trained the checkpoint in a folder
 
 
 class ModelLoadError(NleditError, RuntimeError):
@@ -46,6 +47,7 @@ class ModelSource:
     kind: str  # "hub" | "folder" | "gguf"
     gguf_sha256: str | None = None
     base_model: str | None = None  # the base's Hub id, for the model card
+    fine_tuned: dict[str, Any] | None = None  # how nledit trained it (``fine_tuning``)
 
 
 def card_base_model(spec: ModelSpec, source: ModelSource, path: Path) -> str | None:
@@ -105,7 +107,37 @@ def resolve_source(spec: ModelSpec) -> ModelSource:
         if not path.is_file():
             raise ModelLoadError(f"model.gguf_file: no such file: {path}")
     source = _resolve(spec, path)
-    return replace(source, base_model=card_base_model(spec, source, path))
+    tuned = fine_tuning(Path(source.location)) if source.kind == "folder" else None
+    hub = card_base_model(spec, source, path)
+    if tuned is not None and not spec.base_model:  # its base is the model it was tuned from
+        hub = tuned.get("from_hub_id")
+    return replace(source, base_model=hub, fine_tuned=tuned)
+
+
+def fine_tuning(folder: Path) -> dict[str, Any] | None:
+    """What the training record of a folder `nledit train-head` wrote says (None without one):
+    the model it was tuned from, how, on what, and its held-out accuracy."""
+    try:
+        record = json.loads((folder / HEAD_RECORD).read_text(encoding="utf-8"))
+        settings = record["settings"]
+        out = {
+            "from": record["base"],
+            "from_hub_id": record.get("base_hub_id"),
+            "mode": record.get("mode", "head"),
+            "data": settings["data"],
+            "eval_data": settings.get("eval_data"),
+            "n_train": record["n_train"],
+            "n_eval": record["n_eval"],
+            "accuracy": record["accuracy"],
+            "balanced_acc": record.get("balanced_acc"),
+            "balanced_acc_ci": record.get("balanced_acc_ci"),
+            "train_sha256": record.get("train_sha256"),
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if out["from_hub_id"] is None and isinstance(out["from"], str):
+        out["from_hub_id"] = basemodel.as_hub_id(out["from"])
+    return out
 
 
 def _resolve(spec: ModelSpec, path: Path) -> ModelSource:

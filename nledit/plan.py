@@ -19,7 +19,7 @@ from .models import ModelLoadError, gguf_shape, load_on_meta, pypi_location, ref
 from .operators import needs_leace
 from .outputs import output_problems
 from .plan_data import demonstration_lines, demonstration_warnings, estimate_seconds
-from .recipe import Recipe, edit_name
+from .recipe import TRAINED_BASE, Recipe, edit_name
 from .saliencies import top_count
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -130,6 +130,11 @@ def _shape(plan: Plan, recipe: Recipe, path: Path) -> tuple[int | None, int | No
 
 def make_plan(recipe: Recipe) -> Plan:
     """What a recipe will do, and every problem found without loading weights."""
+    if recipe.model.id == TRAINED_BASE and recipe.train_head is not None:
+        # fine-tuned by `nledit run` first: planned from the model it is tuned from
+        recipe = recipe.model_copy(
+            update={"model": recipe.model.model_copy(update={"id": recipe.train_head.base})}
+        )
     mid = recipe.model.id
     plan = Plan(mid, "Hub")
     try:

@@ -29,7 +29,9 @@ DIGESTS: dict[str, str] = json.loads(GOLDEN.read_text(encoding="utf-8"))
 
 def test_the_golden_file_covers_the_recipes_this_machine_runs() -> None:
     shipped = {p.name for p in (ROOT / "recipes").glob("*.yaml")}
-    assert set(DIGESTS) <= shipped and len(DIGESTS) >= len(shipped) - 1  # minilm: trained first
+    # the recipes whose model is trained first (train-head) edit a checkpoint this test lacks
+    untrained = {n for n in shipped if load_recipe(ROOT / "recipes" / n)[0].train_head is None}
+    assert set(DIGESTS) <= shipped and len(DIGESTS) >= len(untrained)
 
 
 @pytest.mark.parametrize("name", sorted(DIGESTS))

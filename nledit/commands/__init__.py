@@ -25,7 +25,7 @@ RUNNERS = {
     "tune": ("tune", "cmd_tune"),
     "generate": ("generate", "cmd_generate"),
     "verify": ("verify", "cmd_verify"),
-    "train-head": ("train_head", "cmd_train_head"),
+    "train-head": ("finetune", "cmd_train_head"),
 }
 
 

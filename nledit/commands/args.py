@@ -24,9 +24,10 @@ FLAG_FIELDS = (
 )
 
 
-def recipe_from_args(args: argparse.Namespace) -> tuple[Recipe, str]:
+def recipe_from_args(args: argparse.Namespace, train: bool = True) -> tuple[Recipe, str]:
     """The recipe ``args.recipe`` with ``--set`` items and the flags of ``FLAG_FIELDS`` applied,
-    and its text."""
+    and its text. A recipe that edits its own fine-tuned base (``model.id: nledit:train_head``)
+    names the cached checkpoint, trained first when ``train`` (else planned from its base)."""
     overrides = parse_set(args.set or [])
     for flag, key in FLAG_FIELDS:
         value = getattr(args, flag, None)
@@ -36,7 +37,9 @@ def recipe_from_args(args: argparse.Namespace) -> tuple[Recipe, str]:
         overrides["output.overwrite"] = True
     recipe, text = load_recipe(args.recipe, overrides or None)
     apply_threads(recipe.threads)
-    return recipe, text
+    from .finetune import planned_base, trained_base
+
+    return (trained_base(recipe) if train else planned_base(recipe)), text
 
 
 def check_outputs(*pairs: tuple[str, str | None]) -> None:

@@ -42,7 +42,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Validate the recipe and print the plan, without loading weights."""
     from ..plan import make_plan
 
-    recipe, _ = recipe_from_args(args)
+    recipe, _ = recipe_from_args(args, train=False)
     plan = make_plan(recipe)
     if plan.problems:  # never "valid" first and a problem after
         print(f"recipe {args.recipe} has {len(plan.problems)} problem(s)")

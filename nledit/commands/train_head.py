@@ -23,16 +23,18 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ..models import HEAD_RECORD
 from ..recipe import (
+    TRAINED_BASE,
     DataSpec,
     ModelSpec,
+    PromptSpec,
     RecipeError,
     TrainHeadSpec,
     load_recipe,
 )
 from ..recipe.loading import format_errors
 
-HEAD_RECORD = "nledit_head.json"
 HEAD_MARKERS = (HEAD_RECORD,)
 
 # flag -> train_head field (flags that are not None override the recipe)
@@ -48,6 +50,8 @@ FLAGS = {
     "max_length": "max_length",
     "seed": "seed",
     "out": "out",
+    "mode": "mode",
+    "train_layers": "train_layers",
 }
 
 
@@ -76,8 +80,9 @@ class HeadResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def head_spec(args: argparse.Namespace) -> TrainHeadSpec:
-    """The training settings: the recipe's ``train_head`` section with flags on top."""
+def head_spec(args: argparse.Namespace) -> tuple[TrainHeadSpec, PromptSpec | None]:
+    """The training settings (the recipe's ``train_head`` section with flags on top) and the
+    recipe's prompt (None without a recipe)."""
     flags = {key: getattr(args, flag) for flag, key in FLAGS.items()}
     flags = {k: v for k, v in flags.items() if v is not None}
     if getattr(args, "overwrite", False):
@@ -92,13 +97,13 @@ def head_spec(args: argparse.Namespace) -> TrainHeadSpec:
                 args.recipe,
                 ["train_head: the recipe has no train_head section; add one or pass --base/--data"],
             )
-        if spec.out is None:
+        if spec.out is None and recipe.model.id != TRAINED_BASE:
             spec = spec.model_copy(update={"out": recipe.model.id})
-        return spec
+        return spec, recipe.prompt
     if args.set:
         raise RecipeError("--set", ["--set: needs a recipe; without one, use the flags"])
     try:
-        return _HeadOnly.model_validate({"train_head": flags}).train_head
+        return _HeadOnly.model_validate({"train_head": flags}).train_head, None
     except ValidationError as err:
         problems = [
             p.replace("required field is missing", "required (give the flag)")
@@ -178,7 +183,8 @@ def _dedupe(split: Split) -> Split:
     return Split(list(first), list(first.values()))
 
 
-def _digest(split: Split) -> str:
+def split_digest(split: Split) -> str:
+    """sha256 of the examples and labels of ``split``, in order."""
     h = hashlib.sha256()
     for t, y in zip(split.texts, split.labels):
         h.update(f"{y}\t{t}\n".encode())
@@ -228,25 +234,13 @@ def fine_tune(
     """AdamW with linear warm-up and decay over every parameter; returns (steps, last loss)."""
     import torch
 
+    from ..optim import make_optimizer
+
     torch.manual_seed(spec.seed)
     rng = random.Random(spec.seed)
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay}],
-        lr=spec.lr,
-        weight_decay=0.0,
-    )
     per_epoch = math.ceil(len(train.texts) / spec.batch_size)
     total = per_epoch * spec.epochs
-    warm = max(1, round(spec.warmup * total))
-
-    def schedule(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return max(0.0, (total - step) / max(1, total - warm))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    opt, sched = make_optimizer(list(model.parameters()), spec, total)
     model.train()
     step, t0, loss_ema = 0, time.perf_counter(), math.nan
     every = max(1, total // 10)
@@ -295,8 +289,7 @@ def accuracy(
 def train_head(spec: TrainHeadSpec, log: Any = print) -> tuple[HeadResult, Any, Any]:
     """Train, evaluate on held-out examples and save; returns (result, model, tokenizer)."""
     from ..export import versions
-    from ..integrity import walk
-    from ..outdir import atomic_dir, check_destination
+    from ..outdir import check_destination
 
     if spec.out is None:
         raise RecipeError("train_head", ["train_head.out: required (give --out)"])
@@ -323,15 +316,11 @@ def train_head(spec: TrainHeadSpec, log: Any = print) -> tuple[HeadResult, Any, 
         "base": spec.base,
         "base_location": location,
         "settings": spec.model_dump(),
-        "train_sha256": _digest(train),
-        "eval_sha256": _digest(held),
+        "train_sha256": split_digest(train),
+        "eval_sha256": split_digest(held),
         "versions": versions(),
     }
-    with atomic_dir(out, spec.overwrite, HEAD_MARKERS, "train_head.out") as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        record["files"] = {name: "" for name in walk(tmp)[0]}  # what --overwrite may replace
-        (tmp / HEAD_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    save_checkpoint(out, spec.overwrite, model, tokenizer, record)
     result.timings["save_s"] = time.perf_counter() - t3
     log(
         f"held-out accuracy {acc:.3f} on {len(held.texts)} examples ("
@@ -342,7 +331,15 @@ def train_head(spec: TrainHeadSpec, log: Any = print) -> tuple[HeadResult, Any, 
     return result, model, tokenizer
 
 
-def cmd_train_head(args: argparse.Namespace) -> int:
-    spec = head_spec(args)
-    train_head(spec)
-    return 0
+def save_checkpoint(out: Path, overwrite: bool, model: Any, tokenizer: Any, record: dict) -> None:
+    """Write model, tokenizer and ``record`` (with every file's sha256) to ``out`` atomically."""
+    from ..integrity import walk
+    from ..models import sha256_file
+    from ..outdir import atomic_dir
+
+    with atomic_dir(out, overwrite, HEAD_MARKERS, "train_head.out") as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        # what --overwrite may replace, and what a cached copy is checked against before reuse
+        record["files"] = {name: sha256_file(tmp / name) for name in walk(tmp)[0]}
+        (tmp / HEAD_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

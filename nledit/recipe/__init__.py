@@ -21,7 +21,15 @@ from .base import (
     Selectivity,
     TunableOperator,
 )
-from .commands import Interval, OutputSpec, SearchSpace, SweepSpec, TrainHeadSpec, TuneSpec
+from .commands import (
+    TRAINED_BASE,
+    Interval,
+    OutputSpec,
+    SearchSpace,
+    SweepSpec,
+    TrainHeadSpec,
+    TuneSpec,
+)
 from .document import Recipe
 from .loading import (
     EDIT_FIELDS,
@@ -42,6 +50,7 @@ __all__ = [
     "EDIT_FIELDS",
     "FLOAT32_MAX",
     "STORAGE",
+    "TRAINED_BASE",
     "ClassIndices",
     "Curation",
     "DataSpec",

