@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv/bin/python bench/bench_batch.py [--sizes 2 4 8 16 32] [--repeat 3]
         [--json docs/benchmarks/quickstart.batch.json]
 
-On recipes/quickstart.yaml: the fit pass (examples/s) and a perplexity pass of the base model
+On recipes/agnews_fewshot.yaml: the fit pass (examples/s) and a perplexity pass of the base model
 (tokens/s), each batch size timed interleaved with the others, medians over ``--repeat``.
 Not part of the test suite.
 """
@@ -33,7 +33,7 @@ WIKI = "/work/shared/data/wikitext2/wiki.test.raw"
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--recipe", default="recipes/quickstart.yaml")
+    ap.add_argument("--recipe", default="recipes/agnews_fewshot.yaml")
     ap.add_argument("--sizes", type=int, nargs="*", default=[2, 4, 8, 16, 32])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)

@@ -1,6 +1,6 @@
 """Full erasure table + perplexity deltas vs one plain evaluation pass of the base model.
 
-    .venv/bin/python bench/bench_eval.py [--recipe recipes/quickstart.yaml] [--eval 20]
+    .venv/bin/python bench/bench_eval.py [--recipe recipes/agnews_fewshot.yaml] [--eval 20]
 
 The recipe's first edit is applied to all four AG News concepts (range masking and neuron
 masking each), so the naive cost is 1 + 2C = 9 passes. Reported: fast-path time / one plain base
@@ -33,7 +33,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--recipe", default="recipes/quickstart.yaml")
+    ap.add_argument("--recipe", default="recipes/agnews_fewshot.yaml")
     ap.add_argument("--eval", type=int, default=20, help="eval examples per concept")
     ap.add_argument("--windows", type=int, default=4)
     ap.add_argument("--json")

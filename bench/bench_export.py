@@ -1,6 +1,6 @@
 """Exported checkpoint vs base: throughput and export cost.
 
-    .venv/bin/python bench/bench_export.py [--recipe recipes/quickstart.yaml]
+    .venv/bin/python bench/bench_export.py [--recipe recipes/agnews_fewshot.yaml]
 
 (d) tokens/s of the exported checkpoint (loaded with trust_remote_code) / tokens/s of the base
 model, interleaved runs, >= 5 repetitions, median (target >= 0.97);
@@ -39,7 +39,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--recipe", default="recipes/quickstart.yaml")
+    ap.add_argument("--recipe", default="recipes/agnews_fewshot.yaml")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--tokens", type=int, default=256)
     ap.add_argument("--json")

@@ -1,6 +1,6 @@
 """Fit pass vs a plain full forward pass, and peak memory of fitting N vs 8N examples.
 
-    .venv/bin/python bench/bench_fit.py [--recipe recipes/quickstart.yaml] [--n 32]
+    .venv/bin/python bench/bench_fit.py [--recipe recipes/agnews_fewshot.yaml] [--n 32]
 
 (a) the fit pass stops after the edited layer and never computes the LM head; the ratio of its
 time to a plain full forward pass over the same batches (with the same prompt-head cache) is
@@ -86,7 +86,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--recipe", default="recipes/quickstart.yaml")
+    ap.add_argument("--recipe", default="recipes/agnews_fewshot.yaml")
     ap.add_argument("--n", type=int, default=32, help="examples for the timing and N for memory")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", help="write the figures here")

@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv/bin/python bench/bench_plain.py [--repeat 5] [--threads 1]
         [--json docs/benchmarks/plain.json] [--plot docs/benchmarks/ppl_vs_firing.png]
 
-Protocol: recipes/quickstart.yaml (SmolLM2-135M-Instruct fp32, the 8-shot AG News prompt, a
+Protocol: recipes/agnews_fewshot.yaml (SmolLM2-135M-Instruct fp32, the 8-shot AG News prompt, a
 selective last-layer edit of Sports with its neuron and paper baselines), the baseline loading
 the converted folder nledit resolves. Measured, interleaved, medians over ``--repeat``:
 fit examples/s; perplexity seconds per condition (WikiText-2 windows; per condition = time with
@@ -76,7 +76,7 @@ def _scaled(cond: Condition, factor: float) -> Condition:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--recipe", default="recipes/quickstart.yaml")
+    ap.add_argument("--recipe", default="recipes/agnews_fewshot.yaml")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=16)

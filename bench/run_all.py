@@ -239,7 +239,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--recipe", default="recipes/quickstart.yaml")
+    ap.add_argument("--recipe", default="recipes/agnews_fewshot.yaml")
     ap.add_argument("--only", nargs="*", choices=sorted(BENCHES), default=sorted(BENCHES))
     ap.add_argument("--render", action="store_true", help="only rewrite the document")
     ap.add_argument("--eval-args", default="", help="extra arguments for bench_eval.py")

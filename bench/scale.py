@@ -44,7 +44,7 @@ from common import machine
 ROOT = Path(__file__).resolve().parents[1]
 STORE = ROOT / "docs" / "benchmarks"
 PLOT = STORE / "scale.png"
-RECIPE = ROOT / "recipes" / "quickstart.yaml"
+RECIPE = ROOT / "recipes" / "agnews_fewshot.yaml"
 _ROPE3 = {  # Llama 3.2's rope scaling
     "rope_type": "llama3",
     "factor": 32.0,

@@ -35,7 +35,7 @@ STORE = ROOT / "docs" / "tune" / "selective"
 DOC = ROOT / "docs" / "tune.md"
 QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
 DATASETS = {
-    "agnews": "recipes/quickstart.yaml",
+    "agnews": "recipes/agnews_fewshot.yaml",
     "sst2": "recipes/tune_sst2.yaml",
     "imdb": "recipes/tune_imdb.yaml",
     "mmlu_topics": "recipes/tune_mmlu_topics.yaml",

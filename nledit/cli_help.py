@@ -6,15 +6,15 @@ EXAMPLES = {
         nledit check recipes/quickstart.yaml --set edits.0.layer=12""",
     "run": """
         nledit run recipes/quickstart.yaml
-        nledit run recipes/quickstart.yaml --out out/sports --overwrite
-        nledit run recipes/quickstart.yaml --method neuron --out out/sports-neuron
+        nledit run recipes/quickstart.yaml --out out/person --overwrite
+        nledit run recipes/quickstart.yaml --method neuron --out out/person-neuron
         nledit run recipes/quickstart.yaml --set edits.0.tau=1.5 --set edits.0.top_p=0.1""",
     "fit": """
-        nledit fit recipes/quickstart.yaml --out runs/sports-fit
+        nledit fit recipes/quickstart.yaml --out runs/person-fit
         accelerate launch --num_processes 2 -m nledit fit recipes/quickstart.yaml""",
     "export": """
-        nledit export runs/sports-fit --out out/sports
-        nledit export runs/sports-fit --out out/sports-neuron --method neuron   # A/B baseline""",
+        nledit export runs/person-fit --out out/sports
+        nledit export runs/person-fit --out out/person-neuron --method neuron   # A/B baseline""",
     "eval": """
         nledit eval out --tasks mmlu,wikitext --data-dir ../shared/data --limit 20
         nledit eval out --tasks mmlu --hub   # stock lm-eval tasks from the Hub (online)""",

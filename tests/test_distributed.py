@@ -96,9 +96,9 @@ QUICK = ("data.fit_per_class=8", "prompt.shots=2", "data.max_length=48", "eval.e
 @pytest.mark.slow
 @needs_accelerate
 def test_two_process_quickstart_equals_single(tmp_path: Path) -> None:
-    """recipes/quickstart.yaml (preset-like selective edit: trimmed, quorum auto, calibrated)
+    """recipes/agnews_fewshot.yaml (preset-like selective edit: trimmed, quorum auto, calibrated)
     on the real SmolLM2: the same range file from 2 processes as from one."""
-    recipe = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "agnews_fewshot.yaml"
     extra = tuple(a for kv in QUICK for a in ("--set", kv))
     single, multi = tmp_path / "single", tmp_path / "multi"
     assert main(["fit", str(recipe), "--out", str(single), *extra]) == 0

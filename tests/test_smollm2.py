@@ -18,7 +18,7 @@ from nledit.pipeline import run
 from nledit.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
+QUICKSTART = ROOT / "recipes" / "agnews_fewshot.yaml"
 
 pytestmark = [
     pytest.mark.slow,
