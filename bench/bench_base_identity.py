@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
 
-from nledit import gate
+from nledit.runtime import gate
 
 
 def timed(block: dict, base: str | None, mode: object, repeat: int) -> list[float]:

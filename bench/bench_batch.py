@@ -1,4 +1,4 @@
-"""Throughput against batch size: the basis of ``batch_size: auto`` (``nledit.batching``).
+"""Throughput against batch size: the basis of ``batch_size: auto`` (``nledit.models.batching``).
 
     PYTHONPATH=. .venv/bin/python bench/bench_batch.py [--sizes 2 4 8 16 32] [--repeat 3]
         [--json docs/benchmarks/quickstart.batch.json]
@@ -21,12 +21,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
 
-from nledit.collect import collect
-from nledit.evaluate import Condition
-from nledit.fit import load_for_recipe
-from nledit.perplexity import perplexity
+from nledit.data.text import load_text
+from nledit.evaluation.erasure import Condition
+from nledit.evaluation.perplexity import perplexity
+from nledit.fitting.collect import collect
+from nledit.fitting.recipe_fit import load_for_recipe
 from nledit.recipe import load_recipe
-from nledit.text import load_text
 
 WIKI = "/work/shared/data/wikitext2/wiki.test.raw"
 

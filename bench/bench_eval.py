@@ -21,9 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
 
-from nledit.evaluate import Condition, conditions_for, label_probs
-from nledit.fit import fit
-from nledit.perplexity import load_text, perplexity
+from nledit.evaluation.erasure import Condition, conditions_for, label_probs
+from nledit.evaluation.perplexity import load_text, perplexity
+from nledit.fitting.recipe_fit import fit
 from nledit.recipe import load_recipe
 
 CONCEPTS = ["World", "Sports", "Business", "Sci/Tech"]

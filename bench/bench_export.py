@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
 
-from nledit.fit import fit
+from nledit.fitting.recipe_fit import fit
 from nledit.pipeline import export_fitted
 from nledit.recipe import load_recipe
 

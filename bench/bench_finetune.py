@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from nledit.commands.finetune import check_answer_settings, train
-from nledit.models import HEAD_RECORD
+from nledit.models.loading import HEAD_RECORD
 from nledit.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,9 +22,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, timed
 
-from nledit.collect import collect
-from nledit.data import Examples
-from nledit.fit import load_for_recipe
+from nledit.data.dataset import Examples
+from nledit.fitting.collect import collect
+from nledit.fitting.recipe_fit import load_for_recipe
 from nledit.recipe import load_recipe
 
 
@@ -69,8 +69,8 @@ import resource, sys
 sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
 from nledit.recipe import load_recipe
 from nledit.fit import load_for_recipe
-from nledit.collect import collect
-from nledit.data import Examples
+from nledit.fitting.collect import collect
+from nledit.data.dataset import Examples
 recipe, _ = load_recipe({recipe_path!r}, {{"data.fit_per_class": {max(2, n // 4)}}})
 data, _, cm, _, layers = load_for_recipe(recipe)
 ex = Examples(data.fit.texts[:{n}], data.fit.labels[:{n}])

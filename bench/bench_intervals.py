@@ -10,8 +10,8 @@ import time
 
 import torch
 
-from nledit.bootstrap import delta_intervals, ppl_interval, stratified_indices
-from nledit.competence import competence
+from nledit.evaluation.bootstrap import delta_intervals, ppl_interval, stratified_indices
+from nledit.evaluation.competence import competence
 
 
 def main() -> None:

@@ -29,13 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
 from plain_baseline import Plain, PlainGate
 
-from nledit.collect import collect
-from nledit.evaluate import Condition, conditions_for, label_probs
-from nledit.fit import fit
-from nledit.localhead import Firing
-from nledit.perplexity import perplexity
+from nledit.data.text import load_text, windows
+from nledit.evaluation.erasure import Condition, conditions_for, label_probs
+from nledit.evaluation.localhead import Firing
+from nledit.evaluation.perplexity import perplexity
+from nledit.fitting.collect import collect
+from nledit.fitting.recipe_fit import fit
 from nledit.recipe import load_recipe
-from nledit.text import load_text, windows
 
 WIKI = "/work/shared/data/wikitext2/wiki.test.raw"
 

@@ -70,8 +70,8 @@ def tokens_per_s(model: Any, ids: torch.Tensor, device: str) -> float:
 def bench(size: str, dtype: str, device: str, per_class: int, work: Path) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM
 
-    from nledit.collect import collect
-    from nledit.fit import fit
+    from nledit.fitting.collect import collect
+    from nledit.fitting.recipe_fit import fit
     from nledit.pipeline import evaluate, export_fitted
     from nledit.recipe import load_recipe
 

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nledit.fit import fit
-from nledit.lmeval import run_lm_eval
-from nledit.lmeval_tasks import TASK_MMLU, prepare_tasks
+from nledit.fitting.recipe_fit import fit
+from nledit.lmeval.harness import run_lm_eval
+from nledit.lmeval.tasks import TASK_MMLU, prepare_tasks
 from nledit.pipeline import export_fitted
 from nledit.recipe import load_recipe
 

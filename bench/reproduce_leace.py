@@ -21,8 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reproduce
 
-from nledit.probing import probe_markdown
-from nledit.results import ppl_table
+from nledit.evaluation.probing import probe_markdown
+from nledit.evaluation.results import ppl_table
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE = ROOT / "docs" / "reproduction" / "leace"

@@ -138,7 +138,7 @@ def build(name: str, dtype: str, folder: Path) -> dict[str, Any]:
     from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.initialization import no_init_weights
 
-    from nledit.models import resolve_source
+    from nledit.models.loading import resolve_source
     from nledit.recipe import load_recipe
 
     cfg = dict(CONFIGS[name])
@@ -173,7 +173,7 @@ def _query_tokens(fitted: Any) -> int:
 
 def stage_fit(folder: Path, dtype: str, n: int, extra: dict[str, Any]) -> dict[str, Any]:
     """The fit pass alone (no evaluation, no export) on ``n`` examples per class."""
-    from nledit.fit import fit
+    from nledit.fitting.recipe_fit import fit
     from nledit.recipe import load_recipe
 
     peak = Peak()
@@ -210,7 +210,7 @@ def stage_fit(folder: Path, dtype: str, n: int, extra: dict[str, Any]) -> dict[s
 
 def stage_run(folder: Path, dtype: str, out: Path) -> dict[str, Any]:
     """Fit, erasure table and perplexity, then the export with the weights copied."""
-    from nledit.fit import fit
+    from nledit.fitting.recipe_fit import fit
     from nledit.pipeline import evaluate, export_fitted
     from nledit.recipe import load_recipe
 
@@ -238,7 +238,7 @@ def stage_verify(out: Path) -> dict[str, Any]:
     """``nledit verify`` of an export."""
     import transformers  # noqa: F401  (imported before the baseline, as verify needs it)
 
-    from nledit.integrity import verify
+    from nledit.checkpoint.integrity import verify
 
     peak = Peak()
     time.sleep(0.05)
@@ -428,8 +428,8 @@ def plot(doc: dict[str, Any]) -> None:
 
 
 def write_basis(doc: dict[str, Any]) -> None:
-    """Rewrite the measured rows ``nledit check`` quotes (``nledit/cost_basis.py``)."""
-    from nledit.cost_basis import basis_rows
+    """Rewrite the measured rows ``nledit check`` quotes (``nledit/models/cost_basis.py``)."""
+    from nledit.models.cost_basis import basis_rows
 
     path = ROOT / "nledit" / "cost_basis.py"
     text = path.read_text()

@@ -65,7 +65,7 @@ def measure(
     instead of the recipe's, if given; under ``seed`` instead of the recipe's: its data draw,
     shots and fit); the JSON record."""
     sys.path.insert(0, str(ROOT))
-    from nledit.fit import fit
+    from nledit.fitting.recipe_fit import fit
     from nledit.pipeline import evaluate
     from nledit.recipe import parse_recipe
 
@@ -232,7 +232,7 @@ def across(name: str, store: Path = STORE) -> tuple[list[str], dict[str, int]]:
     """The across-seed lines of a data set (mean ± sd of each method's deltas, the goal's
     status per seed) and the selective edit's status counts over its seeds."""
     sys.path.insert(0, str(ROOT))
-    from nledit.seeds import mean_sd
+    from nledit.evaluation.seeds import mean_sd
 
     docs = seed_docs(name, store)
     if not docs:

@@ -8,27 +8,24 @@ The Python API (see docs/api.md)::
     nledit.evaluate(model, tokenizer, edit, held_out)
     nledit.export(model, tokenizer, edit, "out")
 
-The names load on first use, so ``import nledit`` (and the command line) stays light.
-``nledit.fit``, ``nledit.evaluate`` and ``nledit.export`` are always these functions; the
-modules of the same names stay importable (``from nledit.export import ...``,
-``importlib.import_module("nledit.export")``).
+The names load on first use, so ``import nledit`` (and the command line) stays light. The
+stages live in packages whose names are not those of the API (``nledit.fitting``,
+``nledit.evaluation``, ``nledit.checkpoint``, ...), so ``nledit.fit`` is always the function.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 from .version import __version__
 
 if TYPE_CHECKING:
     from .api import evaluate, export, fit, generate, load_recipe, run
-    from .edit import Edit
+    from .checkpoint.hub import push
     from .errors import NleditError
-    from .generate import Decoding
-    from .hub import push
+    from .evaluation.generation import Decoding
+    from .runtime.edit import Edit
 
 __all__ = [
     "Decoding",
@@ -43,25 +40,15 @@ __all__ = [
     "push",
     "run",
 ]
-_HOME = {"Decoding": "generate", "Edit": "edit", "NleditError": "errors", "push": "hub"} | {
-    name: "api" for name in ("evaluate", "export", "fit", "generate", "load_recipe", "run")
-}
+_HOME = {
+    "Decoding": "evaluation.generation",
+    "Edit": "runtime.edit",
+    "NleditError": "errors",
+    "push": "checkpoint.hub",
+} | {name: "api" for name in ("evaluate", "export", "fit", "generate", "load_recipe", "run")}
 
 
 def __getattr__(name: str) -> Any:
     if name in _HOME:
         return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class _Package(types.ModuleType):
-    """Keeps the API names for the API: importing the submodule ``nledit.fit`` would otherwise
-    bind the package attribute ``fit`` to that module."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _HOME and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -11,18 +11,9 @@ from typing import Any
 
 import yaml
 
-from .arch import find_layout, resolve_layer
-from .building import STEER_STRENGTH, build, prepare
-from .concept import ConceptModel
-from .data import Examples, examples_digest, load_concept_data
-from .edit import Edit
-from .errors import EditError
-from .evaluate import conditions_of, measure
-from .evaluation import Evaluation
-from .export import EXPORT_MARKERS, export_checkpoint
-from .generate import Comparison, Decoding, compare
-from .ignored import ignored_data
-from .inputs import (
+from .checkpoint.manifest import describe_checkpoint, edit_summaries
+from .checkpoint.write import EXPORT_MARKERS, export_checkpoint
+from .data.api_inputs import (
     batch_size_of,
     check_no_gates,
     checked_args,
@@ -34,13 +25,20 @@ from .inputs import (
     model_id_of,
     prompt_spec,
 )
-from .manifest import describe_checkpoint, edit_summaries
-from .models import detect_task, resolve_source
-from .outdir import check_destination
-from .perplexity import general_perplexity
+from .data.concept import ConceptModel
+from .data.dataset import Examples, examples_digest, load_concept_data
+from .errors import EditError
+from .evaluation.erasure import conditions_of, measure
+from .evaluation.generation import Comparison, Decoding, compare
+from .evaluation.perplexity import general_perplexity
+from .evaluation.result import Evaluation
+from .fitting.build import STEER_STRENGTH, build, prepare
+from .fitting.provenance import same_model_id
+from .folders.atomic import check_destination
+from .models.arch import find_layout, resolve_layer
+from .models.loading import detect_task, resolve_source
 from .pipeline import REFERENCE_TEXTS
 from .pipeline import run as run_recipe
-from .provenance import same_model_id
 from .recipe import (
     EDIT_FIELDS,
     DataSpec,
@@ -54,6 +52,8 @@ from .recipe import (
     recipe_hash,
 )
 from .recipe import load_recipe as load
+from .recipe.ignored import ignored_data
+from .runtime.edit import Edit
 
 
 def fit(
@@ -181,7 +181,7 @@ def evaluate(
     baselines: bool = True,
 ) -> Evaluation:
     """The erasure table (and perplexity) of ``edit`` on ``data``: plain data (a dict) with
-    readable views (``repr``, ``to_markdown()``, ``to_pandas()``; see ``nledit.evaluation``).
+    readable views (``repr``, ``to_markdown()``, ``to_pandas()``; see ``nledit.evaluation.result``).
 
     ``data`` as for :func:`fit` (a recipe data spec gives its evaluation split). Each gate is
     measured alone against the base model: Acc/Conf on the concept's examples, CAcc/CConf on

@@ -10,7 +10,7 @@ import textwrap
 from .cli_errors import UNFORESEEN, USAGE_ERROR, describe, from_checkpoint_runtime, user_errors
 from .cli_help import EXAMPLES
 from .commands import runner
-from .threads import apply_threads, threads_option
+from .models.threads import apply_threads, threads_option
 
 
 def batch_size(value: str) -> int | str:

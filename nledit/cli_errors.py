@@ -6,7 +6,7 @@ import json
 
 import yaml
 
-from . import strict_yaml
+from .recipe import strict_yaml
 
 # Exit code for bad input: the message names the problem, no traceback.
 USAGE_ERROR = 2
@@ -21,7 +21,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """What the command line reports as a message: every ``NleditError``, the checkpoint
     loader's own error (``gate.py`` stands alone) and missing or existing files."""
     from .errors import NleditError
-    from .gate import NleditLoadError
+    from .runtime.gate import NleditLoadError
 
     return (NleditError, NleditLoadError, FileNotFoundError, FileExistsError)
 

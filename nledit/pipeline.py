@@ -10,19 +10,20 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
-from . import diagnostics, gate, transfer
-from .card import CardInfo
-from .evaluate import EvalResult, conditions_for, erasure_table
-from .export import EXPORT_MARKERS, ExportError, export_checkpoint, method_gates
-from .fit import Fitted, fit, load_for_recipe
-from .integrity import walk
-from .manifest import describe_checkpoint, edit_summaries
-from .outdir import atomic_dir, check_destination
-from .perplexity import general_perplexity
-from .provenance import check_fingerprint, model_fingerprint
+from .checkpoint.card import CardInfo
+from .checkpoint.integrity import walk
+from .checkpoint.manifest import describe_checkpoint, edit_summaries
+from .checkpoint.write import EXPORT_MARKERS, ExportError, export_checkpoint, method_gates
+from .evaluation import diagnostics, transfer
+from .evaluation.erasure import EvalResult, conditions_for, erasure_table
+from .evaluation.perplexity import general_perplexity
+from .evaluation.results import result_files, summary
+from .evaluation.seeds import seed_list, summarise, with_seed
+from .fitting.provenance import check_fingerprint, model_fingerprint
+from .fitting.recipe_fit import Fitted, fit, load_for_recipe
+from .folders.atomic import atomic_dir, check_destination
 from .recipe import Recipe, edit_hash, edit_name, recipe_hash
-from .results import result_files, summary
-from .seeds import seed_list, summarise, with_seed
+from .runtime import gate
 from .version import __version__
 
 REFERENCE_TEXTS = [
@@ -67,7 +68,7 @@ def evaluate(fitted: Fitted) -> EvalResult:
         result.transfer = transfer.measure_transfer(fitted)
         fitted.timings["transfer_s"] = time.perf_counter() - t3
     if ev.probe:
-        from .probing import probe_rows
+        from .evaluation.probing import probe_rows
 
         t2 = time.perf_counter()
         gates = fitted.gates + fitted.baseline
@@ -135,7 +136,7 @@ def card_generations(fitted: Fitted) -> str:
     ev = fitted.recipe.eval
     if not ev.generate_prompts or not fitted.cm.is_lm:
         return ""
-    from .generate import card_examples
+    from .evaluation.generation import card_examples
 
     words = fitted.recipe.prompt.label_words or [" " + n for n in fitted.data.label_names]
     gates = checkpoint_gates(fitted)
@@ -263,7 +264,7 @@ def _fit_files(fit_dir: Path) -> tuple[dict[str, Any], list[Any], dict[str, Any]
 
 def load_fit(fit_dir: Path, recipe: Recipe, text: str) -> Fitted:
     """Rebuild a Fitted from a fit directory: its files first, then the model (no data pass)."""
-    from .collect import ConceptStats
+    from .fitting.collect import ConceptStats
 
     meta, gates, stats_tensors = _fit_files(fit_dir)
     try:

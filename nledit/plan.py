@@ -8,19 +8,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .arch import ArchError, resolve_layer
-from .batching import auto_batch_size, available_memory
-from .cost_basis import Estimate, estimate
-from .datafiles import read_text
+from .data.files import read_text
+from .data.plan import demonstration_lines, demonstration_warnings, estimate_seconds
 from .errors import FlagError
-from .flags import check_device
-from .ignored import ignored_fields
-from .models import ModelLoadError, gguf_shape, load_on_meta, pypi_location, refuse_export
-from .operators import needs_leace
-from .outputs import output_problems
-from .plan_data import demonstration_lines, demonstration_warnings, estimate_seconds
+from .fitting.saliency_registry import top_count
+from .folders.preflight import output_problems
+from .models.arch import ArchError, resolve_layer
+from .models.batching import auto_batch_size, available_memory
+from .models.cost_basis import Estimate, estimate
+from .models.loading import ModelLoadError, gguf_shape, load_on_meta, pypi_location, refuse_export
 from .recipe import TRAINED_BASE, Recipe, edit_name
-from .saliencies import top_count
+from .recipe.flags import check_device
+from .recipe.ignored import ignored_fields
+from .runtime.operators import needs_leace
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
@@ -198,7 +198,7 @@ def make_plan(recipe: Recipe) -> Plan:
 def data_problems(recipe: Recipe, plan: Plan | None = None) -> list[str]:
     """Problems of the local concept data (rows, labels, enough examples), read without a model;
     with ``plan``, also the demonstrations per class and a time estimate."""
-    from .data import DataError, check_concepts, is_local_source, load_concept_data
+    from .data.dataset import DataError, check_concepts, is_local_source, load_concept_data
 
     spec = recipe.data
     local = [s for s in (spec.source, spec.eval_source) if s]

@@ -28,10 +28,10 @@ SMALL = {
 
 def ranges_digest(path: Path) -> str:
     """Fit ``path`` on the small sample; the SHA-256 of its ``nledit_ranges.safetensors``."""
-    from nledit import gate
-    from nledit.fit import fit
+    from nledit.fitting.recipe_fit import fit
     from nledit.pipeline import checkpoint_gates
     from nledit.recipe import edit_hash, load_recipe
+    from nledit.runtime import gate
 
     recipe, text = load_recipe(path, SMALL)
     fitted = fit(recipe, text)

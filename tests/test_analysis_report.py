@@ -15,7 +15,7 @@ from nledit.analysis import page as page_mod
 from nledit.analysis.build import all_layer_stats, build_report, rank_picks
 from nledit.analysis.page import write_report
 from nledit.analysis.report import InspectReport
-from nledit.outdir import OutputError
+from nledit.folders.atomic import OutputError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CONCEPTS = ["World", "Sports", "Sci/Tech"]

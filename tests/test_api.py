@@ -13,10 +13,10 @@ from conftest import recipe_dict
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import nledit
+from nledit.checkpoint.integrity import inspect_export
 from nledit.cli import main
 from nledit.errors import EditError
-from nledit.gate import RANGES_FILE, RangeGate
-from nledit.integrity import inspect_export
+from nledit.runtime.gate import RANGES_FILE, RangeGate
 
 EDIT = {"concepts": ["Sports"], "layer": "last", "top_p": 0.25, "tau": 2.5}
 
@@ -144,7 +144,7 @@ def test_api_export_equals_cli_run(tiny_models, tiny_data: Path, tmp_path: Path)
     torch.testing.assert_close(_logits(edited, tok), want)
 
     # the recipe path's result is the same Edit: the library exports it to the same bytes
-    from nledit.fit import fit as fit_recipe
+    from nledit.fitting.recipe_fit import fit as fit_recipe
     from nledit.recipe import load_recipe
 
     fitted = fit_recipe(*load_recipe(recipe))
@@ -181,9 +181,9 @@ def test_a_datasets_dataset_fits_like_a_list(llama, tiny_data: Path) -> None:
 
 def test_api_builds_every_baseline_the_recipe_path_builds(tiny_models, tiny_data: Path) -> None:
     """One gate-building loop: ``nledit.fit`` gets the command line's baselines, gate for gate."""
-    from nledit.fit import fit as fit_recipe
-    from nledit.gate import gate_tensors
+    from nledit.fitting.recipe_fit import fit as fit_recipe
     from nledit.recipe import Recipe
+    from nledit.runtime.gate import gate_tensors
 
     every = ["neuron", "steer", "ablate", "leace", "paper"]
     d = recipe_dict(tiny_models["llama"], tiny_data)

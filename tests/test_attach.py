@@ -15,8 +15,8 @@ from transformers import AutoModelForCausalLM
 import nledit
 from nledit import pipeline
 from nledit.errors import NleditError
-from nledit.gate import RANGES_FILE
 from nledit.recipe import parse_recipe
+from nledit.runtime.gate import RANGES_FILE
 
 TEXTS = ["match goal coach season league", "shares profit market bank"]
 

@@ -10,9 +10,9 @@ import yaml
 from conftest import recipe_dict
 from test_cli import cli
 
-from nledit.batching import LARGEST, TOKENS, auto_batch_size, row_tokens
 from nledit.errors import NleditError
-from nledit.fit import fit
+from nledit.fitting.recipe_fit import fit
+from nledit.models.batching import LARGEST, TOKENS, auto_batch_size, row_tokens
 from nledit.recipe import parse_recipe
 
 GIB = 2**30

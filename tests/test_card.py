@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from huggingface_hub import ModelCard
 
-from nledit.card import TAGS, CardInfo, render_card, write_card
+from nledit.checkpoint.card import TAGS, CardInfo, render_card, write_card
 
 RECIPE = """# erase Sports from SmolLM2
 model:
@@ -206,9 +206,9 @@ def test_lm_eval_results_keep_what_the_card_said(tmp_path: Path) -> None:
     repository and generations stay, and the lm-eval figures appear."""
     import json
 
-    from nledit.card import card_fields
+    from nledit.checkpoint.card import card_fields
+    from nledit.checkpoint.write import MANIFEST_FILE, RECIPE_FILE
     from nledit.commands.eval import merge_into_checkpoint
-    from nledit.export import MANIFEST_FILE, RECIPE_FILE
 
     info = full_info()
     info.generations = "| prompt | base | edited |\n|---|---|---|\n| p | a | b |"

@@ -12,9 +12,9 @@ from conftest import recipe_dict
 from huggingface_hub import ModelCard, ModelCardData
 
 from nledit import pipeline
-from nledit.basecard import KNOWN_BASES, base_facts
-from nledit.card import TRANSFORMERS_RANGE
-from nledit.portable import portable_text, with_roots
+from nledit.checkpoint.base_card import KNOWN_BASES, base_facts
+from nledit.checkpoint.card import TRANSFORMERS_RANGE
+from nledit.checkpoint.portable import portable_text, with_roots
 from nledit.recipe import parse_recipe
 
 BASE_README = """---

@@ -268,7 +268,9 @@ def test_interrupt_during_export_leaves_nothing(
     def interrupted(*_: object, **__: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(importlib.import_module("nledit.export"), "write_card", interrupted)
+    monkeypatch.setattr(
+        importlib.import_module("nledit.checkpoint.write"), "write_card", interrupted
+    )
     out = tmp_path / "out"
     recipe = make_recipe(tiny_models["llama"], tiny_data)
     code, _, err = cli(["run", str(recipe), "--out", str(out), *FAST], capsys)
@@ -286,7 +288,7 @@ import time
 
 import importlib
 
-export_module = importlib.import_module("nledit.export")
+export_module = importlib.import_module("nledit.checkpoint.write")
 write_card = export_module.write_card
 
 

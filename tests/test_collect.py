@@ -1,4 +1,5 @@
-"""The streaming pass (`nledit/collect.py`): exact statistics, the right token, an early stop.
+"""The streaming pass (`nledit/fitting/collect.py`): exact statistics, the right token, an early
+stop.
 
 The statistics are checked against numpy over every collected activation (a reservoir large
 enough to keep them all), the read token against a text's hidden state computed alone, and the
@@ -17,13 +18,13 @@ import pytest
 import torch
 from conftest import DECODERS, FAMILIES, recipe_dict
 
-from nledit.arch import read_positions
-from nledit.collect import SORT_WINDOW, ConceptStats, collect
-from nledit.concept import ConceptModel
-from nledit.data import Examples
-from nledit.fit import fit, load_for_recipe
+from nledit.data.concept import ConceptModel
+from nledit.data.dataset import Examples
+from nledit.fitting.collect import SORT_WINDOW, ConceptStats, collect
+from nledit.fitting.recipe_fit import fit, load_for_recipe
+from nledit.fitting.reservoir import Reservoir
+from nledit.models.arch import read_positions
 from nledit.recipe import parse_recipe
-from nledit.reservoir import Reservoir
 
 # Two cores shared with other work: one intra-op thread is the fastest for tiny models.
 torch.set_num_threads(1)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from nledit import bootstrap
-from nledit.calibration import choose
-from nledit.competence import CAN, CANNOT, block_verdict, competence
-from nledit.evaluate import ConceptRow
+from nledit.evaluation import bootstrap
+from nledit.evaluation.calibration import choose
+from nledit.evaluation.competence import CAN, CANNOT, block_verdict, competence
+from nledit.evaluation.erasure import ConceptRow
 
 NAMES = ["a", "b", "c", "d"]
 

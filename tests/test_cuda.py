@@ -7,9 +7,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from nledit.checkpoint.integrity import verify
 from nledit.cli import main
-from nledit.headnll import blocked_nll, token_nll
-from nledit.integrity import verify
+from nledit.evaluation.headnll import blocked_nll, token_nll
 
 pytestmark = [
     pytest.mark.cuda,

@@ -9,13 +9,13 @@ import torch
 import yaml
 from conftest import recipe_dict
 
-from nledit import diagnostics
-from nledit.diagnostics import _inside, label_stats, verdict, warnings_for
-from nledit.evaluate import ConceptRow, EvalResult, erasure_table
-from nledit.fit import fit
-from nledit.gate import RangeGate
+from nledit.evaluation import diagnostics
+from nledit.evaluation.diagnostics import _inside, label_stats, verdict, warnings_for
+from nledit.evaluation.erasure import ConceptRow, EvalResult, erasure_table
+from nledit.evaluation.results import report_md, summary
+from nledit.fitting.recipe_fit import fit
 from nledit.recipe import parse_recipe
-from nledit.results import report_md, summary
+from nledit.runtime.gate import RangeGate
 
 
 def _gate(index: list[int], lo: list[float], hi: list[float]) -> RangeGate:
@@ -126,8 +126,8 @@ def test_paper_default_is_a_comparison_row_never_exported(tiny_models, tiny_data
 def test_perplexity_scores_a_read_token_gate_as_generated(tiny_models, tiny_data) -> None:
     import copy
 
-    from nledit.evaluate import Condition
-    from nledit.perplexity import perplexity
+    from nledit.evaluation.erasure import Condition
+    from nledit.evaluation.perplexity import perplexity
 
     d = recipe_dict(tiny_models["llama"], tiny_data, layer=1, positions="last", top_p=0.5)
     fitted = fit(parse_recipe(d, "recipe"), yaml.safe_dump(d))
@@ -145,7 +145,7 @@ def test_perplexity_scores_a_read_token_gate_as_generated(tiny_models, tiny_data
 
 
 def test_base_pass_firing_equals_a_separate_pass(tiny_models, tiny_data, monkeypatch) -> None:
-    from nledit.diagnostics import firing_rates
+    from nledit.evaluation.diagnostics import firing_rates
 
     d = recipe_dict(tiny_models["llama"], tiny_data, layer=1, saliency="selective")
     d["eval"]["baselines"] = ["neuron", "paper"]

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from nledit.cli import main
-from nledit.reservoir import Reservoir, shard_placement
+from nledit.fitting.reservoir import Reservoir, shard_placement
 
 LAUNCHER = Path(sys.executable).with_name("accelerate")
 needs_accelerate = pytest.mark.skipif(
@@ -183,7 +183,7 @@ def test_two_process_leace_equals_single_to_rounding(
 
 def test_pooled_leace_shards_equal_one_pass() -> None:
     """Means and co-moments of shards pooled in order equal one running pass over all rows."""
-    from nledit.leace import LeaceStats
+    from nledit.fitting.leace import LeaceStats
 
     g = torch.Generator().manual_seed(2)
     n, d, c = 90, 6, 3

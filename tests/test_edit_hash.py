@@ -6,8 +6,8 @@ import hashlib
 from pathlib import Path
 
 from nledit.cli import main
-from nledit.gate import RANGES_FILE
 from nledit.recipe import edit_hash, parse_recipe, set_dotted
+from nledit.runtime.gate import RANGES_FILE
 
 BASE = {
     "model": {"id": "some/model"},

@@ -12,7 +12,7 @@ from nledit.errors import NleditError
 PACKAGE = Path(nledit.__file__).parent
 # gate.py is copied into checkpoints and imports nothing from nledit; StopForward ends a forward
 # pass early (control flow, never shown to a user).
-EXEMPT = {"nledit.gate.NleditLoadError", "nledit.collect.StopForward"}
+EXEMPT = {"nledit.runtime.gate.NleditLoadError", "nledit.fitting.collect.StopForward"}
 
 
 def _module_name(path: Path) -> str:
@@ -50,8 +50,8 @@ def test_every_error_derives_from_nledit_error() -> None:
 
 
 def test_second_bases_kept() -> None:
-    from nledit.data import DataError
-    from nledit.export import ExportError
+    from nledit.checkpoint.write import ExportError
+    from nledit.data.dataset import DataError
     from nledit.recipe import RecipeError
 
     assert issubclass(DataError, ValueError)
@@ -63,7 +63,7 @@ def test_cli_reports_any_nledit_error(tmp_path: Path, capsys, monkeypatch) -> No
     """An error class the command line never listed by name still gives exit code 2."""
     import nledit.commands.verify
     from nledit.cli import main
-    from nledit.lmeval_tasks import TaskDataError
+    from nledit.lmeval.tasks import TaskDataError
 
     def fail(*args: object, **kwargs: object) -> None:
         raise TaskDataError("tasks: the data directory holds no mmlu file")

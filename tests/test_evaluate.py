@@ -10,10 +10,16 @@ import yaml
 from conftest import DECODERS, FAMILIES, recipe_dict
 from scipy.stats import trim_mean
 
-from nledit.evaluate import ConceptRow, EvalResult, condition_metrics, conditions_for, label_probs
-from nledit.fit import fit
+from nledit.evaluation.erasure import (
+    ConceptRow,
+    EvalResult,
+    condition_metrics,
+    conditions_for,
+    label_probs,
+)
+from nledit.evaluation.results import aggregate, method_label, method_table
+from nledit.fitting.recipe_fit import fit
 from nledit.recipe import parse_recipe
-from nledit.results import aggregate, method_label, method_table
 
 
 def test_metrics_by_hand() -> None:
@@ -86,7 +92,7 @@ def test_fast_path_equals_plain_path(tiny_models, tiny_data, family: str, layer)
 
 @pytest.mark.parametrize("family", DECODERS)
 def test_perplexity_fast_equals_plain(tiny_models, tiny_data, tmp_path, family: str) -> None:
-    from nledit.perplexity import perplexity
+    from nledit.evaluation.perplexity import perplexity
 
     text = " ".join(["the match of the season in the league after the coach says"] * 40)
     d = recipe_dict(tiny_models[family], tiny_data, layer=1)

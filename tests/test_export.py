@@ -27,12 +27,12 @@ from conftest import FAMILIES, recipe_dict
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-import nledit.gate
+import nledit.runtime.gate
 from nledit import pipeline
-from nledit.export import MANIFEST_FILE, RECIPE_FILE
-from nledit.fit import Fitted
-from nledit.gate import RANGES_FILE, RangeGate, install_gates, remove_gates
+from nledit.checkpoint.write import MANIFEST_FILE, RECIPE_FILE
+from nledit.fitting.recipe_fit import Fitted
 from nledit.recipe import parse_recipe
+from nledit.runtime.gate import RANGES_FILE, RangeGate, install_gates, remove_gates
 
 # Two cores shared with other work: one intra-op thread is the fastest for tiny models, and the
 # child process uses the same, so both compute in the same order.
@@ -453,7 +453,7 @@ def test_modeling_file_is_gate_py_and_imports_only_its_runtime(
     exports: dict[str, Export], family: str
 ) -> None:
     path = exports[family].out / "modeling_nledit.py"
-    source = Path(nledit.gate.__file__)
+    source = Path(nledit.runtime.gate.__file__)
     assert path.read_bytes() == source.read_bytes()
     tree = ast.parse(path.read_text(encoding="utf-8"))
     imported = set()
@@ -513,12 +513,12 @@ def test_config_and_manifest(exports: dict[str, Export], family: str) -> None:
             AUTO[task]: f"modeling_nledit.{wrapper}",
         }
         block = cfg["nledit"]
-        assert block["format"] == nledit.gate.FORMAT
+        assert block["format"] == nledit.runtime.gate.FORMAT
         assert block["base_model_type"] == base_cfg["model_type"]
         assert block["base_architecture"] == type(fitted.model).__name__
         assert block["layers_path"] == fitted.layout.layers_path
         assert [s["name"] for s in block["edits"]] == [g.spec.name for g in fitted.gates]
-        assert block["ranges_sha256"] == nledit.gate.tensors_digest(
+        assert block["ranges_sha256"] == nledit.runtime.gate.tensors_digest(
             load_file(str(folder / RANGES_FILE))
         )
         # the base configuration is kept, field by field

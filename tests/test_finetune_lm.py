@@ -13,9 +13,9 @@ from conftest import DECODERS, LABELS, recipe_dict, write_data
 
 from nledit.cli import main
 from nledit.commands.finetune import cache_folder, cache_key, train, trained_base
-from nledit.lm_train import LowerCache, TrainSettingsError, trainable_parameters
-from nledit.models import HEAD_RECORD
+from nledit.models.loading import HEAD_RECORD
 from nledit.recipe import PromptSpec, RecipeError, TrainHeadSpec, parse_recipe
+from nledit.training.lm import LowerCache, TrainSettingsError, trainable_parameters
 
 torch.set_num_threads(1)
 QUIET = {"log": lambda *_: None}
@@ -55,7 +55,7 @@ def test_cached_top_layers_reproduce_the_full_forward(family: str, tiny_models, 
     """The lower-layer cache gives the full forward's answer logits in every decoder family."""
     from transformers import AutoModelForCausalLM
 
-    from nledit.lm_train import answer_logits, pad
+    from nledit.training.lm import answer_logits, pad
 
     model = AutoModelForCausalLM.from_pretrained(tiny_models[family]).eval()
     cache = LowerCache(model, 1)
@@ -233,7 +233,7 @@ def test_the_trained_base_needs_an_answer_mode_section(tiny_models, lm_data, tmp
 def test_a_perfect_base_leaves_the_fixed_share_out_not_nan() -> None:
     """A fine-tuned base that gets every other-concept example right has nothing to fix: the
     interval is left out (an export must hold no NaN), the broken share is still there."""
-    from nledit.bootstrap import delta_intervals, stratified_indices
+    from nledit.evaluation.bootstrap import delta_intervals, stratified_indices
 
     gold = torch.arange(3).repeat_interleave(10)
     base = torch.nn.functional.one_hot(gold, 3).double()

@@ -32,9 +32,9 @@ from pydantic import BaseModel
 
 from nledit.cli import build_parser
 from nledit.commands import runner
-from nledit.data import load_concept_data
+from nledit.data.api_inputs import examples
+from nledit.data.dataset import load_concept_data
 from nledit.errors import NleditError
-from nledit.inputs import examples
 from nledit.recipe import DataSpec, Recipe
 
 EXAMPLES = int(os.environ.get("NLEDIT_FUZZ_EXAMPLES", "20"))

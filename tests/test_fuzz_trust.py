@@ -25,10 +25,10 @@ from hypothesis import strategies as st
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from nledit import gate
+from nledit.checkpoint.integrity import MANIFEST_FILE, check_export, walk
 from nledit.cli import main
 from nledit.errors import NleditError
-from nledit.integrity import MANIFEST_FILE, check_export, walk
+from nledit.runtime import gate
 
 EXAMPLES = int(os.environ.get("NLEDIT_FUZZ_EXAMPLES", "20"))
 SEED = int(os.environ.get("NLEDIT_FUZZ_SEED", "0"))

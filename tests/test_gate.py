@@ -1,4 +1,5 @@
-"""The range gate (`nledit/gate.py`): every operator against its formula, and the range file.
+"""The range gate (`nledit/runtime/gate.py`): every operator against its formula, and the range
+file.
 
 Hand-made tensors only: a hidden state of d=4 neurons, a gate on neurons 1 and 3 whose ranges
 are [lo, hi] = [0, 2] and [-1, 1]. Values are chosen to be exact in float32, so most
@@ -17,7 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from nledit.gate import (
+from nledit.runtime.gate import (
     FORMAT,
     NleditLoadError,
     RangeGate,
@@ -433,7 +434,7 @@ def test_load_fails_when_k_does_not_match(tmp_path: Path) -> None:
     tensors = {k: torch.cat([v, v[:1]]) for k, v in tensors.items()}
     specs = meta["edits"]
     save_file(tensors, str(path), metadata={"nledit": json.dumps(meta)})
-    from nledit.gate import tensors_digest
+    from nledit.runtime.gate import tensors_digest
 
     block = {**block, "edits": specs, "ranges_sha256": tensors_digest(tensors)}
     with pytest.raises(NleditLoadError, match="do not have k=2"):
@@ -463,7 +464,7 @@ def test_install_stacks_and_remove_takes_exactly_its_gates() -> None:
 
 def test_gate_spec_round_trips_the_checkpoint_json() -> None:
     """A GateSpec writes back exactly the JSON it was read from, keys of other releases too."""
-    from nledit.gate import GateSpec
+    from nledit.runtime.gate import GateSpec
 
     written = {
         "name": "e.c",

@@ -12,7 +12,7 @@ import yaml
 from conftest import recipe_dict
 
 from nledit.cli import main
-from nledit.generate import Decoding, _nucleus, compare, render
+from nledit.evaluation.generation import Decoding, _nucleus, compare, render
 
 FAST = ["--set", "eval.enabled=false"]
 

@@ -11,13 +11,13 @@ import yaml
 from conftest import DECODERS, recipe_dict
 from transformers import AutoModelForCausalLM
 
-from nledit.evaluate import conditions_for, run_conditions
-from nledit.fit import fit
-from nledit.headnll import DeferredHead, blocked_nll, direct_head, token_nll
-from nledit.localhead import Firing, window_nll
-from nledit.perplexity import as_generated, perplexity
+from nledit.data.text import windows
+from nledit.evaluation.erasure import conditions_for, run_conditions
+from nledit.evaluation.headnll import DeferredHead, blocked_nll, direct_head, token_nll
+from nledit.evaluation.localhead import Firing, window_nll
+from nledit.evaluation.perplexity import as_generated, perplexity
+from nledit.fitting.recipe_fit import fit
 from nledit.recipe import parse_recipe
-from nledit.text import windows
 
 TEXT = " ".join(["the match of the season in the league after the coach says"] * 40)
 

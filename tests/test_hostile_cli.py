@@ -89,12 +89,12 @@ def test_cuda_without_cuda(tmp_path: Path, tiny_models, tiny_data: Path, capsys)
 def test_folder_that_cannot_be_written(
     tmp_path: Path, command: str, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    import nledit.outputs
+    import nledit.folders.preflight
 
     def denied(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(nledit.outputs.tempfile, "TemporaryFile", denied)
+    monkeypatch.setattr(nledit.folders.preflight.tempfile, "TemporaryFile", denied)
     recipe = write_recipe(tmp_path, tmp_path / "model", tmp_path / "d.jsonl", {})
     out = tmp_path / "locked" / "out"
     flag = "--report" if command == "inspect" else "--out"

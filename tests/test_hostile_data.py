@@ -238,7 +238,7 @@ def test_check_names_a_concept_missing_from_labels_json(tmp_path: Path, capsys) 
 
 def test_json_lines_keep_unicode_line_separators(tmp_path: Path) -> None:
     """U+2028, U+0085 and form feeds are valid inside JSON strings; only "\\n" ends a row."""
-    from nledit.datafiles import read_rows
+    from nledit.data.files import read_rows
 
     path = tmp_path / "rows.jsonl"
     texts = ["a\u2028b", "c\x85d", "e\x0cf", "g\rh"]

@@ -157,7 +157,7 @@ GGUF_KINDS = {
 
 
 def test_the_real_gguf_is_read(tmp_path: Path) -> None:
-    from nledit.models import gguf_shape
+    from nledit.models.loading import gguf_shape
 
     assert gguf_shape(_gguf(tmp_path / "ok.gguf"))[:2] == (3, 32)
 

@@ -1,4 +1,4 @@
-"""`nledit.hub.push` against an in-process fake Hub (no network).
+"""`nledit.checkpoint.hub.push` against an in-process fake Hub (no network).
 
 huggingface_hub 2.x sends every request through one shared ``httpx2.Client`` built by a factory
 that tests may replace (``set_client_factory``); the fake answers create-repo, branch, README
@@ -20,9 +20,9 @@ import pytest
 from huggingface_hub import set_client_factory
 from huggingface_hub.utils._http import default_client_factory
 
-from nledit.card import CardInfo, write_card
-from nledit.hub import REQUIRED_FILES, NleditHubError, push
-from nledit.integrity import MANIFEST_FILE
+from nledit.checkpoint.card import CardInfo, write_card
+from nledit.checkpoint.hub import REQUIRED_FILES, NleditHubError, push
+from nledit.checkpoint.integrity import MANIFEST_FILE
 
 TOKEN = "hf_nleditTestSecretToken0123456789"
 OID = "0123456789abcdef0123456789abcdef01234567"

@@ -20,18 +20,18 @@ from pydantic import BaseModel
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 import nledit
-from nledit.blank import blank
 from nledit.cli import build_parser, main
 from nledit.commands.args import FLAG_FIELDS
 from nledit.commands.run import RefitError, refuse_refit
-from nledit.context import ContextError
-from nledit.data import load_concept_data
+from nledit.data.blank import blank
+from nledit.data.dataset import load_concept_data
+from nledit.data.labelwords import LabelWordError, label_tokens
+from nledit.data.text import windows
 from nledit.errors import EditError, NleditError
-from nledit.flags import FLAGS
-from nledit.ignored import ignored_fields
-from nledit.labelwords import LabelWordError, label_tokens
+from nledit.models.context import ContextError
 from nledit.recipe import DataSpec, Recipe, parse_recipe
-from nledit.text import windows
+from nledit.recipe.flags import FLAGS
+from nledit.recipe.ignored import ignored_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 EDIT = {"concepts": ["Sports"], "layer": "last", "top_p": 0.25}
@@ -202,6 +202,7 @@ RECIPE_COMMAND_DESTS |= {"report", "all_layers", "over", "values", "sweep_out"} 
 RECIPE_COMMAND_DESTS |= {"trials", "pick", "keep", "tune_out", "storage", "sampler"}  # tune.*
 TRAIN_HEAD = {"base", "data", "eval_data", "train_examples", "eval_examples", "epochs", "lr"}
 TRAIN_HEAD |= {"batch_size", "max_length", "seed", "out", "overwrite", "set", "recipe", "threads"}
+TRAIN_HEAD |= {"mode", "train_layers"}
 
 
 def _dests(command: str) -> set[str]:
@@ -518,7 +519,7 @@ def test_a_label_word_must_start_with_a_token_of_its_own(words, named) -> None:
 def test_api_labels_of_the_right_kinds_are_read_as_given() -> None:
     import numpy as np
 
-    from nledit.inputs import examples
+    from nledit.data.api_inputs import examples
 
     ex, names = examples([("a b", np.int64(1)), ("c", 0), ("d", 1)])
     assert names == ["0", "1"] and ex.labels == [1, 0, 1] and type(ex.labels[0]) is int

@@ -17,12 +17,18 @@ import pytest
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from nledit import gate
+from nledit.checkpoint.integrity import MANIFEST_FILE, inspect_export, walk
 from nledit.cli import main
-from nledit.integrity import MANIFEST_FILE, inspect_export, walk
-from nledit.models import CACHE_RECORD, cache_problem
-from nledit.outdir import atomic_dir, clean_leftovers, clean_stale_temp, scratch_dir, workspace
-from nledit.owned import OWNER_FILE, owner_of, remove_owned
+from nledit.folders.atomic import (
+    atomic_dir,
+    clean_leftovers,
+    clean_stale_temp,
+    scratch_dir,
+    workspace,
+)
+from nledit.folders.owned import OWNER_FILE, owner_of, remove_owned
+from nledit.models.loading import CACHE_RECORD, cache_problem
+from nledit.runtime import gate
 
 FAST = ["--set", "eval.enabled=false"]
 PAYLOAD = "import pathlib; pathlib.Path({marker!r}).write_text('ran')\n"
@@ -215,7 +221,7 @@ def test_cache_is_checked_by_content_before_reuse(tmp_path: Path) -> None:
 CHILD = """
 import sys, time
 from pathlib import Path
-from nledit.outdir import atomic_dir
+from nledit.folders.atomic import atomic_dir
 with atomic_dir(Path(sys.argv[1]), True, ("marker.json",)) as tmp:
     (tmp / "half.bin").write_bytes(b"x" * 1000)
     print("writing", flush=True)
@@ -251,7 +257,7 @@ def test_kill_9_leftovers_are_removed_and_reported(tmp_path: Path, capsys) -> No
 ASIDE = """
 import os, sys
 from pathlib import Path
-from nledit.outdir import workspace
+from nledit.folders.atomic import workspace
 out = Path(sys.argv[1])
 aside = workspace(out, "old")
 os.replace(out, aside / out.name)

@@ -16,9 +16,15 @@ from conftest import recipe_dict
 from safetensors.torch import load_file, save_file
 
 from nledit import pipeline
-from nledit.gate import RANGES_FILE, NleditLoadError, install_gates, load_gates, remove_gates
-from nledit.leace import LeaceError, LeaceStats, eraser_gate
+from nledit.fitting.leace import LeaceError, LeaceStats, eraser_gate
 from nledit.recipe import parse_recipe
+from nledit.runtime.gate import (
+    RANGES_FILE,
+    NleditLoadError,
+    install_gates,
+    load_gates,
+    remove_gates,
+)
 
 torch.set_num_threads(1)
 
@@ -109,7 +115,7 @@ def test_leace_edit_and_baseline_are_in_the_erasure_table(leace_run) -> None:
 
 
 def test_erased_read_activations_have_no_covariance_with_the_concept(leace_run) -> None:
-    from nledit.collect import capture, read_rows
+    from nledit.fitting.collect import capture, read_rows
 
     run, _ = leace_run
     fitted = run.fitted
@@ -167,7 +173,7 @@ def test_a_malformed_eraser_does_not_load(leace_run) -> None:
     tensors = load_file(str(run.out / RANGES_FILE))
     name = next(k for k in tensors if k.endswith(".proj_right"))
     tensors[name] = tensors[name][:, :-1].contiguous()
-    from nledit.gate import tensors_digest
+    from nledit.runtime.gate import tensors_digest
 
     block = {**config["nledit"], "ranges_sha256": tensors_digest(tensors)}
     path = run.out.parent / "bad.safetensors"
@@ -191,7 +197,7 @@ def test_exported_leace_edit_verifies(leace_run) -> None:
 def test_a_leace_edit_has_no_neuron_method(leace_run) -> None:
     import dataclasses
 
-    from nledit.export import ExportError
+    from nledit.checkpoint.write import ExportError
     from nledit.pipeline import checkpoint_gates
 
     fitted = leace_run[0].fitted

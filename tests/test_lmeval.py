@@ -18,8 +18,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from nledit.lmeval import compare, lm_eval_command, run_lm_eval
-from nledit.lmeval_tasks import (
+from nledit.lmeval.harness import compare, lm_eval_command, run_lm_eval
+from nledit.lmeval.tasks import (
     TaskDataError,
     detokenize_wikitext,
     prepare_tasks,

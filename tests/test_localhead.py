@@ -9,12 +9,12 @@ import torch
 import yaml
 from conftest import DECODERS, FAMILIES, recipe_dict
 
-from nledit.evaluate import Condition, conditions_for, label_probs, run_conditions
-from nledit.fit import fit
-from nledit.localhead import Firing, window_nll
-from nledit.perplexity import _nll, as_generated
+from nledit.data.text import windows
+from nledit.evaluation.erasure import Condition, conditions_for, label_probs, run_conditions
+from nledit.evaluation.localhead import Firing, window_nll
+from nledit.evaluation.perplexity import _nll, as_generated
+from nledit.fitting.recipe_fit import fit
 from nledit.recipe import parse_recipe
-from nledit.text import windows
 
 TEXT = " ".join(["the match of the season in the league after the coach says"] * 40)
 

@@ -17,12 +17,13 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import nledit
-from nledit import gate, operators, recipe
-from nledit.gate import RANGES_FILE, NleditLoadError
+from nledit import recipe
+from nledit.runtime import gate, operators
+from nledit.runtime.gate import RANGES_FILE, NleditLoadError
 
 TOY = '''
 import torch
-from nledit.gate import Operator, Param
+from nledit.runtime.gate import Operator, Param
 
 
 class Scale(Operator):

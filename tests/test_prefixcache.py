@@ -9,7 +9,7 @@ import torch
 from conftest import DECODERS
 from transformers import AutoModelForCausalLM
 
-from nledit.prefixcache import batch_cache
+from nledit.models.prefixcache import batch_cache
 
 
 @pytest.mark.parametrize("family", DECODERS)

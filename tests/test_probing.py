@@ -12,8 +12,8 @@ from concept_erasure import LeaceEraser
 from conftest import recipe_dict
 
 from nledit import pipeline
-from nledit.leace import eraser_gate
-from nledit.probing import probe_rows
+from nledit.evaluation.probing import probe_rows
+from nledit.fitting.leace import eraser_gate
 from nledit.recipe import parse_recipe
 
 torch.set_num_threads(1)

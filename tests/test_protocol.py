@@ -12,14 +12,14 @@ import torch
 import yaml
 from conftest import recipe_dict
 
-from nledit.data import DataError, load_concept_data
-from nledit.evaluate import collateral_both, condition_metrics
-from nledit.prompting import demo_text
+from nledit.data.dataset import DataError, load_concept_data
+from nledit.data.prompting import demo_text
+from nledit.data.selection import shot_counts
+from nledit.data.text import preprocess
+from nledit.evaluation.erasure import collateral_both, condition_metrics
+from nledit.fitting.saliency_registry import top_count
 from nledit.recipe import PromptSpec, parse_recipe
 from nledit.recipe.loading import edit_definition
-from nledit.saliencies import top_count
-from nledit.selection import shot_counts
-from nledit.text import preprocess
 
 
 def test_top_rounding_rules_and_top_k() -> None:
@@ -112,8 +112,8 @@ def test_new_fields_at_defaults_leave_the_edit_definition_unchanged(tiny_data: P
 def test_curation_keeps_the_first_correct_and_reports_short_classes(
     tiny_models, tiny_data, caplog
 ) -> None:
-    from nledit import curation
-    from nledit.fit import load_for_recipe
+    from nledit.data import curation
+    from nledit.fitting.recipe_fit import load_for_recipe
 
     d = recipe_dict(tiny_models["llama"], tiny_data)
     r = parse_recipe(d, "recipe")
@@ -135,7 +135,7 @@ def test_curation_keeps_the_first_correct_and_reports_short_classes(
 
 
 def test_whole_tokenization_feeds_the_whole_prompts_tokens(tiny_models, tiny_data) -> None:
-    from nledit.fit import load_for_recipe
+    from nledit.fitting.recipe_fit import load_for_recipe
 
     d = recipe_dict(tiny_models["qwen2"], tiny_data)
     d["prompt"].update(tokenization="whole", bos="none", normalize_whitespace=True)
@@ -150,7 +150,7 @@ def test_whole_tokenization_feeds_the_whole_prompts_tokens(tiny_models, tiny_dat
 
 
 def test_baseline_edits_limit_the_neuron_baseline(tiny_models, tiny_data) -> None:
-    from nledit.fit import fit
+    from nledit.fitting.recipe_fit import fit
 
     d = recipe_dict(tiny_models["llama"], tiny_data)
     d["edits"] = [{**d["edits"][0], "name": "a"}, {**d["edits"][0], "name": "b", "tau": 1.0}]

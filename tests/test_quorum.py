@@ -1,5 +1,6 @@
 """The quorum of a range edit: the gate acts on a token only when enough of its neurons lie
-inside their ranges there (`nledit/gate.py`), and how the count is fitted (`nledit/quorum.py`)."""
+inside their ranges there (`nledit/runtime/gate.py`), and how the count is fitted
+(`nledit/fitting/quorum.py`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 import torch
 
 from nledit.errors import NleditError
-from nledit.gate import (
+from nledit.fitting.quorum import best_count, fit_quorum, in_range_counts, pass_rates
+from nledit.recipe import RecipeError, parse_recipe
+from nledit.runtime.gate import (
     NleditLoadError,
     RangeGate,
     install_gates,
@@ -19,8 +22,6 @@ from nledit.gate import (
     remove_gates,
     save_ranges,
 )
-from nledit.quorum import best_count, fit_quorum, in_range_counts, pass_rates
-from nledit.recipe import RecipeError, parse_recipe
 
 K = 4
 INDEX = torch.arange(K)

@@ -19,9 +19,9 @@ import yaml
 from conftest import recipe_dict
 from safetensors.torch import load_file, save_file
 
-from nledit.card import CardInfo, render_card
+from nledit.checkpoint.card import CardInfo, render_card
+from nledit.checkpoint.integrity import inspect_export
 from nledit.cli import main
-from nledit.integrity import inspect_export
 
 FAST = ["--set", "eval.enabled=false"]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -192,7 +192,7 @@ def test_device_map_places_each_gate_on_its_layer(tmp_path: Path, tiny_models) -
 def test_base_model_ids_from_what_ships_with_the_weights(tmp_path: Path) -> None:
     import importlib.util
 
-    from nledit import basemodel
+    from nledit.models import base_id as basemodel
 
     assert (
         basemodel.as_hub_id("https://huggingface.co/google/gemma-3-270m") == "google/gemma-3-270m"
@@ -273,7 +273,7 @@ def test_hub_style_folder_reference_loads_anywhere_and_push_refuses_a_local_one(
 def test_hub_origin_only_for_the_bytes_the_hub_published(tmp_path: Path, tiny_models) -> None:
     import hashlib
 
-    from nledit.baseorigin import METADATA_DIR, from_local_dir, from_snapshot
+    from nledit.models.base_origin import METADATA_DIR, from_local_dir, from_snapshot
 
     weights = tiny_models["llama"] / "model.safetensors"
     files = {"model.safetensors": hashlib.sha256(weights.read_bytes()).hexdigest()}
@@ -298,7 +298,7 @@ def test_fast_base_identity_hashes_once_and_still_sees_a_change(
 ) -> None:
     import hashlib
 
-    from nledit import gate
+    from nledit.runtime import gate
 
     monkeypatch.setenv("NLEDIT_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "base"
@@ -335,7 +335,7 @@ def test_fast_base_identity_hashes_once_and_still_sees_a_change(
 
 
 def test_transformers_4_gets_a_clear_message(tmp_path: Path) -> None:
-    from nledit import gate
+    from nledit.runtime import gate
 
     stub = tmp_path / "stub" / "transformers"  # transformers 4.x has no PreTrainedConfig
     stub.mkdir(parents=True)

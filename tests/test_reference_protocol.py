@@ -30,7 +30,7 @@ pytestmark = [
 
 
 def test_reference_agnews_table_within_1e_3(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nledit.fit import fit
+    from nledit.fitting.recipe_fit import fit
     from nledit.pipeline import evaluate
     from nledit.recipe import load_recipe
 

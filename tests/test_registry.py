@@ -7,8 +7,11 @@ import typing
 import pytest
 import torch
 
-from nledit import gate, operators, recipe, saliencies, saliency
-from nledit.operators import OPERATORS
+from nledit import recipe
+from nledit.fitting import saliency
+from nledit.fitting import saliency_registry as saliencies
+from nledit.runtime import gate, operators
+from nledit.runtime.operators import OPERATORS
 
 K = 3
 BASE = {"alpha": 0.5, "beta": 0.7, "tau": 2.0, "strength": 1.5}

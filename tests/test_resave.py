@@ -22,9 +22,9 @@ from conftest import recipe_dict
 from safetensors.torch import load_file, save_file
 
 from nledit import pipeline
-from nledit.gate import RANGES_FILE
-from nledit.integrity import MANIFEST_FILE, MODELING_FILE, inspect_export
+from nledit.checkpoint.integrity import MANIFEST_FILE, MODELING_FILE, inspect_export
 from nledit.recipe import parse_recipe
+from nledit.runtime.gate import RANGES_FILE
 
 CHILD = r"""
 import sys

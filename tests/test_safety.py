@@ -53,7 +53,7 @@ def test_export_writes_no_pickle(tmp_path: Path) -> None:
     # Every file type an export may contain is JSON, YAML, Markdown, Python or safetensors.
     import importlib
 
-    export = importlib.import_module("nledit.export")  # nledit.export is the API function
+    export = importlib.import_module("nledit.checkpoint.write")  # nledit.export is the API function
 
     allowed = (".json", ".yaml", ".md", ".py", ".safetensors", ".txt", ".jinja", ".csv", ".model")
     assert export.REFERENCE_FILE.endswith(".safetensors")

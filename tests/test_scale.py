@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from nledit.checkpoint.integrity import logits_dtype, verify
 from nledit.cli import main
-from nledit.integrity import logits_dtype, verify
 
 FAST = ["--set", "eval.enabled=false"]
 
@@ -30,7 +30,7 @@ def test_quoted_figures_are_the_benchmark_file() -> None:
     """What `nledit check` quotes is docs/benchmarks/models.scale.json, row for row."""
     import json
 
-    from nledit.cost_basis import MEASURED, basis_rows
+    from nledit.models.cost_basis import MEASURED, basis_rows
 
     doc = json.loads(Path(__file__).resolve().parents[1].joinpath(DOC).read_text())
     assert basis_rows(doc) == MEASURED
@@ -41,7 +41,7 @@ DOC = "docs/benchmarks/models.scale.json"
 
 
 def test_estimate_names_the_sizes_it_comes_from() -> None:
-    from nledit.cost_basis import MEASURED, estimate
+    from nledit.models.cost_basis import MEASURED, estimate
 
     rows = sorted((m for m in MEASURED if m.dtype == "float32"), key=lambda m: m.params)
     lo, hi = rows[0], rows[1]
@@ -92,7 +92,7 @@ def test_offloaded_fit_and_export_equal_the_in_memory_ones(
 
 
 def test_input_device_of_a_dispatched_model() -> None:
-    from nledit.devices import input_device
+    from nledit.models.devices import input_device
 
     model = torch.nn.Linear(2, 2)
     assert input_device(model) == torch.device("cpu")

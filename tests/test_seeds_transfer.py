@@ -13,12 +13,13 @@ import torch
 import yaml
 from conftest import recipe_dict
 
-from nledit import pipeline, transfer
-from nledit.card import CardInfo, render_card
+from nledit import pipeline
+from nledit.checkpoint.card import CardInfo, render_card
 from nledit.commands.args import recipe_from_args
-from nledit.fit import fit
+from nledit.evaluation import transfer
+from nledit.evaluation.seeds import mean_sd, seed_list, summarise, text
+from nledit.fitting.recipe_fit import fit
 from nledit.recipe import parse_recipe
-from nledit.seeds import mean_sd, seed_list, summarise, text
 
 
 def _run(r: dict, d_acc: float, ppl: float, assessable: bool = True) -> dict:

@@ -7,12 +7,12 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from nledit.collect import ConceptStats
-from nledit.data import load_concept_data
+from nledit.data.dataset import load_concept_data
+from nledit.fitting.collect import ConceptStats
+from nledit.fitting.reservoir import Reservoir
+from nledit.fitting.selectivity import auroc_separation, normal_mass, selective_scores
+from nledit.fitting.shapes import neuron_ranges, quantile_bounds, trim_overlap
 from nledit.recipe import EditSpec, RecipeError, parse_recipe
-from nledit.reservoir import Reservoir
-from nledit.selectivity import auroc_separation, normal_mass, selective_scores
-from nledit.shapes import neuron_ranges, quantile_bounds, trim_overlap
 
 
 def stats_from(mean: list[list[float]], std: list[list[float]], n: int = 100) -> ConceptStats:
@@ -77,7 +77,7 @@ def test_magnitude_weight_multiplies_by_relative_mean_abs() -> None:
 def test_selective_prefers_a_quiet_exclusive_neuron_to_a_loud_shared_one() -> None:
     # neuron 0: loud, every concept alike; neuron 1: quieter, the target apart
     stats = stats_from([[50.0, 5.0], [50.0, -5.0]], [[2.0, 1.0]] * 2)
-    from nledit import saliency
+    from nledit.fitting import saliency
 
     assert saliency.scores("max", stats, 0, 0, 0).argmax().item() == 0
     assert saliency.scores("selective", stats, 0, 0, 0).argmax().item() == 1

@@ -13,11 +13,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 import nledit
 import nledit.commands.inspection
 from nledit.commands.sweep import build_points
-from nledit.commands.tune_trial import build_gates
-from nledit.commands.tune_trial import prepare as tune_prepare
-from nledit.fit import fit as fit_recipe
-from nledit.gate import RangeGate, gate_tensors
+from nledit.fitting.recipe_fit import fit as fit_recipe
 from nledit.recipe import load_recipe
+from nledit.runtime.gate import RangeGate, gate_tensors
+from nledit.tune.trial import build_gates
+from nledit.tune.trial import prepare as tune_prepare
 
 SETTINGS = {"saliency": "probeless", "range": "quantile", "top_p": 0.3}  # samples needed
 
@@ -31,7 +31,7 @@ def test_every_job_builds_the_same_gates(
     tiny_models, tiny_data: Path, tmp_path: Path, monkeypatch
 ) -> None:
     # a sample smaller than the fitting examples: every job must draw the same rows
-    monkeypatch.setattr(nledit.prepare, "RESERVOIR_ROWS", 5)
+    monkeypatch.setattr(nledit.fitting.prepare, "RESERVOIR_ROWS", 5)
     d = recipe_dict(tiny_models["llama"], tiny_data, **SETTINGS)
     d["tune"] = {"dir": str(tmp_path / "t"), "val_per_class": 4, "objectives": ["d_acc"]}
     path = tmp_path / "r.yaml"
@@ -54,7 +54,9 @@ def test_every_job_builds_the_same_gates(
     assert _bytes(tuned) == want and [g.spec for g in tuned] == specs
 
     layer = fitted.layers[0]  # nledit sweep, at the recipe's own tau
-    prep = nledit.prepare.Prepared(fitted.cm, fitted.stats, fitted.reservoir, None, recipe.seed)
+    prep = nledit.fitting.prepare.Prepared(
+        fitted.cm, fitted.stats, fitted.reservoir, None, recipe.seed
+    )
     points = build_points(recipe, "tau", [edit.tau], [layer], prep)
     swept = [p.gate for p in points if p.method == "range"]
     assert _bytes(swept) == want and [g.spec for g in swept] == specs

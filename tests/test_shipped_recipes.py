@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from nledit import operators, saliencies
+from nledit.fitting import saliency_registry as saliencies
 from nledit.plan import make_plan
 from nledit.recipe import load_recipe
+from nledit.runtime import operators
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "recipes").rglob("*.yaml"))

@@ -13,9 +13,9 @@ import torch
 from safetensors.torch import save_file
 
 from nledit.cli import main
-from nledit.gate import install_gates, remove_gates
 from nledit.pipeline import run
 from nledit.recipe import load_recipe
+from nledit.runtime.gate import install_gates, remove_gates
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "recipes" / "agnews_fewshot.yaml"

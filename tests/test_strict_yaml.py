@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from nledit import strict_yaml
+from nledit.recipe import strict_yaml
 
 
 @pytest.mark.parametrize("scalar", ["010", "1:30", "1_000", "0b101", "-0x1A", "1:30:00.5"])

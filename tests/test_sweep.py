@@ -16,12 +16,12 @@ import torch
 from matplotlib.image import imread
 
 import nledit.commands.sweep
-import nledit.prepare
+import nledit.fitting.prepare
 from nledit.cli import main
 from nledit.commands.sweep import fingerprint, layer_spread
-from nledit.evaluate import erasure_table
-from nledit.fit import fit
-from nledit.ranges import RangeTable, make_gate
+from nledit.evaluation.erasure import erasure_table
+from nledit.fitting.ranges import RangeTable, make_gate
+from nledit.fitting.recipe_fit import fit
 from nledit.recipe import EditSpec, load_recipe
 
 torch.set_num_threads(1)
@@ -133,13 +133,13 @@ def test_layer_sweep_makes_one_statistics_pass(
     tmp_path: Path, tiny_models, tiny_data, make_recipe, capsys, monkeypatch
 ) -> None:
     calls: list[list[int]] = []
-    real = nledit.prepare.collect
+    real = nledit.fitting.prepare.collect
 
     def counting(cm, examples, layers, *args, **kwargs):
         calls.append(list(layers))
         return real(cm, examples, layers, *args, **kwargs)
 
-    monkeypatch.setattr(nledit.prepare, "collect", counting)  # the shared pass
+    monkeypatch.setattr(nledit.fitting.prepare, "collect", counting)  # the shared pass
     recipe = make_recipe(tiny_models["gpt2"], tiny_data)
     out = tmp_path / "sw"
     code, _, err = sweep_cli([str(recipe), "--over", "layer", "--out", str(out)], capsys)

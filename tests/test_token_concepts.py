@@ -12,10 +12,10 @@ import yaml
 from conftest import COMMON, TOPIC_WORDS
 
 from nledit import pipeline
-from nledit.data import load_concept_data
-from nledit.fit import load_for_recipe
+from nledit.data.dataset import load_concept_data
+from nledit.data.tokens import UNIT, scan
+from nledit.fitting.recipe_fit import load_for_recipe
 from nledit.recipe import RecipeError, parse_recipe
-from nledit.tokens import UNIT, scan
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,7 +192,7 @@ def test_separate_eval_text_and_missing_file(text_file: Path, tmp_path: Path) ->
     held_contexts = {e.context for e in scan(held.read_text(), TINY_CLASSES, None, 6)}
     assert set(data.eval.texts) <= held_contexts
     assert not set(data.fit.texts) & set(data.eval.texts)
-    from nledit.data import DataError
+    from nledit.data.dataset import DataError
 
     bad = parse_recipe(token_recipe(tmp_path / "nope.raw"))
     with pytest.raises(DataError, match=r"data\.source: no such file"):

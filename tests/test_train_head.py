@@ -14,8 +14,8 @@ from conftest import LABELS, recipe_dict, write_data
 from nledit import pipeline
 from nledit.cli import main
 from nledit.commands.train_head import HEAD_RECORD, load_splits, train_head
-from nledit.gate import install_gates, remove_gates
 from nledit.recipe import RecipeError, TrainHeadSpec, parse_recipe
+from nledit.runtime.gate import install_gates, remove_gates
 
 torch.set_num_threads(1)
 

@@ -15,10 +15,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from test_fuzz_trust import CANARY, PAYLOAD, _rehash_ranges, rehash_manifest
 
-from nledit import gate
+from nledit.checkpoint.integrity import IntegrityError, check_export, inspect_export
 from nledit.cli import main
 from nledit.errors import NleditError
-from nledit.integrity import IntegrityError, check_export, inspect_export
+from nledit.runtime import gate
 
 
 @pytest.fixture

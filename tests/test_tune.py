@@ -14,9 +14,12 @@ import yaml
 
 from nledit.cli import main
 from nledit.commands.tune import run_tune
-from nledit.commands.tune_pick import NoPick, cautious, is_noop, pick_trial, selectivity
-from nledit.commands.tune_study import complete_trials, open_study
-from nledit.commands.tune_trial import (
+from nledit.evaluation.erasure import Condition, applied, label_probs
+from nledit.evaluation.perplexity import as_generated
+from nledit.recipe import Recipe, SearchSpace, load_recipe, parse_recipe
+from nledit.tune.pick import NoPick, cautious, is_noop, pick_trial, selectivity
+from nledit.tune.study import complete_trials, open_study
+from nledit.tune.trial import (
     TuneError,
     build_gates,
     candidate_layers,
@@ -25,9 +28,6 @@ from nledit.commands.tune_trial import (
     suggest,
     to_edit,
 )
-from nledit.evaluate import Condition, applied, label_probs
-from nledit.perplexity import as_generated
-from nledit.recipe import Recipe, SearchSpace, load_recipe, parse_recipe
 
 optuna = pytest.importorskip("optuna")
 
@@ -146,7 +146,7 @@ def test_tune_runs_resumes_and_writes_a_valid_recipe(
 def test_resume_and_pick_reuse_statistics_and_base_cache(
     make_recipe, tiny_models, tiny_data, wiki, tmp_path, monkeypatch
 ) -> None:
-    import nledit.commands.tune_trial as tune_mod
+    import nledit.tune.trial as tune_mod
 
     out = tmp_path / "tune"
     path = _tune_recipe(make_recipe, tiny_models, tiny_data, wiki, out, trials=2)
@@ -348,8 +348,8 @@ def test_the_default_space_spans_the_upper_half_of_the_depth(
 
 
 def test_a_trial_line_shows_the_tuned_parameters_the_registry_names() -> None:
-    from nledit import operators
-    from nledit.commands.tune_study import describe_trial
+    from nledit.runtime import operators
+    from nledit.tune.study import describe_trial
 
     base = {"layer": 3, "saliency": "max", "top_p": 0.1, "range": "sigma", "tau": 2.0}
     base |= {"trim_overlap": False}

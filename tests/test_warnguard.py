@@ -35,8 +35,8 @@ def test_deprecated_argument_passed_by_other_code_only_warns() -> None:
 def test_prefix_cached_passes_raise_no_deprecation(tiny_models, tiny_data) -> None:
     from conftest import recipe_dict
 
-    from nledit.evaluate import erasure_table
-    from nledit.fit import fit
+    from nledit.evaluation.erasure import erasure_table
+    from nledit.fitting.recipe_fit import fit
     from nledit.recipe import parse_recipe
 
     recipe = parse_recipe(recipe_dict(tiny_models["llama"], tiny_data), "recipe")
@@ -51,7 +51,7 @@ def test_prefix_cached_passes_raise_no_deprecation(tiny_models, tiny_data) -> No
 def test_guard_catches_the_real_cache_deprecation(tiny_models) -> None:
     from transformers import AutoModelForCausalLM, DynamicCache
 
-    from nledit.compat import cache_kwarg
+    from nledit.models.compat import cache_kwarg
 
     model = AutoModelForCausalLM.from_pretrained(tiny_models["llama"])
     if cache_kwarg(model) != "cache":

@@ -24,7 +24,7 @@ from nledit.analysis.stats import (
     pairwise_auroc,
     topk_overlap,
 )
-from nledit.bounds import DEFAULT_TAU, sigma_bounds
+from nledit.fitting.bounds import DEFAULT_TAU, sigma_bounds
 
 # (neuron_index (k,), lo (k,), hi (k,), mu (k,)) for one concept.
 RangeArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]

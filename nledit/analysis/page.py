@@ -26,7 +26,7 @@ from nledit.analysis.report import (
     InspectReport,
 )
 from nledit.analysis.stats import OVERLAP_BIN_LABELS, AurocSummary
-from nledit.outdir import atomic_dir
+from nledit.folders.atomic import atomic_dir
 
 _SNIPPET_CHARS = 160
 

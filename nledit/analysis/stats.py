@@ -16,7 +16,7 @@ import numpy as np
 from scipy import special
 from scipy.stats import rankdata
 
-from .. import saliencies
+from ..fitting import saliency_registry as saliencies
 
 # Edges of the overlap bins of Table 5 (shares of neurons with overlap <25%, 25-50%, ...).
 OVERLAP_BINS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..outputs import check_outputs as check_folders
-from ..overrides import parse_set
+from ..folders.preflight import check_outputs as check_folders
+from ..models.threads import apply_threads
 from ..recipe import Recipe, load_recipe
-from ..threads import apply_threads
+from ..recipe.overrides import parse_set
 
 # Flag -> the recipe field it overrides (a flag left out keeps the recipe's value).
 FLAG_FIELDS = (

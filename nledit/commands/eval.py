@@ -18,16 +18,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..card import CardInfo, card_from_fields, write_card
-from ..evalcache import base_identity, cache_key, cached_base, folder_identity
-from ..export import MANIFEST_FILE, RECIPE_FILE, sha256_file
-from ..flags import checked_flags
-from ..integrity import check_export, read_manifest
-from ..lmeval import lm_eval_command, metric_delta, run_lm_eval
-from ..lmeval_tasks import DEFAULT_TASKS, prepare_tasks, resolve_task_names
-from ..manifest import CARD_METRICS
-from ..outdir import scratch_dir
-from ..portable import absolute_paths, portable_data, with_roots
+from ..checkpoint.card import CardInfo, card_from_fields, write_card
+from ..checkpoint.integrity import check_export, read_manifest
+from ..checkpoint.manifest import CARD_METRICS
+from ..checkpoint.portable import absolute_paths, portable_data, with_roots
+from ..checkpoint.write import MANIFEST_FILE, RECIPE_FILE, sha256_file
+from ..folders.atomic import scratch_dir
+from ..lmeval.cache import base_identity, cache_key, cached_base, folder_identity
+from ..lmeval.harness import lm_eval_command, metric_delta, run_lm_eval
+from ..lmeval.tasks import DEFAULT_TASKS, prepare_tasks, resolve_task_names
+from ..recipe.flags import checked_flags
 
 SCRATCH = "lmeval"  # task folders in the system temp folder, owned by nledit (outdir.scratch_dir)
 

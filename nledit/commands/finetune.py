@@ -1,7 +1,7 @@
 """`nledit train-head` in both modes, and the fine-tuned base a recipe names as its model.
 
 ``mode: head`` (``train_head.py``) gives a plain encoder a classification head. ``mode:
-answer`` (``nledit.lm_train``) fine-tunes a causal LM to answer the recipe's zero-shot prompt
+answer`` (``nledit.training.lm``) fine-tunes a causal LM to answer the recipe's zero-shot prompt
 with the label word; the result is an ordinary causal-LM checkpoint.
 
 A recipe whose ``model.id`` is ``nledit:train_head`` edits the checkpoint its own
@@ -58,7 +58,7 @@ def check_answer_settings(spec: TrainHeadSpec, prompt: PromptSpec | None) -> Pro
 
 def encode(cm: Any, split: Split) -> Any:
     """Each example's prompt tokens (as evaluation builds them) and its label."""
-    from ..lm_train import Encoded
+    from ..training.lm import Encoded
 
     return Encoded(cm.prompt_rows(split.texts), list(split.labels))
 
@@ -67,13 +67,13 @@ def train_answer(
     spec: TrainHeadSpec, prompt: PromptSpec, log: Any = print, cache_key: str | None = None
 ) -> HeadResult:
     """Fine-tune ``spec.base`` in answer mode, report held-out accuracy, save to ``spec.out``."""
-    from ..arch import find_layout
-    from ..concept import ConceptModel
-    from ..data import Examples
-    from ..export import versions
-    from ..lm_train import train_answer as fit
-    from ..models import load_model, resolve_source
-    from ..outdir import check_destination
+    from ..checkpoint.write import versions
+    from ..data.concept import ConceptModel
+    from ..data.dataset import Examples
+    from ..folders.atomic import check_destination
+    from ..models.arch import find_layout
+    from ..models.loading import load_model, resolve_source
+    from ..training.lm import train_answer as fit
 
     if spec.out is None:
         raise RecipeError("train_head", ["train_head.out: required (give --out)"])
@@ -155,7 +155,7 @@ def train(
 
 
 def _file_sha(path: str) -> str:
-    from ..models import sha256_file
+    from ..models.loading import sha256_file
 
     p = Path(path).expanduser()
     return sha256_file(p) if p.is_file() else f"hub:{path}"
@@ -163,8 +163,8 @@ def _file_sha(path: str) -> str:
 
 def cache_key(spec: TrainHeadSpec, prompt: PromptSpec) -> str:
     """sha256 of what determines the trained checkpoint: base identity, data, settings, prompt."""
-    from ..models import resolve_source
-    from ..provenance import model_fingerprint
+    from ..fitting.provenance import model_fingerprint
+    from ..models.loading import resolve_source
 
     source = resolve_source(ModelSpec(id=spec.base, task="causal-lm"))
     base = model_fingerprint(source)
@@ -183,15 +183,15 @@ def cache_key(spec: TrainHeadSpec, prompt: PromptSpec) -> str:
 
 def cache_folder(key: str) -> Path:
     """Where the checkpoint with this key lives in nledit's cache."""
-    from ..owned import cache_dir
+    from ..folders.owned import cache_dir
 
     return cache_dir() / "trained" / key[:20]
 
 
 def cached_problem(folder: Path, key: str) -> str | None:
     """Why ``folder`` cannot be reused for ``key`` (None when every file matches its record)."""
-    from ..integrity import walk
-    from ..models import sha256_file
+    from ..checkpoint.integrity import walk
+    from ..models.loading import sha256_file
 
     try:
         record = json.loads((folder / HEAD_RECORD).read_text(encoding="utf-8"))
@@ -266,7 +266,7 @@ def planned_base(recipe: Recipe) -> Recipe:
 
 def cmd_train_head(args: argparse.Namespace) -> int:
     """`nledit train-head`: train in the recipe's (or the flags') mode and save."""
-    from ..threads import apply_threads
+    from ..models.threads import apply_threads
 
     spec, prompt = head_spec(args)
     if spec.out is None and spec.mode == "answer" and args.recipe:

@@ -9,11 +9,11 @@ from typing import Any
 
 import yaml
 
-from ..blank import blank
-from ..export import RECIPE_FILE
-from ..flags import checked_flags
-from ..generate import Decoding, compare, render
-from ..integrity import IntegrityError, check_export
+from ..checkpoint.integrity import IntegrityError, check_export
+from ..checkpoint.write import RECIPE_FILE
+from ..data.blank import blank
+from ..evaluation.generation import Decoding, compare, render
+from ..recipe.flags import checked_flags
 
 
 def label_words(out: Path, manifest: dict[str, Any]) -> list[str]:

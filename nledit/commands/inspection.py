@@ -9,9 +9,9 @@ import numpy as np
 
 from ..analysis.build import all_layer_stats, build_report
 from ..analysis.page import write_report
-from ..building import prepare
-from ..fit import load_for_recipe
-from ..prepare import tables as edit_tables
+from ..fitting.build import prepare
+from ..fitting.prepare import tables as edit_tables
+from ..fitting.recipe_fit import load_for_recipe
 from ..recipe import EditSpec, Recipe
 from .args import check_outputs, recipe_from_args
 

@@ -1,4 +1,5 @@
-"""`nledit push`: publish an exported checkpoint to the Hugging Face Hub (``nledit.hub``)."""
+"""`nledit push`: publish an exported checkpoint to the Hugging Face Hub
+(``nledit.checkpoint.hub``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 
 def cmd_push(args: argparse.Namespace) -> int:
     """Upload the checkpoint ``args.out`` to ``args.repo`` (or list the files: ``--dry-run``)."""
-    from ..flags import checked_flags
-    from ..hub import push
+    from ..checkpoint.hub import push
+    from ..recipe.flags import checked_flags
 
     args = argparse.Namespace(**checked_flags("push", args).model_dump())
     result = push(

@@ -76,8 +76,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     """One streaming pass into a fit directory (statistics, ranges, gates)."""
-    from ..distributed import fit_distributed_or_local
-    from ..outdir import check_destination
+    from ..fitting.distributed import fit_distributed_or_local
+    from ..folders.atomic import check_destination
     from ..pipeline import FIT_MARKERS, save_fit
 
     recipe, text = recipe_from_args(args)
@@ -93,10 +93,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Evaluate a fit directory and export the patched checkpoint."""
-    from ..export import EXPORT_MARKERS
-    from ..outdir import check_destination
+    from ..checkpoint.write import EXPORT_MARKERS
+    from ..evaluation.results import summary
+    from ..folders.atomic import check_destination
     from ..pipeline import evaluate, export_fitted, load_fit
-    from ..results import summary
 
     fit_dir = Path(args.fit_dir)
     if not (fit_dir / "nledit_fit.json").is_file():

@@ -25,22 +25,22 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 
-from .. import operators
-from ..arch import resolve_layer
-from ..building import prepare
 from ..errors import EditError
-from ..evaluate import Condition, condition_metrics, label_probs, resolve_calibration
-from ..fit import load_for_recipe
-from ..gate import RangeGate, tensor_names
-from ..perplexity import general_perplexity
-from ..prepare import Prepared
-from ..prepare import gates as edit_gates
+from ..evaluation.erasure import Condition, condition_metrics, label_probs, resolve_calibration
+from ..evaluation.perplexity import general_perplexity
+from ..fitting.build import prepare
+from ..fitting.prepare import Prepared
+from ..fitting.prepare import gates as edit_gates
+from ..fitting.recipe_fit import load_for_recipe
+from ..models.arch import resolve_layer
 from ..recipe import EditSpec, Recipe, load_recipe_text, recipe_hash
+from ..runtime import operators
+from ..runtime.gate import RangeGate, tensor_names
+from ..sweep.files import check_outputs, summary, write_outputs
+from ..sweep.result import METHODS, SweepResult
 from ..version import __version__
 from .args import check_outputs as check_folders
 from .args import recipe_from_args
-from .sweep_files import check_outputs, summary, write_outputs
-from .sweep_result import METHODS, SweepResult
 
 DEFAULT_TAUS = [round(0.3 * i, 1) for i in range(1, 16)]  # Table 17: 0.3, 0.6, ..., 4.5
 DEFAULT_TOP_PS = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]  # Fig. 4, 5%..100%

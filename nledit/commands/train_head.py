@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..models import HEAD_RECORD
+from ..models.loading import HEAD_RECORD
 from ..recipe import (
     TRAINED_BASE,
     DataSpec,
@@ -113,13 +113,13 @@ def head_spec(args: argparse.Namespace) -> tuple[TrainHeadSpec, PromptSpec | Non
 
 
 def _parse_set(items: list[str]) -> dict[str, Any]:
-    from ..overrides import parse_set as parse
+    from ..recipe.overrides import parse_set as parse
 
     return parse(items)
 
 
 def _examples(spec: TrainHeadSpec, source: str, split: str) -> tuple[list[str], Split]:
-    from ..data import load_rows, resolve_label_names, to_examples
+    from ..data.dataset import load_rows, resolve_label_names, to_examples
 
     data = DataSpec(
         source=source,
@@ -152,7 +152,7 @@ def _balanced(pool: Split, n: int, n_classes: int, rng: random.Random) -> Split:
 
 def load_splits(spec: TrainHeadSpec) -> tuple[list[str], Split, Split]:
     """Label names, training and held-out examples (never sharing a text), seeded."""
-    from ..data import DataError
+    from ..data.dataset import DataError
 
     rng = random.Random(spec.seed)
     names, pool = _examples(spec, spec.data, spec.split)
@@ -196,7 +196,7 @@ def load_base(spec: TrainHeadSpec, names: list[str]) -> tuple[Any, Any, str]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from ..models import ModelLoadError, resolve_source
+    from ..models.loading import ModelLoadError, resolve_source
 
     source = resolve_source(ModelSpec(id=spec.base))
     try:
@@ -234,7 +234,7 @@ def fine_tune(
     """AdamW with linear warm-up and decay over every parameter; returns (steps, last loss)."""
     import torch
 
-    from ..optim import make_optimizer
+    from ..training.optim import make_optimizer
 
     torch.manual_seed(spec.seed)
     rng = random.Random(spec.seed)
@@ -288,8 +288,8 @@ def accuracy(
 
 def train_head(spec: TrainHeadSpec, log: Any = print) -> tuple[HeadResult, Any, Any]:
     """Train, evaluate on held-out examples and save; returns (result, model, tokenizer)."""
-    from ..export import versions
-    from ..outdir import check_destination
+    from ..checkpoint.write import versions
+    from ..folders.atomic import check_destination
 
     if spec.out is None:
         raise RecipeError("train_head", ["train_head.out: required (give --out)"])
@@ -333,9 +333,9 @@ def train_head(spec: TrainHeadSpec, log: Any = print) -> tuple[HeadResult, Any, 
 
 def save_checkpoint(out: Path, overwrite: bool, model: Any, tokenizer: Any, record: dict) -> None:
     """Write model, tokenizer and ``record`` (with every file's sha256) to ``out`` atomically."""
-    from ..integrity import walk
-    from ..models import sha256_file
-    from ..outdir import atomic_dir
+    from ..checkpoint.integrity import walk
+    from ..folders.atomic import atomic_dir
+    from ..models.loading import sha256_file
 
     with atomic_dir(out, overwrite, HEAD_MARKERS, "train_head.out") as tmp:
         model.save_pretrained(tmp, safe_serialization=True)

@@ -50,14 +50,13 @@ from typing import Any
 
 import yaml
 
-from ..arch import resolve_layer
-from ..evaluate import EvalResult
-from ..fit import Fitted
+from ..evaluation.erasure import EvalResult
+from ..fitting.recipe_fit import Fitted
+from ..models.arch import resolve_layer
 from ..pipeline import evaluate
 from ..recipe import EditSpec, Recipe, parse_recipe
-from .args import check_outputs, recipe_from_args
-from .tune_pick import NoPick, Pick, pick_trial
-from .tune_study import (
+from ..tune.pick import NoPick, Pick, pick_trial
+from ..tune.study import (
     complete_trials,
     fmt_metrics,
     open_study,
@@ -65,7 +64,8 @@ from .tune_study import (
     run_trials,
     storage_url,
 )
-from .tune_trial import DIRECTIONS, TuneContext, TuneError, build_gates, prepare, to_edit
+from ..tune.trial import DIRECTIONS, TuneContext, TuneError, build_gates, prepare, to_edit
+from .args import check_outputs, recipe_from_args
 
 # ---- the pick (rule: ``tune_pick``) ---------------------------------------------------------
 
@@ -148,7 +148,7 @@ class TuneOutput:
 
 def run_tune(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> TuneOutput:
     """Prepare, run (or continue) the study, pick, write the tuned recipe, evaluate it."""
-    from . import tune_report
+    from ..tune import report as tune_report
 
     t0 = time.perf_counter()
     ctx = prepare(recipe, text, log)
@@ -234,7 +234,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def refuse_incompetent(ctx: Any, log: Any = print) -> None:
     """Stop before any trial when the base model cannot do the task or the tuned concept on
     the validation split (``competence``): no edit can be judged against such a base."""
-    from ..competence import competence, line
+    from ..evaluation.competence import competence, line
 
     cache = ctx.cache
     concepts = list(ctx.edit.concepts)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..flags import checked_flags
-from ..integrity import Findings, verify
+from ..checkpoint.integrity import Findings, verify
+from ..recipe.flags import checked_flags
 
 
 def render(findings: Findings) -> str:

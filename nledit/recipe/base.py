@@ -15,9 +15,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .. import operators, saliencies
-from ..blank import blank
+from ..data.blank import blank
 from ..errors import NleditError
+from ..fitting import saliency_registry as saliencies
+from ..runtime import operators
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 

@@ -11,8 +11,8 @@ from pydantic import (
     field_validator,
 )
 
-from .. import operators
-from ..gate import TAU
+from ..runtime import operators
+from ..runtime.gate import TAU
 from .base import (
     STORAGE,
     Objective,

@@ -12,7 +12,7 @@ from pydantic import (
     ValidationError,
 )
 
-from .. import strict_yaml
+from . import strict_yaml
 from .base import RecipeError, _shown, _suggest, _yaml_type
 from .document import Recipe
 

@@ -9,8 +9,8 @@ from typing import Any
 from pydantic import Field, PrivateAttr, create_model, model_serializer, model_validator
 from pydantic_core import PydanticCustomError
 
-from .. import operators
-from ..gate import RANGE_GATE_PARAMS
+from ..runtime import operators
+from ..runtime.gate import RANGE_GATE_PARAMS
 from .base import OperatorName, PathStr, StrictModel
 
 __all__ = ["OperatorSpec"]

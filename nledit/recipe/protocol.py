@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from ..blank import blank
+from ..data.blank import blank
 from .base import PathStr, StrictModel
 
 Rounding = Literal["round", "floor", "ceil"]

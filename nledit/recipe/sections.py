@@ -11,7 +11,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..gate import TAU
+from ..runtime.gate import TAU
 from .base import (
     DEVICE,
     Dtype,
@@ -346,7 +346,7 @@ class EvalSpec(StrictModel):
     transfer_template: str | None = Field(
         None,
         description="the second query template ({text} placeholder) of the transfer figure "
-        "(default: derived from prompt.template, see nledit.transfer)",
+        "(default: derived from prompt.template, see nledit.evaluation.transfer)",
     )
     transfer_answer_prefix: str | None = Field(
         None, description="the answer prefix of the second template (default: derived)"

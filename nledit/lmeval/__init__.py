@@ -1,0 +1,2 @@
+"""lm-evaluation-harness on exported checkpoints: nledit's offline tasks, the runs and the
+cached base results."""

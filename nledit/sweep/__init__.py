@@ -1,0 +1,1 @@
+"""The sweep behind `nledit sweep`: its table, files and figure."""
