@@ -237,7 +237,7 @@ def missing_files(recipe: Recipe) -> list[str]:
     }
     for i, edit in enumerate(recipe.edits):
         if edit.operator.name == "mean":
-            sources[f"edits.{i}.operator.mean_source"] = edit.operator.mean_source
+            sources[f"edits.{i}.operator.mean_source"] = edit.operator.option("mean_source")
     problems = []
     for where, value in sources.items():
         if not value or not _looks_local(value):

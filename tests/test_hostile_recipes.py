@@ -208,7 +208,7 @@ SETS = {
     "blank_key": ("  =3", ["expected key=value"]),
     "bool_for_number": ("edits.0.top_p=yes", ["edits.0.top_p", NUMBER]),
     "inf_for_tau": ("edits.0.tau=.inf", ["edits.0.tau", FINITE]),
-    "exp_overflow": ("edits.0.operator.alpha=1e400", ["edits.0.operator.alpha", FINITE]),
+    "exp_overflow": ("edits.0.tau=1e400", ["edits.0.tau", FINITE]),
     "layer_minus_zero": ("edits.0.layer='-0'", ["edits.0.layer", LAYER]),
 }
 

@@ -29,7 +29,7 @@ from nledit.data.labelwords import LabelWordError, label_tokens
 from nledit.data.text import windows
 from nledit.errors import EditError, NleditError
 from nledit.models.context import ContextError
-from nledit.recipe import DataSpec, Recipe, parse_recipe
+from nledit.recipe import DataSpec, Recipe, RecipeError, parse_recipe
 from nledit.recipe.flags import FLAGS
 from nledit.recipe.ignored import ignored_fields
 
@@ -290,8 +290,6 @@ def test_a_recipe_device_this_machine_lacks_is_refused_before_loading(
         ("data.context_words", 12, "data.context_words: only used with data.token_classes"),
         ("model.revision", "main", "model.revision: only a Hub model"),
         ("model.max_memory", {"cpu": "1GB"}, "model.max_memory: only used with model.device_map"),
-        ("edits.0.operator", {"name": "zero", "alpha": 0.1}, "edits.0.operator.alpha: not used"),
-        ("edits.0.operator", {"name": "dampen", "beta": 0.1}, "edits.0.operator.beta: not used"),
         ("eval.steer_strength", 2.0, "eval.steer_strength: only used with the steer baseline"),
         ("eval.generate_tokens", 5, "eval.generate_tokens: only used with"),
         ("eval.perplexity_window", 64, "eval.perplexity_window: only used with"),
@@ -311,6 +309,28 @@ def test_a_field_set_where_nothing_reads_it_is_refused(
     path = make_recipe(tiny_models["llama"], tiny_data, extra={key: value})
     assert main(["check", str(path)]) == 2
     assert problems[0] in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ({"name": "zero", "alpha": 0.1}, "edits.0.operator.alpha: not used by the zero operator"),
+        ({"name": "dampen", "beta": 0.1}, "edits.0.operator.beta: not used by the dampen operator"),
+        ({"name": "zero", "mean_source": "x.txt"}, "edits.0.operator.mean_source: not used by"),
+    ],
+)
+def test_an_operator_section_takes_only_its_operators_fields(
+    tiny_models, tiny_data, value, named, make_recipe, capsys
+) -> None:
+    d = recipe_dict(tiny_models["llama"], tiny_data)
+    d["edits"][0]["operator"] = value
+    with pytest.raises(RecipeError) as err:
+        parse_recipe(d)
+    assert len(err.value.problems) == 1 and err.value.problems[0].startswith(named)
+    path = make_recipe(tiny_models["llama"], tiny_data, extra={"edits.0.operator": value})
+    assert main(["check", str(path)]) == 2
+    shown = capsys.readouterr()
+    assert named in shown.out + shown.err
 
 
 def test_a_hub_id_with_gguf_file_or_revision_is_read_as_given(tiny_models, tiny_data) -> None:

@@ -64,6 +64,12 @@ def _rows(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
+def _recipe() -> dict:
+    """A recipe mapping to validate edits in (not run)."""
+    data = {"source": "rows.jsonl", "label_names": ["World", "Sports"]}
+    return {"model": {"id": "some/model"}, "data": data, "prompt": {"template": "{text}"}}
+
+
 def _logits(model, tokenizer) -> torch.Tensor:
     with torch.no_grad():
         return model(**tokenizer("the match goal coach", return_tensors="pt")).logits
@@ -77,10 +83,23 @@ def test_the_registry_and_the_recipe_know_it(toy) -> None:
     assert ok.operator.model_dump()["gain"] == 0.5  # the recipe copy in an export keeps it
     default = recipe.EditSpec.model_validate({**EDIT, "operator": "toy_scale"})
     assert default.operator.param("gain") == 0.25  # the class default
-    with pytest.raises(ValueError, match=r"gain: must be <= 1"):
+    with pytest.raises(
+        ValueError, match=r"operator.gain\n  Input should be less than or equal to 1"
+    ):
         recipe.EditSpec.model_validate({**EDIT, "operator": {"name": "toy_scale", "gain": 2}})
-    with pytest.raises(ValueError, match="gain"):  # another operator has no such parameter
-        recipe.EditSpec.model_validate({**EDIT, "operator": {"name": "zero", "gain": 0.5}})
+    # its section takes exactly its own fields, and another operator's section refuses them
+    assert set(recipe.section_model("toy_scale").model_fields) == {"name", "gain"}
+    with pytest.raises(recipe.RecipeError) as err:
+        recipe.parse_recipe(
+            {**_recipe(), "edits": [{**EDIT, "operator": {"name": "zero", "gain": 0.5}}]}
+        )
+    assert err.value.problems == [
+        "edits.0.operator.gain: not used by the zero operator (its section takes no "
+        "parameters); gain belongs to toy_scale"
+    ]
+    with pytest.raises(recipe.RecipeError, match=r"edits.0.operator.alpha: not used by the toy"):
+        op = {"name": "toy_scale", "alpha": 0.5}
+        recipe.parse_recipe({**_recipe(), "edits": [{**EDIT, "operator": op}]})
     space = recipe.SearchSpace.model_validate({"operators": ["toy_scale"]})
     assert space.interval("gain") == [0.0, 1.0]
 

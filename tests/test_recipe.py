@@ -19,12 +19,12 @@ import yaml
 import nledit
 from nledit.recipe import (
     EditSpec,
-    OperatorSpec,
     Recipe,
     RecipeError,
     edit_name,
     load_recipe,
     load_recipe_text,
+    operator_section,
     parse_recipe,
     recipe_hash,
     set_dotted,
@@ -151,14 +151,14 @@ def test_operator_shorthand_equals_mapping() -> None:
     dampen = base()
     dampen["edits"][0]["operator"] = "dampen"
     op = parse_recipe(dampen).edits[0].operator
-    assert op == OperatorSpec(name="dampen")
+    assert op == operator_section("dampen")
     assert op.alpha == 0.5
 
 
 def test_operator_defaults_when_omitted() -> None:
     data = base()
     del data["edits"][0]["operator"]
-    assert parse_recipe(data).edits[0].operator == OperatorSpec()
+    assert parse_recipe(data).edits[0].operator == operator_section()
 
 
 @pytest.mark.parametrize("layer", ["last", 0, 3, 29, -1, -30])
@@ -354,3 +354,22 @@ def test_a_preset_fills_what_the_edit_leaves_out() -> None:
     with pytest.raises(RecipeError, match=r"edits\.0\.quorum: .*write quorum: null"):
         edit(preset="selective", operator="leace")
     assert edit(preset="selective", operator="leace", quorum=None).operator.name == "leace"
+
+
+def test_set_changing_the_operator_builds_its_section(tmp_path: Path) -> None:
+    """--set of another operator drops the recipe's parameters of the old one; a parameter
+    set for an operator that does not take it is refused, naming the field."""
+    text = AGNEWS.read_text().replace("operator: zero", "operator: {name: adaptive, beta: 0.3}")
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    assert load_recipe(path)[0].edits[0].operator == operator_section("adaptive", beta=0.3)
+    r, _ = load_recipe(path, {"edits.0.operator.name": "dampen", "edits.0.operator.alpha": 0.2})
+    assert r.edits[0].operator == operator_section("dampen", alpha=0.2)
+    r, _ = load_recipe(AGNEWS, {"edits.0.operator.name": "dampen"})  # shorthand in the text
+    assert r.edits[0].operator == operator_section("dampen")
+    with pytest.raises(RecipeError) as err:
+        load_recipe(AGNEWS, {"edits.0.operator.alpha": 0.2})
+    assert err.value.problems == [
+        "edits.0.operator.alpha: not used by the zero operator (its section takes no "
+        "parameters); alpha belongs to dampen"
+    ]

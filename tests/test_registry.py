@@ -62,20 +62,24 @@ def test_registry_says_what_each_operator_reads(op: str) -> None:
 
 
 def test_registry_params_are_known_to_the_recipe() -> None:
-    options = set(recipe.OperatorSpec.model_fields)
     for op in OPERATORS.values():
-        assert set(operators.recipe_options(op.name)) <= options, op.name
+        if op.in_recipe:  # its section takes exactly its parameters and options
+            fields = set(recipe.section_model(op.name).model_fields) - {"name"}
+            assert fields == set(operators.recipe_options(op.name)), op.name
         for name in op.tuned:  # each tuned parameter has a search interval
             assert name in recipe.SearchSpace.model_fields, (op.name, name)
 
 
 def test_operator_defaults_and_bounds_come_from_the_classes() -> None:
     """The recipe's operator section and tuner space are generated from the classes."""
-    fields = recipe.OperatorSpec.model_fields
-    for name in ("alpha", "beta", "strength"):
-        declared = operators.param_spec(name)
-        assert fields[name].default == declared.default, name
-        assert recipe.OperatorSpec().param(name) == declared.default
+    for op in OPERATORS.values():
+        if not op.in_recipe:
+            continue
+        fields = recipe.section_model(op.name).model_fields
+        for name, declared in op.params.items():
+            if not declared.edit_field:
+                assert fields[name].default == declared.default, (op.name, name)
+                assert recipe.operator_section(op.name).param(name) == declared.default
     for name in operators.tuned_params():
         declared = operators.param_spec(name)
         assert recipe.SearchSpace.model_fields[name].default == list(declared.search or ()), name

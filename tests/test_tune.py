@@ -290,7 +290,7 @@ def test_every_sampled_point_is_a_valid_edit(preset: bool) -> None:
         {
             "model": {"id": "x"},
             "data": {"source": "d.jsonl"},
-            "edits": [{"concepts": ["A"], "operator": {"name": "zero", "alpha": 0.3}}],
+            "edits": [{"concepts": ["A"], "operator": {"name": "dampen", "alpha": 0.3}}],
             "tune": {
                 "space": {
                     "operators": ["zero", "dampen", "mean", "adaptive"],
@@ -303,7 +303,10 @@ def test_every_sampled_point_is_a_valid_edit(preset: bool) -> None:
     study = optuna.create_study(
         directions=["minimize"], sampler=optuna.samplers.RandomSampler(seed=0)
     )
-    base = {"concepts": ["A"], "name": "mine", "operator": {"name": "zero", "alpha": 0.3}}
+    # the tuned edit's section sets the mean's text: a trial's section takes it only for the
+    # mean operator, and only the tuned parameters of its own operator
+    source = {"name": "mean", "mean_source": "general.txt"}
+    base = {"concepts": ["A"], "name": "mine", "operator": source}
     if preset:  # a preset's settings never override the trial's
         base = {**base, "preset": "selective"}
     seen_quorum: set[str] = set()
@@ -319,6 +322,12 @@ def test_every_sampled_point_is_a_valid_edit(preset: bool) -> None:
         assert parsed.quorum == (None if p["quorum"] == "none" else "auto")
         assert parsed.trim_overlap == p["trim_overlap"] and parsed.saliency == p["saliency"]
         assert parsed.preset is None and parsed.top_p == p["top_p"]
+        assert parsed.operator.name == p["operator"]
+        assert parsed.operator.option("mean_source") == (
+            "general.txt" if p["operator"] == "mean" else None
+        )
+        for name in ("alpha", "beta"):  # tuned where its operator has it, else absent
+            assert (name in parsed.operator.model_fields_set) == (name in p), (name, p)
         seen_quorum.add(p["quorum"])
         study.tell(trial, 0.0)
     assert seen_quorum == {"none", "auto"}  # a space listing both searches both

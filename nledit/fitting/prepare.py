@@ -66,8 +66,8 @@ def mean_source(edits: list[EditSpec], indices: Iterable[int] | None = None) -> 
     chosen = range(len(edits)) if indices is None else indices
     for i in chosen:
         op = edits[i].operator
-        if operators.get(op.name).value == "general_mean" and op.mean_source:
-            return op.mean_source, f"edits.{i}.operator.mean_source"
+        if operators.get(op.name).value == "general_mean" and op.option("mean_source"):
+            return op.option("mean_source"), f"edits.{i}.operator.mean_source"
     return "", "edits.0.operator.mean_source"
 
 

@@ -42,8 +42,9 @@ from .loading import (
     recipe_hash,
     set_dotted,
 )
+from .operator_section import OperatorSection, operator_section, section_model
 from .protocol import ClassIndices, Curation, Demonstration, IndexFile
-from .sections import DataSpec, EditSpec, EvalSpec, ModelSpec, OperatorSpec, PromptSpec, edit_name
+from .sections import DataSpec, EditSpec, EvalSpec, ModelSpec, PromptSpec, edit_name
 
 __all__ = [
     "DEVICE",
@@ -63,7 +64,7 @@ __all__ = [
     "ModelSpec",
     "Objective",
     "OperatorName",
-    "OperatorSpec",
+    "OperatorSection",
     "OutputSpec",
     "PathStr",
     "PromptSpec",
@@ -82,7 +83,9 @@ __all__ = [
     "edit_name",
     "load_recipe",
     "load_recipe_text",
+    "operator_section",
     "parse_recipe",
     "recipe_hash",
+    "section_model",
     "set_dotted",
 ]

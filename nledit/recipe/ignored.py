@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..runtime import operators
 from . import DataSpec, ModelSpec, Recipe
 
 # Suffixes of local files a data source may name (rows, or running text for token concepts).
@@ -73,10 +72,7 @@ def ignored_data(spec: DataSpec) -> list[str]:
 def ignored_fields(recipe: Recipe) -> list[str]:
     """Every field ``recipe`` sets that nothing would read, as ``field.path: message``."""
     out = ignored_model(recipe.model) + ignored_data(recipe.data)
-    for i, edit in enumerate(recipe.edits):
-        op = edit.operator
-        for name in sorted(op.model_fields_set - {"name"} - set(operators.recipe_options(op.name))):
-            out.append(f"edits.{i}.operator.{name}: not used by the {op.name} operator")
+    # edits.N.operator: its section takes only its operator's fields (operator_section.py)
     ev, given = recipe.eval, recipe.eval.model_fields_set
     if "steer_strength" in given and "steer" not in ev.baselines:
         out.append("eval.steer_strength: only used with the steer baseline (eval.baselines)")

@@ -12,7 +12,7 @@ from pydantic import (
     ValidationError,
 )
 
-from . import strict_yaml
+from . import operator_section, strict_yaml
 from .base import RecipeError, _shown, _suggest, _yaml_type
 from .document import Recipe
 
@@ -135,6 +135,7 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> tu
     text, data = load_recipe_text(path)
     if overrides and (data is None or isinstance(data, dict)):
         data = data or {}
+        named = operator_section.prepare_overrides(data, list(overrides))
         for dotted, value in overrides.items():
             try:
                 set_dotted(data, dotted, value)
@@ -142,6 +143,7 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> tu
                 raise RecipeError(
                     str(path), [f"{dotted}: cannot apply this override ({err})"]
                 ) from None
+        operator_section.finish_overrides(data, list(overrides), named)
         text = yaml.safe_dump(data, sort_keys=False)
     return parse_recipe(data, str(path)), text
 
@@ -192,6 +194,8 @@ def edit_definition(recipe: Recipe) -> dict[str, Any]:
 
     Not how it is run (device, dtype, batch size), evaluated, tuned, swept or written."""
     body = recipe.model_dump(mode="json", include={**EDIT_FIELDS, "edits": True, "seed": True})
+    for part, edit in zip(body["edits"], recipe.edits):
+        part["operator"] = edit.operator.definition()
     return _without_protocol_defaults(body)
 
 

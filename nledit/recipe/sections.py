@@ -24,7 +24,7 @@ from .base import (
     _slug,
     _yaml_type,
 )
-from .operator_section import OperatorSpec
+from .operator_section import OperatorField, operator_section
 from .presets import with_preset
 from .protocol import (
     Bos,
@@ -216,7 +216,7 @@ class EditSpec(StrictModel):
     )
     # bounds: gate.TAU (more than 100 sigma would be neuron masking, not a range edit)
     tau: Annotated[float, Field(gt=TAU.gt, le=TAU.le)] = Field(TAU.default, description=TAU.doc)
-    operator: OperatorSpec = OperatorSpec()
+    operator: OperatorField = Field(default_factory=operator_section)
     positions: Literal["all", "last"] = Field("all", description="tokens the gate acts on")
     range: RangeShape = Field(
         "sigma", description="range shape: mu ± tau·sigma, or empirical quantiles (`quantiles`)"

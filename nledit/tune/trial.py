@@ -29,6 +29,7 @@ from ..fitting.saliency_registry import SALIENCIES
 from ..models.arch import resolve_layer
 from ..models.loading import ModelSource
 from ..recipe import EditSpec, Recipe, SearchSpace
+from ..recipe.operator_section import section_fields
 from ..recipe.presets import with_preset
 from ..runtime import operators
 from ..runtime.gate import RangeGate
@@ -185,14 +186,20 @@ def edit_mapping(base: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
     if p["saliency"] == "selective":
         m["selectivity"] = p["selectivity"]
         m["magnitude_weight"] = p["magnitude_weight"]
-    op = base.get("operator", "zero")
-    op = dict(op) if isinstance(op, dict) else {"name": op}
-    op["name"] = p["operator"]
-    for key in operators.tuned_params():
-        if key in p:
-            op[key] = p[key]
-    m["operator"] = op if len(op) > 1 else op["name"]
+    m["operator"] = trial_section(base.get("operator", "zero"), p)
     return m
+
+
+def trial_section(base: Any, p: dict[str, Any]) -> str | dict[str, Any]:
+    """The operator section of a trial: the chosen operator with its tuned values, and what
+    the recipe's own section sets that the chosen operator takes (``mean_source``); the
+    recipe's parameters of another operator stay out, so the section is valid for the
+    chosen one."""
+    own = dict(base) if isinstance(base, dict) else {"name": base}
+    takes = section_fields(p["operator"])
+    op = {k: v for k, v in own.items() if k in takes} | {"name": p["operator"]}
+    op |= {k: p[k] for k in operators.get(p["operator"]).tuned if k in p and k in takes}
+    return op if len(op) > 1 else op["name"]
 
 
 def to_edit(mapping: dict[str, Any], where: str = "tune") -> EditSpec:
@@ -315,7 +322,10 @@ def prepare(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> Tu
     need_res |= any(SALIENCIES[s].needs_samples for s in space.saliency)
     need_res |= needs_samples([edit])
     # every candidate reads the tuned edit's general text (its mean_source, else the data)
-    mean_text = (edit.operator.mean_source or "", f"edits.{tune.edit}.operator.mean_source")
+    mean_text = (
+        edit.operator.option("mean_source") or "",
+        f"edits.{tune.edit}.operator.mean_source",
+    )
     key = cache_key(recipe, all_layers, need_res)
     out = Path(tune.dir).expanduser()
     stats_file, base_file = out / f"stats-{key}.safetensors", out / f"base-{key}.safetensors"
