@@ -186,6 +186,54 @@ def test_vector_mode_steer_and_ablate() -> None:
     torch.testing.assert_close(ablate(out), out, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("operator", ["steer", "ablate"])
+def test_a_vector_gate_holds_no_ranges_and_older_exports_with_zero_ranges_load(
+    operator: str, tmp_path: Path
+) -> None:
+    """A whole-vector gate is written with its indices and vector only; a range file of the
+    previous format (zero lo, hi, mu, sigma beside them) loads and acts the same."""
+    from nledit.runtime.vector_gates import whole_vector_gate
+
+    d, r = 4, torch.tensor([1.0, 2.0, -2.0, 0.5])
+    gate = whole_vector_gate(
+        name="v", method=operator, edit="v", concept="Sports", layer=0, operator=operator,
+        params={"strength": 2.0}, positions="all", value=r,
+    )  # fmt: skip
+    assert not gate.spec.ranged and not hasattr(gate, "lo")
+    path = tmp_path / "new.safetensors"
+    block = save_ranges(str(path), [gate], {})
+    with safe_open(str(path), framework="pt") as f:
+        assert sorted(f.keys()) == ["v.index", "v.value"]
+    h = torch.randn(2, 3, d, generator=torch.Generator().manual_seed(0))
+    (new,) = load_gates(str(path), block)
+    # the previous format: the same gate with zero ranges and statistics
+    zeros = torch.zeros(d)
+    old = RangeGate(gate.spec, {"index": torch.arange(d), "value": r, "lo": zeros, "hi": zeros,
+                                "mu": zeros, "sigma": zeros})  # fmt: skip
+    old_path = tmp_path / "old.safetensors"
+    old_block = save_ranges(str(old_path), [old], {})
+    tensors = {
+        f"v.{k}": getattr(old, k).clone() for k in ("index", "lo", "hi", "mu", "sigma", "value")
+    }
+    with safe_open(str(old_path), framework="pt") as f:
+        meta = f.metadata()
+    save_file(tensors, str(old_path), metadata=meta)
+    from nledit.runtime.gate import tensors_digest
+
+    old_block["ranges_sha256"] = tensors_digest(tensors)
+    (loaded,) = load_gates(str(old_path), old_block)
+    assert loaded.lo.shape == (d,)  # read as written
+    torch.testing.assert_close(loaded(h), new(h), rtol=0, atol=0)
+    torch.testing.assert_close(new(h), gate(h), rtol=0, atol=0)
+    # a range gate still needs its ranges
+    with pytest.raises(NleditLoadError, match="missing tensors"):
+        spec = {**old_block["edits"][0], "mode": "neuron"}
+        broken = {**block, "edits": [spec]}
+        meta = {"nledit": json.dumps({"format": FORMAT, "edits": [spec]}, sort_keys=True)}
+        save_file({"v.index": torch.arange(d), "v.value": r}, str(path), metadata=meta)
+        load_gates(str(path), broken)
+
+
 def test_unknown_operator_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown operator 'scale'"):
         make_gate("scale", "neuron")(torch.zeros(1, 1, 4))

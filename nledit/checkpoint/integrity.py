@@ -42,6 +42,7 @@ KNOWN_RUNTIMES = {
     "58090499b204977c355d2cb8db2faf863ca191d7259d2e298789da92338a39c5": "0.1.0+quorum",
     "d6bbf1037fcc934c83f027bf2e1d90c0afc8f0693b7059d35adc70e2026f72bb": "0.1.0+kernels",
     "1d70a939429daff0268df1fa601c5a5839786931c585279e41e9b41131d7bc30": "0.1.0+resave",
+    "823f6faec5a25cbeb5920a510e33b4a76404b592cc6a4b9f5b1b551d428ca414": "0.1.0+operators",
 }
 _AUTO_TARGETS = gate.OWN_AUTO_MAP
 REFERENCE_DTYPES = ("float32", "bfloat16", "float16")

@@ -49,7 +49,10 @@ except ImportError as err:  # transformers 4.x spells it PretrainedConfig, among
 FORMAT = "nledit-ranges/1"
 RANGES_FILE = "nledit_ranges.safetensors"
 MODES = ("range", "neuron", "vector")
-TENSORS = ("index", "lo", "hi", "mu", "sigma", "value")
+TENSORS = ("index", "lo", "hi", "mu", "sigma", "value")  # a gate on k neurons with ranges
+# A whole-vector gate (mode "vector") has no ranges: its indices (all neurons) and its vector.
+# Exports before this run-time also gave it zero lo, hi, mu and sigma; those still load.
+VECTOR_TENSORS = ("index", "value")
 
 
 # ---- the gate settings -----------------------------------------------------------------------
@@ -107,6 +110,12 @@ class GateSpec:
             out["quorum"] = self.quorum
         out.update({k: getattr(self, k) for k in self._OPTIONAL if getattr(self, k) is not None})
         return {**out, **self.other}
+
+    @property
+    def ranged(self) -> bool:
+        """Whether the gate has ranges and neuron statistics (lo, hi, mu, sigma): every mode
+        but ``vector``, which acts on the whole hidden state."""
+        return self.mode != "vector"
 
     @property
     def row(self) -> str:
@@ -266,11 +275,13 @@ class Leace(Operator):
         return x - ((x - gate.value.to(x.dtype)) @ right.T) @ left.T
 
 
-def tensor_names(spec: GateSpec | Mapping[str, Any]) -> tuple[str, ...]:
-    """The tensors a gate with settings ``spec`` holds."""
-    name = spec.operator if isinstance(spec, GateSpec) else spec.get("operator", "")
-    cls = OPERATOR_CLASSES.get(name)
-    return TENSORS + (cls.tensors if cls else ())
+def tensor_names(spec: GateSpec | Mapping[str, Any], legacy: bool = False) -> tuple[str, ...]:
+    """The tensors a gate with settings ``spec`` holds (``legacy``: as exports before
+    ``VECTOR_TENSORS`` wrote them, with zero ranges on a whole-vector gate)."""
+    spec = spec if isinstance(spec, GateSpec) else GateSpec.from_dict(spec)
+    cls = OPERATOR_CLASSES.get(spec.operator)
+    base = TENSORS if spec.ranged or legacy else VECTOR_TENSORS
+    return base + (cls.tensors if cls else ())
 
 
 class NleditLoadError(RuntimeError):
@@ -296,7 +307,8 @@ class RangeGate(nn.Module):
             if isinstance(spec, GateSpec)
             else GateSpec.from_dict(spec)
         )
-        for key in tensor_names(self.spec):
+        legacy = not self.spec.ranged and "lo" in tensors  # an older export's zero ranges
+        for key in tensor_names(self.spec, legacy):
             self.register_buffer(key, tensors[key], persistent=False)
         self.enabled = True
         self.read_index = read_index  # for positions "last", see forward and read_at
@@ -332,7 +344,10 @@ class RangeGate(nn.Module):
 
     def acts(self, x: torch.Tensor) -> torch.Tensor:
         """Where the operator applies, given the selected components ``x`` (..., k): inside
-        the ranges (mode "range"), on tokens with at least ``quorum`` neurons inside."""
+        the ranges (mode "range"), on tokens with at least ``quorum`` neurons inside; a gate
+        without ranges acts everywhere."""
+        if not self.spec.ranged:
+            return torch.ones_like(x, dtype=torch.bool)
         inside = (x >= self.lo.to(x.dtype)) & (x <= self.hi.to(x.dtype))
         quorum = int(self.spec.quorum or 0)
         if quorum > 0:
@@ -538,7 +553,7 @@ def check_tensors(name: str, parts: dict[str, torch.Tensor], k: int, where: str)
             continue
         if not t.is_floating_point() or not bool(torch.isfinite(t).all()):
             raise NleditLoadError(f"{where}: the {key} of edit {name!r} is not finite (NaN/inf)")
-    if bool((parts["sigma"] < 0).any()):
+    if "sigma" in parts and bool((parts["sigma"] < 0).any()):
         raise NleditLoadError(f"{where}: edit {name!r} has a negative sigma")
 
 
@@ -585,7 +600,9 @@ def load_gates(
         raise NleditLoadError(f"{path}: not an nledit range file (format {found!r})")
     if meta.get("edits") != specs:
         raise NleditLoadError(f"{path}: the edits in the range file differ from config.json")
-    expected = {f"{s['name']}.{key}" for s in specs for key in tensor_names(s)}
+    # a whole-vector gate written with zero ranges (before VECTOR_TENSORS) loads as written
+    legacy = {s["name"]: f"{s['name']}.lo" in tensors for s in specs}
+    expected = {f"{s['name']}.{key}" for s in specs for key in tensor_names(s, legacy[s["name"]])}
     missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
     if missing or extra:
         raise NleditLoadError(f"{path}: missing tensors {missing}, unexpected tensors {extra}")
@@ -593,8 +610,8 @@ def load_gates(
         raise NleditLoadError(f"{path}: range tensors were altered (sha256 mismatch)")
     gates = []
     for s in specs:
-        parts = {key: tensors[f"{s['name']}.{key}"] for key in tensor_names(s)}
-        if any(parts[key].shape != (s["k"],) for key in TENSORS):
+        parts = {key: tensors[f"{s['name']}.{key}"] for key in tensor_names(s, legacy[s["name"]])}
+        if any(parts[key].shape != (s["k"],) for key in TENSORS if key in parts):
             raise NleditLoadError(f"{path}: tensors of edit {s['name']!r} do not have k={s['k']}")
         check_tensors(s["name"], parts, s["k"], path)
         quorum = s.get("quorum", 0)

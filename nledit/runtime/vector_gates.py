@@ -25,8 +25,8 @@ def whole_vector_gate(
     """A gate on the whole hidden state (mode ``vector``): ``value`` is its vector, ``extra``
     more tensors (the LEACE eraser's matrices).
 
-    Format nledit-ranges/1 gives every gate the six tensors of a range gate, so a whole-vector
-    gate carries zero ``lo``, ``hi``, ``mu`` and ``sigma`` that its mode never reads.
+    It holds only what its mode reads (``gate.VECTOR_TENSORS``: all neurons' indices and the
+    vector, plus ``extra``): no ranges or neuron statistics.
     """
     d = int(value.numel())
     spec = GateSpec(
@@ -43,9 +43,7 @@ def whole_vector_gate(
         saliency="none",
         top_p=1.0,
     )
-    zeros = torch.zeros(d, dtype=torch.float32)
-    tensors = {"index": torch.arange(d), "lo": zeros, "hi": zeros, "mu": zeros, "sigma": zeros}
-    tensors["value"] = value.to(torch.float32)
+    tensors = {"index": torch.arange(d), "value": value.to(torch.float32)}
     for key, t in (extra or {}).items():
         tensors[key] = t.to(torch.float32).contiguous()
     return RangeGate(spec, tensors)
