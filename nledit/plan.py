@@ -132,9 +132,7 @@ def make_plan(recipe: Recipe) -> Plan:
     """What a recipe will do, and every problem found without loading weights."""
     if recipe.model.id == TRAINED_BASE and recipe.train_head is not None:
         # fine-tuned by `nledit run` first: planned from the model it is tuned from
-        recipe = recipe.model_copy(
-            update={"model": recipe.model.model_copy(update={"id": recipe.train_head.base})}
-        )
+        recipe = recipe.updated(model=recipe.model.updated(id=recipe.train_head.base))
     mid = recipe.model.id
     plan = Plan(mid, "Hub")
     try:

@@ -239,10 +239,10 @@ def trained_base(recipe: Recipe, log: Any = print) -> Recipe:
                 )
             print(f"note: {problem}; training again", file=sys.stderr)
         log(f"fine-tuned base: not in the cache yet, training it into {folder}")
-        owned = spec.model_copy(update={"out": str(folder), "overwrite": folder.exists()})
+        owned = spec.updated(out=str(folder), overwrite=folder.exists())
         train(owned, prompt, log, key)
-    model = recipe.model.model_copy(update={"id": str(folder)})
-    return recipe.model_copy(update={"model": model})
+    model = recipe.model.updated(id=str(folder))
+    return recipe.updated(model=model)
 
 
 def planned_base(recipe: Recipe) -> Recipe:
@@ -261,7 +261,7 @@ def planned_base(recipe: Recipe) -> Recipe:
             "first (planned here from that model)"
         )
         mid = spec.base
-    return recipe.model_copy(update={"model": recipe.model.model_copy(update={"id": mid})})
+    return recipe.updated(model=recipe.model.updated(id=mid))
 
 
 def cmd_train_head(args: argparse.Namespace) -> int:
@@ -275,7 +275,7 @@ def cmd_train_head(args: argparse.Namespace) -> int:
         recipe, _ = load_recipe(args.recipe, None)
         apply_threads(recipe.threads)
         if recipe.model.id == TRAINED:
-            base = trained_base(recipe.model_copy(update={"train_head": spec, "prompt": prompt}))
+            base = trained_base(recipe.updated(train_head=spec, prompt=prompt))
             print(f"checkpoint: {base.model.id}")
             return 0
     train(spec, prompt)

@@ -98,7 +98,7 @@ def head_spec(args: argparse.Namespace) -> tuple[TrainHeadSpec, PromptSpec | Non
                 ["train_head: the recipe has no train_head section; add one or pass --base/--data"],
             )
         if spec.out is None and recipe.model.id != TRAINED_BASE:
-            spec = spec.model_copy(update={"out": recipe.model.id})
+            spec = spec.updated(out=recipe.model.id)
         return spec, recipe.prompt
     if args.set:
         raise RecipeError("--set", ["--set: needs a recipe; without one, use the flags"])

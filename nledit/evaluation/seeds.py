@@ -26,7 +26,7 @@ def seed_list(recipe: Recipe) -> list[int]:
 
 def with_seed(recipe: Recipe, seed: int) -> Recipe:
     """``recipe`` under another seed (everything the seed draws follows it)."""
-    return recipe.model_copy(update={"seed": seed})
+    return recipe.updated(seed=seed)
 
 
 def mean_sd(values: Iterable[float]) -> dict[str, Any]:

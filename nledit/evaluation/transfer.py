@@ -57,9 +57,9 @@ def prompts(fitted: Fitted) -> dict[str, tuple[PromptSpec, Examples]]:
     }
     bare = {"instruction": "", "template": "{text}", "answer_prefix": "", "chat": False}
     return {
-        "zero_shot": (p.model_copy(update={"shots": 0, "demonstrations": None}), none),
-        "template": (p.model_copy(update=second), fitted.data.shots),
-        "free_text": (p.model_copy(update={**bare, "shots": 0, "demonstrations": None}), none),
+        "zero_shot": (p.updated(shots=0, demonstrations=None), none),
+        "template": (p.updated(**second), fitted.data.shots),
+        "free_text": (p.updated(**bare, shots=0, demonstrations=None), none),
     }
 
 

@@ -93,7 +93,7 @@ def load_for_recipe(
     layout = find_layout(model)
     size = resolve_batch_size(recipe, model, layout.n_layers, layout.hidden_size)
     if size != recipe.batch_size:  # `auto`: a computed, valid size on a copy
-        recipe = recipe.model_copy(update={"batch_size": size})
+        recipe = recipe.updated(batch_size=size)
     layers = [resolve_layer(e.layer, layout.n_layers) for e in recipe.edits]
     ev = recipe.eval
     if ev.enabled and ev.perplexity_source and ev.perplexity_windows and task == "causal-lm":

@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
 )
 from pydantic_core import PydanticCustomError
+from typing_extensions import Self
 
 from ..data.blank import blank
 from ..errors import NleditError
@@ -108,6 +109,12 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(
         extra="forbid", validate_default=True, strict=True, allow_inf_nan=False
     )
+
+    def updated(self, **changes: Any) -> Self:
+        """A copy with ``changes``, validated as a recipe is (a pydantic copy with an update
+        would skip validation): the fields set stay set, and the checks run again."""
+        data = {k: getattr(self, k) for k in self.model_fields_set} | changes
+        return type(self).model_validate(data)
 
 
 def _duplicates(items: list[str]) -> list[str]:

@@ -142,4 +142,4 @@ def _token_prompt(data: DataSpec, prompt: PromptSpec) -> PromptSpec:
         update["shots"] = 0
     if prompt.label_words is None and data.token_classes:
         update["label_words"] = [" " + (ws[0] if ws else "") for ws in data.token_classes.values()]
-    return prompt.model_copy(update=update) if update else prompt
+    return prompt.updated(**update) if update else prompt
