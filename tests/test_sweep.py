@@ -209,7 +209,7 @@ def test_default_values() -> None:
     [
         ({"over": "top_p", "values": [0.5, 1.5]}, "sweep.values: not valid for sweep.over"),
         ({"over": "layer", "values": [1.5]}, "layers are whole numbers"),
-        ({"over": "tau", "values": [0]}, "tau must be > 0"),
+        ({"over": "tau", "values": [0]}, "tau must lie in (0, 100]"),
         ({"over": "width"}, "sweep.over"),
         ({"ovr": "tau"}, "did you mean 'over'"),
     ],

@@ -12,7 +12,6 @@ from pydantic import (
 )
 
 from ..runtime import operators
-from ..runtime.gate import TAU
 from .base import (
     STORAGE,
     Objective,
@@ -23,6 +22,7 @@ from .base import (
     StrictModel,
     TunableOperator,
 )
+from .sections import edit_bound_problem
 
 
 def _interval(v: list[float]) -> list[float]:
@@ -83,10 +83,11 @@ class _SearchSpaceBase(StrictModel):
     def problems(self, at: str = "tune.space") -> list[str]:
         """Bounds the interval fields must respect, as ``field.path: message``."""
         out = []
-        if not (self.top_p[0] > 0 and self.top_p[1] <= 1):
-            out.append(f"{at}.top_p: must lie in (0, 1], got {self.top_p}")
-        if self.tau[0] <= TAU.gt:
-            out.append(f"{at}.tau: must be positive, got {self.tau}")
+        for name in ("top_p", "tau"):  # each end inside the edit field's own bounds
+            interval = getattr(self, name)
+            problem = next(filter(None, (edit_bound_problem(name, v) for v in interval)), None)
+            if problem:
+                out.append(f"{at}.{name}: {problem}, got {interval}")
         for name in ("q_lo", "q_hi"):
             q = getattr(self, name)
             if not (q[0] > 0 and q[1] < 1):
@@ -206,10 +207,8 @@ class SweepSpec(StrictModel):
             raise ValueError("must not be empty (leave it out for the defaults)")
         bad = []
         for v in values or []:
-            if over == "tau" and not v > 0:
-                bad.append(f"{v!r} (tau must be > 0)")
-            elif over == "top_p" and not 0 < v <= 1:
-                bad.append(f"{v!r} (top_p must be in (0, 1])")
+            if over in ("tau", "top_p") and edit_bound_problem(over, v):
+                bad.append(f"{v!r} ({over} {edit_bound_problem(over, v)})")
             elif over == "layer" and float(v) != int(v):
                 bad.append(f"{v!r} (layers are whole numbers)")
         if bad:

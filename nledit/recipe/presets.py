@@ -1,7 +1,8 @@
 """Named edit settings: ``edits.N.preset`` fills the fields an edit leaves out.
 
 - ``paper``: NeuronLens's default (the last layer, max-activation saliency, top 30 %, mu ± 2.5
-  sigma, zero). These are also the plain field defaults, and the ``paper`` comparison row.
+  sigma, zero): the plain field defaults of ``EditSpec`` and ``gate.TAU``, stated there once,
+  so the preset sets nothing; also the ``paper`` comparison row.
 - ``selective``: an edit that removes its concept and leaves the other concepts and general
   text nearly untouched, without tuning: four layers below the top, the half of the neurons
   whose concept mean lies farthest from the other concepts' (probeless saliency), mu ± 3.5
@@ -15,13 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-PAPER: dict[str, Any] = {
-    "layer": "last",
-    "saliency": "max",
-    "top_p": 0.3,
-    "tau": 2.5,
-    "operator": "zero",
-}
+PAPER: dict[str, Any] = {}  # the field defaults
 SELECTIVE: dict[str, Any] = {
     "layer": -4,
     "saliency": "probeless",
