@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nledit.fitting.recipe_fit import fit
-from nledit.lmeval.harness import run_lm_eval
+from nledit.lmeval.harness import HarnessOptions, run_lm_eval
 from nledit.lmeval.tasks import TASK_MMLU, prepare_tasks
 from nledit.pipeline import export_fitted
 from nledit.recipe import load_recipe
@@ -51,14 +51,10 @@ def mmlu_block(
         runs |= {m: (folders[m], {}) for m in ("range", "neuron")}
         scores: dict[str, Any] = {}
         for method, (folder, extra) in runs.items():
-            res = run_lm_eval(
-                folder,
-                [TASK_MMLU],
-                include_path=include,
-                limit=limit,
-                batch_size=batch_size,
-                extra_model_args=extra,
+            options = HarnessOptions(
+                include_path=include, limit=limit, batch_size=batch_size, extra_model_args=extra
             )
+            res = run_lm_eval(folder, [TASK_MMLU], options)
             acc, n = res[TASK_MMLU]["acc"], res["_meta"]["n_samples"].get(TASK_MMLU)
             stderr = res[TASK_MMLU].get("acc_stderr")
             if stderr is None and n:  # lm-eval leaves it out for small groups: binomial

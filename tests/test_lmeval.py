@@ -18,7 +18,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from nledit.lmeval.harness import compare, lm_eval_command, run_lm_eval
+from nledit.lmeval.harness import HarnessOptions, compare, lm_eval_command, run_lm_eval
 from nledit.lmeval.tasks import (
     TaskDataError,
     detokenize_wikitext,
@@ -165,9 +165,7 @@ def test_split_and_detokenize_wikitext(data_dir: Path) -> None:
 
 def test_run_lm_eval_on_tiny_llama(data_dir: Path, tiny_llama: Path, tmp_path: Path) -> None:
     include = prepare_tasks(data_dir, tmp_path, subjects=["anatomy", "world_religions"])
-    result = run_lm_eval(
-        str(tiny_llama),
-        ["nledit_mmlu", "nledit_wikitext"],
+    options = HarnessOptions(
         include_path=include,
         limit=4,
         num_fewshot=None,
@@ -176,6 +174,7 @@ def test_run_lm_eval_on_tiny_llama(data_dir: Path, tiny_llama: Path, tmp_path: P
         dtype="float32",
         extra_model_args={"max_length": 128},  # several rolling windows per article
     )
+    result = run_lm_eval(str(tiny_llama), ["nledit_mmlu", "nledit_wikitext"], options)
     mmlu = result["nledit_mmlu"]
     assert 0.0 <= mmlu["acc"] <= 1.0
     for subject in ("anatomy", "world_religions"):
@@ -198,9 +197,8 @@ def test_run_lm_eval_on_tiny_llama(data_dir: Path, tiny_llama: Path, tmp_path: P
 
 def test_compare_a_model_with_itself(data_dir: Path, tiny_llama: Path, tmp_path: Path) -> None:
     include = prepare_tasks(data_dir, tmp_path, subjects=["virology"], tasks=["nledit_mmlu"])
-    out = compare(
-        tiny_llama, tiny_llama, ["nledit_mmlu"], include_path=include, limit=2, num_fewshot=1
-    )
+    options = HarnessOptions(include_path=include, limit=2, num_fewshot=1)
+    out = compare(tiny_llama, tiny_llama, ["nledit_mmlu"], options)
     assert out["base"]["_meta"]["num_fewshot"] == 1
     assert out["base"]["nledit_mmlu"]["acc"] == out["edited"]["nledit_mmlu"]["acc"]
     assert out["delta"]["nledit_mmlu"] == {"acc": 0.0}

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from ..checkpoint.portable import absolute_paths, portable_data, with_roots
 from ..checkpoint.write import MANIFEST_FILE, RECIPE_FILE, sha256_file
 from ..folders.atomic import scratch_dir
 from ..lmeval.cache import base_identity, cache_key, cached_base, folder_identity
-from ..lmeval.harness import lm_eval_command, metric_delta, run_lm_eval
+from ..lmeval.harness import HarnessOptions, lm_eval_command, metric_delta, run_lm_eval
 from ..lmeval.tasks import DEFAULT_TASKS, prepare_tasks, resolve_task_names
 from ..recipe.flags import checked_flags
 
@@ -127,7 +128,8 @@ def _evaluate(out: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]
         print(f"(no lm_eval shell command: its --model_args cannot carry the comma in {out})")
     else:
         print(lm_eval_command(out, tasks, include, limit=limit, num_fewshot=args.num_fewshot))
-    edited = run_lm_eval(str(out), tasks, **common)
+    options = HarnessOptions(**common)
+    edited = run_lm_eval(str(out), tasks, options)
     lm: dict[str, Any] = {"edited": edited}
     if not args.no_base:
         key = cache_key(
@@ -142,7 +144,7 @@ def _evaluate(out: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]
         base, hit = cached_base(
             key,
             lambda: run_lm_eval(
-                str(out), tasks, extra_model_args={"nledit_enabled": False}, **common
+                str(out), tasks, replace(options, extra_model_args={"nledit_enabled": False})
             ),
         )
         print(f"base pass: {'cached' if hit else 'computed'} (key {key[:12]})")

@@ -16,6 +16,7 @@ import math
 import shlex
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,48 +27,53 @@ from .tasks import DEFAULT_TASKS, TaskDataError
 ModelArg = str | int | float | bool
 
 
+@dataclass(frozen=True)
+class HarnessOptions:
+    """How lm-eval runs a checkpoint (``run_lm_eval``; ``compare`` uses the same for both)."""
+
+    include_path: Path | Sequence[str] | None = None  # folders of extra task YAML files
+    limit: int | float | None = None  # examples per task (a fraction below 1)
+    num_fewshot: int | None = None
+    batch_size: int | str = 1
+    device: str = "cpu"
+    dtype: str = "auto"
+    trust_remote_code: bool = True
+    # to lm-eval's ``HFLM`` as well, e.g. ``{"max_length": 2048}``
+    extra_model_args: Mapping[str, ModelArg] | None = None
+
+
 def run_lm_eval(
-    model_path: str | Path,
-    tasks: Sequence[str],
-    *,
-    include_path: Path | Sequence[str] | None = None,
-    limit: int | float | None = None,
-    num_fewshot: int | None = None,
-    batch_size: int | str = 1,
-    device: str = "cpu",
-    dtype: str = "auto",
-    trust_remote_code: bool = True,
-    extra_model_args: Mapping[str, ModelArg] | None = None,
+    model_path: str | Path, tasks: Sequence[str], options: HarnessOptions | None = None
 ) -> dict[str, Any]:
     """Evaluate a checkpoint folder with lm-eval's ``hf`` model; return compact metrics.
 
     Returns ``{task: {metric: value}, "_meta": {...}}`` with lm-eval's ``,none`` filter suffix
     stripped; groups (``nledit_mmlu``) carry their aggregate next to each subject's own row.
-    ``extra_model_args`` go to lm-eval's ``HFLM`` as well, e.g. ``{"max_length": 2048}``.
     """
     import lm_eval
 
+    o = options or HarnessOptions()
     folder = Path(model_path)
     marked = any((folder / name).exists() for name in (MANIFEST_FILE, MODELING_FILE))
-    if trust_remote_code and folder.is_dir() and marked:
+    if o.trust_remote_code and folder.is_dir() and marked:
         check_export(folder, "run its code under lm-eval")  # an nledit export: only its run-time
     names = list(tasks)
     model_args: dict[str, ModelArg] = {
         "pretrained": str(model_path),
-        "trust_remote_code": trust_remote_code,
-        "dtype": dtype,
-        **(extra_model_args or {}),
+        "trust_remote_code": o.trust_remote_code,
+        "dtype": o.dtype,
+        **(o.extra_model_args or {}),
     }
     start = time.perf_counter()
     results = lm_eval.simple_evaluate(
         model="hf",
         model_args=model_args,
         tasks=names,
-        num_fewshot=num_fewshot,
-        batch_size=batch_size,
-        device=device,
-        limit=limit,
-        task_manager=_task_manager(include_path, names),
+        num_fewshot=o.num_fewshot,
+        batch_size=o.batch_size,
+        device=o.device,
+        limit=o.limit,
+        task_manager=_task_manager(o.include_path, names),
         log_samples=False,
     )
     if results is None:  # only on non-zero ranks of a distributed run
@@ -80,16 +86,18 @@ def run_lm_eval(
     compact["_meta"] = {
         "lm_eval": lm_eval.__version__,
         "tasks": names,
-        "limit": limit,
-        "num_fewshot": num_fewshot,
+        "limit": o.limit,
+        "num_fewshot": o.num_fewshot,
         "model_args": model_args,
-        "batch_size": batch_size,
-        "device": device,
+        "batch_size": o.batch_size,
+        "device": o.device,
         "include_path": None
-        if include_path is None
+        if o.include_path is None
         else [
             str(p)
-            for p in ([include_path] if isinstance(include_path, str | Path) else include_path)
+            for p in (
+                [o.include_path] if isinstance(o.include_path, str | Path) else o.include_path
+            )
         ],
         "n_samples": n_samples,
         "task_versions": dict(results.get("versions", {})),
@@ -143,29 +151,11 @@ def compare(
     base_path: str | Path,
     edited_path: str | Path,
     tasks: Sequence[str],
-    *,
-    include_path: Path | Sequence[str] | None = None,
-    limit: int | float | None = None,
-    num_fewshot: int | None = None,
-    batch_size: int | str = 1,
-    device: str = "cpu",
-    dtype: str = "auto",
-    trust_remote_code: bool = True,
-    extra_model_args: Mapping[str, ModelArg] | None = None,
+    options: HarnessOptions | None = None,
 ) -> dict[str, Any]:
     """Evaluate the base and the edited checkpoint the same way; ``delta`` is edited - base."""
-    options: dict[str, Any] = {
-        "extra_model_args": extra_model_args,
-        "include_path": include_path,
-        "limit": limit,
-        "num_fewshot": num_fewshot,
-        "batch_size": batch_size,
-        "device": device,
-        "dtype": dtype,
-        "trust_remote_code": trust_remote_code,
-    }
-    base = run_lm_eval(base_path, tasks, **options)
-    edited = run_lm_eval(edited_path, tasks, **options)
+    base = run_lm_eval(base_path, tasks, options)
+    edited = run_lm_eval(edited_path, tasks, options)
     return {"base": base, "edited": edited, "delta": metric_delta(base, edited)}
 
 
