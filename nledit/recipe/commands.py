@@ -22,7 +22,7 @@ from .base import (
     StrictModel,
     TunableOperator,
 )
-from .sections import edit_bound_problem
+from .bounds import edit_bound_problem
 
 
 def _interval(v: list[float]) -> list[float]:
