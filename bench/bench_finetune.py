@@ -43,7 +43,7 @@ def measure(path: Path, scratch: Path) -> dict[str, object]:
     prompt = check_answer_settings(spec, recipe.prompt)
     out = scratch / path.stem
     wall, cpu = time.perf_counter(), cpu_seconds()
-    result = train(spec.model_copy(update={"out": str(out)}), prompt, log=lambda *_: None)
+    result = train(spec.updated(out=str(out)), prompt, log=lambda *_: None)
     record = json.loads((out / HEAD_RECORD).read_text(encoding="utf-8"))
     return {
         "recipe": path.name,

@@ -44,8 +44,8 @@ def mmlu_block(
         include = prepare_tasks(data_dir, work / "tasks", tasks=[TASK_MMLU])
         folders = {}
         for method in ("range", "neuron"):
-            output = sub.output.model_copy(update={"method": method})
-            variant = dataclasses.replace(fitted, recipe=sub.model_copy(update={"output": output}))
+            output = sub.output.updated(method=method)
+            variant = dataclasses.replace(fitted, recipe=sub.updated(output=output))
             folders[method] = export_fitted(variant, work / method, None, False)
         runs = {"base": (folders["range"], {"nledit_enabled": False})}
         runs |= {m: (folders[m], {}) for m in ("range", "neuron")}

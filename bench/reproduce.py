@@ -70,7 +70,7 @@ def run_one(path: Path) -> dict:
     if recipe.train_head is not None and not Path(recipe.model.id).is_dir():
         # An encoder without a classifier: train its head first (`nledit train-head`).
         out = recipe.train_head.out or recipe.model.id
-        spec = recipe.train_head.model_copy(update={"out": out})
+        spec = recipe.train_head.updated(out=out)
         head = asdict(train_head(spec)[0])
     fitted = fit(recipe, text)
     result = evaluate(fitted)

@@ -181,8 +181,7 @@ def build(family: str, base_dir: Path, data: Path, root: Path) -> Export:
         dataclasses.replace(fitted, gates=empty_ranges(fitted.gates)), empty, None, False
     )
     neuron = root / f"{family}-neuron"
-    output = fitted.recipe.output.model_copy(update={"method": "neuron"})
-    neuron_recipe = fitted.recipe.model_copy(update={"output": output})
+    neuron_recipe = fitted.recipe.updated(output=fitted.recipe.output.updated(method="neuron"))
     pipeline.export_fitted(dataclasses.replace(fitted, recipe=neuron_recipe), neuron, None, False)
     missing, altered = root / f"{family}-missing", root / f"{family}-altered"
     shutil.copytree(out, missing)
@@ -349,8 +348,7 @@ def test_neuron_method_exports_the_neuron_masking_baseline(
 
 def test_neuron_method_needs_the_neuron_gates(exports: dict[str, Export], tmp_path: Path) -> None:
     fitted = next(iter(exports.values())).fitted
-    output = fitted.recipe.output.model_copy(update={"method": "neuron"})
-    recipe = fitted.recipe.model_copy(update={"output": output})
+    recipe = fitted.recipe.updated(output=fitted.recipe.output.updated(method="neuron"))
     with pytest.raises(pipeline.ExportError, match=r"output\.method: neuron needs"):
         pipeline.export_fitted(
             dataclasses.replace(fitted, recipe=recipe, baseline=[]), tmp_path / "x", None, False

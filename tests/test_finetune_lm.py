@@ -121,7 +121,7 @@ def test_answer_mode_needs_a_zero_shot_recipe_prompt(tiny_models, lm_data, tmp_p
     s = spec(tiny_models["llama"], lm_data, tmp_path / "x")
     with pytest.raises(RecipeError, match=r"train_head\.mode: answer needs a recipe"):
         train(s, None, **QUIET)
-    few = prompt().model_copy(update={"shots": 2})
+    few = prompt().updated(shots=2)
     with pytest.raises(RecipeError, match=r"prompt\.shots"):
         train(s, few, **QUIET)
     assert not (tmp_path / "x").exists()
@@ -170,9 +170,7 @@ def test_run_trains_once_into_the_cache_and_reuses_it(
     assert "sha256 mismatch" not in (folder / HEAD_RECORD).read_text()
     assert json.loads((folder / "config.json").read_text())
     # other settings, another folder
-    other = recipe.model_copy(
-        update={"train_head": recipe.train_head.model_copy(update={"lr": 1e-3})}
-    )
+    other = recipe.updated(train_head=recipe.train_head.updated(lr=1e-3))
     assert cache_key(other.train_head, other.prompt) != cache_key(recipe.train_head, recipe.prompt)
 
 
@@ -224,10 +222,10 @@ def test_check_plans_from_the_base_without_training(
 def test_the_trained_base_needs_an_answer_mode_section(tiny_models, lm_data, tmp_path) -> None:
     recipe = parse_recipe(yaml.safe_load(_recipe(tiny_models, lm_data, tmp_path).read_text()))
     with pytest.raises(RecipeError, match="needs a train_head section"):
-        trained_base(recipe.model_copy(update={"train_head": None}), **QUIET)
-    head = recipe.train_head.model_copy(update={"mode": "head"})
+        trained_base(recipe.updated(train_head=None), **QUIET)
+    head = recipe.train_head.updated(mode="head")
     with pytest.raises(RecipeError, match="needs mode answer"):
-        trained_base(recipe.model_copy(update={"train_head": head}), **QUIET)
+        trained_base(recipe.updated(train_head=head), **QUIET)
 
 
 def test_a_perfect_base_leaves_the_fixed_share_out_not_nan() -> None:

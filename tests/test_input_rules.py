@@ -410,7 +410,7 @@ def test_a_count_larger_than_the_data_names_the_field_and_what_is_there(tiny_dat
     data = load_concept_data(small, 2, 0)
     assert len(data.fit) == 12 * 4 and len(data.eval) == 6 * 4  # the counts asked, exactly
     with pytest.raises(NleditError, match=r"prompt.shots: 50 shot example"):
-        load_concept_data(small.model_copy(update={"fit_per_class": 2}), 200, 0)
+        load_concept_data(small.updated(fit_per_class=2), 200, 0)
     with pytest.raises(NleditError, match=r"tune.val_per_class: 90 validation"):
         load_concept_data(small, 2, 0, val_per_class=90)
 

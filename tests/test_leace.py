@@ -201,7 +201,6 @@ def test_a_leace_edit_has_no_neuron_method(leace_run) -> None:
     from nledit.pipeline import checkpoint_gates
 
     fitted = leace_run[0].fitted
-    output = fitted.recipe.output.model_copy(update={"method": "neuron"})
-    recipe = fitted.recipe.model_copy(update={"output": output})
+    recipe = fitted.recipe.updated(output=fitted.recipe.output.updated(method="neuron"))
     with pytest.raises(ExportError, match="LEACE edit"):
         checkpoint_gates(dataclasses.replace(fitted, recipe=recipe))

@@ -77,7 +77,7 @@ def test_splits_are_disjoint_balanced_and_seeded(bare_bert: Path, head_data, tmp
     assert [held.labels.count(c) for c in range(4)] == [3, 3, 3, 3]
     again = load_splits(s)
     assert (again[1].texts, again[2].texts) == (train.texts, held.texts)
-    other = load_splits(s.model_copy(update={"seed": 1}))
+    other = load_splits(s.updated(seed=1))
     assert other[1].texts != train.texts
 
 

@@ -81,9 +81,7 @@ def test_a_cached_trial_equals_the_plain_forward_pass(
     ctx = prepare(recipe, text, log=lambda *_: None)
     cm = ctx.cm
     for layer, positions, op in ((1, "all", "zero"), (2, "last", "dampen"), (1, "last", "zero")):
-        edit = ctx.edit.model_copy(
-            update={"layer": layer, "positions": positions, "top_p": 0.5}
-        ).model_copy(update={"operator": ctx.edit.operator.model_copy(update={"name": op})})
+        edit = ctx.edit.updated(layer=layer, positions=positions, top_p=0.5, operator=op)
         gates = build_gates(ctx, edit)
         probs, ppl = ctx.cache.run(gates)
         cond = Condition("range", "Sports", gates)
