@@ -291,3 +291,22 @@ def test_yaml_11_booleans_are_refused(
         key,
         "is a boolean in YAML 1.1 but text in YAML 1.2",
     )
+
+
+@pytest.mark.parametrize(
+    "field, value", [("hidden_size", "64"), ("num_hidden_layers", 2.5), ("rms_norm_eps", "small")]
+)
+def test_a_base_config_field_of_the_wrong_type_is_named(
+    tiny_models: dict[str, Path],
+    tiny_data: Path,
+    tmp_path: Path,
+    field: str,
+    value: object,
+    capsys,
+) -> None:
+    model = _copy(tiny_models["llama"], tmp_path / "model")
+    _edit_json(model / "config.json", lambda d: d.update({field: value}))
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(recipe_dict(model, tiny_data)))
+    out = tmp_path / "out"
+    refused(["fit", str(recipe), "--out", str(out)], capsys, out, "model.id: cannot load", field)
