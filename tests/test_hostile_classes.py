@@ -310,3 +310,12 @@ def test_a_base_config_field_of_the_wrong_type_is_named(
     recipe.write_text(yaml.safe_dump(recipe_dict(model, tiny_data)))
     out = tmp_path / "out"
     refused(["fit", str(recipe), "--out", str(out)], capsys, out, "model.id: cannot load", field)
+
+
+@pytest.mark.parametrize("setting", ["seed=-1", "seed=4294967296", "prompt.shot_seed=-5"])
+def test_a_seed_no_generator_takes_as_it_is_is_refused(
+    tiny_models: dict[str, Path], tiny_data: Path, tmp_path: Path, setting: str, capsys
+) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(recipe_dict(tiny_models["llama"], tiny_data)))
+    refused(["check", str(recipe), "--set", setting], capsys, None, setting.split("=")[0])

@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from ..errors import FlagError
 from . import DEVICE, Dtype, PathStr
-from .base import StrictModel, VisibleStr
+from .base import Seed, StrictModel, VisibleStr
 from .loading import format_errors
 
 Device = Annotated[str, Field(pattern=DEVICE)]
@@ -74,7 +74,7 @@ class GenerateFlags(StrictModel):
     sample: bool = False
     temperature: Annotated[float, Field(gt=0)] = 1.0
     top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
-    seed: int = 0
+    seed: Seed = 0
     chat: bool = False
     json_out: PathStr | None = None
     device: Device = "cpu"
