@@ -319,3 +319,21 @@ def test_a_seed_no_generator_takes_as_it_is_is_refused(
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump(recipe_dict(tiny_models["llama"], tiny_data)))
     refused(["check", str(recipe), "--set", setting], capsys, None, setting.split("=")[0])
+
+
+@pytest.mark.parametrize("header", ["text,label,text", "text,label,label", "a,a,text,label"])
+def test_a_csv_column_named_twice_is_refused(
+    tiny_models: dict[str, Path], tiny_data: Path, tmp_path: Path, header: str, capsys
+) -> None:
+    data = tmp_path / "d.csv"
+    width = len(header.split(","))
+    body = "".join(
+        ",".join([json.dumps(r["text"]), str(r["label"])] + ["x"] * (width - 2)) + "\n"
+        for r in _rows(tiny_data)
+    )
+    data.write_text(header + "\n" + body)
+    shutil.copy(tiny_data.parent / "labels.json", tmp_path / "labels.json")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(recipe_dict(tiny_models["llama"], data)))
+    out = tmp_path / "out"
+    refused(["fit", str(recipe), "--out", str(out)], capsys, out, str(data), "named twice")
