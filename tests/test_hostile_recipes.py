@@ -17,26 +17,27 @@ NUMBER = "Input should be a valid number, got a boolean"
 INTEGER = "Input should be a valid integer"
 FINITE = "must be a finite number"
 LAYER = "must be a layer index"
+BOOL11 = "is a boolean in YAML 1.1 but text in YAML 1.2"
 
 # (id, section, YAML lines, fragments the message must hold)
 TYPING: list[tuple[str, str, list[str], list[str]]] = [
     # booleans are not numbers
-    ("top_p_yes", "edit", ["top_p: yes"], ["edits.0.top_p", NUMBER]),
+    ("top_p_yes", "edit", ["top_p: yes"], ["edits.0.top_p", BOOL11]),
     ("top_p_true", "edit", ["top_p: true"], ["edits.0.top_p", NUMBER]),
-    ("top_p_on", "edit", ["top_p: on"], ["edits.0.top_p", NUMBER]),
-    ("tau_yes", "edit", ["tau: yes"], ["edits.0.tau", NUMBER]),
+    ("top_p_on", "edit", ["top_p: on"], ["edits.0.top_p", BOOL11]),
+    ("tau_yes", "edit", ["tau: yes"], ["edits.0.tau", BOOL11]),
     ("alpha_true", "operator", ["name: dampen", "alpha: true"], ["edits.0.operator.alpha", NUMBER]),
-    ("strength_no", "operator", ["name: steer", "strength: no"], ["operator.strength", NUMBER]),
+    ("strength_no", "operator", ["name: steer", "strength: no"], ["operator.strength", BOOL11]),
     ("batch_size_true", "top", ["batch_size: true"], ["batch_size", "got a boolean (true)"]),
     ("seed_false", "top", ["seed: false"], ["seed", "got a boolean (false)"]),
-    ("fit_per_class_yes", "data", ["fit_per_class: yes"], ["data.fit_per_class", INTEGER]),
+    ("fit_per_class_yes", "data", ["fit_per_class: yes"], ["data.fit_per_class", BOOL11]),
     ("eval_per_class_true", "data", ["eval_per_class: true"], ["data.eval_per_class", INTEGER]),
-    ("max_length_on", "data", ["max_length: on"], ["data.max_length", INTEGER]),
+    ("max_length_on", "data", ["max_length: on"], ["data.max_length", BOOL11]),
     ("shots_true", "prompt", ["shots: true"], ["prompt.shots", INTEGER]),
     ("ppl_windows_yes", "eval", ["perplexity_windows: yes"], ["eval.perplexity_windows"]),
     ("steer_strength_true", "eval", ["steer_strength: true"], ["eval.steer_strength", NUMBER]),
     ("trials_true", "tune", ["trials: true"], ["tune.trials", INTEGER]),
-    ("tune_keep_yes", "tune", ["keep: yes"], ["tune.keep", NUMBER]),
+    ("tune_keep_yes", "tune", ["keep: yes"], ["tune.keep", BOOL11]),
     ("tune_pick_false", "tune", ["pick: false"], ["tune.pick"]),
     ("space_top_p_bool", "tune", ["space: {top_p: [true, 0.5]}"], ["tune.space.top_p.0"]),
     ("space_layers_bool", "tune", ["space: {layers: [true]}"], ["tune.space.layers.0"]),
@@ -45,7 +46,7 @@ TYPING: list[tuple[str, str, list[str], list[str]]] = [
         "head_batch_yes",
         "train_head",
         ["base: x", "data: y.jsonl", "batch_size: yes"],
-        ["train_head.batch_size", INTEGER],
+        ["train_head.batch_size", BOOL11],
     ),
     (
         "head_epochs_true",
@@ -120,7 +121,7 @@ TYPING: list[tuple[str, str, list[str], list[str]]] = [
     ("layer_decimal_text", "edit", ["layer: '1.0'"], ["edits.0.layer", LAYER]),
     ("layer_superscript", "edit", ["layer: '²'"], ["edits.0.layer", LAYER]),
     ("layer_arabic_digit", "edit", ["layer: '٣'"], ["edits.0.layer", LAYER]),
-    ("layer_no", "edit", ["layer: no"], ["edits.0.layer", LAYER]),
+    ("layer_no", "edit", ["layer: no"], ["edits.0.layer", BOOL11]),
     ("layer_inf", "edit", ["layer: .inf"], ["edits.0.layer", LAYER]),
     ("layer_whole_float", "edit", ["layer: 2.0"], ["edits.0.layer", LAYER]),
 ]
@@ -206,7 +207,7 @@ SETS = {
     "duplicate_in_value": ("edits.0.operator={name: zero, name: mean}", ["name: given twice"]),
     "empty_key": ("=3", ["expected key=value"]),
     "blank_key": ("  =3", ["expected key=value"]),
-    "bool_for_number": ("edits.0.top_p=yes", ["edits.0.top_p", NUMBER]),
+    "bool_for_number": ("edits.0.top_p=yes", ["edits.0.top_p", BOOL11]),
     "inf_for_tau": ("edits.0.tau=.inf", ["edits.0.tau", FINITE]),
     "exp_overflow": ("edits.0.tau=1e400", ["edits.0.tau", FINITE]),
     "layer_minus_zero": ("edits.0.layer='-0'", ["edits.0.layer", LAYER]),

@@ -32,6 +32,7 @@ from typing import Any
 from ..errors import NleditError
 from ..models.loading import sha256_file
 from ..runtime import gate
+from . import code_refs
 from . import schema as export_schema
 from .files import MANIFEST_FILE, MODELING_FILE, REFERENCE_FILE, file_kind
 
@@ -169,6 +170,9 @@ def check_code(out: Path, findings: Findings) -> None:
     findings.add("config.json loads only the nledit run-time", not wrong, ", ".join(wrong))
     foreign = gate.foreign_code(str(out))
     findings.add("no other code, no other auto_map", not foreign, "; ".join(foreign))
+    files, _ = walk(out)
+    refs = code_refs.code_references(out, files)
+    findings.add("no other reference to code", not refs, "; ".join(refs))
 
 
 def check_contents(out: Path, manifest: dict[str, Any], findings: Findings) -> bool:
@@ -176,12 +180,14 @@ def check_contents(out: Path, manifest: dict[str, Any], findings: Findings) -> b
     reference file hold what nledit writes there; returns whether they all do."""
     files, _ = walk(out)
     problems = export_schema.json_problems(out, files) + export_schema.manifest_problems(manifest)
+    problems += code_refs.text_problems(out, files)
     config = _json(out / "config.json")
     block = config.get("nledit") if isinstance(config, dict) else None
     problems += export_schema.block_problems(block)
     problems += export_schema.index_problems(out, files)
     if isinstance(config, dict):
         problems += export_schema.config_problems(config)
+        problems += export_schema.weight_dtype_problems(out, files, config)
     if not problems:
         problems += export_schema.ranges_problems(out, config)
         if (out / REFERENCE_FILE).is_file() or not isinstance(manifest.get("resaved"), dict):

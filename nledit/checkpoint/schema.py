@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runtime import gate
-from .files import CONFIG_FILE, MANIFEST_FILE, REFERENCE_FILE, is_weight_file
+from .files import CONFIG_FILE, MANIFEST_FILE, REFERENCE_FILE, file_kind, is_weight_file
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # config.json keys transformers does not hand to the base model's config
@@ -145,17 +145,56 @@ def config_problems(config: dict[str, Any]) -> list[str]:
 
 
 def tokenizer_problems(out: Path) -> list[str]:
-    """The tokenizer files load (with no code of the folder's own: that was refused before)."""
+    """The tokenizer files load (with no code of the folder's own: that was refused before),
+    and every tokenizer file is one the loaded tokenizer writes when saved: a file of a
+    tokenizer's name that the tokenizer never reads (foreign content) is refused."""
+    import tempfile
+
     from transformers import AutoTokenizer
 
     if not any(out.glob("tokenizer*")):  # a model's own save_pretrained writes no tokenizer
         return []
     try:
-        AutoTokenizer.from_pretrained(str(out), trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(str(out), trust_remote_code=False)
+        with tempfile.TemporaryDirectory(prefix="nledit-tok-") as tmp:
+            tokenizer.save_pretrained(tmp)
+            written = {p.relative_to(tmp).as_posix() for p in Path(tmp).rglob("*") if p.is_file()}
     except Exception as err:  # whatever a corrupted tokenizer file makes transformers raise
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         return [f"tokenizer files (tokenizer.json, tokenizer_config.json): cannot load ({first})"]
-    return []
+    present = {
+        p.relative_to(out).as_posix()
+        for p in out.rglob("*")
+        if p.is_file() and file_kind(p.relative_to(out).as_posix()) == "tokenizer"
+    }
+    return [
+        f"{name}: not a file this tokenizer reads or writes (foreign content)"
+        for name in sorted(present - written)
+    ]
+
+
+def weight_dtype_problems(out: Path, files: list[str], config: dict[str, Any]) -> list[str]:
+    """The floating-point weight tensors are stored in the dtype config.json records."""
+    from safetensors import safe_open
+
+    names = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
+    want = names.get(str(config.get("dtype") or config.get("torch_dtype") or ""))
+    if want is None:
+        return []
+    problems = []
+    for name in files:
+        if file_kind(name) != "weights":
+            continue
+        try:
+            with safe_open(str(out / name), framework="pt") as f:
+                kinds = {f.get_slice(k).get_dtype() for k in f.keys()}  # noqa: SIM118 (safe_open is no dict)
+        except Exception:  # a damaged file: the hash or the load names it
+            continue
+        other = sorted(k for k in kinds if k in ("F64", "F32", "F16", "BF16") and k != want)
+        if other:
+            stored = ", ".join(other)
+            problems.append(f"{name}: tensors stored as {stored}, config.json says {want}")
+    return problems
 
 
 def _base_weights_problems(ref: Any, where: str) -> list[str]:

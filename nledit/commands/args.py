@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..folders.preflight import check_apart
 from ..folders.preflight import check_outputs as check_folders
 from ..models.threads import apply_threads
 from ..recipe import Recipe, load_recipe
@@ -42,7 +43,13 @@ def recipe_from_args(args: argparse.Namespace, train: bool = True) -> tuple[Reci
     return (trained_base(recipe) if train else planned_base(recipe)), text
 
 
-def check_outputs(*pairs: tuple[str, str | None]) -> None:
+def check_outputs(
+    *pairs: tuple[str, str | None],
+    inputs: list[tuple[str, str | None]] | None = None,
+    itself: bool = False,
+) -> None:
     """Every output folder the command will write, as (recipe field, folder), checked before
-    any model work."""
+    any model work: writable, apart from every input ``(field, path)`` it reads, not inside
+    an nledit export or fit folder (``itself``: nor one, for commands that write other files)."""
     check_folders(list(pairs))
+    check_apart(list(pairs), inputs or [], itself)

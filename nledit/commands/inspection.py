@@ -12,6 +12,7 @@ from ..analysis.page import write_report
 from ..fitting.build import prepare
 from ..fitting.prepare import tables as edit_tables
 from ..fitting.recipe_fit import load_for_recipe
+from ..folders.preflight import recipe_inputs
 from ..recipe import EditSpec, Recipe
 from .args import check_outputs, recipe_from_args
 
@@ -66,7 +67,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     """`nledit inspect`: the report of the recipe's layer (or of every layer)."""
     recipe, text = recipe_from_args(args)
     report = args.report or "runs/inspect"
-    check_outputs(("--report", report))
+    check_outputs(("--report", report), inputs=recipe_inputs(recipe), itself=True)
     path = inspect(recipe, text, Path(report), recipe.output.overwrite, all_layers=args.all_layers)
     print(f"report written to {path}")
     return 0

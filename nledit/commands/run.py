@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..cli_errors import INCOMPETENT_BASE, USAGE_ERROR
 from ..errors import NleditError
+from ..folders.preflight import check_apart, recipe_inputs
 from ..recipe import Recipe, edit_definition, load_recipe
 from .args import check_outputs, recipe_from_args
 
@@ -62,7 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..pipeline import run
 
     recipe, text = recipe_from_args(args)
-    check_outputs(("output.dir", recipe.output.dir))
+    check_outputs(("output.dir", recipe.output.dir), inputs=recipe_inputs(recipe))
     done = run(recipe, text, Path(recipe.output.dir), recipe.output.overwrite)
     comp = done.result.competence if done.result is not None else {}
     if getattr(args, "strict", False) and comp and not comp["competent"]:
@@ -83,6 +84,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     recipe, text = recipe_from_args(args)
     out = Path(args.out or (recipe.output.dir + "-fit"))
     field = "--out" if args.out else "output.dir (+ -fit)"
+    check_apart([(field, str(out))], recipe_inputs(recipe))
     check_destination(out, recipe.output.overwrite, FIT_MARKERS, field)
     fitted = fit_distributed_or_local(recipe, text)
     if fitted is not None:  # the main process writes
@@ -104,7 +106,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     args.recipe = str(fit_dir / "nledit_recipe.yaml")
     recipe, text = recipe_from_args(args)
     refuse_refit(load_recipe(args.recipe)[0], recipe)
-    check_outputs(("output.dir", recipe.output.dir))
+    inputs = [("fit folder", str(fit_dir)), *recipe_inputs(recipe)]
+    check_outputs(("output.dir", recipe.output.dir), inputs=inputs)
     out = Path(recipe.output.dir)
     check_destination(out, recipe.output.overwrite, EXPORT_MARKERS)
     fitted = load_fit(fit_dir, recipe, text)

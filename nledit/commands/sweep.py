@@ -32,6 +32,7 @@ from ..fitting.build import prepare
 from ..fitting.prepare import Prepared
 from ..fitting.prepare import gates as edit_gates
 from ..fitting.recipe_fit import load_for_recipe
+from ..folders.preflight import recipe_inputs
 from ..models.arch import resolve_layer
 from ..recipe import EditSpec, Recipe, load_recipe_text, recipe_hash
 from ..runtime import operators
@@ -298,6 +299,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     shown += [f"--set {item}" for item in args.set or []]
     args.set = (args.set or []) + extra
     recipe, text = recipe_from_args(args)
-    check_folders(("sweep.out", recipe.sweep.out))
+    check_folders(("sweep.out", recipe.sweep.out), inputs=recipe_inputs(recipe), itself=True)
     run_sweep(recipe, text, command=" ".join(shown))
     return 0

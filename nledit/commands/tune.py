@@ -52,6 +52,7 @@ import yaml
 
 from ..evaluation.erasure import EvalResult
 from ..fitting.recipe_fit import Fitted
+from ..folders.preflight import recipe_inputs
 from ..models.arch import resolve_layer
 from ..pipeline import evaluate
 from ..recipe import EditSpec, Recipe, parse_recipe
@@ -226,7 +227,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     recipe, text = recipe_from_args(args)
     storage = recipe.tune.storage or ""
     db = storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else None
-    check_outputs(("tune.dir", recipe.tune.dir), ("tune.storage", db and str(Path(db).parent)))
+    check_outputs(
+        ("tune.dir", recipe.tune.dir),
+        ("tune.storage", db and str(Path(db).parent)),
+        inputs=recipe_inputs(recipe),
+    )
     run_tune(recipe, text)
     return 0
 

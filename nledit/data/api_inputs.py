@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from ..errors import EditError
 from ..recipe import DataSpec, EditSpec, ModelSpec, PromptSpec, Recipe
-from .blank import blank
+from .blank import blank, not_text
 from .dataset import Examples
 
 
@@ -167,6 +167,9 @@ def examples(data: Any, label_names: Any = None, where: str = "data") -> tuple[E
                 f"{where}[{n}]: the text is empty, not text, or only invisible characters "
                 "(whitespace, zero-width or control characters)"
             )
+        why = not_text(text)
+        if why:
+            raise EditError(f"{where}[{n}]: the text holds a {why}")
         if isinstance(y, str):
             if y not in names:
                 raise EditError(f"{where}[{n}]: label {y!r} is not one of {names}")

@@ -25,3 +25,16 @@ def invisible(ch: str) -> bool:
 def blank(text: str) -> bool:
     """Whether ``text`` holds no visible character (empty, whitespace, zero-width, ...)."""
     return all(invisible(ch) for ch in text)
+
+
+def not_text(text: str) -> str | None:
+    """Why ``text`` is not text: a NUL character (what makes a file binary, whether raw or
+    escaped as ``\\u0000``) or a lone surrogate that no UTF-8 file can hold; None when it is
+    text. (Other control characters occur in real corpora and are kept.)"""
+    for i, ch in enumerate(text):
+        code = ord(ch)
+        if code == 0:
+            return f"NUL character at character {i}; this is not text"
+        if 0xD800 <= code <= 0xDFFF:
+            return f"lone surrogate U+{code:04X} at character {i} (not valid Unicode text)"
+    return None

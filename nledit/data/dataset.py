@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import DataError
 from ..recipe import DataSpec, PromptSpec, Recipe
-from .blank import blank
+from .blank import blank, not_text
 from .files import WHERE, loads, read_rows, read_text, where
 from .selection import class_indices, demonstrations, pick, shot_counts
 
@@ -166,12 +166,32 @@ def _label_id(y: Any, names: list[str]) -> int | str:
     return y
 
 
+def _label_kind(y: Any) -> str:
+    """'id' for a label written as a number (or digits), 'name' for one written as a name."""
+    return "name" if isinstance(y, str) and not re.fullmatch(r"\s*-?[0-9]+\s*", y) else "id"
+
+
 def to_examples(rows: list[dict], spec: DataSpec, names: list[str], source: str) -> Examples:
+    """The rows as examples; every row's label is of one kind (all ids or all names) and
+    every text is text (``blank``, ``not_text``), else a ``DataError`` naming file and line."""
     texts, labels = [], []
+    first: dict[str, str] = {}
     for n, r in enumerate(rows, 1):
-        y, text = _label_id(r.get(spec.label_field), names), r.get(spec.text_field)
+        raw = r.get(spec.label_field)
+        y, text = _label_id(raw, names), r.get(spec.text_field)
         if isinstance(y, str):
             raise DataError(f"data: {source}, {where(r, n)}: {y}")
+        kind = _label_kind(raw)
+        first.setdefault(kind, where(r, n))
+        if len(first) > 1:
+            raise DataError(
+                f"data: {source}, {where(r, n)}: label {raw!r} is a label {kind}, but the "
+                f"labels before it are label {'names' if kind == 'id' else 'ids'} (first at "
+                f"{first['name' if kind == 'id' else 'id']}); write every label one way"
+            )
+        why = not_text(text) if isinstance(text, str) else None
+        if why:
+            raise DataError(f"data: {source}, {where(r, n)}: {spec.text_field!r}: {why}")
         if not isinstance(text, str) or blank(text):
             raise DataError(
                 f"data: {source}, {where(r, n)}: empty or non-text {spec.text_field!r} (or only "

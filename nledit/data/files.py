@@ -136,6 +136,12 @@ def _csv_rows(text: str, path: Path, field: str, error: type[Exception]) -> list
         if not record:
             continue
         if header is None:
+            twice = sorted({c for c in record if record.count(c) > 1})
+            if twice:  # a dict of the row would keep the last column of that name
+                raise error(
+                    f"{field}: {path}, line {start}: column {twice[0]!r} is named twice in the "
+                    "header"
+                )
             header = record
             continue
         n += 1

@@ -229,6 +229,12 @@ def convert_gguf(gguf: Path, folder: Path) -> None:
 # What transformers raises on a damaged folder or a config with impossible values.
 LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError)
 LOAD_ERRORS += (SafetensorError,)
+try:  # a config.json field of the wrong type (transformers 5 validates configs strictly)
+    from huggingface_hub.errors import StrictDataclassError
+
+    LOAD_ERRORS += (StrictDataclassError,)
+except ImportError:  # an older huggingface_hub has no strict configs
+    pass
 
 
 def load_reason(err: BaseException) -> str:

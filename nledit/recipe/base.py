@@ -12,6 +12,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
 )
 from pydantic_core import PydanticCustomError
 from typing_extensions import Self
@@ -77,6 +78,9 @@ def _expandable(value: str) -> str:
 
 
 PathStr = Annotated[str, AfterValidator(_expandable)]  # a file or folder path (or a Hub id)
+# A random seed: what every generator nledit seeds (torch, numpy, random) takes as it is,
+# so a negative or larger seed is refused rather than wrapped.
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
 
 
 def _visible(value: str) -> str:

@@ -18,6 +18,7 @@ from .base import (
     PathStr,
     RangeShape,
     Saliency,
+    Seed,
     Selectivity,
     StrictModel,
     TunableOperator,
@@ -131,7 +132,7 @@ class TuneSpec(StrictModel):
     trials: Annotated[int, Field(ge=1)] = Field(
         30, description="finished trials the study should hold; a rerun continues up to it"
     )
-    seed: int | None = Field(None, description="sampler seed (default: the recipe's seed)")
+    seed: Seed | None = Field(None, description="sampler seed (default: the recipe's seed)")
     base_check: bool = Field(
         True,
         description="refuse to tune when the base model cannot do the task or the target on "
@@ -256,7 +257,7 @@ class TrainHeadSpec(StrictModel):
     warmup: Annotated[float, Field(ge=0, lt=1)] = Field(0.1, description="share of steps")
     batch_size: Annotated[int, Field(ge=1)] = 16
     max_length: Annotated[int, Field(ge=8)] = 64
-    seed: int = 0
+    seed: Seed = 0
     out: PathStr | None = Field(
         None, description="checkpoint folder (default: the recipe's model.id)"
     )

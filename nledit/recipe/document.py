@@ -11,7 +11,7 @@ from pydantic import (
     model_validator,
 )
 
-from .base import StrictModel, _duplicates, _shown, _suggest, _yaml_type
+from .base import Seed, StrictModel, _duplicates, _shown, _suggest, _yaml_type
 from .commands import OutputSpec, SweepSpec, TrainHeadSpec, TuneSpec
 from .sections import DataSpec, EditSpec, EvalSpec, ModelSpec, PromptSpec, _edit_combos, edit_name
 
@@ -30,7 +30,7 @@ class Recipe(StrictModel):
     train_head: TrainHeadSpec | None = Field(
         None, description="how `nledit train-head` makes the classifier that model.id names"
     )
-    seed: int = 0
+    seed: Seed = 0
     batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
         8, description="rows per batch, or auto: from the model's size and free memory"
     )

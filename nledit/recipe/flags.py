@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import stat
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from ..errors import FlagError
 from . import DEVICE, Dtype, PathStr
-from .base import StrictModel, VisibleStr
+from .base import Seed, StrictModel, VisibleStr
 from .loading import format_errors
 
 Device = Annotated[str, Field(pattern=DEVICE)]
@@ -72,10 +74,31 @@ class GenerateFlags(StrictModel):
     sample: bool = False
     temperature: Annotated[float, Field(gt=0)] = 1.0
     top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
-    seed: int = 0
+    seed: Seed = 0
     chat: bool = False
     json_out: PathStr | None = None
     device: Device = "cpu"
+
+    @field_validator("prompts_file")
+    @classmethod
+    def _regular_file(cls, v: str | None) -> str | None:
+        """A file of prompts is a regular file (a FIFO or device would block the read)."""
+        if v is not None and os.path.exists(v) and not os.path.isfile(v):
+            raise ValueError(f"{v} is not a regular file")
+        if v is not None and os.path.isfile(v) and not stat.S_ISREG(os.stat(v).st_mode):
+            raise ValueError(f"{v} is not a regular file")
+        return v
+
+    @field_validator("json_out")
+    @classmethod
+    def _json_outside_export(cls, v: str | None, info: ValidationInfo) -> str | None:
+        """--json never writes inside the export (it would no longer verify)."""
+        out = info.data.get("out")
+        if v is not None and out is not None:
+            export, target = os.path.realpath(out), os.path.realpath(v)
+            if target == export or target.startswith(export + os.sep):
+                raise ValueError(f"{v} is inside the export {out}; write it elsewhere")
+        return v
 
 
 class VerifyFlags(StrictModel):

@@ -18,6 +18,7 @@ from .base import (
     PathStr,
     RangeShape,
     Saliency,
+    Seed,
     Selectivity,
     StrictModel,
     VisibleStr,
@@ -173,7 +174,7 @@ class PromptSpec(StrictModel):
         description="first_classes: shot i goes to class i mod k; per_class: the classes that "
         "get the extra shots are drawn with `shot_seed`, so every class can appear",
     )
-    shot_seed: int | None = Field(None, description="seed of the shot draw (default: seed)")
+    shot_seed: Seed | None = Field(None, description="seed of the shot draw (default: seed)")
     shot_words: Annotated[int, Field(ge=1)] | None = Field(
         None, description="cut each demonstration to its first N words"
     )

@@ -32,6 +32,8 @@ _CORE = {
     ),
 }
 _CORE_RE = {tag: re.compile(rf"^(?:{rx})$") for tag, rx in _CORE.items()}
+# YAML 1.1 booleans that YAML 1.2 core reads as text
+_BOOL_11 = re.compile(r"yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF")
 
 
 class StrictLoader(yaml.SafeLoader):
@@ -66,7 +68,8 @@ def _value(loader_cls: type[yaml.SafeLoader], node: yaml.ScalarNode) -> Any:
 
 def ambiguous_scalars(root: yaml.Node, at: list[str] | None = None) -> list[str]:
     """``path: line L: ...`` for every plain scalar that YAML 1.1 reads as another number
-    than YAML 1.2 core does (``010``, ``1:30``, ``1_000``, ``0b11``)."""
+    than YAML 1.2 core does (``010``, ``1:30``, ``1_000``, ``0b11``), and every YAML 1.1
+    boolean (``yes``, ``off``) that YAML 1.2 reads as text."""
     out: list[str] = []
     seen: set[int] = set()
 
@@ -74,7 +77,17 @@ def ambiguous_scalars(root: yaml.Node, at: list[str] | None = None) -> list[str]
         if id(node) in seen:
             return
         seen.add(id(node))
-        if isinstance(node, yaml.ScalarNode) and node.style is None and node.value:
+        if (
+            isinstance(node, yaml.ScalarNode)
+            and node.style is None
+            and _BOOL_11.fullmatch(node.value)
+        ):
+            out.append(
+                f"{'.'.join(path) or 'recipe'}: line {node.start_mark.line + 1}: {node.value!r} is "
+                "a boolean in YAML 1.1 but text in YAML 1.2; write true or false, or quote it "
+                "for text"
+            )
+        elif isinstance(node, yaml.ScalarNode) and node.style is None and node.value:
             old, new = _value(yaml.SafeLoader, node), _value(StrictLoader, node)
             # 1.1 reading text where 1.2 reads a number (``5e-5``, ``0o17``) is no ambiguity
             differ = type(old) is not type(new) or (old != new and old == old)  # nan == nan here
