@@ -364,15 +364,17 @@ def test_tokenizer_loads_without_code_or_prompt(tmp_path: Path, tiny_models) -> 
         "print('loaded', type(tok).__name__, tok('match goal')['input_ids'])\n"
     )
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    proc = subprocess.Popen(  # stdin stays open: a prompt would wait on it
-        [sys.executable, "-c", code],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    stdout, stderr = proc.communicate(timeout=300)
+    out_file, err_file = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with out_file.open("w") as out_f, err_file.open("w") as err_f:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=out_f, stderr=err_f, env=env
+        )
+        try:  # stdin stays open and unwritten until the child ends: a prompt would wait on it
+            proc.wait(timeout=300)
+        finally:
+            assert proc.stdin is not None
+            proc.stdin.close()
+    stdout, stderr = out_file.read_text(), err_file.read_text()
     assert proc.returncode == 0, stderr[-2000:]
     assert "loaded" in stdout and "Do you wish to run the custom code" not in stdout + stderr
     assert not (tmp_path / "modules").exists()  # no code of the checkpoint was imported

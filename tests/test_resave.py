@@ -120,8 +120,8 @@ records = []
 handler = logging.Handler()
 handler.emit = lambda r: records.append(r.getMessage())
 logging.getLogger("transformers").addHandler(handler)
-tok = transformers.PreTrainedTokenizerFast(tokenizer_file=os.path.join(src, "tokenizer.json"))
-pipe = transformers.pipeline("text-generation", model=src, tokenizer=tok, trust_remote_code=True)
+pipe = transformers.pipeline("text-generation", model=src, trust_remote_code=True)
+report["pipeline_tokenizer"] = type(pipe.tokenizer).__name__
 report["pipeline_class"] = type(pipe.model).__name__
 report["pipeline_log"] = [m for m in records if "not supported" in m]
 report["nledit_modules"] = sorted(m for m, v in sys.modules.items() if m.startswith("nledit") and v)
@@ -195,6 +195,7 @@ def test_pipeline_takes_the_edited_model_without_complaint(resaved: Any) -> None
     _, report, _ = resaved
     assert report["pipeline_class"].startswith("Nledit")
     assert report["pipeline_log"] == []
+    assert report["pipeline_tokenizer"] == "TokenizersBackend"  # the standard class
 
 
 def test_bf16_round_trip_keeps_the_edit(resaved: Any) -> None:
