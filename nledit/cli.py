@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
-        apply_threads(getattr(args, "threads", None))
+        apply_threads(getattr(args, "threads", None), "--threads")
         return int(runner(args.command)(args) or 0)
     except user_errors() as err:
         print(f"error: {err}", file=sys.stderr)

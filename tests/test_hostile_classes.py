@@ -337,3 +337,22 @@ def test_a_csv_column_named_twice_is_refused(
     recipe.write_text(yaml.safe_dump(recipe_dict(tiny_models["llama"], data)))
     out = tmp_path / "out"
     refused(["fit", str(recipe), "--out", str(out)], capsys, out, str(data), "named twice")
+
+
+@pytest.mark.parametrize("where", ["flag", "recipe"])
+def test_more_threads_than_cpus_is_refused(
+    tiny_models: dict[str, Path], tiny_data: Path, tmp_path: Path, where: str, capsys
+) -> None:
+    from nledit.models.threads import usable_cpus
+
+    too_many = usable_cpus() + 1
+    data = recipe_dict(tiny_models["llama"], tiny_data)
+    extra: list[str] = []
+    if where == "flag":
+        extra, field = ["--threads", str(too_many)], "--threads"
+    else:
+        data["threads"], field = too_many, "threads"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    refused(["fit", str(recipe), "--out", str(out), *extra], capsys, out, field, str(too_many))
