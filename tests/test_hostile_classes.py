@@ -356,3 +356,21 @@ def test_more_threads_than_cpus_is_refused(
     recipe.write_text(yaml.safe_dump(data))
     out = tmp_path / "out"
     refused(["fit", str(recipe), "--out", str(out), *extra], capsys, out, field, str(too_many))
+
+
+def test_a_base_naming_its_own_code_is_loaded_without_it_and_says_so(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    from nledit.models.config_facts import IgnoredCodeWarning
+    from nledit.models.loading import load_on_meta
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_models["llama"], base)
+    config = json.loads((base / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}
+    (base / "config.json").write_text(json.dumps(config))
+    canary = tmp_path / "ran"
+    (base / "modeling_evil.py").write_text(f"open({str(canary)!r}, 'w').write('x')\n")
+    with pytest.warns(IgnoredCodeWarning, match="auto_map"):
+        load_on_meta(base, "auto")
+    assert not canary.exists()

@@ -28,6 +28,7 @@ from ..folders.owned import cache_dir, remove_owned
 from ..recipe import ModelSpec
 from ..recipe.flags import check_device
 from . import base_id as basemodel
+from .config_facts import detect_task, warn_ignored_code
 
 CACHE_RECORD = "nledit_cache.json"  # sha256 of every converted file, checked before reuse
 HEAD_RECORD = "nledit_head.json"  # how `nledit train-head` trained the checkpoint in a folder
@@ -256,6 +257,7 @@ def load_on_meta(folder: Path, task: str) -> None:
     kw: dict[str, Any] = {"trust_remote_code": False}
     try:
         config = AutoConfig.from_pretrained(folder, **kw)
+        warn_ignored_code(config, str(folder))
         task = detect_task(config, task)
         with _quiet_loading():
             model, info = _auto_class(task).from_pretrained(
@@ -341,15 +343,6 @@ def refuse_export(folder: Path, mid: str) -> None:
     )
 
 
-def detect_task(config: Any, requested: str) -> str:
-    if requested != "auto":
-        return requested
-    archs = getattr(config, "architectures", None) or []
-    if any("SequenceClassification" in a for a in archs):
-        return "sequence-classification"
-    return "causal-lm"
-
-
 @contextmanager
 def _quiet_loading() -> Iterator[None]:
     """transformers' own load report and head warnings off while loading (restored after)."""
@@ -374,6 +367,7 @@ def load_model(spec: ModelSpec, source: ModelSource) -> tuple[Any, Any, str]:
         kw["revision"] = source.revision
     try:
         config = AutoConfig.from_pretrained(source.location, **kw)
+        warn_ignored_code(config, source.origin)
         task = detect_task(config, spec.task)
         cls = _auto_class(task)
         load_kw: dict[str, Any] = {**kw, **NO_HUB_KERNELS, "dtype": getattr(torch, spec.dtype)}
