@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .data.files import read_text
+from .data.files import not_a_file, read_text
 from .data.plan import demonstration_lines, demonstration_warnings, estimate_seconds
 from .errors import FlagError
 from .fitting.saliency_registry import top_count
@@ -242,7 +242,7 @@ def missing_files(recipe: Recipe) -> list[str]:
             continue
         path = Path(value).expanduser()
         if not path.is_file():
-            problems.append(f"{where}: no such file: {value}")
+            problems.append(f"{where}: {not_a_file(path)}")
         elif where != "data.source" and where != "data.eval_source":  # plain text files
             try:
                 read_text(path, where, ValueError)

@@ -374,3 +374,20 @@ def test_a_base_naming_its_own_code_is_loaded_without_it_and_says_so(
     with pytest.warns(IgnoredCodeWarning, match="auto_map"):
         load_on_meta(base, "auto")
     assert not canary.exists()
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_data_source_that_is_not_a_regular_file_says_what_it_is(
+    tiny_models: dict[str, Path], tmp_path: Path, kind: str, capsys
+) -> None:
+    source = tmp_path / "rows.jsonl"
+    if kind == "folder":
+        source.mkdir()
+    else:
+        os.mkfifo(source)
+    data = recipe_dict(tiny_models["llama"], source)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    expected = "is a folder, not a file" if kind == "folder" else "not a regular file"
+    refused(["fit", str(recipe), "--out", str(out)], capsys, out, "data.source", expected)

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import DataError
 from ..recipe import DataSpec, PromptSpec, Recipe
 from .blank import blank, not_text
-from .files import WHERE, loads, read_rows, read_text, where
+from .files import WHERE, loads, not_a_file, read_rows, read_text, where
 from .selection import class_indices, demonstrations, pick, shot_counts
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv"}
@@ -59,7 +59,7 @@ def load_rows(
     if is_local_source(source):
         path = Path(source).expanduser()
         if not path.is_file():
-            raise DataError(f"{field}: no such file: {path}")
+            raise DataError(f"{field}: {not_a_file(path)}")
         if path.suffix not in LOCAL_FORMATS:
             raise DataError(f"{field}: {path}: unsupported format (use .jsonl, .json, .csv)")
         rows = read_rows(path, field, DataError)

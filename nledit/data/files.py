@@ -16,6 +16,16 @@ from typing import Any
 WHERE = "__where__"  # key added to each local row: "line 3" / "row 2 (line 3)" / "item 4"
 
 
+def not_a_file(path: Path | str) -> str:
+    """Why ``path`` cannot be read as a file: missing, a folder, or not a regular file."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{path} is a folder, not a file"
+    if path.exists():
+        return f"{path} is not a regular file (a pipe, socket or device)"
+    return f"no such file: {path}"
+
+
 def read_text(path: Path, field: str, error: type[Exception]) -> str:
     """The UTF-8 text of ``path``; a binary or non-UTF-8 file raises ``error`` naming the line."""
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..recipe.protocol import ClassIndices, Demonstration, IndexFile
-from .files import loads, read_text
+from .files import loads, not_a_file, read_text
 
 
 def shot_counts(shots: int, n_classes: int, sampling: str, seed: int) -> list[int]:
@@ -41,7 +41,7 @@ def class_indices(spec: ClassIndices, names: list[str], field: str) -> dict[int,
     if isinstance(spec, IndexFile):
         path = Path(spec.file).expanduser()
         if not path.is_file():
-            raise DataError(f"{field}.file: no such file: {path}")
+            raise DataError(f"{field}.file: {not_a_file(path)}")
         try:
             doc = loads(read_text(path, f"{field}.file", DataError))
         except (json.JSONDecodeError, ValueError) as err:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ..errors import PerplexityError
-from .files import read_text
+from .files import not_a_file, read_text
 
 LINE_STEPS = {
     "space_lines_to_empty": lambda line: "" if line == " " else line,
@@ -40,7 +40,7 @@ def _load(source: str, field: str) -> str:
     if path.is_file():
         return read_text(path, field, PerplexityError)
     if path.suffix or source.startswith((".", "/", "~")):
-        raise PerplexityError(f"{field}: no such file: {source}")
+        raise PerplexityError(f"{field}: {not_a_file(path)}")
     import datasets
 
     name, _, config = source.partition(":")

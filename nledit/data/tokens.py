@@ -101,10 +101,11 @@ def load_text(source: str, config: str | None, split: str, spec: DataSpec, field
     """Running text from a local text file or a Hub data set's text column (lines joined)."""
     path = Path(source).expanduser()
     if path.suffix in TEXT_SUFFIXES or path.exists() or source.startswith((".", "/", "~")):
-        if not path.is_file():
-            raise _error(f"{field}: no such file: {path}")
         from ..errors import DataError
-        from .files import read_text
+        from .files import not_a_file, read_text
+
+        if not path.is_file():
+            raise _error(f"{field}: {not_a_file(path)}")
 
         return read_text(path, field, DataError)
     import datasets

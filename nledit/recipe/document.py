@@ -141,5 +141,8 @@ def _token_prompt(data: DataSpec, prompt: PromptSpec) -> PromptSpec:
     if "shots" not in prompt.model_fields_set:
         update["shots"] = 0
     if prompt.label_words is None and data.token_classes:
-        update["label_words"] = [" " + (ws[0] if ws else "") for ws in data.token_classes.values()]
+        # a class with no word is reported on data.token_classes; it gets no label word here
+        words = [ws[0] for ws in data.token_classes.values() if ws]
+        if len(words) == len(data.token_classes):
+            update["label_words"] = [" " + w for w in words]
     return prompt.updated(**update) if update else prompt
