@@ -128,19 +128,6 @@ def test_every_command_has_a_runner() -> None:
     assert all(name == "cmd_" + c.replace("-", "_") for c, (_, name) in RUNNERS.items())
 
 
-# Underscore names imported from another nledit module that remain; the list may only shrink.
-PRIVATE_IMPORTS_LEFT = {
-    ("nledit.recipe.document", "nledit.recipe.base", "_duplicates"),
-    ("nledit.recipe.document", "nledit.recipe.base", "_shown"),
-    ("nledit.recipe.document", "nledit.recipe.base", "_suggest"),
-    ("nledit.recipe.document", "nledit.recipe.base", "_yaml_type"),
-    ("nledit.recipe.document", "nledit.recipe.sections", "_edit_combos"),
-    ("nledit.recipe.loading", "nledit.recipe.base", "_shown"),
-    ("nledit.recipe.loading", "nledit.recipe.base", "_suggest"),
-    ("nledit.recipe.loading", "nledit.recipe.base", "_yaml_type"),
-    ("nledit.recipe.sections", "nledit.recipe.base", "_slug"),
-    ("nledit.recipe.sections", "nledit.recipe.base", "_yaml_type"),
-}
 # What a checkout's root holds; anything else committed there is a stray file.
 ROOT_ENTRIES = {
     ".ci", ".gitignore", "README.md", "pyproject.toml", "bench", "docs", "nledit", "recipes",
@@ -177,8 +164,7 @@ def test_no_private_names_imported_across_modules() -> None:
         if path.name == "__init__.py":
             name += ".__init__"
         found |= private_imports(name, path.read_text(encoding="utf-8"))
-    assert found - PRIVATE_IMPORTS_LEFT == set(), "import a public name; do not add to the list"
-    assert PRIVATE_IMPORTS_LEFT - found == set(), "gone: remove it from PRIVATE_IMPORTS_LEFT"
+    assert found == set(), "make the shared name public, or move the code that uses it"
 
 
 def test_no_stray_file_at_the_repository_root() -> None:
