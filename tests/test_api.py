@@ -206,3 +206,24 @@ def test_an_unknown_baseline_is_refused(llama, tiny_data: Path) -> None:
     model, tok = llama
     with pytest.raises(EditError, match=r"baselines.1: Input should be .*steer"):
         nledit.fit(model, tok, _rows(tiny_data)[:40], [EDIT], baselines=("neuron", "stear"))
+
+
+def test_baseline_edits_limit_the_neuron_baseline_as_the_recipe_does(
+    tiny_models, tiny_data: Path
+) -> None:
+    """``baseline_edits`` is the recipe's ``eval.baseline_edits``: the same neuron gates."""
+    from nledit.fitting.recipe_fit import fit as fit_recipe
+    from nledit.recipe import Recipe
+
+    d = recipe_dict(tiny_models["llama"], tiny_data)
+    d["edits"] = [{**EDIT, "name": "sports"}, {**EDIT, "concepts": ["Tech"], "name": "tech"}]
+    d["eval"] = {**d.get("eval", {}), "baseline_edits": ["tech"]}
+    fitted = fit_recipe(Recipe.model_validate(d), yaml.safe_dump(d))
+    path = str(tiny_models["llama"])
+    model, tok = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    args = (model, tok, d["data"], d["edits"], d["prompt"])
+    edit = nledit.fit(*args, batch_size=d["batch_size"], baseline_edits=["tech"])
+    assert {g.spec.edit for g in edit.baseline} == {"tech"}
+    assert [g.spec for g in edit.baseline] == [g.spec for g in fitted.edit.baseline]
+    with pytest.raises(EditError, match=r"baseline_edits: 'sprots' is not an edit name"):
+        nledit.fit(*args, baseline_edits=["sprots"])
