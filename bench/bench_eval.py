@@ -52,7 +52,7 @@ def main() -> None:
     cm, ev = fitted.cm, recipe.eval
     texts = fitted.data.eval.texts
     corpus = load_text(ev.perplexity_source)
-    conds = conditions_for(fitted)
+    conds = conditions_for(fitted.edit)
     base = [Condition("base", None, [])]
 
     def table(conditions, fast: bool) -> tuple[float, float]:

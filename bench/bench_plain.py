@@ -109,7 +109,7 @@ def main() -> None:
     fit_ex, ev = fitted.data.fit, fitted.data.eval
     fit_q, ev_q = cm._encode(fit_ex.texts), cm._encode(ev.texts)
     label_ids = cm.label_ids.tolist()
-    conds = conditions_for(fitted)
+    conds = conditions_for(fitted.edit)
     plain_gates = {c.key: _plain_gate(c) for c in conds}
     text_of = load_text(WIKI)[: 8 * args.window * args.windows]  # enough characters
     wins = windows(cm.tokenizer, text_of, args.window, args.windows)

@@ -70,6 +70,7 @@ def fit(
     max_length: int | None = None,
     baselines: tuple[str, ...] = ("neuron",),
     steer_strength: float = STEER_STRENGTH,
+    baseline_edits: list[str] | None = None,
     model_id: str | None = None,
 ) -> Edit:
     """Fit ``edits`` on ``model`` (a transformers model in memory) from ``data``.
@@ -80,7 +81,9 @@ def fit(
     section (for a causal LM the model is read at the prompt's last token); in-memory data
     brings its few-shot examples as ``shots`` (pairs). ``baselines``: the comparison edits built
     beside it, as the recipe's ``eval.baselines`` (``neuron``, ``steer``, ``ablate``, ``leace``,
-    ``paper``; ``steer_strength`` is the steering baseline's a). ``model_id`` (default: the
+    ``paper``; ``steer_strength`` is the steering baseline's a; ``baseline_edits``, as the
+    recipe's ``eval.baseline_edits``, names the edits that get the neuron baseline, default
+    every edit). ``model_id`` (default: the
     model's ``name_or_path``) names the base model in exports.
     """
     given = {"label_names": label_names, "shots": shots, "max_length": max_length}
@@ -90,6 +93,7 @@ def fit(
         max_length=(DataSpec, "max_length", 256 if max_length is None else max_length),
         steer_strength=(EvalSpec, "steer_strength", steer_strength),
         baselines=(EvalSpec, "baselines", listed(baselines)),
+        baseline_edits=(EvalSpec, "baseline_edits", baseline_edits),
     )
     seed, max_length = checked["seed"], checked["max_length"]
     steer_strength, baselines = checked["steer_strength"], tuple(checked["baselines"])
@@ -122,6 +126,12 @@ def fit(
             )
         shot_ex = examples(shots, names, "shots")[0] if shots else Examples([], [])
         data_def = {"examples_sha256": examples_digest(fit_ex), "label_names": names}
+    named = {edit_name(e, i) for i, e in enumerate(specs)}
+    for name in checked["baseline_edits"] or []:
+        if name not in named:
+            raise EditError(
+                f"baseline_edits: {name!r} is not an edit name; edits are {sorted(named)}"
+            )
     for i, e in enumerate(specs):
         for c in e.concepts:
             if c not in names:
@@ -136,7 +146,15 @@ def fit(
     layers = [resolve_layer(e.layer, layout.n_layers) for e in specs]
     wanted = list(baselines)
     prep = prepare(cm, fit_ex, specs, layers, batch_size, seed, wanted)
-    built = build(prep, specs, layers, layout.n_layers, wanted, steer_strength=steer_strength)
+    built = build(
+        prep,
+        specs,
+        layers,
+        layout.n_layers,
+        wanted,
+        baseline_edits=checked["baseline_edits"],
+        steer_strength=steer_strength,
+    )
     gates, baseline = built.gates, built.baseline
     # A model built from a config has no id: the edit then records none, and export asks
     # for the base model's folder or Hub id (model_id=).

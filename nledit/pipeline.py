@@ -13,14 +13,14 @@ from safetensors.torch import load_file, save_file
 from .checkpoint.card import CardInfo
 from .checkpoint.integrity import walk
 from .checkpoint.manifest import describe_checkpoint, edit_summaries
-from .checkpoint.write import EXPORT_MARKERS, ExportError, export_checkpoint, method_gates
+from .checkpoint.write import EXPORT_MARKERS, ExportError, export_checkpoint
 from .evaluation import diagnostics, transfer
 from .evaluation.erasure import EvalResult, conditions_for, erasure_table
 from .evaluation.perplexity import general_perplexity
 from .evaluation.results import result_files, summary
 from .evaluation.seeds import seed_list, summarise, with_seed
 from .fitting.provenance import check_fingerprint, model_fingerprint
-from .fitting.recipe_fit import Fitted, fit, load_for_recipe
+from .fitting.recipe_fit import Fitted, fit, load_for_recipe, recipe_edit
 from .folders.atomic import atomic_dir, check_destination
 from .recipe import Recipe, edit_hash, edit_name, recipe_hash
 from .runtime import gate
@@ -53,7 +53,7 @@ def evaluate(fitted: Fitted) -> EvalResult:
     t1 = time.perf_counter()
     result.perplexity = general_perplexity(
         fitted.cm,
-        conditions_for(fitted),
+        conditions_for(fitted.edit),
         ev.perplexity_window,
         ev.perplexity_windows,
         recipe.batch_size,
@@ -71,7 +71,7 @@ def evaluate(fitted: Fitted) -> EvalResult:
         from .evaluation.probing import probe_rows
 
         t2 = time.perf_counter()
-        gates = fitted.gates + fitted.baseline
+        gates = fitted.edit.gates + fitted.edit.baseline
         data = fitted.data
         result.probe = probe_rows(
             fitted.cm, data.fit, data.eval, gates, recipe.batch_size, recipe.seed
@@ -116,7 +116,7 @@ def describe(fitted: Fitted, result: EvalResult | None) -> tuple[dict[str, Any],
             "shots": len(fitted.data.shots),
             "label_names": fitted.data.label_names,
         },
-        edits=edit_summaries(recipe.edits, fitted.layers, fitted.gates),
+        edits=edit_summaries(recipe.edits, fitted.layers, fitted.edit.gates),
         metrics=result.to_dict() if result else {},
         recipe_text=fitted.recipe_text,
         is_lm=fitted.cm.is_lm,
@@ -127,8 +127,7 @@ def describe(fitted: Fitted, result: EvalResult | None) -> tuple[dict[str, Any],
 
 def checkpoint_gates(fitted: Fitted) -> list[gate.RangeGate]:
     """The gates an export carries: the range edit, or its neuron-masking baseline."""
-    method = fitted.recipe.output.method
-    return method_gates(fitted.gates, fitted.baseline, method, "output.method")
+    return fitted.edit.gates_for(fitted.recipe.output.method, "output.method")
 
 
 def card_generations(fitted: Fitted) -> str:
@@ -158,9 +157,9 @@ def export_fitted(fitted: Fitted, out: Path, result: EvalResult | None, overwrit
         out,
         model=fitted.model,
         tokenizer=fitted.cm.tokenizer,
-        task=fitted.cm.task,
+        task=fitted.edit.task,
         source=fitted.source,
-        layers_path=fitted.layout.layers_path,
+        layers_path=fitted.edit.layers_path,
         gates=checkpoint_gates(fitted),
         recipe_text=fitted.recipe_text,
         recipe_sha256=recipe_hash(fitted.recipe_text),
@@ -179,10 +178,10 @@ def run(recipe: Recipe, text: str, out: Path, overwrite: bool, log: Any = print)
     check_destination(out, overwrite, EXPORT_MARKERS)
     fitted = fit(recipe, text)
     log(
-        f"fitted {len(fitted.gates)} range gate(s) in {fitted.timings['fit_pass_s']:.1f}s "
+        f"fitted {len(fitted.edit.gates)} range gate(s) in {fitted.timings['fit_pass_s']:.1f}s "
         f"({len(fitted.data.fit)} examples, layer(s) {sorted(set(fitted.layers))})"
     )
-    for g in fitted.gates:
+    for g in fitted.edit.gates:
         if g.spec.quorum:
             log(
                 f"  {g.spec.name}: acts on a token when at least {g.spec.quorum} of its "
@@ -207,7 +206,9 @@ def save_fit(fitted: Fitted, out: Path, overwrite: bool) -> Path:
             {k: v.contiguous() for k, v in fitted.stats.to_tensors().items()}, str(tmp / FIT_STATS)
         )
         gate.save_ranges(
-            str(tmp / FIT_GATES), fitted.gates + fitted.baseline, {"nledit_version": __version__}
+            str(tmp / FIT_GATES),
+            fitted.edit.gates + fitted.edit.baseline,
+            {"nledit_version": __version__},
         )
         (tmp / "nledit_recipe.yaml").write_text(fitted.recipe_text, encoding="utf-8")
         meta = {
@@ -217,7 +218,7 @@ def save_fit(fitted: Fitted, out: Path, overwrite: bool) -> Path:
             "data_sha256": fitted.data.digest,
             "recipe_sha256": recipe_hash(fitted.recipe_text),
             "nledit_version": __version__,
-            "gates": [g.spec.to_dict() for g in fitted.gates + fitted.baseline],
+            "gates": [g.spec.to_dict() for g in fitted.edit.gates + fitted.edit.baseline],
             "model": model_fingerprint(fitted.source),
             "files": {name: "" for name in walk(tmp)[0]},  # what --overwrite may replace
         }
@@ -297,8 +298,13 @@ def load_fit(fit_dir: Path, recipe: Recipe, text: str) -> Fitted:
         layers,
         stats,
         [],
-        [g for g in gates if _is_edit(g)],
-        [g for g in gates if not _is_edit(g)],
+        recipe_edit(
+            recipe,
+            cm,
+            data,
+            [g for g in gates if _is_edit(g)],
+            [g for g in gates if not _is_edit(g)],
+        ),
         None,
         dict(meta.get("timings", {})),
     )

@@ -148,7 +148,7 @@ def test_api_export_equals_cli_run(tiny_models, tiny_data: Path, tmp_path: Path)
     from nledit.recipe import load_recipe
 
     fitted = fit_recipe(*load_recipe(recipe))
-    assert isinstance(fitted.edit, nledit.Edit) and fitted.edit.gates == fitted.gates
+    assert isinstance(fitted.edit, nledit.Edit)
     nledit.export(
         fitted.model, fitted.cm.tokenizer, fitted.edit, tmp_path / "recipe", model_id=path
     )
@@ -189,15 +189,15 @@ def test_api_builds_every_baseline_the_recipe_path_builds(tiny_models, tiny_data
     d = recipe_dict(tiny_models["llama"], tiny_data)
     d["eval"] = {**d.get("eval", {}), "baselines": every}
     fitted = fit_recipe(Recipe.model_validate(d), yaml.safe_dump(d))
-    assert {g.spec.method for g in fitted.baseline} == set(every)
+    assert {g.spec.method for g in fitted.edit.baseline} == set(every)
 
     path = str(tiny_models["llama"])
     model, tok = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
     edit = nledit.fit(
         model, tok, d["data"], d["edits"], d["prompt"], batch_size=d["batch_size"], baselines=every
     )
-    assert [g.spec for g in edit.baseline] == [g.spec for g in fitted.baseline]
-    mine, theirs = gate_tensors(edit.baseline), gate_tensors(fitted.baseline)
+    assert [g.spec for g in edit.baseline] == [g.spec for g in fitted.edit.baseline]
+    mine, theirs = gate_tensors(edit.baseline), gate_tensors(fitted.edit.baseline)
     assert mine.keys() == theirs.keys()
     assert all(torch.equal(mine[k], theirs[k]) for k in mine)
 
@@ -206,3 +206,24 @@ def test_an_unknown_baseline_is_refused(llama, tiny_data: Path) -> None:
     model, tok = llama
     with pytest.raises(EditError, match=r"baselines.1: Input should be .*steer"):
         nledit.fit(model, tok, _rows(tiny_data)[:40], [EDIT], baselines=("neuron", "stear"))
+
+
+def test_baseline_edits_limit_the_neuron_baseline_as_the_recipe_does(
+    tiny_models, tiny_data: Path
+) -> None:
+    """``baseline_edits`` is the recipe's ``eval.baseline_edits``: the same neuron gates."""
+    from nledit.fitting.recipe_fit import fit as fit_recipe
+    from nledit.recipe import Recipe
+
+    d = recipe_dict(tiny_models["llama"], tiny_data)
+    d["edits"] = [{**EDIT, "name": "sports"}, {**EDIT, "concepts": ["Tech"], "name": "tech"}]
+    d["eval"] = {**d.get("eval", {}), "baseline_edits": ["tech"]}
+    fitted = fit_recipe(Recipe.model_validate(d), yaml.safe_dump(d))
+    path = str(tiny_models["llama"])
+    model, tok = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    args = (model, tok, d["data"], d["edits"], d["prompt"])
+    edit = nledit.fit(*args, batch_size=d["batch_size"], baseline_edits=["tech"])
+    assert {g.spec.edit for g in edit.baseline} == {"tech"}
+    assert [g.spec for g in edit.baseline] == [g.spec for g in fitted.edit.baseline]
+    with pytest.raises(EditError, match=r"baseline_edits: 'sprots' is not an edit name"):
+        nledit.fit(*args, baseline_edits=["sprots"])

@@ -34,7 +34,7 @@ def exported(
 def test_an_exports_edit_applies_to_a_base_in_memory(exported: Any) -> None:
     out, fitted = exported
     edit = nledit.Edit.from_pretrained(out)
-    assert edit.names == [g.spec.name for g in fitted.gates]
+    assert edit.names == [g.spec.name for g in fitted.edit.gates]
     assert edit.task == "causal-lm" and edit.label_names == fitted.data.label_names
     base = AutoModelForCausalLM.from_pretrained(fitted.recipe.model.id, dtype=torch.float32).eval()
     ids = fitted.cm.tokenizer(TEXTS, return_tensors="pt", padding=True)

@@ -95,7 +95,7 @@ def test_fitted_ranges_equal_numpy(tiny_models: dict[str, Path], tiny_data: Path
         np.testing.assert_allclose(table.lo.numpy(), mu - 1.5 * sigma, rtol=0, atol=1e-5)
         np.testing.assert_allclose(table.hi.numpy(), mu + 1.5 * sigma, rtol=0, atol=1e-5)
         assert table.index.numel() == round(0.25 * fitted.layout.hidden_size)
-        gate = next(g for g in fitted.gates if g.spec.concept == table.concept)
+        gate = next(g for g in fitted.edit.gates if g.spec.concept == table.concept)
         assert torch.equal(gate.index, table.index)
         torch.testing.assert_close(gate.lo, table.lo.float())
         torch.testing.assert_close(gate.hi, table.hi.float())

@@ -111,12 +111,12 @@ def test_paper_default_is_a_comparison_row_never_exported(tiny_models, tiny_data
     d = recipe_dict(tiny_models["llama"], tiny_data, layer=1, saliency="selective", top_p=0.1)
     d["eval"]["baselines"] = ["neuron", "paper"]
     fitted = fit(parse_recipe(d, "recipe"), yaml.safe_dump(d))
-    paper = [g for g in fitted.baseline if g.spec.method == "paper"]
+    paper = [g for g in fitted.edit.baseline if g.spec.method == "paper"]
     last = fitted.layout.n_layers - 1
     assert len(paper) == 1 and paper[0].spec.layer == last
     assert paper[0].spec.saliency == "max" and paper[0].spec.top_p == 0.3
     assert paper[0].spec.mode == "range"
-    assert checkpoint_gates(fitted) == fitted.gates and fitted.gates[0].spec.layer == 1
+    assert checkpoint_gates(fitted) == fitted.edit.gates and fitted.edit.gates[0].spec.layer == 1
     result = erasure_table(fitted)
     row = next(r for r in result.rows if r.method == "paper")
     assert "fire_other" in row.diag and "verdict" in row.diag
@@ -131,7 +131,7 @@ def test_perplexity_scores_a_read_token_gate_as_generated(tiny_models, tiny_data
 
     d = recipe_dict(tiny_models["llama"], tiny_data, layer=1, positions="last", top_p=0.5)
     fitted = fit(parse_recipe(d, "recipe"), yaml.safe_dump(d))
-    last = fitted.gates[0]
+    last = fitted.edit.gates[0]
     every = copy.deepcopy(last)
     every.spec.positions = "all"
     text = " ".join(["the match of the market in software news says the coach"] * 40)
@@ -154,8 +154,8 @@ def test_base_pass_firing_equals_a_separate_pass(tiny_models, tiny_data, monkeyp
         m.setattr(diagnostics, "capture", None)
         rows = {r.method: r.diag for r in erasure_table(fitted).rows}
     ev = fitted.data.eval
-    gates = fitted.gates + fitted.baseline
+    gates = fitted.edit.gates + fitted.edit.baseline
     alone = firing_rates(fitted.cm, gates, ev.texts, ev.labels, 4)
-    for method, gate in (("range", fitted.gates[0]), ("paper", fitted.baseline[-1])):
+    for method, gate in (("range", fitted.edit.gates[0]), ("paper", fitted.edit.baseline[-1])):
         for key, value in alone[gate.spec.name].items():
             assert rows[method][key] == pytest.approx(value, abs=1e-6), (method, key)

@@ -79,7 +79,7 @@ def test_fast_path_equals_plain_path(tiny_models, tiny_data, family: str, layer)
     d = recipe_dict(tiny_models[family], tiny_data, layer=layer, positions="all")
     d["eval"]["baselines"] = ["neuron", "steer", "ablate"]
     fitted = fit(parse_recipe(d), yaml.safe_dump(d))
-    conds = conditions_for(fitted)
+    conds = conditions_for(fitted.edit)
     texts = fitted.data.eval.texts
     fast = label_probs(fitted.cm, texts, conds, 4, fast=True)
     plain = label_probs(fitted.cm, texts, conds, 4, fast=False)
@@ -97,7 +97,7 @@ def test_perplexity_fast_equals_plain(tiny_models, tiny_data, tmp_path, family: 
     text = " ".join(["the match of the season in the league after the coach says"] * 40)
     d = recipe_dict(tiny_models[family], tiny_data, layer=1)
     fitted = fit(parse_recipe(d), yaml.safe_dump(d))
-    conds = conditions_for(fitted)
+    conds = conditions_for(fitted.edit)
     args = (fitted.model, fitted.layout, fitted.cm.tokenizer, text, conds, 32, 3, 2)
     fast = perplexity(*args, fast=True)
     plain = perplexity(*args, fast=False)
@@ -148,7 +148,7 @@ def test_whole_vector_baselines_once_per_concept_and_layer(tiny_models, tiny_dat
     d["edits"] = [edit, {**edit, "name": "damp", "operator": "dampen"}]
     d["eval"]["baselines"] = ["neuron", "steer", "ablate"]
     fitted = fit(parse_recipe(d), yaml.safe_dump(d))
-    methods = [g.spec.method for g in fitted.baseline]
+    methods = [g.spec.method for g in fitted.edit.baseline]
     n_concepts = len(edit["concepts"])
     assert methods.count("neuron") == 2 * n_concepts  # per edit: the operator differs
     assert methods.count("steer") == methods.count("ablate") == n_concepts

@@ -170,7 +170,7 @@ def logits_of(fitted: Fitted, inputs: dict[str, torch.Tensor], gates: list[Range
 
 
 def neuron_gates(fitted: Fitted) -> list[RangeGate]:
-    return [g for g in fitted.baseline if g.spec.mode == "neuron"]
+    return [g for g in fitted.edit.baseline if g.spec.mode == "neuron"]
 
 
 def build(family: str, base_dir: Path, data: Path, root: Path) -> Export:
@@ -178,7 +178,12 @@ def build(family: str, base_dir: Path, data: Path, root: Path) -> Export:
     fitted = run_recipe(base_dir, data, out)
     fitted_multi = run_recipe(base_dir, data, multi, edits=MULTI_EDITS, eval={"enabled": False})
     pipeline.export_fitted(
-        dataclasses.replace(fitted, gates=empty_ranges(fitted.gates)), empty, None, False
+        dataclasses.replace(
+            fitted, edit=dataclasses.replace(fitted.edit, gates=empty_ranges(fitted.edit.gates))
+        ),
+        empty,
+        None,
+        False,
     )
     neuron = root / f"{family}-neuron"
     neuron_recipe = fitted.recipe.updated(output=fitted.recipe.output.updated(method="neuron"))
@@ -199,13 +204,13 @@ def build(family: str, base_dir: Path, data: Path, root: Path) -> Export:
     inputs = {k: tokens[k] for k in ("input_ids", "attention_mask")}
     inputs_path = root / f"{family}-inputs.safetensors"
     save_file(inputs, str(inputs_path))
-    switch_off = [fitted_multi.gates[0].spec.name]
+    switch_off = [fitted_multi.edit.gates[0].spec.name]
     logits = {
         "base": logits_of(fitted, inputs, []),
-        "edited": logits_of(fitted, inputs, fitted.gates),
+        "edited": logits_of(fitted, inputs, fitted.edit.gates),
         "neuron": logits_of(fitted, inputs, neuron_gates(fitted)),
-        "multi": logits_of(fitted_multi, inputs, fitted_multi.gates),
-        "multi_switched_off": logits_of(fitted_multi, inputs, fitted_multi.gates[1:]),
+        "multi": logits_of(fitted_multi, inputs, fitted_multi.edit.gates),
+        "multi_switched_off": logits_of(fitted_multi, inputs, fitted_multi.edit.gates[1:]),
     }
     return Export(
         family,
@@ -323,7 +328,7 @@ def test_export_loads_without_nledit_with_equal_logits(
     base_cls = type(e.fitted.model).__name__
     assert got["class"] == f"Nledit{base_cls}"
     assert got["module"].startswith("transformers_modules.")
-    assert got["gates"] == sorted(g.spec.name for g in e.fitted.gates)
+    assert got["gates"] == sorted(g.spec.name for g in e.fitted.edit.gates)
     assert got["layers_path"] == e.fitted.layout.layers_path
     # the edit does something on these inputs, so equality below is not vacuous
     assert max_diff(e.logits["edited"], e.logits["base"]) > 1e-3
@@ -351,7 +356,12 @@ def test_neuron_method_needs_the_neuron_gates(exports: dict[str, Export], tmp_pa
     recipe = fitted.recipe.updated(output=fitted.recipe.output.updated(method="neuron"))
     with pytest.raises(pipeline.ExportError, match=r"output\.method: neuron needs"):
         pipeline.export_fitted(
-            dataclasses.replace(fitted, recipe=recipe, baseline=[]), tmp_path / "x", None, False
+            dataclasses.replace(
+                fitted, recipe=recipe, edit=dataclasses.replace(fitted.edit, baseline=[])
+            ),
+            tmp_path / "x",
+            None,
+            False,
         )
     assert not (tmp_path / "x").exists()
 
@@ -376,7 +386,7 @@ def test_empty_ranges_give_the_base_model_exactly(
 ) -> None:
     e = exports[family]
     got = entry(loaded, f"{family}/empty")
-    assert got["gates"] == sorted(g.spec.name for g in e.fitted.gates)
+    assert got["gates"] == sorted(g.spec.name for g in e.fitted.edit.gates)
     assert torch.equal(got["logits"]["edited"], e.logits["base"])
 
 
@@ -475,7 +485,7 @@ def test_multi_edit_export_reloads_and_switches_one_edit_off(
     exports: dict[str, Export], loaded: dict[str, dict[str, Any]], family: str
 ) -> None:
     e = exports[family]
-    gates = e.fitted_multi.gates
+    gates = e.fitted_multi.edit.gates
     assert [g.spec.concept for g in gates] == ["Sports", "Business", "Tech"]
     last = e.fitted_multi.layout.n_layers - 1
     assert [g.spec.layer for g in gates] == [0, 0, last]
@@ -515,7 +525,7 @@ def test_config_and_manifest(exports: dict[str, Export], family: str) -> None:
         assert block["base_model_type"] == base_cfg["model_type"]
         assert block["base_architecture"] == type(fitted.model).__name__
         assert block["layers_path"] == fitted.layout.layers_path
-        assert [s["name"] for s in block["edits"]] == [g.spec.name for g in fitted.gates]
+        assert [s["name"] for s in block["edits"]] == [g.spec.name for g in fitted.edit.gates]
         assert block["ranges_sha256"] == nledit.runtime.gate.tensors_digest(
             load_file(str(folder / RANGES_FILE))
         )

@@ -66,7 +66,7 @@ def test_direct_head_refuses_a_logit_cap(tiny_models) -> None:
 def test_deferred_window_nll_equals_logits(tiny_models, tiny_data, family: str) -> None:
     d = recipe_dict(tiny_models[family], tiny_data, layer="last", operator="zero")
     fitted = fit(parse_recipe(d), yaml.safe_dump(d))
-    conds = conditions_for(fitted)
+    conds = conditions_for(fitted.edit)
     ids = windows(fitted.cm.tokenizer, TEXT, 32, 4)
     batches = [({"input_ids": ids[i : i + 2], "use_cache": False}, ids[i : i + 2]) for i in (0, 2)]
     model, layout = fitted.model, fitted.layout

@@ -107,9 +107,9 @@ def test_leace_edit_and_baseline_are_in_the_erasure_table(leace_run) -> None:
     run, _ = leace_run
     methods = {r.method for r in run.result.rows}
     assert methods == {"range", "leace"}  # a LEACE edit has no neuron baseline
-    (gate,) = run.fitted.gates
+    (gate,) = run.fitted.edit.gates
     assert gate.spec.operator == "leace" and gate.spec.mode == "vector"
-    leace = [g for g in run.fitted.baseline if g.spec.method == "leace"]
+    leace = [g for g in run.fitted.edit.baseline if g.spec.method == "leace"]
     assert len(leace) == 1  # one eraser per target concept
     torch.testing.assert_close(leace[0].proj_left, gate.proj_left)
 
@@ -119,7 +119,7 @@ def test_erased_read_activations_have_no_covariance_with_the_concept(leace_run) 
 
     run, _ = leace_run
     fitted = run.fitted
-    (gate,) = fitted.gates
+    (gate,) = fitted.edit.gates
     cm, layer = fitted.cm, fitted.layers[0]
     rows, labels = [], []
     examples = fitted.data.fit
@@ -148,11 +148,11 @@ def test_exported_leace_edit_reloads_with_equal_logits(leace_run) -> None:
     save_file(inputs, str(root / "inputs.safetensors"))
     with torch.no_grad():
         base = fitted.model(**inputs).logits
-        install_gates(fitted.model, fitted.layout.layers_path, fitted.gates)
+        install_gates(fitted.model, fitted.layout.layers_path, fitted.edit.gates)
         try:
             edited = fitted.model(**inputs).logits
         finally:
-            remove_gates(fitted.model, fitted.gates)
+            remove_gates(fitted.model, fitted.edit.gates)
     script = root / "child.py"
     script.write_text(CHILD)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}

@@ -37,7 +37,7 @@ def _half_gate(cond: Condition) -> Condition:
 @pytest.mark.parametrize("family", DECODERS)
 def test_window_nll_local_equals_full(tiny_models, tiny_data, family: str) -> None:
     fitted = _fitted(tiny_models, tiny_data, family, operator="zero")
-    conds = conditions_for(fitted)
+    conds = conditions_for(fitted.edit)
     conds.append(_half_gate(conds[1]))
     ids = windows(fitted.cm.tokenizer, TEXT, 32, 4)
 
@@ -69,7 +69,7 @@ def test_window_nll_local_equals_full(tiny_models, tiny_data, family: str) -> No
 @pytest.mark.parametrize("family", FAMILIES)
 def test_label_probs_local_equal_full(tiny_models, tiny_data, family: str) -> None:
     fitted = _fitted(tiny_models, tiny_data, family, positions="all")
-    conds = conditions_for(fitted)
+    conds = conditions_for(fitted.edit)
     texts = fitted.data.eval.texts
     full = label_probs(fitted.cm, texts, conds, 4, local=False)
     firing = Firing()

@@ -157,7 +157,7 @@ def test_baseline_edits_limit_the_neuron_baseline(tiny_models, tiny_data) -> Non
     d["eval"]["baseline_edits"] = ["b"]
     d["threads"] = 1
     fitted = fit(parse_recipe(d, "recipe"), yaml.safe_dump(d))
-    assert [g.spec.edit for g in fitted.baseline] == ["b"]
+    assert [g.spec.edit for g in fitted.edit.baseline] == ["b"]
     assert torch.get_num_threads() == 1
 
 

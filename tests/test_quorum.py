@@ -162,7 +162,7 @@ def test_quorum_auto_fits_exports_and_reloads_with_equal_logits(
     out = tmp_path / "export"
     logs: list[str] = []
     run = pipeline.run(parse_recipe(d), text, out, False, log=logs.append)
-    (g,) = run.fitted.gates
+    (g,) = run.fitted.edit.gates
     assert 1 <= g.spec.quorum <= g.spec.k
     said = f"acts on a token when at least {g.spec.quorum} of its {g.spec.k} neurons"
     assert any(said in line for line in logs)
@@ -173,7 +173,7 @@ def test_quorum_auto_fits_exports_and_reloads_with_equal_logits(
     reloaded = AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True)
     ids = torch.randint(3, 40, (2, 12))
     model = run.fitted.model
-    install_gates(model, run.fitted.layout.layers_path, run.fitted.gates)
+    install_gates(model, run.fitted.layout.layers_path, run.fitted.edit.gates)
     try:
         with torch.no_grad():
             ours = model(input_ids=ids).logits

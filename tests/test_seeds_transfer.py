@@ -119,7 +119,7 @@ def test_transfer_on_a_tiny_model(tiny_models: dict[str, Path], tiny_data: Path)
     for setting in got.values():
         (row,) = setting["rows"]
         assert 0.0 <= row["changed"] <= 1.0 and set(row["ci"]) >= {"d_acc", "d_conf"}
-    for g in fitted.gates:  # a gate that does nothing: the figure says the edit stops acting
+    for g in fitted.edit.gates:  # a gate that does nothing: the figure says the edit stops acting
         g.enabled = False
     idle = transfer.measure_transfer(fitted)
     assert all(not r["acts"] and r["changed"] == 0 for v in idle.values() for r in v["rows"])

@@ -40,8 +40,8 @@ def test_every_job_builds_the_same_gates(
     edit = recipe.edits[0]
 
     fitted = fit_recipe(recipe, text)  # nledit run / nledit fit
-    want = _bytes(fitted.gates)
-    specs = [g.spec for g in fitted.gates]
+    want = _bytes(fitted.edit.gates)
+    specs = [g.spec for g in fitted.edit.gates]
 
     model_dir = str(tiny_models["llama"])
     model = AutoModelForCausalLM.from_pretrained(model_dir)
@@ -71,7 +71,7 @@ def test_every_job_builds_the_same_gates(
     monkeypatch.setattr(nledit.commands.inspection, "build_report", capture)
     nledit.commands.inspection.inspect(recipe, text, tmp_path / "report", overwrite=False)
     index, lo, hi, _ = seen["Sports"]
-    g = fitted.gates[0]
+    g = fitted.edit.gates[0]
     assert index.tolist() == g.index.tolist()
     # the report reads the float64 table; a gate stores float32
     assert lo.astype("float32").tobytes() == g.lo.numpy().tobytes()

@@ -68,7 +68,7 @@ def test_export_reloads_without_nledit(smol_run, tmp_path: Path) -> None:
     fitted, out = smol_run.fitted, smol_run.out
     ids = fitted.cm.tokenizer("Article: The match ended in a draw.\nTopic:", return_tensors="pt")
     model = fitted.model
-    install_gates(model, fitted.layout.layers_path, fitted.gates)
+    install_gates(model, fitted.layout.layers_path, fitted.edit.gates)
     try:
         with torch.no_grad():
             expected = model(**ids).logits[0].contiguous()

@@ -128,19 +128,6 @@ def test_every_command_has_a_runner() -> None:
     assert all(name == "cmd_" + c.replace("-", "_") for c, (_, name) in RUNNERS.items())
 
 
-# Underscore names imported from another nledit module that remain; the list may only shrink.
-PRIVATE_IMPORTS_LEFT = {
-    ("nledit.recipe.document", "nledit.recipe.base", "_duplicates"),
-    ("nledit.recipe.document", "nledit.recipe.base", "_shown"),
-    ("nledit.recipe.document", "nledit.recipe.base", "_suggest"),
-    ("nledit.recipe.document", "nledit.recipe.base", "_yaml_type"),
-    ("nledit.recipe.document", "nledit.recipe.sections", "_edit_combos"),
-    ("nledit.recipe.loading", "nledit.recipe.base", "_shown"),
-    ("nledit.recipe.loading", "nledit.recipe.base", "_suggest"),
-    ("nledit.recipe.loading", "nledit.recipe.base", "_yaml_type"),
-    ("nledit.recipe.sections", "nledit.recipe.base", "_slug"),
-    ("nledit.recipe.sections", "nledit.recipe.base", "_yaml_type"),
-}
 # What a checkout's root holds; anything else committed there is a stray file.
 ROOT_ENTRIES = {
     ".ci", ".gitignore", "README.md", "pyproject.toml", "bench", "docs", "nledit", "recipes",
@@ -177,8 +164,7 @@ def test_no_private_names_imported_across_modules() -> None:
         if path.name == "__init__.py":
             name += ".__init__"
         found |= private_imports(name, path.read_text(encoding="utf-8"))
-    assert found - PRIVATE_IMPORTS_LEFT == set(), "import a public name; do not add to the list"
-    assert PRIVATE_IMPORTS_LEFT - found == set(), "gone: remove it from PRIVATE_IMPORTS_LEFT"
+    assert found == set(), "make the shared name public, or move the code that uses it"
 
 
 def test_no_stray_file_at_the_repository_root() -> None:
@@ -214,3 +200,63 @@ def test_no_package_is_named_after_an_api_function() -> None:
         n for n in package.__all__ if (PACKAGE / n).exists() or (PACKAGE / f"{n}.py").exists()
     }
     assert not shadows, f"modules named after API functions: {shadows}"
+
+
+# What a command may import besides its siblings: the public API and the CLI's plumbing (the
+# recipe package parses recipes and flags).
+API = {"nledit", "nledit.api"}
+PLUMBING = {"nledit.errors", "nledit.cli_errors", "nledit.cli_help"}
+# Commands that still import more than that; the set may only shrink.
+THICK_COMMANDS = {
+    "nledit.commands.args", "nledit.commands.eval", "nledit.commands.finetune",
+    "nledit.commands.generate", "nledit.commands.inspection", "nledit.commands.run",
+    "nledit.commands.sweep", "nledit.commands.train_head", "nledit.commands.tune",
+}  # fmt: skip
+
+
+def beyond_thin_shell(deps: set[str], stages: set[str]) -> set[str]:
+    """What a command's imports ``deps`` hold beyond a thin shell: anything but the API, the
+    plumbing, the recipe package, sibling commands and one stage package's public names (its
+    ``__init__``, never a module inside it). ``stages``: the stage packages of nledit."""
+    rest = {
+        d
+        for d in deps
+        if d not in API | PLUMBING
+        and d != "nledit.recipe"
+        and not d.startswith(("nledit.recipe.", COMMANDS + "."))
+    }
+    own = rest & stages
+    return rest - own if len(own) <= 1 else rest
+
+
+def stage_packages() -> set[str]:
+    """Every package directly under nledit/ except the command layer and the recipe."""
+    return {
+        f"nledit.{p.name}"
+        for p in PACKAGE.iterdir()
+        if (p / "__init__.py").is_file() and p.name not in {"commands", "recipe"}
+    }
+
+
+def test_thin_shell_rule() -> None:
+    stages = {"nledit.sweep", "nledit.tune", "nledit.checkpoint"}
+    assert beyond_thin_shell({"nledit.api", "nledit.recipe.flags", "nledit.sweep"}, stages) == set()
+    assert beyond_thin_shell({"nledit.sweep.files"}, stages) == {"nledit.sweep.files"}
+    assert beyond_thin_shell({"nledit.sweep", "nledit.tune"}, stages) == {
+        "nledit.sweep",
+        "nledit.tune",
+    }
+    assert beyond_thin_shell({"nledit.pipeline"}, stages) == {"nledit.pipeline"}
+
+
+def test_commands_are_thin_shells() -> None:
+    """A command imports only the public API, the plumbing, the recipe package and its own
+    stage's public names; the work itself lives in the stages."""
+    stages = stage_packages()
+    thick = {
+        name
+        for name, deps in import_graph().items()
+        if name.startswith(COMMANDS + ".") and beyond_thin_shell(deps, stages)
+    }
+    assert thick - THICK_COMMANDS == set(), "import the API or the stage's public names instead"
+    assert THICK_COMMANDS - thick == set(), "thin now: remove it from THICK_COMMANDS"

@@ -133,7 +133,7 @@ def test_edit_the_trained_classifier_and_reload_the_export(trained, head_data, t
         ["match goal coach league", "war election minister"], return_tensors="pt", padding=True
     )
     model = run.fitted.model
-    install_gates(model, run.fitted.layout.layers_path, run.fitted.gates)
+    install_gates(model, run.fitted.layout.layers_path, run.fitted.edit.gates)
     try:
         with torch.no_grad():
             edited = model(**enc).logits

@@ -9,7 +9,7 @@ from pathlib import Path
 
 def cmd_push(args: argparse.Namespace) -> int:
     """Upload the checkpoint ``args.out`` to ``args.repo`` (or list the files: ``--dry-run``)."""
-    from ..checkpoint.hub import push
+    from ..checkpoint import push
     from ..recipe.flags import checked_flags
 
     args = argparse.Namespace(**checked_flags("push", args).model_dump())

@@ -89,7 +89,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     fitted = fit_distributed_or_local(recipe, text)
     if fitted is not None:  # the main process writes
         save_fit(fitted, out, recipe.output.overwrite)
-        print(f"fit written to {out} ({len(fitted.gates)} range gate(s))")
+        print(f"fit written to {out} ({len(fitted.edit.gates)} range gate(s))")
     return 0
 
 

@@ -51,7 +51,7 @@ from typing import Any
 import yaml
 
 from ..evaluation.erasure import EvalResult
-from ..fitting.recipe_fit import Fitted
+from ..fitting.recipe_fit import Fitted, recipe_edit
 from ..folders.preflight import recipe_inputs
 from ..models.arch import resolve_layer
 from ..pipeline import evaluate
@@ -128,8 +128,7 @@ def final_evaluation(ctx: TuneContext, tuned: EditSpec) -> EvalResult:
         layers,
         ctx.stats,
         [],
-        gates,
-        baseline,
+        recipe_edit(ctx.recipe, ctx.cm, ctx.data, gates, baseline),
         ctx.reservoir,
     )
     return evaluate(fitted)  # the erasure table and perplexity, as `nledit run` measures

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..checkpoint.integrity import Findings, verify
+from ..checkpoint import Findings, verify
 from ..recipe.flags import checked_flags
 
 

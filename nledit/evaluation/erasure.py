@@ -28,6 +28,7 @@ from ..models.arch import Layout
 from ..models.compat import with_cache
 from ..models.fastpath import replay_from
 from ..models.prefixcache import batch_cache
+from ..runtime.edit import Edit
 from ..runtime.gate import RangeGate, install_gates, remove_gates
 from . import calibration, diagnostics
 from .bootstrap import delta_intervals, stratified_indices
@@ -54,9 +55,9 @@ class Condition:
         return f"{self.method}:{self.concept}" + (f"@{self.tag}" if self.tag else "")
 
 
-def conditions_for(fitted: Fitted) -> list[Condition]:
-    """The base model, each range gate alone, and each baseline gate alone."""
-    return conditions_of(fitted.gates + fitted.baseline)
+def conditions_for(edit: Edit) -> list[Condition]:
+    """The base model, each of ``edit``'s range gates alone, and each baseline gate alone."""
+    return conditions_of(edit.gates + edit.baseline)
 
 
 def conditions_of(gates: list[RangeGate]) -> list[Condition]:
@@ -253,7 +254,7 @@ def erasure_table(
     row also carries its gate's firing rates and verdict (``diagnostics``)."""
     recipe, cm = fitted.recipe, fitted.cm
     examples = examples or fitted.data.eval
-    conds = conditions_for(fitted)
+    conds = conditions_for(fitted.edit)
     counter = diagnostics.FiringCounter([g for c in conds for g in c.gates])
     observe = counter.observe if diagnose and counter.gates else None
     choice = resolve_calibration(cm, recipe.prompt.calibrate, fitted.data.fit, recipe.batch_size)

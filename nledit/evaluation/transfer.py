@@ -85,10 +85,10 @@ def _verdict(row: dict[str, Any], changed: float) -> tuple[bool, str]:
 
 
 def measure_transfer(fitted: Fitted) -> dict[str, Any]:
-    """The transfer figure of the edit's own gates (``fitted.gates``) on the evaluation split:
+    """The transfer figure of the edit's own gates (``fitted.edit.gates``) on the evaluation split:
     per setting, the prompt used and each target's row with its intervals and verdict."""
     cm0, rec = fitted.cm, fitted.recipe
-    conds = conditions_of(fitted.gates)
+    conds = conditions_of(fitted.edit.gates)
     examples = fitted.data.eval
     gold = torch.tensor(examples.labels)
     out: dict[str, Any] = {}

@@ -59,7 +59,8 @@ def prepare(
     ``mean_source`` among ``edits``."""
     wanted = list(baselines)
     n_layers = cm.layout.n_layers
-    text = mean_text(edits, operators)
+    text = mean_text(edits, operators)  # what the operators read, decided before the pass
+    leace = needs_leace(edits, wanted)
     return statistics(
         cm,
         examples,
@@ -70,7 +71,7 @@ def prepare(
         general_mean=text if text is None or mean is None else mean,
         reduce=reduce,
         desc=desc,
-        leace=needs_leace(edits, wanted),
+        leace=leace,
         placement=placement,
     )
 

@@ -24,12 +24,13 @@ from .prepare import Reduce, general_means
 from .ranges import RangeTable
 from .reservoir import Reservoir, shard_placement
 
-__all__ = ["Fitted", "fit", "general_means", "load_for_recipe"]
+__all__ = ["Fitted", "fit", "general_means", "load_for_recipe", "recipe_edit"]
 
 
 @dataclass
 class Fitted:
-    """Everything a fitted recipe produced, in memory."""
+    """A fitted recipe: its ``edit`` (the gates, the one fitted object the API, export and
+    evaluation take) and where it came from (recipe, data, model), with the fit's statistics."""
 
     recipe: Recipe
     recipe_text: str
@@ -40,8 +41,7 @@ class Fitted:
     layers: list[int]  # resolved layer per edit
     stats: ConceptStats
     tables: list[RangeTable]
-    gates: list[RangeGate]  # range gates: the edit
-    baseline: list[RangeGate]  # neuron gates: the neuron-masking baseline
+    edit: Edit  # the range gates and their baselines
     reservoir: Reservoir | None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -49,33 +49,39 @@ class Fitted:
     def model(self) -> Any:
         return self.cm.model
 
-    @property
-    def edit(self) -> Edit:
-        """The fitted gates as the library's ``Edit``, the object ``nledit.fit`` returns: apply,
-        save, evaluate or export it as one fitted in Python (its definition is the recipe's)."""
-        cm = self.cm
-        shots = self.data.shots if cm.is_lm else Examples([], [])
-        return Edit(
-            self.gates,
-            self.baseline,
-            self.layout.layers_path,
-            list(cm.label_names),
-            cm.spec,
-            shots,
-            cm.max_length,
-            cm.task,
-            edit_definition(self.recipe),
-        )
+
+def recipe_edit(
+    recipe: Recipe,
+    cm: ConceptModel,
+    data: ConceptData,
+    gates: list[RangeGate],
+    baseline: list[RangeGate],
+) -> Edit:
+    """The ``Edit`` of a recipe's fitted ``gates`` and ``baseline``: how the model was read
+    (prompt, shots, label names) and the recipe's edit definition, as ``nledit.fit`` records."""
+    shots = data.shots if cm.is_lm else Examples([], [])
+    return Edit(
+        gates,
+        baseline,
+        cm.layout.layers_path,
+        list(cm.label_names),
+        cm.spec,
+        shots,
+        cm.max_length,
+        cm.task,
+        edit_definition(recipe),
+    )
 
 
 def load_for_recipe(
-    recipe: Recipe, val_per_class: int = 0
+    recipe: Recipe, val_per_class: int = 0, threads: bool = False
 ) -> tuple[Recipe, ConceptData, ModelSource, ConceptModel, Layout, list[int]]:
     """Data first (cheap, fails early), then the model; layers resolved and checked. The
     recipe comes back with ``batch_size: auto`` replaced by the size for the loaded model.
 
     ``val_per_class`` also carves a validation split (for ``nledit tune``) after the fitting
-    examples; shots, fit and eval are the same with or without it."""
+    examples; shots, fit and eval are the same with or without it. ``threads`` first applies
+    the recipe's ``threads`` setting (before the model is loaded)."""
     missing = missing_files(recipe) + ignored_fields(recipe)  # before any time is spent
     if missing:
         raise DataError("\n".join(missing))
@@ -88,6 +94,8 @@ def load_for_recipe(
         recipe.prompt,
     )
     check_concepts(recipe, data.label_names)
+    if threads:
+        apply_threads(recipe.threads)
     source = resolve_source(recipe.model)
     model, tokenizer, task = load_model(recipe.model, source)
     layout = find_layout(model)
@@ -130,8 +138,7 @@ def fit(
     combines the statistics and activation samples of all shards (see ``distributed``).
     """
     t0 = time.perf_counter()
-    apply_threads(recipe.threads)
-    recipe, data, source, cm, layout, layers = load_for_recipe(recipe)
+    recipe, data, source, cm, layout, layers = load_for_recipe(recipe, threads=True)
     recipe = curation.targets_only(recipe, curation.not_evaluable(data.curation))
     t1 = time.perf_counter()
     examples, placement = data.fit, None
@@ -174,8 +181,7 @@ def fit(
         layers,
         stats,
         tables,
-        gates,
-        baseline,
+        recipe_edit(recipe, cm, data, gates, baseline),
         reservoir,
         timings,
     )

@@ -121,7 +121,7 @@ class StrictModel(BaseModel):
         return type(self).model_validate(data)
 
 
-def _duplicates(items: list[str]) -> list[str]:
+def duplicate_items(items: list[str]) -> list[str]:
     """Items that occur more than once, each named once, in order of first repeat."""
     seen: set[str] = set()
     dups: list[str] = []
@@ -132,16 +132,18 @@ def _duplicates(items: list[str]) -> list[str]:
     return dups
 
 
-def _slug(s: str) -> str:
+def slug(s: str) -> str:
+    """A file- and id-safe lower-case form of ``s`` (``c`` when nothing is left)."""
     return "".join(ch if ch.isalnum() else "-" for ch in s).strip("-").lower() or "c"
 
 
-def _suggest(word: str, options: list[str]) -> str:
+def suggestion(word: str, options: list[str]) -> str:
+    """`` (did you mean ...?)`` naming the closest of ``options``, or nothing."""
     close = difflib.get_close_matches(word, options, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _shown(value: Any) -> str:
+def shown_value(value: Any) -> str:
     """A scalar as YAML writes it (``true``, ``.inf``), a collection elided."""
     if isinstance(value, bool):
         return "(true)" if value else "(false)"
@@ -152,7 +154,7 @@ def _shown(value: Any) -> str:
     return ""
 
 
-def _yaml_type(value: Any) -> str:
+def yaml_type_name(value: Any) -> str:
     """The YAML name of a parsed value's type, for messages."""
     if value is None:
         return "nothing (null)"

@@ -11,9 +11,17 @@ from pydantic import (
     model_validator,
 )
 
-from .base import Seed, StrictModel, _duplicates, _shown, _suggest, _yaml_type
+from .base import Seed, StrictModel, duplicate_items, shown_value, suggestion, yaml_type_name
 from .commands import OutputSpec, SweepSpec, TrainHeadSpec, TuneSpec
-from .sections import DataSpec, EditSpec, EvalSpec, ModelSpec, PromptSpec, _edit_combos, edit_name
+from .sections import (
+    DataSpec,
+    EditSpec,
+    EvalSpec,
+    ModelSpec,
+    PromptSpec,
+    edit_combinations,
+    edit_name,
+)
 
 
 class Recipe(StrictModel):
@@ -45,7 +53,7 @@ class Recipe(StrictModel):
             return v
         if type(v) is int:
             raise ValueError("Input should be greater than or equal to 1, or auto")
-        given = f"{_yaml_type(v)} {_shown(v)}".strip()
+        given = f"{yaml_type_name(v)} {shown_value(v)}".strip()
         raise ValueError(f"Input should be a valid integer or auto, got {given}")
 
     @model_validator(mode="after")
@@ -57,7 +65,7 @@ class Recipe(StrictModel):
             self.prompt = _token_prompt(self.data, self.prompt)
             names = names or list(self.data.token_classes)
         words = self.prompt.label_words
-        for dup in _duplicates(names or []):
+        for dup in duplicate_items(names or []):
             problems.append(f"data.label_names: {dup!r} is listed twice; names must be unique")
         if names is not None and words is not None and len(words) != len(names):
             problems.append(
@@ -70,11 +78,11 @@ class Recipe(StrictModel):
                 if c not in names:
                     problems.append(
                         f"edits.{i}.concepts: {c!r} is not a label; labels are {names}"
-                        + _suggest(c, names)
+                        + suggestion(c, names)
                     )
-            for dup in _duplicates(edit.concepts):
+            for dup in duplicate_items(edit.concepts):
                 problems.append(f"edits.{i}.concepts: {dup!r} is listed twice")
-            problems += _edit_combos(edit, i)
+            problems += edit_combinations(edit, i)
             name = edit_name(edit, i)
             if name in seen:
                 problems.append(f"edits.{i}.name: duplicate edit name {name!r}")

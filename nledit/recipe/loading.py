@@ -13,7 +13,7 @@ from pydantic import (
 )
 
 from . import operator_section, strict_yaml
-from .base import RecipeError, _shown, _suggest, _yaml_type
+from .base import RecipeError, shown_value, suggestion, yaml_type_name
 from .document import Recipe
 
 
@@ -41,19 +41,19 @@ def format_errors(err: ValidationError) -> list[str]:
         path = ".".join(str(p) for p in loc) or "recipe"
         if e["type"] == "extra_forbidden":
             key = str(loc[-1])
-            out.append(f"{path}: unknown key{_suggest(key, _fields_at(loc))}")
+            out.append(f"{path}: unknown key{suggestion(key, _fields_at(loc))}")
         elif e["type"] == "missing":
             out.append(f"{path}: required field is missing")
         elif e["type"] == "model_type":
-            out.append(f"{path}: expected a mapping, got {_yaml_type(e['input'])}")
+            out.append(f"{path}: expected a mapping, got {yaml_type_name(e['input'])}")
         elif e["type"] == "too_short" and e.get("ctx", {}).get("min_length") == 1:
             out.append(f"{path}: must not be empty")
         elif e["type"] == "string_pattern_mismatch":
             out.append(f"{path}: {e['input']!r} is not valid here (expected {e['ctx']['pattern']})")
         elif e["type"] == "finite_number":
-            out.append(f"{path}: must be a finite number, got {_shown(e['input'])}")
+            out.append(f"{path}: must be a finite number, got {shown_value(e['input'])}")
         elif e["type"] in _TYPE_ERRORS:
-            given = f"{_yaml_type(e['input'])} {_shown(e['input'])}".strip()
+            given = f"{yaml_type_name(e['input'])} {shown_value(e['input'])}".strip()
             out.append(f"{path}: {e['msg']}, got {given}")
         else:
             msg = e["msg"].removeprefix("Value error, ")
@@ -77,7 +77,7 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
     if not isinstance(data, dict):
         raise RecipeError(
             source,
-            [f"recipe: expected a mapping with model, data and edits, got {_yaml_type(data)}"],
+            [f"recipe: expected a mapping with model, data and edits, got {yaml_type_name(data)}"],
         )
     scanned = _scan_problems(data, [])
     if scanned:

@@ -22,8 +22,8 @@ from .base import (
     Selectivity,
     StrictModel,
     VisibleStr,
-    _slug,
-    _yaml_type,
+    slug,
+    yaml_type_name,
 )
 from .operator_section import OperatorField, operator_section
 from .presets import with_preset
@@ -71,7 +71,7 @@ class ModelSpec(StrictModel):
             return v
         raise ValueError(
             "must be a string such as 'auto' or a mapping of module names to devices, "
-            f"got {_yaml_type(v)}"
+            f"got {yaml_type_name(v)}"
         )
 
     @field_validator("id")
@@ -290,7 +290,7 @@ class EditSpec(StrictModel):
         if not isinstance(v, (bool, int, float, list)):
             return v
         raise ValueError(
-            f"must be an operator name or a mapping with a `name` key, got {_yaml_type(v)}"
+            f"must be an operator name or a mapping with a `name` key, got {yaml_type_name(v)}"
         )
 
 
@@ -361,7 +361,7 @@ class EvalSpec(StrictModel):
         return v
 
 
-def _edit_combos(edit: EditSpec, i: int) -> list[str]:
+def edit_combinations(edit: EditSpec, i: int) -> list[str]:
     """Options that only make sense together with another option's value."""
     out = []
     if edit.quantiles is not None and edit.range != "quantile":
@@ -383,4 +383,4 @@ def edit_name(edit: EditSpec, index: int) -> str:
     """A stable name for an edit: its own, or one built from its concepts and index."""
     if edit.name:
         return edit.name
-    return f"edit{index}_" + "_".join(_slug(c) for c in edit.concepts)
+    return f"edit{index}_" + "_".join(slug(c) for c in edit.concepts)

@@ -52,9 +52,10 @@ class Edit:
     task: str
     definition: dict[str, Any] = field(default_factory=dict)
 
-    def gates_for(self, method: str = "range") -> list[gate.RangeGate]:
-        """The edit's gates (``range``) or its neuron-masking baseline (``neuron``)."""
-        return method_gates(self.gates, self.baseline, method)
+    def gates_for(self, method: str = "range", field: str = "method") -> list[gate.RangeGate]:
+        """The edit's gates (``range``) or its neuron-masking baseline (``neuron``); ``field``
+        names the setting in the error (``output.method`` for a recipe)."""
+        return method_gates(self.gates, self.baseline, method, field)
 
     @contextlib.contextmanager
     def applied(self, model: nn.Module, method: str = "range") -> Iterator[nn.Module]:
