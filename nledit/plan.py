@@ -16,6 +16,7 @@ from .folders.preflight import output_problems
 from .models.arch import ArchError, resolve_layer
 from .models.batching import auto_batch_size, available_memory
 from .models.cost_basis import Estimate, estimate
+from .models.hub_shape import HubShapeUnknown, hub_shape
 from .models.loading import ModelLoadError, gguf_shape, load_on_meta, pypi_location, refuse_export
 from .recipe import TRAINED_BASE, Recipe, edit_name
 from .recipe.flags import check_device
@@ -105,7 +106,8 @@ def _config_shape(folder: Path) -> tuple[int | None, int | None, int | None]:
 
 
 def _shape(plan: Plan, recipe: Recipe, path: Path) -> tuple[int | None, int | None, int | None]:
-    """The model's shape from a GGUF header or a local config; sets ``plan.where``."""
+    """The model's shape from a GGUF header, a local config or the Hub config.json alone (a
+    warning saying what was tried when that cannot be fetched); sets ``plan.where``."""
     mid = recipe.model.id
     if path.is_file() and path.suffix == ".gguf":
         plan.where = f"GGUF file {path}"
@@ -125,7 +127,13 @@ def _shape(plan: Plan, recipe: Recipe, path: Path) -> tuple[int | None, int | No
     if path.exists() or mid.startswith((".", "/", "~")):
         hint = " (train it first: nledit train-head RECIPE)" if recipe.train_head else ""
         raise ModelLoadError(f"model.id: no model at {mid}{hint}")
-    return None, None, None
+    try:  # a Hub id: its config.json alone gives the shape
+        shape = hub_shape(mid, recipe.model.revision, recipe.model.task)
+    except HubShapeUnknown as err:
+        plan.warnings.append(str(err))
+        return None, None, None
+    plan.where = "Hub, shape from its config.json"
+    return shape
 
 
 def make_plan(recipe: Recipe) -> Plan:

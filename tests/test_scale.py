@@ -3,6 +3,7 @@ float32 copy of a bf16 base)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,67 @@ def test_input_device_of_a_dispatched_model() -> None:
     assert input_device(model) == torch.device("cpu")
     model.hf_device_map = {"a": 1, "b": "cpu"}
     assert input_device(model) == torch.device("cuda", 1)
+
+
+def _fake_hub(root: Path, repo: str, config: Path) -> None:
+    """A Hub cache holding only ``repo``'s config.json at revision main."""
+    commit = "0" * 40
+    base = root / f"models--{repo.replace('/', '--')}"
+    (base / "refs").mkdir(parents=True)
+    (base / "refs" / "main").write_text(commit)
+    snap = base / "snapshots" / commit
+    snap.mkdir(parents=True)
+    shutil.copyfile(config, snap / "config.json")
+
+
+@pytest.fixture
+def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An offline, empty Hub cache in tmp (huggingface_hub reads its cache path at call time)."""
+    import huggingface_hub.constants as hc
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
+    return cache
+
+
+def test_check_reads_a_hub_models_shape_from_its_config_alone(
+    tiny_models, tiny_data, make_recipe, hub_cache: Path
+) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from nledit.plan import make_plan
+    from nledit.recipe import load_recipe
+
+    _fake_hub(hub_cache, "someone/tiny-llama", tiny_models["llama"] / "config.json")
+    recipe, _ = load_recipe(str(make_recipe(Path("someone/tiny-llama"), tiny_data)))
+    plan = make_plan(recipe)
+    model = AutoModelForCausalLM.from_pretrained(tiny_models["llama"])
+    assert plan.n_params == sum(p.numel() for p in model.parameters())
+    assert (plan.n_layers, plan.hidden_size) == (
+        model.config.num_hidden_layers,
+        model.config.hidden_size,
+    )
+    assert plan.cost is not None and "config.json" in plan.where
+    assert "measured  scaled by parameter count" in plan.render()
+
+
+@pytest.mark.parametrize("revision", [None, "v2"])
+def test_check_says_what_it_tried_for_an_unreachable_hub_model(
+    revision: str | None, tiny_models, tiny_data, make_recipe, hub_cache: Path
+) -> None:
+    from nledit.plan import make_plan
+    from nledit.recipe import load_recipe
+
+    _fake_hub(hub_cache, "someone/tiny-llama", tiny_models["llama"] / "config.json")
+    repo = "someone/tiny-llama" if revision else "someone/not-cached"
+    path = make_recipe(Path(repo), tiny_data, extra={"model.revision": revision})
+    plan = make_plan(load_recipe(str(path))[0])
+    assert plan.cost is None and plan.n_params is None
+    (warning,) = [w for w in plan.warnings if "shape" in w]
+    assert f"{repo}/config.json" in warning and "HF_HUB_OFFLINE" in warning
+    assert "local folder" in warning
+    assert (f"revision {revision}" in warning) == bool(revision)

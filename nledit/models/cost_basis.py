@@ -26,8 +26,8 @@ class Measured:
     fit_tokens_per_s: float
     overhead_bytes: int  # the interpreter and its imports, before any weight is read
     fit_peak_bytes: int  # the fit's peak resident memory
-    export_bytes_per_s: float  # export with the weights copied
-    verify_peak_bytes: int
+    export_bytes_per_s: float | None  # export with the weights copied (None: not measured)
+    verify_peak_bytes: int | None
 
 
 # BEGIN MEASURED (written by bench/scale.py --render from docs/benchmarks/models.scale.json)
@@ -42,6 +42,39 @@ MEASURED: tuple[Measured, ...] = (
         fit_peak_bytes=722526208,
         export_bytes_per_s=98765887.0,
         verify_peak_bytes=742129664,
+    ),
+    Measured(
+        model="smollm2-360m",
+        dtype="bfloat16",
+        params=361821120,
+        weights_bytes=723674912,
+        fit_tokens_per_s=6.74,
+        overhead_bytes=394301440,
+        fit_peak_bytes=1138991104,
+        export_bytes_per_s=None,
+        verify_peak_bytes=None,
+    ),
+    Measured(
+        model="llama-3.2-1b",
+        dtype="bfloat16",
+        params=1235814400,
+        weights_bytes=2471645568,
+        fit_tokens_per_s=1.39,
+        overhead_bytes=394055680,
+        fit_peak_bytes=2204860416,
+        export_bytes_per_s=None,
+        verify_peak_bytes=None,
+    ),
+    Measured(
+        model="smollm2-1.7b",
+        dtype="bfloat16",
+        params=1711376384,
+        weights_bytes=3422777848,
+        fit_tokens_per_s=1.99,
+        overhead_bytes=394137600,
+        fit_peak_bytes=3501682688,
+        export_bytes_per_s=None,
+        verify_peak_bytes=None,
     ),
     Measured(
         model="smollm2-135m",
@@ -76,6 +109,17 @@ MEASURED: tuple[Measured, ...] = (
         export_bytes_per_s=74513343.0,
         verify_peak_bytes=5416517632,
     ),
+    Measured(
+        model="smollm2-1.7b",
+        dtype="float32",
+        params=1711376384,
+        weights_bytes=6845530440,
+        fit_tokens_per_s=5.92,
+        overhead_bytes=394199040,
+        fit_peak_bytes=6540697600,
+        export_bytes_per_s=None,
+        verify_peak_bytes=None,
+    ),
 )
 # END MEASURED
 
@@ -97,8 +141,10 @@ def basis_rows(doc: dict[str, Any]) -> tuple[Measured, ...]:
                 fit_tokens_per_s=round(float(r.get("fit_4n", fit)["fit_tokens_per_s"]), 2),
                 overhead_bytes=int(fit["before_load_rss"]),
                 fit_peak_bytes=int(max(fit["peak_rss"], r.get("fit_4n", fit)["peak_rss"])),
-                export_bytes_per_s=round(r["weights_bytes"] / r["run"]["export_s"], 0),
-                verify_peak_bytes=int(r["verify"]["peak_rss"]),
+                export_bytes_per_s=(
+                    round(r["weights_bytes"] / r["run"]["export_s"], 0) if "run" in r else None
+                ),
+                verify_peak_bytes=int(r["verify"]["peak_rss"]) if "verify" in r else None,
             )
         )
     return tuple(sorted(out, key=lambda m: (m.dtype, m.params)))
@@ -156,6 +202,15 @@ def estimate(n_params: int, dtype: str) -> Estimate | None:
     def mix(f: Any) -> float:
         return _log_mix(f(lo), f(hi), t)
 
+    # export and verify: between the nearest sizes where they were measured
+    staged = [m for m in rows if m.export_bytes_per_s and m.verify_peak_bytes] or [
+        m for m in MEASURED if m.export_bytes_per_s and m.verify_peak_bytes
+    ]
+    slo, shi, st = _between(n_params, sorted(staged, key=lambda m: m.params))
+
+    def staged_mix(f: Any) -> float:
+        return _log_mix(f(slo), f(shi), st)
+
     overhead = mix(lambda m: m.overhead_bytes)
     if lo is hi:
         rate = lo.fit_tokens_per_s * lo.params / n_params  # throughput ~ 1 / parameters
@@ -172,7 +227,14 @@ def estimate(n_params: int, dtype: str) -> Estimate | None:
         fit_tokens_per_s=rate,
         fit_peak_bytes=overhead + weights * mix(lambda m: ratio(m, m.fit_peak_bytes)),
         export_bytes=weights,
-        export_s=weights / mix(lambda m: m.export_bytes_per_s),
-        verify_peak_bytes=overhead + weights * mix(lambda m: ratio(m, m.verify_peak_bytes)),
-        basis=basis + " (bench/scale.py, docs/BENCHMARKS.md)",
+        export_s=weights / staged_mix(lambda m: m.export_bytes_per_s),
+        verify_peak_bytes=overhead + weights * staged_mix(lambda m: ratio(m, m.verify_peak_bytes)),
+        basis=basis
+        + (
+            ""
+            if (slo, shi) == (lo, hi)
+            else f"; export and verify from {slo.model}"
+            + (f" to {shi.model}" if shi is not slo else "")
+        )
+        + " (bench/scale.py, docs/BENCHMARKS.md)",
     )
