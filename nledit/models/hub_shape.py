@@ -42,13 +42,14 @@ def hub_shape(repo: str, revision: str | None, task: str) -> tuple[int, int, int
     import torch
     from transformers import AutoConfig
 
-    from .loading import LOAD_ERRORS, _auto_class, detect_task, load_reason
+    from .config_facts import detect_task
+    from .loading import LOAD_ERRORS, auto_class, load_reason
 
     path = hub_config(repo, revision)
     try:
         config = AutoConfig.from_pretrained(path.parent, trust_remote_code=False)
         with torch.device("meta"):
-            model = _auto_class(detect_task(config, task)).from_config(config)
+            model = auto_class(detect_task(config, task)).from_config(config)
     except LOAD_ERRORS as err:
         raise HubShapeUnknown(
             f"model.id: {path} does not build a model: {load_reason(err)}"

@@ -260,7 +260,7 @@ def load_on_meta(folder: Path, task: str) -> None:
         warn_ignored_code(config, str(folder))
         task = detect_task(config, task)
         with _quiet_loading():
-            model, info = _auto_class(task).from_pretrained(
+            model, info = auto_class(task).from_pretrained(
                 folder, device_map="meta", output_loading_info=True, **kw, **NO_HUB_KERNELS
             )
     except LOAD_ERRORS as err:
@@ -268,7 +268,8 @@ def load_on_meta(folder: Path, task: str) -> None:
     _refuse_missing(model, info, str(folder), task)
 
 
-def _auto_class(task: str) -> Any:
+def auto_class(task: str) -> Any:
+    """The transformers auto class that loads a model for ``task``."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     return AutoModelForSequenceClassification if task != "causal-lm" else AutoModelForCausalLM
@@ -369,7 +370,7 @@ def load_model(spec: ModelSpec, source: ModelSource) -> tuple[Any, Any, str]:
         config = AutoConfig.from_pretrained(source.location, **kw)
         warn_ignored_code(config, source.origin)
         task = detect_task(config, spec.task)
-        cls = _auto_class(task)
+        cls = auto_class(task)
         load_kw: dict[str, Any] = {**kw, **NO_HUB_KERNELS, "dtype": getattr(torch, spec.dtype)}
         if spec.device_map is not None:
             load_kw["device_map"] = spec.device_map

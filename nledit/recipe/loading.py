@@ -15,6 +15,7 @@ from pydantic import (
 from . import operator_section, strict_yaml
 from .base import RecipeError, shown_value, suggestion, yaml_type_name
 from .document import Recipe
+from .sections import EditSpec
 
 
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:
@@ -194,9 +195,12 @@ def edit_definition(recipe: Recipe) -> dict[str, Any]:
 
     Not how it is run (device, dtype, batch size), evaluated, tuned, swept or written."""
     body = recipe.model_dump(mode="json", include={**EDIT_FIELDS, "edits": True, "seed": True})
-    for part, edit in zip(body["edits"], recipe.edits):
-        part["operator"] = edit.operator.definition()
     return _without_protocol_defaults(body)
+
+
+def edit_part(edit: EditSpec) -> dict[str, Any]:
+    """One edit as the definition hash reads it (its operator through ``definition()``)."""
+    return {**edit.model_dump(mode="json"), "operator": edit.operator.definition()}
 
 
 def _without_protocol_defaults(body: dict[str, Any]) -> dict[str, Any]:
@@ -226,7 +230,10 @@ def edit_hash(recipe: Recipe | dict[str, Any]) -> str:
     """
     import json
 
-    body = (
-        _without_protocol_defaults(recipe) if isinstance(recipe, dict) else edit_definition(recipe)
-    )
+    if isinstance(recipe, dict):
+        body = _without_protocol_defaults(recipe)
+    else:
+        body = edit_definition(recipe)
+    # each operator as the hash has always read it (``OperatorSection.definition``)
+    body["edits"] = [edit_part(EditSpec.model_validate(e)) for e in body.get("edits", [])]
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
