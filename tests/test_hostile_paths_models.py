@@ -162,6 +162,29 @@ def test_the_real_gguf_is_read(tmp_path: Path) -> None:
     assert gguf_shape(_gguf(tmp_path / "ok.gguf"))[:2] == (3, 32)
 
 
+def test_a_gguf_header_is_read_again_when_the_file_changes(tmp_path: Path) -> None:
+    import numpy as np
+    from gguf import GGUFWriter
+
+    from nledit.models.loading import ModelLoadError, gguf_shape
+
+    path = _gguf(tmp_path / "m.gguf")
+    assert gguf_shape(path)[:2] == (3, 32)
+    path.unlink()  # a new file at the same path: another block count and tensor
+    writer = GGUFWriter(str(path), "llama")
+    writer.add_block_count(5)
+    writer.add_embedding_length(16)
+    writer.add_tensor("token_embd.weight", np.ones((8, 16), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert gguf_shape(path) == (5, 16, 128)
+    _bad_gguf("half", path)  # and a damaged one is refused, not served from the cache
+    with pytest.raises(ModelLoadError, match="damaged"):
+        gguf_shape(path)
+
+
 @pytest.mark.parametrize("command", ["check", "run"])
 @pytest.mark.parametrize("kind, fragment", GGUF_KINDS.items(), ids=list(GGUF_KINDS))
 def test_bad_gguf(tmp_path: Path, tiny_data: Path, kind: str, fragment: str, command, capsys):

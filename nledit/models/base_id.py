@@ -14,6 +14,8 @@ import json
 import re
 from pathlib import Path
 
+from .gguf_header import read_header
+
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _HF_URL = re.compile(r"^https?://huggingface\.co/([A-Za-z0-9][\w.-]*/[\w.-]+?)/?$")
 _QUANT = re.compile(r"[._-](?:i?q\d[\w]*|f16|f32|bf16|fp16|gguf)$", re.IGNORECASE)
@@ -34,19 +36,12 @@ def as_hub_id(text: str | None) -> str | None:
 def from_gguf(path: Path) -> str | None:
     """The base's Hub id as a GGUF file's metadata states or implies it."""
     try:
-        from gguf import GGUFReader
-
-        fields = GGUFReader(str(path)).fields
+        strings = read_header(path).strings
     except Exception:  # a foreign or damaged file: no id, not an error here
         return None
 
     def text(key: str) -> str | None:
-        field = fields.get(key)
-        try:
-            value = field.contents() if field is not None else None
-        except Exception:
-            return None
-        return value if isinstance(value, str) else None
+        return strings.get(key)
 
     for key in _URL_KEYS:
         found = as_hub_id(text(key))

@@ -29,6 +29,7 @@ from ..recipe import ModelSpec
 from ..recipe.flags import check_device
 from . import base_id as basemodel
 from .config_facts import detect_task, warn_ignored_code
+from .gguf_header import read_header
 
 CACHE_RECORD = "nledit_cache.json"  # sha256 of every converted file, checked before reuse
 HEAD_RECORD = "nledit_head.json"  # how `nledit train-head` trained the checkpoint in a folder
@@ -304,17 +305,14 @@ def gguf_shape(path: Path) -> tuple[int | None, int | None, int | None]:
     if magic != GGUF_MAGIC:
         raise ModelLoadError(f"model.id: {path} is not a GGUF file (it does not start with GGUF)")
     try:
-        from gguf import GGUFReader
-
-        reader = GGUFReader(str(path))
-        arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+        header = read_header(path)
+        arch = header.strings["general.architecture"]
 
         def value(key: str) -> int | None:
-            f = reader.fields.get(f"{arch}.{key}")
-            return int(f.parts[-1][0]) if f is not None else None
+            found = header.numbers.get(f"{arch}.{key}")
+            return int(found) if found is not None else None
 
-        n_params = sum(int(t.n_elements) for t in reader.tensors)
-        return value("block_count"), value("embedding_length"), n_params
+        return value("block_count"), value("embedding_length"), header.n_params
     except Exception as err:  # the reader's own errors on a damaged file: name the file
         reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
         raise ModelLoadError(
