@@ -118,15 +118,15 @@ def test_train_head_out_under_a_file(tmp_path: Path, capsys) -> None:
 # ---- base models ------------------------------------------------------------------------------
 
 
-def _gguf(path: Path) -> Path:
+def _gguf(path: Path, blocks: int = 3, width: int = 32, vocab: int = 64) -> Path:
     """A small but real GGUF file (header, metadata and one tensor)."""
     import numpy as np
     from gguf import GGUFWriter
 
     writer = GGUFWriter(str(path), "llama")
-    writer.add_block_count(3)
-    writer.add_embedding_length(32)
-    writer.add_tensor("token_embd.weight", np.ones((64, 32), dtype=np.float32))
+    writer.add_block_count(blocks)
+    writer.add_embedding_length(width)
+    writer.add_tensor("token_embd.weight", np.ones((vocab, width), dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -163,23 +163,12 @@ def test_the_real_gguf_is_read(tmp_path: Path) -> None:
 
 
 def test_a_gguf_header_is_read_again_when_the_file_changes(tmp_path: Path) -> None:
-    import numpy as np
-    from gguf import GGUFWriter
-
     from nledit.models.loading import ModelLoadError, gguf_shape
 
     path = _gguf(tmp_path / "m.gguf")
     assert gguf_shape(path)[:2] == (3, 32)
     path.unlink()  # a new file at the same path: another block count and tensor
-    writer = GGUFWriter(str(path), "llama")
-    writer.add_block_count(5)
-    writer.add_embedding_length(16)
-    writer.add_tensor("token_embd.weight", np.ones((8, 16), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    assert gguf_shape(path) == (5, 16, 128)
+    assert gguf_shape(_gguf(path, blocks=5, width=16, vocab=8)) == (5, 16, 128)
     _bad_gguf("half", path)  # and a damaged one is refused, not served from the cache
     with pytest.raises(ModelLoadError, match="damaged"):
         gguf_shape(path)
