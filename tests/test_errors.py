@@ -32,7 +32,11 @@ def exception_classes() -> list[type]:
         module = importlib.import_module(_module_name(path))
         for name in names:
             cls = getattr(module, name, None)
-            is_error = isinstance(cls, type) and issubclass(cls, BaseException)
+            is_error = (
+                isinstance(cls, type)
+                and issubclass(cls, BaseException)
+                and not issubclass(cls, Warning)  # a warning is shown, never raised to the user
+            )
             if is_error and cls.__module__ == module.__name__:
                 found.append(cls)
     return found

@@ -65,12 +65,19 @@ def _walk(doc: Any, at: str, problems: list[str]) -> None:
         problems.append(f"{at}: {doc[:80]!r} names code in another repository")
 
 
+def read_by_loaders(name: str) -> bool:
+    """Whether transformers or a Hub loader reads the JSON file ``name`` when it loads a folder:
+    its configuration files (config.json, generation_config.json, tokenizer_config.json, a
+    processor's). nledit's own records (manifest, results) are read by no loader."""
+    return Path(name).name.endswith("config.json")
+
+
 def code_references(out: Path, files: list[str]) -> list[str]:
-    """Every reference to code in the JSON files of ``out`` other than ``auto_map`` (which
-    ``gate.foreign_code`` checks), each naming its file and key."""
+    """Every reference to code in the configuration files of ``out`` (``read_by_loaders``)
+    other than ``auto_map`` (which ``gate.foreign_code`` checks), each naming file and key."""
     problems: list[str] = []
     for name in files:
-        if not name.endswith(".json"):
+        if not read_by_loaders(name):
             continue
         doc, why = read_json(out / name)
         if why is None:

@@ -230,10 +230,9 @@ def edit_hash(recipe: Recipe | dict[str, Any]) -> str:
     """
     import json
 
-    if isinstance(recipe, dict):
-        body = _without_protocol_defaults(recipe)
-    else:
-        body = edit_definition(recipe)
-    # each operator as the hash has always read it (``OperatorSection.definition``)
+    body = dict(recipe) if isinstance(recipe, dict) else edit_definition(recipe)
+    # each operator as the hash has always read it (``OperatorSection.definition``), then the
+    # protocol defaults left out again (validating an edit fills them in)
     body["edits"] = [edit_part(EditSpec.model_validate(e)) for e in body.get("edits", [])]
+    body = _without_protocol_defaults(body)
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
