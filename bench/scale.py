@@ -90,6 +90,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
         max_position_embeddings=131072, rope_theta=500000.0, rms_norm_eps=1e-5,
         rope_scaling=_ROPE3, tie_word_embeddings=True,
     ),
+    "qwen2-7b": dict(
+        model_type="qwen2", hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+        num_attention_heads=28, num_key_value_heads=4, vocab_size=152064,
+        max_position_embeddings=131072, rope_theta=1000000.0, rms_norm_eps=1e-6,
+        tie_word_embeddings=False,
+    ),
 }  # fmt: skip
 # The recipe, shrunk: 4 classes x N fit examples of at most 32 tokens, one demonstration,
 # one evaluation example per class, one perplexity window, no baselines, one generated token.
@@ -106,25 +112,53 @@ SHRINK = {
 }
 
 
+def resident() -> tuple[int, int]:
+    """This process's resident bytes: all of them, and the anonymous part (Linux; 0 elsewhere).
+    The rest is file pages, among them memory-mapped safetensors weights, which the kernel can
+    drop and read again; anonymous pages are memory the process allocated."""
+    import psutil
+
+    rss, anon = psutil.Process().memory_info().rss, 0
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                anon = int(line.split()[1]) * 1024
+    return rss, anon
+
+
 class Peak:
-    """Samples this process's RSS every 20 ms; ``peak(t0, t1)`` is the highest in a window."""
+    """Samples this process's RSS every 20 ms; ``peak(t0, t1)`` is the highest in a window.
+    With ``NLEDIT_SCALE_ANON_CAP`` (bytes) set, the process exits once its anonymous memory
+    passes it (a guard for the largest shapes on a shared machine)."""
 
     def __init__(self) -> None:
-        import psutil
+        import os
 
-        self._proc, self.rows = psutil.Process(), []
+        self.rows: list[tuple[float, int, int]] = []
+        self._cap = int(os.environ.get("NLEDIT_SCALE_ANON_CAP", "0"))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        import os
+
         while not self._stop.is_set():
-            self.rows.append((time.perf_counter(), self._proc.memory_info().rss))
+            rss, anon = resident()
+            self.rows.append((time.perf_counter(), rss, anon))
+            if self._cap and anon > self._cap:
+                print(f"anonymous memory {anon} passed the cap {self._cap}", file=sys.stderr)
+                os._exit(3)
             time.sleep(0.02)
 
     def peak(self, t0: float = 0.0, t1: float = float("inf")) -> int:
         """Highest RSS (bytes) sampled between ``t0`` and ``t1``."""
-        return max((r for t, r in self.rows if t0 <= t <= t1), default=0)
+        return max((r for t, r, _ in self.rows if t0 <= t <= t1), default=0)
+
+    def peak_anon(self, t0: float = 0.0, t1: float = float("inf")) -> int:
+        """Highest anonymous resident memory (bytes) sampled between ``t0`` and ``t1``."""
+        return max((a for t, _, a in self.rows if t0 <= t <= t1), default=0)
 
     def stop(self) -> int:
         self._stop.set()
@@ -132,38 +166,94 @@ class Peak:
         return self.peak()
 
 
+SHARD_BYTES = 2 << 30  # the builder's shard size (and the most it holds in memory)
+
+
 def build(name: str, dtype: str, folder: Path) -> dict[str, Any]:
-    """A random-weight model of ``name``'s shape in ``dtype``, saved with SmolLM2's tokenizer."""
+    """A random-weight model of ``name``'s shape in ``dtype``, saved with SmolLM2's tokenizer.
+
+    The model is laid out on the meta device (no memory) and written one shard at a time, so a
+    7B shape is built holding at most one shard: a tiled random block for every matrix and
+    bias, ones for the norms, tied weights stored once (as ``save_pretrained`` does)."""
     import torch
+    from safetensors.torch import save_file
     from transformers import AutoConfig, AutoModelForCausalLM
-    from transformers.initialization import no_init_weights
 
     from nledit.models.loading import resolve_source
     from nledit.recipe import load_recipe
 
     cfg = dict(CONFIGS[name])
     config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
-    with no_init_weights():  # the default init is slow at 3B; a tiled random block is not
-        model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
-    block = torch.randn(1 << 20, generator=torch.Generator().manual_seed(0)) * 0.02
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 1:  # norms
-                p.fill_(1.0)
-                continue
-            flat = p.view(-1)
-            for lo in range(0, flat.numel(), block.numel()):
-                part = flat[lo : lo + block.numel()]
-                part.copy_(block[: part.numel()])
-    model.tie_weights()
-    model.save_pretrained(folder, safe_serialization=True, max_shard_size="2GB")
+    config.dtype = getattr(torch, dtype)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=config.dtype)
+    shapes = [(k, p.shape) for k, p in model.named_parameters()]  # shared (tied) ones once
+    block = (torch.randn(1 << 20, generator=torch.Generator().manual_seed(0)) * 0.02).to(
+        config.dtype
+    )
+    width = block.element_size()
+    shards: list[list[tuple[str, torch.Size]]] = [[]]
+    size = 0
+    for key, shape in shapes:
+        nbytes = shape.numel() * width
+        if shards[-1] and size + nbytes > SHARD_BYTES:
+            shards.append([])
+            size = 0
+        shards[-1].append((key, shape))
+        size += nbytes
+    folder.mkdir(parents=True, exist_ok=True)
+    names = (
+        ["model.safetensors"]
+        if len(shards) == 1
+        else [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    )
+    weight_map = {}
+    for fname, shard in zip(names, shards, strict=True):
+        tensors = {}
+        for key, shape in shard:
+            n = shape.numel()
+            if len(shape) == 1 and "norm" in key:
+                tensors[key] = torch.ones(shape, dtype=config.dtype)
+            else:
+                reps = -(-n // block.numel())
+                tensors[key] = block.repeat(reps)[:n].reshape(shape).clone()
+            weight_map[key] = fname
+        save_file(tensors, str(folder / fname), metadata={"format": "pt"})
+        del tensors
+    total = sum(s.numel() for _, s in shapes) * width
+    if len(names) > 1:
+        index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+        (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+    config.architectures = [type(model).__name__]  # as save_pretrained records it
+    config.save_pretrained(folder)
+    if model.generation_config is not None:
+        model.generation_config.save_pretrained(folder)
     recipe, _ = load_recipe(str(RECIPE))
     tok = Path(resolve_source(recipe.model).location)
     for f in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copyfile(tok / f, folder / f)
-    params = sum(p.numel() for p in model.parameters())
+    params = sum(s.numel() for _, s in shapes)
     weights = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
     return {"params": params, "weights_bytes": weights}
+
+
+def shrunk_recipe(over: dict[str, Any]) -> tuple[Any, str]:
+    """The recipe with ``over`` set; with a ``model.device_map`` the recipe's own
+    ``model.device`` is left out (the map places the model; nledit refuses both)."""
+    from nledit.recipe import load_recipe
+
+    if "model.device_map" not in over:
+        return load_recipe(str(RECIPE), over)
+    import yaml
+
+    doc = yaml.safe_load(RECIPE.read_text())
+    doc["model"].pop("device", None)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(doc, f, sort_keys=False)
+    try:
+        return load_recipe(f.name, over)
+    finally:
+        Path(f.name).unlink()
 
 
 def _query_tokens(fitted: Any) -> int:
@@ -174,11 +264,10 @@ def _query_tokens(fitted: Any) -> int:
 def stage_fit(folder: Path, dtype: str, n: int, extra: dict[str, Any]) -> dict[str, Any]:
     """The fit pass alone (no evaluation, no export) on ``n`` examples per class."""
     from nledit.fitting.recipe_fit import fit
-    from nledit.recipe import load_recipe
 
     peak = Peak()
     over = {**SHRINK, "model.id": str(folder), "model.dtype": dtype, "data.fit_per_class": n}
-    recipe, text = load_recipe(str(RECIPE), {**over, "eval.enabled": False, **extra})
+    recipe, text = shrunk_recipe({**over, "eval.enabled": False, **extra})
     t0 = time.perf_counter()
     before = peak.peak()  # the interpreter and its imports, before any weight is read
     fitted = fit(recipe, text)
@@ -202,21 +291,22 @@ def stage_fit(folder: Path, dtype: str, n: int, extra: dict[str, Any]) -> dict[s
         "before_load_rss": before,
         "load_peak_rss": load_peak,
         "fit_pass_peak_rss": pass_peak,
+        "fit_pass_peak_anon": peak.peak_anon(t_load, t_pass),
+        "load_anon": peak.peak_anon(t_load - 0.05, t_load + 0.05),
         "one_layer_activations_bytes": layer_act * width,
         "layer": fitted.layers[0],
         "n_layers": layout.n_layers,
     }
 
 
-def stage_run(folder: Path, dtype: str, out: Path) -> dict[str, Any]:
+def stage_run(folder: Path, dtype: str, out: Path, extra: dict[str, Any]) -> dict[str, Any]:
     """Fit, erasure table and perplexity, then the export with the weights copied."""
     from nledit.fitting.recipe_fit import fit
     from nledit.pipeline import evaluate, export_fitted
-    from nledit.recipe import load_recipe
 
     peak = Peak()
     over = {**SHRINK, "model.id": str(folder), "model.dtype": dtype, "data.fit_per_class": 2}
-    recipe, text = load_recipe(str(RECIPE), over)
+    recipe, text = shrunk_recipe({**over, **extra})
     fitted = fit(recipe, text)
     result = evaluate(fitted)
     t0 = time.perf_counter()
@@ -230,6 +320,52 @@ def stage_run(folder: Path, dtype: str, out: Path) -> dict[str, Any]:
         "perplexity_s": tm.get("perplexity_s"),
         "export_s": export_s,
         "export_bytes": size,
+        "peak_anon": peak.peak_anon(),
+        "peak_rss": peak.stop(),
+    }
+
+
+def _folder_bytes(out: Path) -> int:
+    return sum(p.stat().st_size for p in out.iterdir() if p.is_file())
+
+
+def stage_export(
+    folder: Path, dtype: str, n: int, out: Path, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """The fit (no evaluation), then two exports of it: the weights referenced (``out``-ref)
+    and copied (``out``)."""
+    import dataclasses
+
+    from nledit.fitting.recipe_fit import fit
+    from nledit.pipeline import export_fitted
+
+    peak = Peak()
+    over = {**SHRINK, "model.id": str(folder), "model.dtype": dtype, "data.fit_per_class": n}
+    over |= {"eval.enabled": False, "output.weights": "reference"}
+    recipe, text = shrunk_recipe({**over, **extra})
+    fitted = fit(recipe, text)
+    ref = out.with_name(out.name + "-ref")
+    t0 = time.perf_counter()
+    export_fitted(fitted, ref, None, overwrite=False)
+    t1 = time.perf_counter()
+    output = fitted.recipe.output.updated(weights="copy")
+    copied = dataclasses.replace(fitted, recipe=fitted.recipe.updated(output=output))
+    export_fitted(copied, out, None, overwrite=False)
+    t2 = time.perf_counter()
+    tm = fitted.timings
+    return {
+        "examples": len(fitted.data.fit.texts),
+        "load_s": tm["load_s"],
+        "fit_pass_s": tm["fit_pass_s"],
+        "fit_tokens_per_s": _query_tokens(fitted) / tm["fit_pass_s"],
+        "reference_export_s": t1 - t0,
+        "reference_export_bytes": _folder_bytes(ref),
+        "copy_export_s": t2 - t1,
+        "copy_export_bytes": _folder_bytes(out),
+        "fit_peak_rss": peak.peak(0.0, t0),
+        "fit_peak_anon": peak.peak_anon(0.0, t0),
+        "export_peak_rss": peak.peak(t0, t2),
+        "peak_anon": peak.peak_anon(),
         "peak_rss": peak.stop(),
     }
 
@@ -246,7 +382,8 @@ def stage_verify(out: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     findings = verify(out)
     secs = time.perf_counter() - t0
-    res = {"verify_s": secs, "verified": findings.ok, "peak_rss": peak.stop()}
+    res = {"verify_s": secs, "verified": findings.ok, "peak_anon": peak.peak_anon()}
+    res |= {"peak_rss": peak.stop(), "before_anon": peak.peak_anon(0, t0)}
     return {**res, "before_rss": before, "failures": findings.failures()}
 
 
@@ -260,7 +397,8 @@ def stage_load(out: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True, dtype="auto")
     secs = time.perf_counter() - t0
-    return {"from_pretrained_s": secs, "peak_rss": peak.stop(), "before_rss": before}
+    res = {"from_pretrained_s": secs, "peak_anon": peak.peak_anon()}
+    return {**res, "peak_rss": peak.stop(), "before_rss": before}
 
 
 def child(args: list[str]) -> dict[str, Any]:
@@ -273,30 +411,39 @@ def child(args: list[str]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-STAGES = ("fit", "fit_4n", "run", "verify", "load")
+STAGES = ("fit", "fit_4n", "run", "export", "verify", "load")
 
 
 def measure(
     name: str, dtype: str, n: int, offload: str | None, work: Path, stages: tuple[str, ...]
 ) -> dict[str, Any]:
-    """The ``stages`` for one size and dtype (or the offloaded fit alone, with ``offload``);
-    verify and load need run's export."""
+    """The ``stages`` for one size and dtype, all of them with ``device_map: auto`` and the CPU
+    capped at ``offload`` when it is given; verify and load read the export of ``export`` (the
+    copied one) if it ran, else that of ``run``."""
     folder, out = work / "base", work / "export"
     row: dict[str, Any] = {"model": name, "dtype": dtype, "mode": "offload" if offload else "ram"}
-    t0 = time.perf_counter()
-    row.update(child(["build", name, dtype, str(folder)]))
-    row["build_s"] = time.perf_counter() - t0
+    built = work / f"build-{name}-{dtype}.json"  # a kept work folder reuses its build
+    if built.is_file():
+        row.update(json.loads(built.read_text()))
+    else:
+        t0 = time.perf_counter()
+        row.update(child(["build", name, dtype, str(folder)]))
+        row["build_s"] = time.perf_counter() - t0
+        built.write_text(json.dumps({k: row[k] for k in ("params", "weights_bytes", "build_s")}))
+    extra: dict[str, Any] = {}
     if offload:
         extra = {"model.device_map": "auto", "model.max_memory": {"cpu": offload}}
         row["max_memory_cpu"] = offload
-        row["fit"] = child(["fit", str(folder), dtype, str(n), json.dumps(extra)])
-        return row
+    opts = json.dumps(extra)
     if "fit" in stages:
-        row["fit"] = child(["fit", str(folder), dtype, str(n), "{}"])
+        row["fit"] = child(["fit", str(folder), dtype, str(n), opts])
     if "fit_4n" in stages:
-        row["fit_4n"] = child(["fit", str(folder), dtype, str(4 * n), "{}"])
+        row["fit_4n"] = child(["fit", str(folder), dtype, str(4 * n), opts])
     if "run" in stages:
-        row["run"] = child(["run", str(folder), dtype, str(out)])
+        row["run"] = child(["run", str(folder), dtype, str(out), opts])
+    if "export" in stages:
+        out = work / "export-copy"
+        row["export"] = child(["export", str(folder), dtype, str(n), str(out), opts])
     if "verify" in stages:
         row["verify"] = child(["verify", str(out)])
     if "load" in stages:
@@ -311,7 +458,11 @@ def _stage(argv: list[str]) -> None:
     elif which == "fit":
         res = stage_fit(Path(rest[0]), rest[1], int(rest[2]), json.loads(rest[3]))
     elif which == "run":
-        res = stage_run(Path(rest[0]), rest[1], Path(rest[2]))
+        res = stage_run(
+            Path(rest[0]), rest[1], Path(rest[2]), json.loads(rest[3] if len(rest) > 3 else "{}")
+        )
+    elif which == "export":
+        res = stage_export(Path(rest[0]), rest[1], int(rest[2]), Path(rest[3]), json.loads(rest[4]))
     elif which == "verify":
         res = stage_verify(Path(rest[0]))
     else:
@@ -339,6 +490,49 @@ def _gib(b: float) -> str:
     return f"{b / 2**30:.2f}"
 
 
+def _mode(r: dict[str, Any]) -> str:
+    cap = f" (offload, max_memory cpu {r['max_memory_cpu']})" if r["mode"] == "offload" else ""
+    return r["model"] + cap
+
+
+def _fit_row(r: dict[str, Any]) -> str:
+    """One row of the fit table."""
+    w, f = r["weights_bytes"], r["fit"]
+    f4 = r.get("fit_4n", f)
+    above = f4["fit_pass_peak_rss"] - f4["before_load_rss"] - w  # mmap: unread rows count 0
+    bound = f"{above / 2**20:.0f} MiB vs {f4['one_layer_activations_bytes'] / 2**20:.0f} MiB"
+    if r["mode"] == "offload":  # most weights are not resident: no bound to compare with
+        bound = "-"
+    run = r.get("run")
+    later = [f"{run['table_s']:.1f}", f"{run['perplexity_s'] or 0:.1f}"] if run else ["-", "-"]
+    return (
+        f"| {_mode(r)} | {r['params'] / 1e9:.2f}B | {r['dtype']} | {_gib(w)} | "
+        f"{f4['fit_tokens_per_s']:.1f} | {_gib(f['peak_rss'])} / "
+        f"{_gib(f4['peak_rss']) if 'fit_4n' in r else '-'} | "
+        f"{f['peak_rss'] / w:.2f} | {bound} | {' | '.join(later)} |"
+    )
+
+
+def _export_row(r: dict[str, Any]) -> str:
+    """One row of the export table (the copied export of ``export`` if it ran, else ``run``'s)."""
+    w, exp, run = r["weights_bytes"], r.get("export"), r.get("run")
+    ver, load = r.get("verify"), r.get("load")
+    cells = ["-"] * 5
+    if exp:
+        cells[0] = f"{exp['copy_export_s']:.1f} ({_gib(exp['copy_export_bytes'])})"
+        cells[1] = f"{exp['reference_export_s']:.1f} ({exp['reference_export_bytes'] / 1024:.0f})"
+    elif run:
+        cells[0] = f"{run['export_s']:.1f} ({_gib(run['export_bytes'])})"
+    if ver:
+        cells[2] = f"{ver['verify_s']:.1f} ({'passed' if ver['verified'] else 'FAILED'})"
+        cells[3] = f"{_gib(ver['peak_rss'])} ({(ver['peak_rss'] - ver['before_rss']) / w:.2f})"
+        if "peak_anon" in ver:
+            cells[3] += f"; {_gib(ver['peak_anon'])} ({ver['peak_anon'] / w:.2f})"
+    if load:
+        cells[4] = f"{load['from_pretrained_s']:.1f} ({_gib(load['peak_rss'])})"
+    return f"| {_mode(r)} | {r['dtype']} | {_gib(w)} | {' | '.join(cells)} |"
+
+
 def render_rows(doc: dict[str, Any]) -> list[str]:
     """The scale section of docs/BENCHMARKS.md (also what ``bench/run_all.py`` renders)."""
     m = doc.get("machine", {})
@@ -355,48 +549,23 @@ def render_rows(doc: dict[str, Any]) -> list[str]:
         "",
         "| model | params | dtype | weights GiB | fit tok/s (4N, else N) | fit peak GiB (N / 4N) "
         "| peak / weights | fit peak - interpreter - weights vs one layer's activations (4N, else "
-        "N) | table s | ppl s | export s (GiB) | verify s (peak above the interpreter / weights) | "
-        "from_pretrained s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in doc["rows"]:
-        w, f = r["weights_bytes"], r["fit"]
-        if r["mode"] == "offload":
-            parts.append(
-                f"| {r['model']} (offload, max_memory cpu {r['max_memory_cpu']}) | "
-                f"{r['params'] / 1e9:.2f}B | {r['dtype']} | {_gib(w)} | "
-                f"{f['fit_tokens_per_s']:.1f} | {_gib(f['peak_rss'])} | "
-                f"{f['peak_rss'] / w:.2f} | | | | | | |"
-            )
-            continue
-        f4 = r.get("fit_4n", f)
-        above = f4["fit_pass_peak_rss"] - f4["before_load_rss"] - w  # mmap: unread rows count 0
-        run, ver, load = r.get("run"), r.get("verify"), r.get("load")
-        later = ["-"] * 5  # stages not measured for this row
-        if run:
-            later[:3] = [
-                f"{run['table_s']:.1f}",
-                f"{run['perplexity_s'] or 0:.1f}",
-                f"{run['export_s']:.1f} ({_gib(run['export_bytes'])})",
-            ]
-        if ver:
-            later[3] = f"{ver['verify_s']:.1f} ({(ver['peak_rss'] - ver['before_rss']) / w:.2f})"
-        if load:
-            later[4] = f"{load['from_pretrained_s']:.1f}"
-        parts.append(
-            f"| {r['model']} | {r['params'] / 1e9:.2f}B | {r['dtype']} | {_gib(w)} | "
-            f"{f4['fit_tokens_per_s']:.1f} | {_gib(f['peak_rss'])} / "
-            f"{_gib(f4['peak_rss']) if 'fit_4n' in r else '-'} | "
-            f"{f['peak_rss'] / w:.2f} | {above / 2**20:.0f} MiB vs "
-            f"{f4['one_layer_activations_bytes'] / 2**20:.0f} MiB | {' | '.join(later)} |"
-        )
-    parts += [
+        "N) | table s | ppl s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *(_fit_row(r) for r in doc["rows"] if "fit" in r),
+        "",
+        "Exports, `nledit verify` of the copied export (its peak RSS; above the interpreter, per "
+        "weight byte; then its anonymous part, the rest being memory-mapped weight pages) and "
+        "`from_pretrained` of it:",
+        "",
+        "| model | dtype | weights GiB | export, weights copied: s (GiB) | export, weights "
+        "referenced: s (KiB) | verify s | verify peak GiB (above interpreter / weights); "
+        "anonymous GiB (/ weights) | from_pretrained s (peak GiB) |",
+        "|---|---|---|---|---|---|---|---|",
+        *(_export_row(r) for r in doc["rows"] if {"run", "export", "verify"} & set(r)),
         "",
         "The column against one layer's activations counts only weight pages the pass read (the "
         "safetensors file is memory-mapped): rows never read lower it, pages first read during "
-        "the pass raise it. With the weights fully resident before the pass (SmolLM2-135M cast "
-        "to bf16 on load), the bf16 fit pass grew the RSS by 8.2 MiB, so most of the +51 MiB of "
-        "the bf16 row was weight pages read during the pass; what remains is unattributed.",
+        "the pass raise it.",
         "",
         "![cost against parameter count](benchmarks/scale.png)",
         "",
@@ -489,25 +658,33 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2, help="fit examples per class (and 4N)")
     ap.add_argument("--offload", help="cap the CPU at this (e.g. 2GiB): offloaded fit only")
     ap.add_argument(
-        "--stages", nargs="*", choices=STAGES, default=list(STAGES),
-        help="what to measure (the others keep their earlier figures in the JSON file)",
+        "--stages", nargs="*", choices=STAGES,
+        help="what to measure (the others keep their earlier figures in the JSON file); "
+        "default: fit, fit_4n, run, verify and load, with --offload the fit alone",
     )  # fmt: skip
+    ap.add_argument(
+        "--work", help="keep the built models here (one folder per size and dtype) and reuse them"
+    )
     ap.add_argument("--json", default=str(STORE / "models.scale.json"))
     ap.add_argument("--render", action="store_true", help="only draw the plot")
     args = ap.parse_args()
     path = Path(args.json)
+    stages = tuple(args.stages or (["fit"] if args.offload else [*STAGES[:3], *STAGES[4:]]))
     if not args.render:
         rows = []
         for name in args.sizes:
             for dtype in args.dtypes:
                 print(f"{name} {dtype}", flush=True)
-                work = Path(tempfile.mkdtemp(prefix="nledit-scale-"))
+                keep = Path(args.work) / f"{name}-{dtype}" if args.work else None
+                work = keep or Path(tempfile.mkdtemp(prefix="nledit-scale-"))
+                work.mkdir(parents=True, exist_ok=True)
+                for done in ("export", "export-copy", "export-copy-ref"):  # earlier exports
+                    shutil.rmtree(work / done, ignore_errors=True)
                 try:
-                    rows.append(
-                        measure(name, dtype, args.n, args.offload, work, tuple(args.stages))
-                    )
+                    rows.append(measure(name, dtype, args.n, args.offload, work, stages))
                 finally:
-                    shutil.rmtree(work, ignore_errors=True)
+                    if keep is None:
+                        shutil.rmtree(work, ignore_errors=True)
                 command = " ".join(["OMP_NUM_THREADS=1 bench/scale.py", *sys.argv[1:]])
                 merge(path, rows[-1:], command)
     doc = json.loads(path.read_text())

@@ -167,3 +167,37 @@ def test_check_says_what_it_tried_for_an_unreachable_hub_model(
     assert f"{repo}/config.json" in warning and "HF_HUB_OFFLINE" in warning
     assert "local folder" in warning
     assert (f"revision {revision}" in warning) == bool(revision)
+
+
+@pytest.mark.parametrize("weights", ["copy", "reference"])
+def test_export_and_verify_read_each_weight_shard_once(
+    weights: str, tiny_models, tiny_data, make_recipe, tmp_path: Path, monkeypatch
+) -> None:
+    """A sharded base: the fit loads each shard once, the export loads none (it copies or
+    hashes the files) and verify loads each once (one copy of the weights, never two)."""
+    import transformers.modeling_utils as mu
+    from transformers import AutoModelForCausalLM
+
+    base = tmp_path / "sharded"
+    model = AutoModelForCausalLM.from_pretrained(tiny_models["llama"])
+    model.save_pretrained(base, max_shard_size="20KB")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copyfile(tiny_models["llama"] / name, base / name)
+    shards = sorted(p.name for p in base.glob("*.safetensors"))
+    assert len(shards) >= 2
+    opened: list[str] = []
+    real = mu.safe_open
+
+    def counting(path: str, *args, **kwargs):  # transformers' only way to read a weight file
+        opened.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(mu, "safe_open", counting)
+    extra = {"output.weights": weights}
+    out = tmp_path / "out"
+    assert main(["run", str(make_recipe(base, tiny_data, extra=extra)), "--out", str(out)]) == 0
+    assert sorted(opened) == shards  # the fit's load; the export read no weights back
+    opened.clear()
+    findings = verify(out)
+    assert findings.ok, findings.failures()
+    assert sorted(opened) == shards
