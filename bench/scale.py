@@ -135,7 +135,7 @@ class Peak:
     def __init__(self) -> None:
         import os
 
-        self.rows: list[tuple[float, int, int]] = []
+        self.rows: list[tuple[float, int, int]] = [(time.perf_counter(), *resident())]
         self._cap = int(os.environ.get("NLEDIT_SCALE_ANON_CAP", "0"))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -281,6 +281,12 @@ def stage_fit(folder: Path, dtype: str, n: int, extra: dict[str, Any]) -> dict[s
     seq = 32 + 8  # query tokens plus the answer prefix
     layer_act = recipe.batch_size * seq * (layout.hidden_size * 4 + cfg.intermediate_size * 3)
     tokens = _query_tokens(fitted)
+    head = len(fitted.cm.head_ids) if fitted.cm.use_prefix_cache else 0
+    head_dim = getattr(cfg, "head_dim", None) or layout.hidden_size // cfg.num_attention_heads
+    heads = cfg.num_key_value_heads * head_dim
+    # a batch's key/value cache: keys and values of every layer up to the read one, for the
+    # cached head and the batch's tokens (held until the batch's forward ends)
+    kv = recipe.batch_size * (head + seq) * 2 * heads * (max(fitted.layers) + 1)
     return {
         "examples": len(fitted.data.fit.texts),
         "query_tokens": tokens,
@@ -294,6 +300,8 @@ def stage_fit(folder: Path, dtype: str, n: int, extra: dict[str, Any]) -> dict[s
         "fit_pass_peak_anon": peak.peak_anon(t_load, t_pass),
         "load_anon": peak.peak_anon(t_load - 0.05, t_load + 0.05),
         "one_layer_activations_bytes": layer_act * width,
+        "head_tokens": head,
+        "kv_cache_bytes": kv * width,
         "layer": fitted.layers[0],
         "n_layers": layout.n_layers,
     }
@@ -496,11 +504,22 @@ def _mode(r: dict[str, Any]) -> str:
 
 
 def _fit_row(r: dict[str, Any]) -> str:
-    """One row of the fit table."""
-    w, f = r["weights_bytes"], r["fit"]
+    """One row of the fit table (from the export stage's fit when the fit stage did not run)."""
+    w = r["weights_bytes"]
+    if "fit" not in r:
+        e = r["export"]
+        return (
+            f"| {_mode(r)} | {r['params'] / 1e9:.2f}B | {r['dtype']} | {_gib(w)} | "
+            f"{e['fit_tokens_per_s']:.2f} | {_gib(e['fit_peak_rss'])} / - | "
+            f"{e['fit_peak_rss'] / w:.2f} | - | - | - |"
+        )
+    f = r["fit"]
     f4 = r.get("fit_4n", f)
     above = f4["fit_pass_peak_rss"] - f4["before_load_rss"] - w  # mmap: unread rows count 0
-    bound = f"{above / 2**20:.0f} MiB vs {f4['one_layer_activations_bytes'] / 2**20:.0f} MiB"
+    act = f4["one_layer_activations_bytes"] / 2**20
+    bound = f"{above / 2**20:.0f} MiB vs {act:.0f} MiB"
+    if "kv_cache_bytes" in f4:  # recorded since the cache was counted
+        bound += f" + {f4['kv_cache_bytes'] / 2**20:.0f} MiB key/value cache"
     if r["mode"] == "offload":  # most weights are not resident: no bound to compare with
         bound = "-"
     run = r.get("run")
@@ -551,7 +570,7 @@ def render_rows(doc: dict[str, Any]) -> list[str]:
         "| peak / weights | fit peak - interpreter - weights vs one layer's activations (4N, else "
         "N) | table s | ppl s |",
         "|---|---|---|---|---|---|---|---|---|---|",
-        *(_fit_row(r) for r in doc["rows"] if "fit" in r),
+        *(_fit_row(r) for r in doc["rows"] if {"fit", "export"} & set(r)),
         "",
         "Exports, `nledit verify` of the copied export (its peak RSS; above the interpreter, per "
         "weight byte; then its anonymous part, the rest being memory-mapped weight pages) and "
@@ -613,8 +632,9 @@ def plot(doc: dict[str, Any]) -> None:
         b.plot(x, [r["fit"]["peak_rss"] / 2**30 for r in rows], mark, label=f"{dtype} fit peak")
         b.plot(x, [r["weights_bytes"] / 2**30 for r in rows], ":", color="grey")
     for r in doc["rows"]:
-        if r["mode"] == "offload":
-            b.plot([r["params"] / 1e9], [r["fit"]["peak_rss"] / 2**30], "k^", label="offloaded")
+        if r["mode"] == "offload" and ({"fit", "export"} & set(r)):
+            fit_peak = r["fit"]["peak_rss"] if "fit" in r else r["export"]["fit_peak_rss"]
+            b.plot([r["params"] / 1e9], [fit_peak / 2**30], "k^", label="offloaded")
     a.set(xscale="log", yscale="log", xlabel="parameters (B)", ylabel="fit tokens/s (1 thread)")
     sizes = sorted({round(r["params"] / 1e9, 2) for r in doc["rows"]})
     a.set_xticks(sizes, [f"{v:g}" for v in sizes], fontsize=7)
