@@ -631,10 +631,13 @@ def plot(doc: dict[str, Any]) -> None:
         a.plot(x, tps, mark, label=dtype)
         b.plot(x, [r["fit"]["peak_rss"] / 2**30 for r in rows], mark, label=f"{dtype} fit peak")
         b.plot(x, [r["weights_bytes"] / 2**30 for r in rows], ":", color="grey")
+    offloaded = False
     for r in doc["rows"]:
         if r["mode"] == "offload" and ({"fit", "export"} & set(r)):
             fit_peak = r["fit"]["peak_rss"] if "fit" in r else r["export"]["fit_peak_rss"]
-            b.plot([r["params"] / 1e9], [fit_peak / 2**30], "k^", label="offloaded")
+            label = "offloaded fit peak" if not offloaded else None  # one legend entry
+            b.plot([r["params"] / 1e9], [fit_peak / 2**30], "k^", label=label)
+            offloaded = True
     a.set(xscale="log", yscale="log", xlabel="parameters (B)", ylabel="fit tokens/s (1 thread)")
     sizes = sorted({round(r["params"] / 1e9, 2) for r in doc["rows"]})
     a.set_xticks(sizes, [f"{v:g}" for v in sizes], fontsize=7)
