@@ -93,3 +93,61 @@ def test_a_target_class_at_chance_cannot_carry_a_claim() -> None:
     lo, _ = comp["per_class"]["x"]["ci"]
     assert lo <= 0.5 and comp["targets"]["x"]["verdict"] == CANNOT
     assert claims.base_gate({"concept": "x"}, comp) is not None
+
+
+def _concept_row():
+    from nledit.evaluation.rows import ConceptRow
+
+    row = ConceptRow("a", "range", 0.2, 0.1, 0.9, 0.5, 0.9, 0.6, 0.9, 0.5, 20, 60)
+    row.ci = {"d_acc": [-0.9, -0.5], "d_cacc_macro": [-0.05, 0.05]}
+    return row
+
+
+def test_results_csv_and_model_index_carry_the_intervals_and_the_base_gate() -> None:
+    from nledit.checkpoint.card_index import eval_results
+    from nledit.evaluation.results import csv_text
+    from nledit.evaluation.rows import EvalResult
+
+    row = _concept_row()
+    text = csv_text(EvalResult([row]))
+    head, first = text.splitlines()[:2]
+    cols = dict(zip(head.split(","), first.split(","), strict=True))
+    assert float(cols["d_acc_lo"]) == -0.9 and float(cols["d_cacc_hi"]) == 0.05
+    row.assessable = False
+    names = [r.metric_name for r in eval_results({"erasure": [row.to_dict()]}, "range")]
+    target = next(n for n in names if n.startswith("ΔAcc"))
+    assert "-0.900" in target and "no erasure claim" in target
+
+
+def test_sweep_tables_show_intervals_and_flag_a_base_that_cannot() -> None:
+    from nledit.sweep.files import markdown, summary
+    from nledit.sweep.result import SweepResult
+
+    rows = []
+    for method in ("range", "neuron"):
+        r = {"tau": 2.5, "method": method, "concept": "a", "k": 10, "mean_width": 1.0}
+        for k in ("acc", "conf", "cacc", "cconf"):
+            r |= {k: 0.5, f"base_{k}": 0.9, f"d_{k}": -0.4, f"d_{k}_lo": -0.6, f"d_{k}_hi": -0.2}
+        r |= {"label_mass": 0.8, "assessable": False}
+        rows.append(r)
+    gold = torch.arange(2).repeat_interleave(10)
+    comp = competence(torch.zeros_like(gold), gold, ["a", "b"], ["a"])
+    settings = {
+        "concepts": ["a"],
+        "layer": 3,
+        "top_p": 0.3,
+        "tau": None,
+        "model": "m",
+        "saliency": "max",
+        "operator": {"name": "zero"},
+        "n_eval": 20,
+        "curated": False,
+        "calibrated": False,
+        "n_fit": 20,
+        "conditions": 2,
+        "competence": comp,
+    }
+    result = SweepResult("tau", [2.5], rows, settings, {"acc": 0.9})
+    md, term = markdown(result), summary(result)
+    assert "-0.400 [-0.600, -0.200]" in md and "[-0.600, -0.200]" in term
+    assert "no claim" in md and "no claim" in term and "Base competence" in term
