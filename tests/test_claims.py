@@ -151,3 +151,16 @@ def test_sweep_tables_show_intervals_and_flag_a_base_that_cannot() -> None:
     md, term = markdown(result), summary(result)
     assert "-0.400 [-0.600, -0.200]" in md and "[-0.600, -0.200]" in term
     assert "no claim" in md and "no claim" in term and "Base competence" in term
+
+
+def test_the_tuners_pick_says_when_its_drop_is_not_shown() -> None:
+    from types import SimpleNamespace
+
+    from nledit.tune.pick import pick_trial
+
+    shown = {"k": 5, "d_acc": -0.6, "d_acc_hi": -0.3, "d_cacc": 0.0, "d_ppl": 0.1}
+    open_ = {**shown, "d_acc": -0.3, "d_acc_hi": 0.05}
+    ref = {"d_cacc": -0.5, "d_ppl": 10.0}
+    assert "not shown" not in pick_trial([SimpleNamespace(number=0, user_attrs=shown)], ref).rule
+    pick = pick_trial([SimpleNamespace(number=1, user_attrs=open_)], ref)
+    assert "not shown (undecided)" in pick.rule
