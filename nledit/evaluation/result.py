@@ -26,10 +26,10 @@ class Evaluation(dict):
         return summary(self._result)
 
     def to_markdown(self) -> str:
-        """The base model's competence, the erasure table (base values, each method's deltas
-        with their intervals) and, when measured, the perplexity table, in Markdown."""
+        """The erasure table (base values, each method's deltas with their intervals), the base
+        model's competence and, when measured, the perplexity table, in Markdown."""
         comp = self._result.competence
-        parts = ([competence_line(comp)] if comp else []) + [markdown_table(self._result)]
+        parts = [markdown_table(self._result)] + ([competence_line(comp)] if comp else [])
         ppl = ppl_table(self._result.perplexity, self._result.ppl_ci)
         return "\n\n".join(parts + ([ppl] if ppl else []))
 
