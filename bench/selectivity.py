@@ -30,6 +30,8 @@ import torch
 import yaml
 from selectivity_plot import plot
 
+from nledit.evaluation import claims
+
 ROOT = Path(__file__).resolve().parents[1]
 STORE = ROOT / "docs" / "tune" / "selective"
 DOC = ROOT / "docs" / "tune.md"
@@ -100,46 +102,33 @@ def _ppl(doc: dict[str, Any], row: dict[str, Any]) -> float:
     return ppl[key] - ppl["base"] if key in ppl and "base" in ppl else math.nan
 
 
-# Accuracies are stored as float32 fractions (10/20 reads 0.4999999851): compare with a tolerance
-# far below one example's share but above float32 rounding.
-EPS = 1e-6
-
-
-def _span(row: dict[str, Any], key: str) -> tuple[float, float]:
-    """The row's 95 % interval of ``key`` (the point twice when none was stored)."""
-    lo, hi = (row.get("ci") or {}).get(key, (row[key], row[key]))
-    return float(lo), float(hi)
-
-
 def decide(edit: dict[str, Any], paper: dict[str, Any]) -> tuple[str, list[str]]:
     """``met`` only when every criterion of ``goal`` holds over the whole 95 % interval,
-    ``missed`` when one fails over the whole interval, else ``undecided``; with the reasons.
-    The base model must be able to do the task: otherwise ``not assessable``."""
-    comp = edit.get("competence") or {}
-    if comp and not comp.get("competent", True):
-        return "not assessable", ["the base model cannot do the task or the target"]
+    ``missed`` when one fails over the whole interval, else ``undecided`` (``claims``); with
+    the reasons. The base model must be able to do the task and the target
+    (``claims.base_gate``): otherwise ``not assessable``."""
+    gated = claims.base_gate(edit, edit.get("competence") or {})
+    if gated:
+        return "not assessable", [gated.split(": ", 1)[1]]
     need = min(0.5, 0.9 * -paper["d_acc"])
-    lo, hi = _span(edit, "d_acc")
-    checks = [
-        (-hi >= need - EPS, -lo < need - EPS, f"target drop [{-hi:.2f}, {-lo:.2f}] vs {need:.2f}")
-    ]
+    lo, hi = claims.span(edit, "d_acc")
+    checks = [(claims.at_most(lo, hi, -need), f"target drop [{-hi:.2f}, {-lo:.2f}] vs {need:.2f}")]
     for key, bound in (("d_cacc", 0.10), ("d_cconf", abs(paper["d_cconf"]) / 2)):
-        lo, hi = _span(edit, key)
-        inside = max(abs(lo), abs(hi)) <= bound + EPS
-        outside = lo > bound + EPS or hi < -bound - EPS
+        lo, hi = claims.span(edit, key)
         checks.append(
-            (inside, outside, f"|Δ{key[2:].upper()}| [{lo:+.3f}, {hi:+.3f}] vs {bound:.3f}")
+            (
+                claims.within(lo, hi, bound),
+                f"|Δ{key[2:].upper()}| [{lo:+.3f}, {hi:+.3f}] vs {bound:.3f}",
+            )
         )
-    lo, hi = _span(edit, "d_ppl")
+    lo, hi = claims.span(edit, "d_ppl")
     bound = paper["d_ppl"] / 2
-    checks.append(
-        (hi <= bound + EPS, lo > bound + EPS, f"ΔPPL [{lo:+.1f}, {hi:+.1f}] vs {bound:.1f}")
-    )
-    if any(out for _, out, _ in checks):
-        return "missed", [why for _, out, why in checks if out]
-    if all(ok for ok, _, _ in checks):
-        return "met", []
-    return "undecided", [why for ok, out, why in checks if not ok and not out]
+    checks.append((claims.at_most(lo, hi, bound), f"ΔPPL [{lo:+.1f}, {hi:+.1f}] vs {bound:.1f}"))
+    outcome = claims.combine([o for o, _ in checks])
+    status = {claims.FAILS: "missed", claims.HOLDS: "met"}.get(outcome, "undecided")
+    if outcome == claims.FAILS:
+        return status, [why for o, why in checks if o == claims.FAILS]
+    return status, [why for o, why in checks if o == claims.UNDECIDED]
 
 
 def _pct(v: Any) -> str:
@@ -170,7 +159,7 @@ def _ci(r: dict[str, Any], key: str, digits: int = 3) -> str:
     point = f"{r[key]:+.{digits}f}"
     if key not in (r.get("ci") or {}):
         return point
-    lo, hi = _span(r, key)
+    lo, hi = claims.span(r, key)
     return f"{point} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
 
 
@@ -190,7 +179,7 @@ def _cells(doc: dict[str, Any], label: str, r: dict[str, Any]) -> str:
     cells = [doc["data_set"], r["concept"], label, _competence(doc, r["concept"])]
     broken = _pct(r.get("cacc_broken"))
     if "cacc_broken" in (r.get("ci") or {}):
-        lo, hi = _span(r, "cacc_broken")
+        lo, hi = claims.span(r, "cacc_broken")
         broken += f" [{lo:.0%}, {hi:.0%}]"
     cells += [_ci(r, k) for k in KEYS] + [broken]
     cells += [_ci(r, "d_ppl", 1)]

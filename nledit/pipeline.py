@@ -192,7 +192,7 @@ def run(recipe: Recipe, text: str, out: Path, overwrite: bool, log: Any = print)
         result.seeds = other_seeds(recipe, text, result, log)
     if result is not None:
         log(summary(result))
-        for line in diagnostics.warnings_for(result.rows):
+        for line in diagnostics.warnings_for(result.rows, result.competence):
             log(line)
     export_fitted(fitted, out, result, overwrite)
     log(f"exported checkpoint to {out}")

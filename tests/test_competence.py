@@ -6,7 +6,8 @@ import torch
 
 from nledit.evaluation import bootstrap
 from nledit.evaluation.calibration import choose
-from nledit.evaluation.competence import CAN, CANNOT, block_verdict, competence
+from nledit.evaluation.competence import CAN, CANNOT, competence
+from nledit.evaluation.diagnostics import verdict
 from nledit.evaluation.erasure import ConceptRow
 
 NAMES = ["a", "b", "c", "d"]
@@ -45,9 +46,9 @@ def test_an_incompetent_base_blocks_the_selective_verdict() -> None:
     gold = _gold()
     comp = competence(torch.full_like(gold, 0), gold, NAMES, ["a"])
     row = ConceptRow("a", "range", 0, 0, 1, 1, 1, 1, 1, 1, 25, 75)
-    row.diag = {"verdict": "selective: fires on 90% of target", "selective": True}
-    block_verdict(row, comp)
-    assert not row.diag["selective"] and "selective:" not in row.diag["verdict"]
+    row.diag = {"fire_target": 0.9, "fire_other": 0.01}
+    text, ok = verdict(row.to_dict(), comp)
+    assert not ok and text.startswith("not assessable")
 
 
 def test_calibrate_auto_drops_calibration_where_it_hurts() -> None:

@@ -50,7 +50,15 @@ def test_label_stats_mass_and_raw_accuracy() -> None:
     assert s["raw_cacc"] == 1.0
 
 
-KEPT = {"base_cmass": 0.4, "cmass": 0.38, "d_cacc": 0.02, "d_cconf": -0.01, "base_cconf": 0.3}
+KEPT = {
+    "d_acc": -0.6,
+    "d_conf": -0.3,
+    "base_cmass": 0.4,
+    "cmass": 0.38,
+    "d_cacc": 0.02,
+    "d_cconf": -0.01,
+    "base_cconf": 0.3,
+}
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ def eval_results(
         ):
             v, b = first_number(row, key), first_number(row, f"base_{key}")
             if v is not None and b is not None:
+                delta_name += _caveat(row, f"d_{key}")
                 effect.append(
                     _result("text-classification", where, "delta", {"delta": v - b}, delta_name)
                 )
@@ -64,6 +65,20 @@ def eval_results(
         row = {"perplexity": wppl}
         values.append(_result("text-generation", WIKITEXT, "perplexity", row, "word perplexity"))
     return effect + values
+
+
+def _caveat(row: Mapping[str, Any], key: str) -> str:
+    """What a delta's metric name must carry to be read honestly: its 95 % interval, when
+    stored, and that no claim is made when the base model cannot do the task or the target."""
+    ci = (row.get("ci") or {}).get(key)
+    out = (
+        f" [95 %: {ci[0]:+.3f}, {ci[1]:+.3f}]"
+        if isinstance(ci, list | tuple) and len(ci) == 2
+        else ""
+    )
+    return out + (
+        " (base cannot do this: no erasure claim)" if row.get("assessable") is False else ""
+    )
 
 
 def _result(

@@ -26,6 +26,8 @@ import torch
 from pydantic import ValidationError
 
 from ..errors import EditError
+from ..evaluation.bootstrap import delta_intervals, stratified_indices
+from ..evaluation.competence import assessable, competence
 from ..evaluation.erasure import Condition, condition_metrics, label_probs, resolve_calibration
 from ..evaluation.perplexity import general_perplexity
 from ..fitting.build import prepare
@@ -175,6 +177,7 @@ def sweep(recipe: Recipe, text: str, command: str | None = None, log: Any = prin
     probs = label_probs(cm, ev.texts, conds, recipe.batch_size)
     t4 = time.perf_counter()
     e = recipe.eval
+    ppl_ci: dict[str, list[float]] = {}
     ppl = general_perplexity(
         cm,
         conds,
@@ -183,12 +186,16 @@ def sweep(recipe: Recipe, text: str, command: str | None = None, log: Any = prin
         recipe.batch_size,
         source=e.perplexity_source,
         steps=e.perplexity_preprocess,
+        intervals=ppl_ci,
     )
     t5 = time.perf_counter()
     gold = torch.tensor(ev.labels)
     preds = {k: cm.predict(p) for k, p in probs.items()}
     keep = preds["base"] == gold if e.curate else torch.ones(len(gold), dtype=torch.bool)
-    rows = _rows(points, probs, preds, gold, keep, ppl, data.label_names, over)
+    comp = competence(preds["base"], gold, list(data.label_names), list(edit.concepts))
+    rows = _rows(points, probs, preds, gold, keep, (ppl, ppl_ci), data.label_names, over)
+    for r in rows:
+        r["assessable"] = assessable(comp, r["concept"])
     base = {"ppl": ppl["base"]} if ppl else {}
     if rows:
         base |= {k: rows[0][f"base_{k}"] for k in ("acc", "conf", "cacc", "cconf", "label_mass")}
@@ -210,6 +217,7 @@ def sweep(recipe: Recipe, text: str, command: str | None = None, log: Any = prin
         "recipe_sha256": recipe_hash(text),
         "nledit": __version__,
         "command": command,
+        "competence": comp,
     }
     timings = {
         "load_s": t1 - t0,
@@ -228,16 +236,24 @@ def _rows(
     preds: dict[str, torch.Tensor],
     gold: torch.Tensor,
     keep: torch.Tensor,
-    ppl: dict[str, float],
+    perplexity: tuple[dict[str, float], dict[str, list[float]]],
     label_names: list[str],
     over: str,
 ) -> list[dict[str, Any]]:
+    """One row per swept edit: values, deltas with their 95 % intervals (``<delta>_lo``,
+    ``<delta>_hi``; ΔPPL over the perplexity windows), k and range width."""
     n = len(label_names)
+    ppl, ppl_ci = perplexity
+    idx, order = stratified_indices(gold[keep])
     rows = []
     for p in points:
         c = label_names.index(p.concept)
-        base = condition_metrics(probs["base"][keep], preds["base"][keep], gold[keep], c, n)
-        edit = condition_metrics(probs[p.key][keep], preds[p.key][keep], gold[keep], c, n)
+        base_pp = (probs["base"][keep], preds["base"][keep])
+        edit_pp = (probs[p.key][keep], preds[p.key][keep])
+        base = condition_metrics(*base_pp, gold[keep], c, n)
+        edit = condition_metrics(*edit_pp, gold[keep], c, n)
+        ci = delta_intervals(base_pp, edit_pp, gold[keep], c, idx, order)
+        ci["d_cacc"], ci["d_cconf"] = ci.get("d_cacc_macro"), ci.get("d_cconf_macro")
         g = p.gate
         width = (g.hi - g.lo).mean().item() if p.method == "range" else None
         row: dict[str, Any] = {
@@ -253,12 +269,14 @@ def _rows(
         for i, name in enumerate(("acc", "conf", "cacc", "cconf")):
             row[name], row[f"base_{name}"] = edit[i], base[i]
             row[f"d_{name}"] = edit[i] - base[i]
+            row[f"d_{name}_lo"], row[f"d_{name}_hi"] = ci.get(f"d_{name}") or (None, None)
         # Probability on any label word: near 0, the edit broke the answer format rather
         # than the concept, and (calibrated) accuracy no longer measures erasure.
         row["label_mass"] = probs[p.key][keep].sum(-1).mean().item()
         row["base_label_mass"] = probs["base"][keep].sum(-1).mean().item()
         if ppl:
             row["ppl"], row["d_ppl"] = ppl[p.key], ppl[p.key] - ppl["base"]
+            row["d_ppl_lo"], row["d_ppl_hi"] = ppl_ci.get(p.key) or (None, None)
         row["n_target"] = int((gold[keep] == c).sum())
         row["n_other"] = int((gold[keep] != c).sum())
         rows.append(row)

@@ -13,8 +13,9 @@ task
 - else ``can do it``.
 
 target concept
-- ``cannot`` when its accuracy is under ``TARGET_FLOOR`` or it is the dominant label above (its
-  accuracy then says nothing);
+- ``cannot`` when its accuracy is under ``TARGET_FLOOR``, its accuracy's interval reaches down
+  to chance (the concept itself is at chance, even when the task as a whole is not), or it is
+  the dominant label above (its accuracy then says nothing);
 - ``weak`` when its accuracy is under ``TARGET_WEAK``;
 - else ``can do it``.
 
@@ -98,6 +99,9 @@ def competence(
             v, w = CANNOT, f"{t!r} is predicted for {float(share[top]):.0%} of all inputs"
         elif not acc >= TARGET_FLOOR:
             v, w = CANNOT, f"accuracy on {t!r} is {acc:.2f}, under {TARGET_FLOOR:.2f}"
+        elif not per_class[t]["ci"][0] > chance:
+            lo, hi = per_class[t]["ci"]
+            v, w = CANNOT, f"accuracy on {t!r} {acc:.2f} [{lo:.2f}, {hi:.2f}] reaches chance"
         elif acc < TARGET_WEAK:
             v, w = WEAK_V, f"accuracy on {t!r} is {acc:.2f}, under {TARGET_WEAK:.2f}"
         else:
@@ -150,11 +154,3 @@ def calibration_text(choice: dict[str, Any]) -> str:
         f"{used} (auto: base balanced accuracy on {choice['n']} fitting examples raw "
         f"{choice['raw_balanced_acc']:.3f}, calibrated {choice['calibrated_balanced_acc']:.3f})"
     )
-
-
-def block_verdict(row: Any, comp: dict[str, Any]) -> None:
-    """No selectivity verdict on an erasure row (``ConceptRow``) whose base model cannot do the
-    task or the target."""
-    if comp and not assessable(comp, row.concept):
-        row.diag["verdict"] = "not assessable: the base model cannot do this (see competence)"
-        row.diag["selective"] = False

@@ -16,15 +16,22 @@ that collapses every label sends the mass elsewhere, and calibrated accuracies c
 what is left are noise. Raw accuracies (argmax without contextual calibration) are reported
 next to the calibrated ones.
 
-Verdict (``verdict``), first match:
+Verdict (``verdict``), first match; every bound is judged over the delta's 95 % interval
+(``claims``: a bound holds or fails only over the whole interval):
 
+- ``not assessable`` when the base model cannot do the task or the target (``claims.base_gate``):
+  no claim either way;
 - ``collapses every label`` when the other concepts' label mass falls below ``COLLAPSE`` × its
   base value;
 - ``not selective`` when the other concepts' calibrated accuracy moves by more than
-  ``MAX_CACC`` or their gold-label confidence by more than ``MAX_CCONF`` of its base value;
+  ``MAX_CACC`` or their gold-label confidence by more than ``MAX_CCONF`` of its base value,
+  over the whole interval;
 - ``not selective`` when the gate fires on the other concepts' read tokens at ``SHARE`` or more
   of its rate on the target's (it cannot tell the concept from the others; neuron masking fires
   on every activation);
+- ``no effect shown`` when neither the target's accuracy nor its confidence drops over the whole
+  interval (an edit that does not lower its concept erases nothing, however selective);
+- ``undecided`` when a collateral interval straddles its bound;
 - else ``selective``.
 """
 
@@ -40,6 +47,7 @@ import torch
 from ..data.concept import ConceptModel
 from ..fitting.collect import StopForward, capture
 from ..runtime.gate import RangeGate
+from . import claims
 
 EXPLAIN = (
     "How often each gate changes an activation (share of the selected neurons' activations "
@@ -169,10 +177,13 @@ def label_stats(
     return out
 
 
-def verdict(row: dict[str, Any]) -> tuple[str, bool]:
+def verdict(row: dict[str, Any], comp: dict[str, Any] | None = None) -> tuple[str, bool]:
     """A plain verdict for one erasure row (``ConceptRow.to_dict()``) and whether it is
-    selective (module docstring)."""
+    selective (module docstring); ``comp``: the base model's ``competence``, when at hand."""
     nan = math.nan
+    gated = claims.base_gate(row, comp)
+    if gated:
+        return gated, False
     base, mass = row.get("base_cmass", nan), row.get("cmass", nan)
     if base > 0 and mass < COLLAPSE * base:
         return (
@@ -180,32 +191,64 @@ def verdict(row: dict[str, Any]) -> tuple[str, bool]:
             f"{base:.3f} -> {mass:.3f}",
             False,
         )
-    d_cacc, d_cconf, cconf = row.get("d_cacc", nan), row.get("d_cconf", nan), row.get("base_cconf")
-    rel = d_cconf / cconf if cconf else nan
-    if abs(d_cacc) > MAX_CACC or abs(rel) > MAX_CCONF:
-        return (
-            f"not selective: the other concepts' accuracy moves by {d_cacc:+.3f}, their "
-            f"confidence by {rel:+.0%}",
-            False,
-        )
+    cacc = claims.span(row, "d_cacc")
+    cconf = row.get("base_cconf")
+    rel = tuple(v / cconf if cconf else nan for v in claims.span(row, "d_cconf"))
+    side = {
+        "accuracy": (claims.within(*cacc, MAX_CACC), cacc, MAX_CACC, "{:+.3f}"),
+        "confidence": (claims.within(*rel, MAX_CCONF), rel, MAX_CCONF, "{:+.0%}"),
+    }
+    failed = [k for k, v in side.items() if v[0] == claims.FAILS]
+    if failed:
+        return "not selective: " + _collateral(side, failed), False
     t, o = row.get("fire_target", nan), row.get("fire_other", nan)
     if o >= SHARE * t:
         return (
             f"not selective: fires on {o:.0%} of other-concept activations (target {t:.0%})",
             False,
         )
+    acc, conf = claims.span(row, "d_acc"), claims.span(row, "d_conf")
+    if claims.HOLDS not in (claims.below(*acc), claims.below(*conf)):
+        return (
+            f"no effect shown: the target's accuracy moves by {_span(acc)}, its confidence by "
+            f"{_span(conf)}; neither interval shows a drop",
+            False,
+        )
+    open_ = [k for k, v in side.items() if v[0] != claims.HOLDS]
+    if open_:
+        return "undecided: " + _collateral(side, open_), False
     if math.isnan(o):
         return "selective (other concepts kept; firing rates not measured)", True
     return f"selective: fires on {t:.0%} of target, {o:.0%} of other-concept activations", True
 
 
-def warnings_for(rows: Iterable[Any]) -> list[str]:
-    """One warning per range-masking row that is not selective (``ConceptRow`` objects)."""
+def _span(ci: tuple[float, float], fmt: str = "{:+.3f}") -> str:
+    """``[lo, hi]``, or the point when both ends agree."""
+    lo, hi = ci
+    return fmt.format(lo) if lo == hi else f"[{fmt.format(lo)}, {fmt.format(hi)}]"
+
+
+def _collateral(
+    side: dict[str, tuple[str, tuple[float, float], float, str]], keys: list[str]
+) -> str:
+    """The other concepts' accuracy / relative confidence change against its bound, in words."""
+    parts = []
+    for k in keys:
+        outcome, ci, bound, fmt = side[k]
+        word = {claims.FAILS: "beyond", claims.HOLDS: "within"}.get(outcome, "straddles")
+        limit = fmt.format(bound).lstrip("+")
+        parts.append(f"the other concepts' {k} moves by {_span(ci, fmt)} ({word} ±{limit})")
+    return "; ".join(parts)
+
+
+def warnings_for(rows: Iterable[Any], comp: dict[str, Any] | None = None) -> list[str]:
+    """One warning per range-masking row that is not selective (``ConceptRow`` objects;
+    ``comp``: the base model's competence)."""
     out = []
     for r in rows:
         if r.method != "range" or not r.diag:
             continue
-        text, ok = verdict(r.to_dict())
+        text, ok = verdict(r.to_dict(), comp)
         if not ok:
             where = f"{r.edit}:{r.concept}" if r.edit else r.concept
             out.append(f"warning: edit {where} is {text}")

@@ -32,7 +32,7 @@ from ..runtime.edit import Edit
 from ..runtime.gate import RangeGate, install_gates, remove_gates
 from . import calibration, diagnostics
 from .bootstrap import delta_intervals, stratified_indices
-from .competence import assessable, block_verdict, competence
+from .competence import assessable, competence
 from .localhead import Firing, Local, applies, lap, local_reduce, read_token
 from .metrics import collateral_both, condition_metrics
 from .rows import ConceptRow as ConceptRow  # re-exported: their home is ``rows``
@@ -378,5 +378,4 @@ def _add_firing(
             if g.spec.mode == "neuron":  # acts on every activation of its neurons
                 row.diag.update(dict.fromkeys(diagnostics.FIRING, 1.0))
             row.diag.update(rates.get(g.spec.name, {}))
-        row.diag["verdict"], row.diag["selective"] = diagnostics.verdict(row.to_dict())
-        block_verdict(row, comp or {})
+        row.diag["verdict"], row.diag["selective"] = diagnostics.verdict(row.to_dict(), comp)

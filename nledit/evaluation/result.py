@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .competence import line as competence_line
 from .results import markdown_table, ppl_table, summary
 from .rows import EvalResult
 
@@ -25,9 +26,10 @@ class Evaluation(dict):
         return summary(self._result)
 
     def to_markdown(self) -> str:
-        """The erasure table (base values, each method's deltas with their intervals) and, when
-        measured, the perplexity table, in Markdown."""
-        parts = [markdown_table(self._result)]
+        """The erasure table (base values, each method's deltas with their intervals), the base
+        model's competence and, when measured, the perplexity table, in Markdown."""
+        comp = self._result.competence
+        parts = [markdown_table(self._result)] + ([competence_line(comp)] if comp else [])
         ppl = ppl_table(self._result.perplexity, self._result.ppl_ci)
         return "\n\n".join(parts + ([ppl] if ppl else []))
 

@@ -194,7 +194,7 @@ def summary(result: EvalResult) -> str:
         out.append(
             "Perplexity: "
             + ", ".join(
-                f"{k} {v:.2f}" + ("" if k == "base" else f" ({v - base:+.2f})")
+                f"{k} {v:.2f}" + ("" if k == "base" else f" ({v - base:+.2f}{_ppl_ci(result, k)})")
                 for k, v in result.perplexity.items()
             )
         )
@@ -209,8 +209,23 @@ def summary(result: EvalResult) -> str:
     return "\n".join(out)
 
 
+def _ppl_ci(result: EvalResult, key: str) -> str:
+    """`` [lo, hi]``: the ΔPPL interval of one condition, when measured."""
+    ci = result.ppl_ci.get(key)
+    return f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""
+
+
+def _flat_ci(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with each 95 % interval as two columns (``<delta>_lo``, ``<delta>_hi``)."""
+    out = dict(row)
+    for key, (lo, hi) in (row.get("ci") or {}).items():
+        out[f"{key}_lo"], out[f"{key}_hi"] = lo, hi
+    return out
+
+
 def csv_text(result: EvalResult) -> str:
-    rows = [r.to_dict() for r in result.rows]
+    """The erasure rows as CSV, intervals as ``_lo``/``_hi`` columns."""
+    rows = [_flat_ci(r.to_dict()) for r in result.rows]
     buf = io.StringIO()
     if rows:  # rows may carry different diagnostics: every column any row has
         fields = list(dict.fromkeys(k for r in rows for k in r))

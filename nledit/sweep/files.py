@@ -31,6 +31,28 @@ def _f(v: Any, signed: bool = False, digits: int = 3) -> str:
     return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
 
 
+def _ci(r: dict[str, Any], key: str, digits: int = 3) -> str:
+    """A value, and for a delta its 95 % interval when the row holds one."""
+    point = _f(r.get(key), key.startswith("d_"), digits)
+    lo, hi = r.get(f"{key}_lo"), r.get(f"{key}_hi")
+    if lo is None or hi is None or point == "n/a":
+        return point
+    return f"{point} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
+def competence_text(result: SweepResult) -> str:
+    """The base model's competence line (empty for a sweep written before it was stored)."""
+    from ..evaluation.competence import line
+
+    comp = result.settings.get("competence")
+    return line(comp) if comp else ""
+
+
+def _flag(rows: list[dict[str, Any]]) -> str:
+    """The mark of a line whose base model cannot do the task or the concept."""
+    return " ⚠ base cannot: no claim" if any(r.get("assessable") is False for r in rows) else ""
+
+
 def _value(over: str, v: int | float) -> str:
     return str(int(v)) if over == "layer" else f"{v:g}"
 
@@ -64,9 +86,13 @@ def markdown(result: SweepResult) -> str:
         + (f", PPL {result.base['ppl']:.2f}" if has_ppl else "")
         + f", label mass {_f(result.base.get('label_mass'))}"
         + ". Acc/Conf: target concept; CAcc/CConf: the other concepts (collateral). "
-        "Values are deltas against the base model, except label mass.",
+        "Values are deltas against the base model, except label mass; in brackets the paired "
+        "bootstrap 95 % interval (ΔPPL: over the perplexity windows).",
         "",
     ]
+    comp = competence_text(result)
+    if comp:
+        lines += [comp + ".", ""]
     metrics = [("ΔAcc", "d_acc"), ("ΔConf", "d_conf"), ("ΔCAcc", "d_cacc"), ("ΔCConf", "d_cconf")]
     if has_ppl:
         metrics.append(("ΔPPL", "d_ppl"))
@@ -83,13 +109,12 @@ def markdown(result: SweepResult) -> str:
             if not sel:
                 continue
             rng = sel["range"]
-            cells = [_value(over, value)] + ([concept] if len(concepts) > 1 else [])
+            cells = [_value(over, value) + _flag(list(sel.values()))]
+            cells += [concept] if len(concepts) > 1 else []
             cells += [str(rng["k"]), _f(rng["mean_width"], digits=2)]
             for method in METHODS:
                 r = sel[method]
-                cells += [
-                    _f(r.get(k), k.startswith("d_"), 2 if k == "d_ppl" else 3) for _, k in metrics
-                ]
+                cells += [_ci(r, k, 2 if k == "d_ppl" else 3) for _, k in metrics]
             lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -104,24 +129,31 @@ def markdown(result: SweepResult) -> str:
 
 
 def summary(result: SweepResult) -> str:
-    """A short terminal table: target and collateral accuracy deltas per value."""
+    """A short terminal table: target and collateral accuracy deltas (and ΔPPL) per value,
+    with their 95 % intervals for a one-concept sweep (the mean over concepts otherwise)."""
     over = result.over
     has_ppl = "ppl" in result.base
+    keys = ("d_acc", "d_cacc") + (("d_ppl",) if has_ppl else ())
+    one = len(result.settings.get("concepts", [])) == 1
+    w = 26 if one else 14
     head = f"{over:>8}  {'k':>5}  " + "  ".join(
-        f"{m + ' ' + h:>14}"
-        for m in METHODS
-        for h in ("ΔAcc", "ΔCAcc") + (("ΔPPL",) if has_ppl else ())
+        f"{m + ' ' + h:>{w}}" for m in METHODS for h in ("ΔAcc", "ΔCAcc", "ΔPPL")[: len(keys)]
     )
-    out = [head]
+    comp = competence_text(result)
+    out = ([comp] if comp else []) + [head]
     for value in result.values:
         sel = [r for r in result.rows if r[over] == value]
         line = f"{_value(over, value):>8}  {sel[0]['k']:>5}  "
         cells = []
         for m in METHODS:
             rs = [r for r in sel if r["method"] == m]
-            for k in ("d_acc", "d_cacc") + (("d_ppl",) if has_ppl else ()):
-                cells.append(f"{sum(r[k] for r in rs) / len(rs):>+14.3f}")
-        out.append(line + "  ".join(cells))
+            for k in keys:
+                digits = 2 if k == "d_ppl" else 3
+                text = _ci(rs[0], k, digits) if one else f"{sum(r[k] for r in rs) / len(rs):+.3f}"
+                cells.append(f"{text:>{w}}")
+        out.append(line + "  ".join(cells) + _flag(sel))
+    if not one:
+        out.append("(means over the concepts; each concept's 95 % intervals are in the .md table)")
     return "\n".join(out)
 
 

@@ -51,6 +51,8 @@ def _panel(ax: Any, result: SweepResult, keys: tuple[str, str], title: str, ylab
         style = {"color": COLOR[method], "marker": "o", "markersize": 4, "linewidth": 1.8}
         ax.plot(x, series(result, method, target), linestyle="-", **style)
         ax.plot(x, series(result, method, other), linestyle="--", **style)
+        for key in keys:
+            _band(ax, result, method, key, result.base.get(key))
     for key, ls in ((target, "-"), (other, "--")):
         base = result.base.get(key)
         if base is not None:
@@ -58,6 +60,26 @@ def _panel(ax: Any, result: SweepResult, keys: tuple[str, str], title: str, ylab
     ax.set_ylim(-0.03, 1.03)
     ax.set_title(title, fontsize=11)
     ax.set_ylabel(ylabel)
+
+
+def _band(ax: Any, result: SweepResult, method: str, key: str, base: float | None) -> None:
+    """The 95 % interval of ``key``'s delta as a shaded band (``base`` + [lo, hi]); drawn for
+    a one-concept sweep only (a mean of interval ends is not an interval)."""
+    if base is None or len(result.settings.get("concepts", [])) != 1:
+        return
+    lo = series(result, method, f"d_{key}_lo")
+    hi = series(result, method, f"d_{key}_hi")
+    if all(v != v for v in lo):  # NaN: a sweep written without intervals
+        return
+    x = _x(result)
+    ax.fill_between(
+        x,
+        [base + v for v in lo],
+        [base + v for v in hi],
+        color=COLOR[method],
+        alpha=0.15,
+        linewidth=0,
+    )
 
 
 def _compact(v: float, _pos: Any = None) -> str:
@@ -76,6 +98,7 @@ def _ppl_panel(ax: Any, result: SweepResult) -> None:
         y = series(result, method, "d_ppl")
         values += [v for v in y if v == v]
         ax.plot(x, y, color=COLOR[method], marker="o", markersize=4, linewidth=1.8)
+        _band(ax, result, method, "ppl", 0.0)
     low, top = min([0.0, *values]), max([0.0, *values])
     ax.axhline(0.0, color="0.45", linewidth=0.9, alpha=0.7)
     ax.set_title(f"Perplexity increase (base {result.base['ppl']:.1f})", fontsize=11)

@@ -140,4 +140,18 @@ def pick_trial(trials: list[Any], reference: dict[str, Any], keep: float = 0.9) 
             f"smallest d_ppl among the {len(near)} trial(s) within {keep:g} of the best "
             f"selectivity ({best:+.3f}) of the {len(live)} trial(s) that lower the target"
         )
-    return Pick(chosen, rule, qualified)
+    return Pick(chosen, rule + _drop_caveat(chosen.user_attrs), qualified)
+
+
+def _drop_caveat(a: dict[str, Any]) -> str:
+    """What the rule must add when the pick's validation interval does not show its target
+    drop (``claims.below`` on the upper end ``d_acc_hi``): the drop is undecided, not shown."""
+    from ..evaluation import claims
+
+    hi = a.get("d_acc_hi")
+    if hi is None or math.isnan(hi) or claims.below(a.get("d_acc", hi), hi) == claims.HOLDS:
+        return ""
+    return (
+        f"; its validation ΔAcc interval reaches {hi:+.3f}: the target drop is not shown "
+        "(undecided) on the validation split"
+    )
