@@ -1,2 +1,19 @@
 """Folders nledit writes: checked before any model work, written atomically, and removed only
-when nledit can prove it created them."""
+when nledit can prove it created them.
+
+The names below are the preflight a command runs on its output folders before any model work
+(``preflight.py``); they are resolved lazily.
+"""
+
+from __future__ import annotations
+
+from ..lazy import lazy_exports
+
+_EXPORTS: dict[str, str] = {
+    "check_apart": "preflight",
+    "check_outputs": "preflight",
+    "recipe_inputs": "preflight",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
