@@ -12,10 +12,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import nledit
 import nledit.analysis.inspection
-from nledit.commands.sweep import build_points
 from nledit.fitting.recipe_fit import fit as fit_recipe
 from nledit.recipe import load_recipe
 from nledit.runtime.gate import RangeGate, gate_tensors
+from nledit.sweep.points import build_points
 from nledit.tune.trial import build_gates
 from nledit.tune.trial import prepare as tune_prepare
 

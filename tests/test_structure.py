@@ -209,7 +209,7 @@ PLUMBING = {"nledit.errors", "nledit.cli_errors", "nledit.cli_help"}
 # Commands that still import more than that; the set may only shrink.
 THICK_COMMANDS = {
     "nledit.commands.eval", "nledit.commands.generate",
-    "nledit.commands.run", "nledit.commands.sweep", "nledit.commands.tune",
+    "nledit.commands.run", "nledit.commands.tune",
 }  # fmt: skip
 
 

@@ -2,18 +2,11 @@
 when nledit can prove it created them.
 
 The names below are the preflight a command runs on its output folders before any model work
-(``preflight.py``); they are resolved lazily.
+(``preflight.py``, which loads nothing heavy).
 """
 
 from __future__ import annotations
 
-from ..lazy import lazy_exports
+from .preflight import check_apart, check_outputs, recipe_inputs
 
-_EXPORTS: dict[str, str] = {
-    "check_apart": "preflight",
-    "check_outputs": "preflight",
-    "recipe_inputs": "preflight",
-}
-
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = ["check_apart", "check_outputs", "recipe_inputs"]
