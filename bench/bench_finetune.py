@@ -21,9 +21,10 @@ from pathlib import Path
 
 import torch
 
-from nledit.commands.finetune import check_answer_settings, train
 from nledit.models.loading import HEAD_RECORD
 from nledit.recipe import load_recipe
+from nledit.training.answer import check_answer_settings
+from nledit.training.base_cache import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

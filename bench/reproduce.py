@@ -28,12 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
 from repro_mmlu import mmlu_block, mmlu_table
 
-from nledit.commands.train_head import train_head
 from nledit.evaluation.erasure import ConceptRow, EvalResult
 from nledit.evaluation.results import markdown_table, method_table, ppl_table
 from nledit.fitting.recipe_fit import fit
 from nledit.pipeline import evaluate
 from nledit.recipe import load_recipe
+from nledit.training.head import train_head
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE = ROOT / "docs" / "reproduction"

@@ -12,9 +12,9 @@ import yaml
 from conftest import DECODERS, LABELS, recipe_dict, write_data
 
 from nledit.cli import main
-from nledit.commands.finetune import cache_folder, cache_key, train, trained_base
 from nledit.models.loading import HEAD_RECORD
 from nledit.recipe import PromptSpec, RecipeError, TrainHeadSpec, parse_recipe
+from nledit.training.base_cache import cache_folder, cache_key, train, trained_base
 from nledit.training.lm import LowerCache, TrainSettingsError, trainable_parameters
 
 torch.set_num_threads(1)

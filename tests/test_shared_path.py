@@ -11,11 +11,11 @@ from conftest import recipe_dict
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import nledit
-import nledit.commands.inspection
-from nledit.commands.sweep import build_points
+import nledit.analysis.inspection
 from nledit.fitting.recipe_fit import fit as fit_recipe
 from nledit.recipe import load_recipe
 from nledit.runtime.gate import RangeGate, gate_tensors
+from nledit.sweep.points import build_points
 from nledit.tune.trial import build_gates
 from nledit.tune.trial import prepare as tune_prepare
 
@@ -62,14 +62,14 @@ def test_every_job_builds_the_same_gates(
     assert _bytes(swept) == want and [g.spec for g in swept] == specs
 
     seen = {}  # nledit inspect: the same ranges for the concept
-    real = nledit.commands.inspection.build_report
+    real = nledit.analysis.inspection.build_report
 
     def capture(samples, texts, saliency, ranges, *args, **kwargs):
         seen.update(ranges)
         return real(samples, texts, saliency, ranges, *args, **kwargs)
 
-    monkeypatch.setattr(nledit.commands.inspection, "build_report", capture)
-    nledit.commands.inspection.inspect(recipe, text, tmp_path / "report", overwrite=False)
+    monkeypatch.setattr(nledit.analysis.inspection, "build_report", capture)
+    nledit.analysis.inspection.inspect(recipe, text, tmp_path / "report", overwrite=False)
     index, lo, hi, _ = seen["Sports"]
     g = fitted.edit.gates[0]
     assert index.tolist() == g.index.tolist()

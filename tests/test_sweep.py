@@ -1,4 +1,4 @@
-"""`nledit sweep` (`nledit/commands/sweep.py`): range vs neuron masking over tau, top_p, layer.
+"""`nledit sweep` (`nledit/sweep/`): range vs neuron masking over tau, top_p, layer.
 
 Tiny random models: the numbers mean nothing, the bookkeeping is what is checked (one row per
 value x method, range sizes, neuron counts, one statistics pass, the same numbers as the
@@ -15,14 +15,15 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-import nledit.commands.sweep
 import nledit.fitting.prepare
+import nledit.sweep.job
+import nledit.sweep.points
 from nledit.cli import main
-from nledit.commands.sweep import fingerprint, layer_spread
 from nledit.evaluation.erasure import erasure_table
 from nledit.fitting.ranges import RangeTable, make_gate
 from nledit.fitting.recipe_fit import fit
 from nledit.recipe import EditSpec, load_recipe
+from nledit.sweep.points import fingerprint, layer_spread
 
 torch.set_num_threads(1)
 
@@ -122,7 +123,7 @@ def test_over_on_the_command_line_drops_the_recipes_values(
     tmp_path: Path, tiny_models, tiny_data, make_recipe, capsys, monkeypatch
 ) -> None:
     """Values written for `over: top_p` are not taus: `--over tau` falls back to the defaults."""
-    monkeypatch.setattr(nledit.commands.sweep, "DEFAULT_TAUS", [1.0, 2.0])
+    monkeypatch.setattr(nledit.sweep.points, "DEFAULT_TAUS", [1.0, 2.0])
     sweep = {"over": "top_p", "values": [0.1, 0.5], "out": str(tmp_path / "sw")}
     recipe = make_recipe(tiny_models["llama"], tiny_data, extra={"sweep": sweep})
     assert sweep_cli([str(recipe), "--over", "tau"], capsys)[0] == 0
@@ -159,7 +160,7 @@ def test_sweep_numbers_equal_a_plain_fit_and_evaluation(
     path (one full forward pass per condition)."""
     path = make_recipe(tiny_models["llama"], tiny_data)
     recipe, text = load_recipe(path, {"sweep.over": "layer", "sweep.values": [0, -1]})
-    result = nledit.commands.sweep.sweep(recipe, text, log=lambda *a: None)
+    result = nledit.sweep.job.sweep(recipe, text, log=lambda *a: None)
     assert result.values == [0, 2]
     for layer in (0, 2):
         one, one_text = load_recipe(path, {"edits.0.layer": layer})
@@ -199,9 +200,9 @@ def test_fingerprint_tells_which_gates_compute_the_same() -> None:
 def test_default_values() -> None:
     assert layer_spread(30) == [0, 6, 12, 17, 23, 29]
     assert layer_spread(3) == [0, 1, 2]
-    assert nledit.commands.sweep.default_values("tau", 30)[:3] == [0.3, 0.6, 0.9]
-    assert nledit.commands.sweep.default_values("tau", 30)[-1] == 4.5
-    assert nledit.commands.sweep.default_values("top_p", 30)[0] == 0.05
+    assert nledit.sweep.points.default_values("tau", 30)[:3] == [0.3, 0.6, 0.9]
+    assert nledit.sweep.points.default_values("tau", 30)[-1] == 4.5
+    assert nledit.sweep.points.default_values("top_p", 30)[0] == 0.05
 
 
 @pytest.mark.parametrize(
@@ -223,9 +224,9 @@ def test_bad_sweep_sections_are_named(
 
 
 def test_a_swept_value_is_validated_with_the_recipe_bounds() -> None:
-    from nledit.commands.sweep import swept_edit
     from nledit.errors import EditError
     from nledit.recipe import EditSpec
+    from nledit.sweep.points import swept_edit
 
     edit = EditSpec.model_validate({"concepts": ["Sports"]})
     assert swept_edit(edit, "tau", 3.0).tau == 3.0

@@ -13,9 +13,11 @@ from conftest import LABELS, recipe_dict, write_data
 
 from nledit import pipeline
 from nledit.cli import main
-from nledit.commands.train_head import HEAD_RECORD, load_splits, train_head
+from nledit.models.loading import HEAD_RECORD
 from nledit.recipe import RecipeError, TrainHeadSpec, parse_recipe
 from nledit.runtime.gate import install_gates, remove_gates
+from nledit.training.head import train_head
+from nledit.training.splits import load_splits
 
 torch.set_num_threads(1)
 

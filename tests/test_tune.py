@@ -13,10 +13,10 @@ import torch
 import yaml
 
 from nledit.cli import main
-from nledit.commands.tune import run_tune
 from nledit.evaluation.erasure import Condition, applied, label_probs
 from nledit.evaluation.perplexity import as_generated
 from nledit.recipe import Recipe, SearchSpace, load_recipe, parse_recipe
+from nledit.tune.job import run_tune
 from nledit.tune.pick import NoPick, cautious, is_noop, pick_trial, selectivity
 from nledit.tune.study import complete_trials, open_study
 from nledit.tune.trial import (

@@ -2,7 +2,8 @@
 
 `stats` holds the numbers (normality, pairwise AUROC, salient-set overlap, bound examples),
 `plots` turns them into PNG figures, `build` assembles an `InspectReport` from raw activations
-and `report` holds its content, which `page` writes as a self-contained HTML page plus a JSON file.
+and `report` holds its content, which `page` writes as a self-contained HTML page plus a JSON file;
+`inspection` makes the report of a recipe (`nledit inspect`).
 
 Names are resolved lazily so that importing `nledit.analysis.stats` does not load matplotlib.
 """
@@ -29,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "write_report": "page",
     "all_layer_stats": "build",
     "build_report": "build",
+    "inspect": "inspection",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..folders.preflight import check_apart
-from ..folders.preflight import check_outputs as check_folders
-from ..models.threads import apply_threads
+from ..folders import check_apart, recipe_inputs
+from ..folders import check_outputs as check_folders
 from ..recipe import Recipe, load_recipe
 from ..recipe.overrides import parse_set
 
@@ -37,10 +36,9 @@ def recipe_from_args(args: argparse.Namespace, train: bool = True) -> tuple[Reci
     if getattr(args, "overwrite", False):
         overrides["output.overwrite"] = True
     recipe, text = load_recipe(args.recipe, overrides or None)
-    apply_threads(recipe.threads)
-    from .finetune import planned_base, trained_base
+    from .finetune import resolved_recipe  # the fine-tuned base is the train-head command's
 
-    return (trained_base(recipe) if train else planned_base(recipe)), text
+    return resolved_recipe(recipe, train), text
 
 
 def check_outputs(
@@ -53,3 +51,10 @@ def check_outputs(
     an nledit export or fit folder (``itself``: nor one, for commands that write other files)."""
     check_folders(list(pairs))
     check_apart(list(pairs), inputs or [], itself)
+
+
+def check_recipe_outputs(
+    recipe: Recipe, *pairs: tuple[str, str | None], itself: bool = False
+) -> None:
+    """``check_outputs`` of ``pairs`` against every input ``recipe`` reads."""
+    check_outputs(*pairs, inputs=recipe_inputs(recipe), itself=itself)

@@ -1,73 +1,20 @@
-"""`nledit inspect`: distributions of concept-conditioned activations, as an HTML report."""
+"""`nledit inspect`: distributions of concept-conditioned activations, as an HTML report
+(``nledit.analysis.inspect``)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-import numpy as np
-
-from ..analysis.build import all_layer_stats, build_report
-from ..analysis.page import write_report
-from ..fitting.build import prepare
-from ..fitting.prepare import tables as edit_tables
-from ..fitting.recipe_fit import load_for_recipe
-from ..folders.preflight import recipe_inputs
-from ..recipe import EditSpec, Recipe
-from .args import check_outputs, recipe_from_args
-
-
-def inspect(
-    recipe: Recipe, text: str, out: Path, overwrite: bool, all_layers: bool = False
-) -> Path:
-    """One pass over the fitting examples; report on the first edit's layer."""
-    recipe, data, source, cm, _layout, layers = load_for_recipe(recipe)
-    layer, edit = layers[0], recipe.edits[0]
-    wanted = list(range(layer + 1)) if all_layers else [layer]
-    # the report reads the activation sample and the ranges, never the operator
-    prep = prepare(
-        cm, data.fit, [], wanted, recipe.batch_size, recipe.seed, desc="inspect", samples=True
-    )
-    reservoir = prep.reservoir
-    assert reservoir is not None  # samples=True
-    names = data.label_names
-    every = EditSpec.model_validate({**edit.model_dump(), "concepts": list(names)})
-    tables = edit_tables(prep, every, 0, layer)
-
-    def samples_at(at: int) -> dict[str, np.ndarray]:
-        per_id = reservoir.samples(at, len(names))
-        return {names[c]: x for c, x in per_id.items() if x.size}
-
-    samples = samples_at(layer)
-    texts = {
-        names[c]: [data.fit.texts[i] for i in reservoir.example_ids(layer, c)]
-        for c in range(len(names))
-        if names[c] in samples
-    }
-    saliency = {t.concept: t.scores.numpy() for t in tables}
-    ranges = {
-        t.concept: (t.index.numpy(), t.lo.numpy(), t.hi.numpy(), t.mu.numpy()) for t in tables
-    }
-    layer_stats = all_layer_stats({at: samples_at(at) for at in wanted}) if all_layers else None
-    report = build_report(
-        samples,
-        texts,
-        saliency,
-        ranges,
-        layer,
-        source.origin,
-        p=edit.top_p,
-        tau=edit.tau,
-        layer_stats=layer_stats,
-    )
-    return write_report(out, report, overwrite=overwrite)
+from ..analysis import inspect
+from .args import check_recipe_outputs, recipe_from_args
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """`nledit inspect`: the report of the recipe's layer (or of every layer)."""
     recipe, text = recipe_from_args(args)
     report = args.report or "runs/inspect"
-    check_outputs(("--report", report), inputs=recipe_inputs(recipe), itself=True)
+    check_recipe_outputs(recipe, ("--report", report), itself=True)
     path = inspect(recipe, text, Path(report), recipe.output.overwrite, all_layers=args.all_layers)
     print(f"report written to {path}")
     return 0

@@ -1,18 +1,14 @@
-"""`nledit train-head`: turn a plain encoder into a classifier that nledit can edit (App. H).
+"""Train a classification head on a plain encoder (``train_head.mode: head``, App. H).
 
 A sentence encoder such as all-MiniLM-L6-v2 has no classification head. This fine-tunes one
 (the whole encoder with a fresh ``AutoModelForSequenceClassification`` head, labels named from
 the data), reports the accuracy on held-out examples that training never saw, and saves an
 ordinary Hugging Face checkpoint (safetensors, tokenizer, config with ``id2label``) atomically.
 A recipe then edits it like any other classifier: ``model.id`` names the saved folder.
-
-The settings come from a recipe's ``train_head`` section, from flags, or both (flags win).
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import math
 import random
@@ -21,48 +17,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
 from ..models.loading import HEAD_RECORD
-from ..recipe import (
-    TRAINED_BASE,
-    DataSpec,
-    ModelSpec,
-    PromptSpec,
-    RecipeError,
-    TrainHeadSpec,
-    load_recipe,
-)
-from ..recipe.loading import format_errors
+from ..recipe import ModelSpec, RecipeError, TrainHeadSpec
+from .splits import Split, load_splits, split_digest
 
 HEAD_MARKERS = (HEAD_RECORD,)
-
-# flag -> train_head field (flags that are not None override the recipe)
-FLAGS = {
-    "base": "base",
-    "data": "data",
-    "eval_data": "eval_data",
-    "train_examples": "train_examples",
-    "eval_examples": "eval_examples",
-    "epochs": "epochs",
-    "lr": "lr",
-    "batch_size": "batch_size",
-    "max_length": "max_length",
-    "seed": "seed",
-    "out": "out",
-    "mode": "mode",
-    "train_layers": "train_layers",
-}
-
-
-class _HeadOnly(BaseModel):
-    train_head: TrainHeadSpec
-
-
-@dataclass
-class Split:
-    texts: list[str]
-    labels: list[int]
 
 
 @dataclass
@@ -78,117 +37,6 @@ class HeadResult:
     per_class: dict[str, float]
     final_loss: float
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def head_spec(args: argparse.Namespace) -> tuple[TrainHeadSpec, PromptSpec | None]:
-    """The training settings (the recipe's ``train_head`` section with flags on top) and the
-    recipe's prompt (None without a recipe)."""
-    flags = {key: getattr(args, flag) for flag, key in FLAGS.items()}
-    flags = {k: v for k, v in flags.items() if v is not None}
-    if getattr(args, "overwrite", False):
-        flags["overwrite"] = True
-    if args.recipe:
-        overrides = _parse_set(args.set or [])
-        overrides |= {f"train_head.{k}": v for k, v in flags.items()}
-        recipe, _ = load_recipe(args.recipe, overrides or None)
-        spec = recipe.train_head
-        if spec is None:
-            raise RecipeError(
-                args.recipe,
-                ["train_head: the recipe has no train_head section; add one or pass --base/--data"],
-            )
-        if spec.out is None and recipe.model.id != TRAINED_BASE:
-            spec = spec.updated(out=recipe.model.id)
-        return spec, recipe.prompt
-    if args.set:
-        raise RecipeError("--set", ["--set: needs a recipe; without one, use the flags"])
-    try:
-        return _HeadOnly.model_validate({"train_head": flags}).train_head, None
-    except ValidationError as err:
-        problems = [
-            p.replace("required field is missing", "required (give the flag)")
-            for p in format_errors(err)
-        ]
-        raise RecipeError("flags", problems) from None
-
-
-def _parse_set(items: list[str]) -> dict[str, Any]:
-    from ..recipe.overrides import parse_set as parse
-
-    return parse(items)
-
-
-def _examples(spec: TrainHeadSpec, source: str, split: str) -> tuple[list[str], Split]:
-    from ..data.dataset import load_rows, resolve_label_names, to_examples
-
-    data = DataSpec(
-        source=source,
-        split=split,
-        text_field=spec.text_field,
-        label_field=spec.label_field,
-        label_names=spec.label_names,
-    )
-    rows = load_rows(source, None, split, data)
-    names = resolve_label_names(data, source, rows)
-    ex = to_examples(rows, data, names, source)
-    return names, Split(ex.texts, ex.labels)
-
-
-def _balanced(pool: Split, n: int, n_classes: int, rng: random.Random) -> Split:
-    """Up to ``n`` examples, as evenly spread over the classes as the data allows, shuffled."""
-    by_class: dict[int, list[str]] = {c: [] for c in range(n_classes)}
-    for t, y in zip(pool.texts, pool.labels):
-        by_class[y].append(t)
-    for texts in by_class.values():
-        rng.shuffle(texts)
-    picked: list[tuple[str, int]] = []
-    while len(picked) < n and any(by_class.values()):
-        for c in range(n_classes):
-            if by_class[c] and len(picked) < n:
-                picked.append((by_class[c].pop(), c))
-    rng.shuffle(picked)
-    return Split([t for t, _ in picked], [y for _, y in picked])
-
-
-def load_splits(spec: TrainHeadSpec) -> tuple[list[str], Split, Split]:
-    """Label names, training and held-out examples (never sharing a text), seeded."""
-    from ..data.dataset import DataError
-
-    rng = random.Random(spec.seed)
-    names, pool = _examples(spec, spec.data, spec.split)
-    if spec.eval_data:
-        eval_names, held_pool = _examples(spec, spec.eval_data, spec.eval_split)
-        if eval_names != names:
-            raise DataError(
-                f"train_head.eval_data: labels {eval_names} differ from the training data's {names}"
-            )
-        held = _balanced(_dedupe(held_pool), spec.eval_examples, len(names), rng)
-    else:
-        held = _balanced(_dedupe(pool), spec.eval_examples, len(names), rng)
-    seen = set(held.texts)
-    rest = _dedupe(pool)
-    keep = [i for i, t in enumerate(rest.texts) if t not in seen]
-    rest = Split([rest.texts[i] for i in keep], [rest.labels[i] for i in keep])
-    train = _balanced(rest, spec.train_examples, len(names), rng)
-    missing = [names[c] for c in range(len(names)) if c not in set(train.labels)]
-    if missing:
-        raise DataError(f"train_head.data: no training examples of {missing} in {spec.data}")
-    return names, train, held
-
-
-def _dedupe(split: Split) -> Split:
-    first: dict[str, int] = {}
-    for t, y in zip(split.texts, split.labels):
-        first.setdefault(t, y)
-    return Split(list(first), list(first.values()))
-
-
-def split_digest(split: Split) -> str:
-    """sha256 of the examples and labels of ``split``, in order."""
-    h = hashlib.sha256()
-    for t, y in zip(split.texts, split.labels):
-        h.update(f"{y}\t{t}\n".encode())
-    return h.hexdigest()
 
 
 def load_base(spec: TrainHeadSpec, names: list[str]) -> tuple[Any, Any, str]:
@@ -234,7 +82,7 @@ def fine_tune(
     """AdamW with linear warm-up and decay over every parameter; returns (steps, last loss)."""
     import torch
 
-    from ..training.optim import make_optimizer
+    from .optim import make_optimizer
 
     torch.manual_seed(spec.seed)
     rng = random.Random(spec.seed)
