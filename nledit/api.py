@@ -36,7 +36,6 @@ from .fitting.provenance import same_model_id
 from .folders.atomic import check_destination
 from .models.arch import find_layout, resolve_layer
 from .models.loading import detect_task, resolve_source
-from .pipeline import run as run_recipe  # `nledit run` (and run below)
 from .recipe import (
     EDIT_FIELDS,
     DataSpec,
@@ -364,6 +363,13 @@ def check(recipe: Recipe) -> Any:
     from .plan import make_plan
 
     return make_plan(recipe)
+
+
+def run_recipe(recipe: Recipe, text: str, out: Path, overwrite: bool, log: Any = print) -> Any:
+    """What `nledit run` does with a recipe read from ``text``: fit, evaluate, export."""
+    from . import pipeline
+
+    return pipeline.run(recipe, text, out, overwrite, log)
 
 
 def fit_to_folder(recipe: Recipe, text: str, out: Path, field: str, log: Any = print) -> None:
