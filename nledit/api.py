@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from .checkpoint.manifest import describe_checkpoint, edit_summaries
-from .checkpoint.write import EXPORT_MARKERS, export_checkpoint
+from .checkpoint.edit_export import export_edit
+from .checkpoint.write import EXPORT_MARKERS
 from .data.api_inputs import (
     batch_size_of,
     check_no_gates,
@@ -28,17 +28,14 @@ from .data.api_inputs import (
 from .data.concept import ConceptModel
 from .data.dataset import Examples, examples_digest, load_concept_data
 from .errors import EditError
-from .evaluation.erasure import conditions_of, measure
 from .evaluation.generation import Comparison, Decoding, compare
-from .evaluation.perplexity import general_perplexity
 from .evaluation.result import Evaluation
+from .evaluation.suite import EvalInputs, evaluate_edit
 from .fitting.build import STEER_STRENGTH, build, prepare
 from .fitting.provenance import same_model_id
 from .folders.atomic import check_destination
 from .models.arch import find_layout, resolve_layer
 from .models.loading import detect_task, resolve_source
-from .pipeline import REFERENCE_TEXTS
-from .pipeline import run as run_recipe
 from .recipe import (
     EDIT_FIELDS,
     DataSpec,
@@ -47,9 +44,7 @@ from .recipe import (
     OutputSpec,
     PromptSpec,
     Recipe,
-    edit_hash,
     edit_name,
-    recipe_hash,
 )
 from .recipe import load_recipe as load
 from .recipe.ignored import ignored_data
@@ -226,8 +221,6 @@ def evaluate(
     )
     batch_size = batch_size_of(batch_size)
     check_no_gates(model, "evaluate")  # its own gates or another edit's: not the base
-    perplexity_windows = checked["perplexity_windows"]
-    perplexity_window = checked["perplexity_window"]
     spec = data_spec(data)
     if spec is not None:
         seed = int(edit.definition.get("seed", 0))
@@ -235,32 +228,18 @@ def evaluate(
         ex = load_concept_data(spec, prompt.shots, seed, prompt.label_words, 0, prompt).eval
     else:
         ex = examples(data, edit.label_names)[0]
-    cm = _concept_model(model, tokenizer, edit)
-    conds = conditions_of(edit.gates + (edit.baseline if baselines else []))
-    result = measure(cm, ex, conds, batch_size, curate, calibrate)
-    result.perplexity = general_perplexity(
-        cm,
-        conds,
-        perplexity_window,
-        perplexity_windows,
+    names = ("curate", "perplexity_source", "perplexity_windows", "perplexity_window")
+    settings = EvalSpec(**{n: checked[n] for n in names}, transfer=False)
+    inputs = EvalInputs(
+        ex,
         batch_size,
-        text=perplexity_text,
-        source=perplexity_source or "",
-        field="perplexity_source",
-        intervals=result.ppl_ci,
+        calibrate=True if calibrate else None,
+        perplexity_text=perplexity_text,
+        perplexity_field="perplexity_source",
     )
+    cm = _concept_model(model, tokenizer, edit)
+    result = evaluate_edit(edit, cm, inputs, settings, baselines=baselines, diagnose=False)
     return Evaluation(result)
-
-
-def _summaries(edit: Edit) -> list[dict[str, Any]]:
-    """What the card and manifest say about each edit, as for a recipe's export."""
-    defs = edit.definition.get("edits") or []
-    specs = edit_specs(defs) if defs else []
-    layers = []
-    for i, e in enumerate(specs):
-        own = [g for g in edit.gates if g.spec.edit == edit_name(e, i)]
-        layers.append(own[0].spec.layer if own else e.layer)  # "last" resolved to its index
-    return edit_summaries(specs, layers, edit.gates)
 
 
 def export(
@@ -307,35 +286,16 @@ def export(
             f"export: the edit was fitted on {recorded!r}, but the model to export is {mid!r}; "
             "export it with the model it was fitted on"
         )
-    source = resolve_source(ModelSpec(id=mid))
-    text = "# Fitted with the nledit Python API.\n" + yaml.safe_dump(d, sort_keys=False)
-    manifest, card = describe_checkpoint(
-        source,
+    return export_edit(
+        out,
+        model,
+        tokenizer,
+        edit,
+        resolve_source(ModelSpec(id=mid)),
         method=method,
         weights=weights,
-        seed=d.get("seed"),
-        data=d.get("data", {}),
-        edits=_summaries(edit),
-        metrics=metrics or {},
-        recipe_text=text,
-        is_lm=edit.task == "causal-lm",
-    )
-    return export_checkpoint(
-        out,
-        model=model,
-        tokenizer=tokenizer,
-        task=edit.task,
-        source=source,
-        layers_path=edit.layers_path,
-        gates=edit.gates_for(method),
-        recipe_text=text,
-        recipe_sha256=recipe_hash(text),
-        edit_sha256=edit_hash(d),
-        manifest=manifest,
-        card=card,
-        reference_texts=REFERENCE_TEXTS,
         overwrite=overwrite,
-        weights_mode=weights,
+        metrics=metrics,
     )
 
 
@@ -393,3 +353,36 @@ def run(
     dest = Path(out if out is not None else recipe.output.dir)
     again = recipe.output.overwrite if overwrite is None else overwrite
     return run_recipe(recipe, text, dest, again, log)
+
+
+# The recipe jobs of the other recipe commands, as the command line runs them.
+
+
+def check(recipe: Recipe) -> Any:
+    """What `nledit check` prints: the recipe's plan and problems, without loading weights."""
+    from .plan import make_plan
+
+    return make_plan(recipe)
+
+
+def run_recipe(recipe: Recipe, text: str, out: Path, overwrite: bool, log: Any = print) -> Any:
+    """What `nledit run` does with a recipe read from ``text``: fit, evaluate, export."""
+    from . import pipeline
+
+    return pipeline.run(recipe, text, out, overwrite, log)
+
+
+def fit_to_folder(recipe: Recipe, text: str, out: Path, field: str, log: Any = print) -> None:
+    """What `nledit fit` does: the fit folder ``out`` (``field`` names it in errors)."""
+    from .pipeline import fit_to_folder as job
+
+    job(recipe, text, out, field, log)
+
+
+def export_fit_folder(
+    fit_dir: Path, recipe: Recipe, text: str, evaluated: bool = True, log: Any = print
+) -> Path:
+    """What `nledit export` does: the fit folder's gates evaluated and exported."""
+    from .pipeline import export_fit_folder as job
+
+    return job(fit_dir, recipe, text, evaluated, log)

@@ -3,33 +3,27 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from safetensors.torch import load_file, save_file
 
-from .checkpoint.card import CardInfo
+from .checkpoint.edit_export import export_edit
 from .checkpoint.integrity import walk
-from .checkpoint.manifest import describe_checkpoint, edit_summaries
-from .checkpoint.write import EXPORT_MARKERS, ExportError, export_checkpoint
-from .evaluation import diagnostics, transfer
-from .evaluation.erasure import EvalResult, conditions_for, erasure_table
-from .evaluation.perplexity import general_perplexity
+from .checkpoint.write import EXPORT_MARKERS, ExportError
+from .evaluation import diagnostics
 from .evaluation.results import result_files, summary
+from .evaluation.rows import EvalResult
 from .evaluation.seeds import seed_list, summarise, with_seed
+from .evaluation.suite import EvalInputs, evaluate_edit
 from .fitting.provenance import check_fingerprint, model_fingerprint
 from .fitting.recipe_fit import Fitted, fit, load_for_recipe, recipe_edit
 from .folders.atomic import atomic_dir, check_destination
-from .recipe import Recipe, edit_hash, edit_name, recipe_hash
+from .recipe import Recipe, edit_name, recipe_hash
 from .runtime import gate
 from .version import __version__
 
-REFERENCE_TEXTS = [
-    "The quick brown fox jumps over the lazy dog.",
-    "In 1969, the first humans landed on the Moon.",
-]
 FIT_STATS = "nledit_stats.safetensors"
 FIT_GATES = "nledit_fit_ranges.safetensors"
 FIT_META = "nledit_fit.json"
@@ -43,41 +37,25 @@ class RunOutput:
     out: Path
 
 
+def eval_inputs(fitted: Fitted) -> EvalInputs:
+    """What a recipe's edit is measured on: its held-out split, its fitting split, and the
+    recipe's batch size, seed and calibration setting."""
+    recipe = fitted.recipe
+    return EvalInputs(
+        fitted.data.eval,
+        recipe.batch_size,
+        fitted.data.fit,
+        recipe.seed,
+        recipe.prompt.calibrate,
+        recipe.data.token_classes is not None,
+    )
+
+
 def evaluate(fitted: Fitted) -> EvalResult:
     """Erasure table and perplexity for a fitted recipe (as the recipe's eval section says)."""
-    recipe = fitted.recipe
-    t0 = time.perf_counter()
-    result = erasure_table(fitted)
-    fitted.timings["eval_s"] = time.perf_counter() - t0
-    ev = recipe.eval
-    t1 = time.perf_counter()
-    result.perplexity = general_perplexity(
-        fitted.cm,
-        conditions_for(fitted.edit),
-        ev.perplexity_window,
-        ev.perplexity_windows,
-        recipe.batch_size,
-        source=ev.perplexity_source,
-        steps=ev.perplexity_preprocess,
-        intervals=result.ppl_ci,
+    return evaluate_edit(
+        fitted.edit, fitted.cm, eval_inputs(fitted), fitted.recipe.eval, timings=fitted.timings
     )
-    if result.perplexity:
-        fitted.timings["perplexity_s"] = time.perf_counter() - t1
-    if transfer.applies(fitted):
-        t3 = time.perf_counter()
-        result.transfer = transfer.measure_transfer(fitted)
-        fitted.timings["transfer_s"] = time.perf_counter() - t3
-    if ev.probe:
-        from .evaluation.probing import probe_rows
-
-        t2 = time.perf_counter()
-        gates = fitted.edit.gates + fitted.edit.baseline
-        data = fitted.data
-        result.probe = probe_rows(
-            fitted.cm, data.fit, data.eval, gates, recipe.batch_size, recipe.seed
-        )
-        fitted.timings["probe_s"] = time.perf_counter() - t2
-    return result
 
 
 def other_seeds(recipe: Recipe, text: str, first: EvalResult, log: Any = print) -> dict[str, Any]:
@@ -99,32 +77,6 @@ def other_seeds(recipe: Recipe, text: str, first: EvalResult, log: Any = print) 
     }
 
 
-def describe(fitted: Fitted, result: EvalResult | None) -> tuple[dict[str, Any], CardInfo]:
-    """The manifest and the card of the checkpoint exported from ``fitted``."""
-    recipe = fitted.recipe
-    hub_data = "/" in recipe.data.source and not Path(recipe.data.source).exists()
-    return describe_checkpoint(
-        fitted.source,
-        method=recipe.output.method,
-        weights=recipe.output.weights,
-        seed=recipe.seed,
-        data={
-            "source": recipe.data.source,
-            "sha256": fitted.data.digest,
-            "fit_examples": len(fitted.data.fit),
-            "eval_examples": len(fitted.data.eval),
-            "shots": len(fitted.data.shots),
-            "label_names": fitted.data.label_names,
-        },
-        edits=edit_summaries(recipe.edits, fitted.layers, fitted.edit.gates),
-        metrics=result.to_dict() if result else {},
-        recipe_text=fitted.recipe_text,
-        is_lm=fitted.cm.is_lm,
-        datasets=[recipe.data.source] if hub_data else [],
-        timings=fitted.timings,
-    )
-
-
 def checkpoint_gates(fitted: Fitted) -> list[gate.RangeGate]:
     """The gates an export carries: the range edit, or its neuron-masking baseline."""
     return fitted.edit.gates_for(fitted.recipe.output.method, "output.method")
@@ -138,38 +90,47 @@ def card_generations(fitted: Fitted) -> str:
     from .evaluation.generation import card_examples
 
     words = fitted.recipe.prompt.label_words or [" " + n for n in fitted.data.label_names]
-    gates = checkpoint_gates(fitted)
-    layers = fitted.layout.layers_path
+    layers = fitted.edit.layers_path
     tok = fitted.cm.tokenizer
+    gates = checkpoint_gates(fitted)
     return card_examples(
         fitted.model, tok, layers, gates, ev.generate_prompts, words, ev.generate_tokens
     )
 
 
 def export_fitted(fitted: Fitted, out: Path, result: EvalResult | None, overwrite: bool) -> Path:
+    """The checkpoint of a fitted recipe (``checkpoint.edit_export.export_edit``): its recipe
+    verbatim, the data it was fitted on, its evaluation (``result``) and its result files."""
+    recipe, data = fitted.recipe, fitted.data
     extra: dict[str, str] = {}
     if result is not None:
         settings = {"recipe_sha256": recipe_hash(fitted.recipe_text), "nledit": __version__}
         extra = result_files(result, settings, f"nledit evaluation: {fitted.source.origin}")
-    manifest, card = describe(fitted, result)
-    card.generations = card_generations(fitted)
-    return export_checkpoint(
+    hub_data = "/" in recipe.data.source and not Path(recipe.data.source).exists()
+    return export_edit(
         out,
-        model=fitted.model,
-        tokenizer=fitted.cm.tokenizer,
-        task=fitted.edit.task,
-        source=fitted.source,
-        layers_path=fitted.edit.layers_path,
-        gates=checkpoint_gates(fitted),
-        recipe_text=fitted.recipe_text,
-        recipe_sha256=recipe_hash(fitted.recipe_text),
-        edit_sha256=edit_hash(fitted.recipe),
-        manifest=manifest,
-        card=card,
-        reference_texts=REFERENCE_TEXTS,
+        fitted.model,
+        fitted.cm.tokenizer,
+        fitted.edit,
+        fitted.source,
+        method=recipe.output.method,
+        weights=recipe.output.weights,
         overwrite=overwrite,
+        field="output.method",
+        recipe_text=fitted.recipe_text,
+        data={
+            "source": recipe.data.source,
+            "sha256": data.digest,
+            "fit_examples": len(data.fit),
+            "eval_examples": len(data.eval),
+            "shots": len(data.shots),
+            "label_names": data.label_names,
+        },
+        datasets=[recipe.data.source] if hub_data else [],
+        metrics=result.to_dict() if result else {},
+        timings=fitted.timings,
+        generations=card_generations(fitted),
         extra_files=extra,
-        weights_mode=fitted.recipe.output.weights,
     )
 
 
@@ -197,6 +158,34 @@ def run(recipe: Recipe, text: str, out: Path, overwrite: bool, log: Any = print)
     export_fitted(fitted, out, result, overwrite)
     log(f"exported checkpoint to {out}")
     return RunOutput(fitted, result, out)
+
+
+def fit_to_folder(recipe: Recipe, text: str, out: Path, field: str, log: Any = print) -> None:
+    """`nledit fit`: one streaming pass (across processes when launched so) into the fit
+    folder ``out`` (``field`` names it in errors); the main process writes it."""
+    from .fitting.distributed import fit_distributed_or_local
+
+    check_destination(out, recipe.output.overwrite, FIT_MARKERS, field)
+    fitted = fit_distributed_or_local(recipe, text)
+    if fitted is not None:
+        save_fit(fitted, out, recipe.output.overwrite)
+        log(f"fit written to {out} ({len(fitted.edit.gates)} range gate(s))")
+
+
+def export_fit_folder(
+    fit_dir: Path, recipe: Recipe, text: str, evaluated: bool = True, log: Any = print
+) -> Path:
+    """`nledit export`: the fit folder's gates evaluated (``evaluated`` and the recipe's eval
+    section say so) and exported to ``output.dir``."""
+    out = Path(recipe.output.dir)
+    check_destination(out, recipe.output.overwrite, EXPORT_MARKERS)
+    fitted = load_fit(fit_dir, recipe, text)
+    result = evaluate(fitted) if (recipe.eval.enabled and evaluated) else None
+    if result is not None:
+        log(summary(result))
+    export_fitted(fitted, out, result, recipe.output.overwrite)
+    log(f"exported checkpoint to {out}")
+    return out
 
 
 def save_fit(fitted: Fitted, out: Path, overwrite: bool) -> Path:

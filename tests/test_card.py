@@ -208,7 +208,7 @@ def test_lm_eval_results_keep_what_the_card_said(tmp_path: Path) -> None:
 
     from nledit.checkpoint.card import card_fields
     from nledit.checkpoint.write import MANIFEST_FILE, RECIPE_FILE
-    from nledit.commands.eval import merge_into_checkpoint
+    from nledit.lmeval import merge_into_checkpoint
 
     info = full_info()
     info.generations = "| prompt | base | edited |\n|---|---|---|\n| p | a | b |"

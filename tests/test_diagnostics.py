@@ -11,9 +11,11 @@ from conftest import recipe_dict
 
 from nledit.evaluation import diagnostics
 from nledit.evaluation.diagnostics import _inside, label_stats, verdict, warnings_for
-from nledit.evaluation.erasure import ConceptRow, EvalResult, erasure_table
+from nledit.evaluation.erasure import ConceptRow, EvalResult
 from nledit.evaluation.results import report_md, summary
+from nledit.evaluation.suite import erasure_table
 from nledit.fitting.recipe_fit import fit
+from nledit.pipeline import eval_inputs
 from nledit.recipe import parse_recipe
 from nledit.runtime.gate import RangeGate
 
@@ -92,7 +94,7 @@ def test_erasure_table_carries_diagnostics(tiny_models, tiny_data) -> None:
     d = recipe_dict(tiny_models["llama"], tiny_data)
     text = yaml.safe_dump(d)
     fitted = fit(parse_recipe(d, "recipe"), text)
-    result = erasure_table(fitted)
+    result = erasure_table(fitted.edit, fitted.cm, eval_inputs(fitted), fitted.recipe.eval)
     rng = next(r for r in result.rows if r.method == "range")
     # the gate's own fitting statistics: it fires on most of the target's read tokens
     for key in ("fire_target", "fire_other", "fire_target_all", "fire_other_all"):
@@ -125,7 +127,7 @@ def test_paper_default_is_a_comparison_row_never_exported(tiny_models, tiny_data
     assert paper[0].spec.saliency == "max" and paper[0].spec.top_p == 0.3
     assert paper[0].spec.mode == "range"
     assert checkpoint_gates(fitted) == fitted.edit.gates and fitted.edit.gates[0].spec.layer == 1
-    result = erasure_table(fitted)
+    result = erasure_table(fitted.edit, fitted.cm, eval_inputs(fitted), fitted.recipe.eval)
     row = next(r for r in result.rows if r.method == "paper")
     assert "fire_other" in row.diag and "verdict" in row.diag
     assert {r.method for r in result.rows} == {"range", "neuron", "paper"}
@@ -160,7 +162,8 @@ def test_base_pass_firing_equals_a_separate_pass(tiny_models, tiny_data, monkeyp
     fitted = fit(parse_recipe(d, "recipe"), yaml.safe_dump(d))
     with monkeypatch.context() as m:  # no pass of its own: the base pass feeds the counter
         m.setattr(diagnostics, "capture", None)
-        rows = {r.method: r.diag for r in erasure_table(fitted).rows}
+        table = erasure_table(fitted.edit, fitted.cm, eval_inputs(fitted), fitted.recipe.eval)
+        rows = {r.method: r.diag for r in table.rows}
     ev = fitted.data.eval
     gates = fitted.edit.gates + fitted.edit.baseline
     alone = firing_rates(fitted.cm, gates, ev.texts, ev.labels, 4)

@@ -108,11 +108,12 @@ def test_transfer_on_a_tiny_model(tiny_models: dict[str, Path], tiny_data: Path)
     torch.set_num_threads(1)
     d = recipe_dict(tiny_models["llama"], tiny_data)
     fitted = fit(parse_recipe(d), yaml.safe_dump(d))
-    prompts = transfer.prompts(fitted)
+    prompts = transfer.prompts(fitted.edit, fitted.recipe.eval)
     assert prompts["zero_shot"][0].shots == 0 and not prompts["zero_shot"][1].texts
     assert prompts["template"][0].template == "{text}"  # "Article : {text}" without its label
     assert prompts["template"][0].answer_prefix == "\nAnswer:"
-    got = transfer.measure_transfer(fitted)
+    ex, ev, bs = fitted.data.eval, fitted.recipe.eval, fitted.recipe.batch_size
+    got = transfer.measure_transfer(fitted.edit, fitted.cm, ex, ev, bs)
     assert list(got) == list(transfer.SETTINGS)
     assert got["free_text"]["prompt"] == "{text}"  # the bare text, nothing around it
     assert "Answer:" in got["template"]["prompt"] and "Topic" not in got["template"]["prompt"]
@@ -121,13 +122,13 @@ def test_transfer_on_a_tiny_model(tiny_models: dict[str, Path], tiny_data: Path)
         assert 0.0 <= row["changed"] <= 1.0 and set(row["ci"]) >= {"d_acc", "d_conf"}
     for g in fitted.edit.gates:  # a gate that does nothing: the figure says the edit stops acting
         g.enabled = False
-    idle = transfer.measure_transfer(fitted)
+    idle = transfer.measure_transfer(fitted.edit, fitted.cm, ex, ev, bs)
     assert all(not r["acts"] and r["changed"] == 0 for v in idle.values() for r in v["rows"])
     assert "stops acting under: 0-shot prompt, second template, free text" in transfer.stops(idle)
     d["eval"]["transfer_template"] = "Q: {text}"
     d["eval"]["transfer_answer_prefix"] = " A:"
     fitted = fit(parse_recipe(d), yaml.safe_dump(d))
-    assert transfer.prompts(fitted)["template"][0].template == "Q: {text}"
+    assert transfer.prompts(fitted.edit, fitted.recipe.eval)["template"][0].template == "Q: {text}"
     d["eval"]["transfer_template"] = "no placeholder"
     with pytest.raises(Exception, match=r"eval\.transfer_template"):
         parse_recipe(d)

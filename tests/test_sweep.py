@@ -19,9 +19,10 @@ import nledit.fitting.prepare
 import nledit.sweep.job
 import nledit.sweep.points
 from nledit.cli import main
-from nledit.evaluation.erasure import erasure_table
+from nledit.evaluation.suite import erasure_table
 from nledit.fitting.ranges import RangeTable, make_gate
 from nledit.fitting.recipe_fit import fit
+from nledit.pipeline import eval_inputs
 from nledit.recipe import EditSpec, load_recipe
 from nledit.sweep.points import fingerprint, layer_spread
 
@@ -164,7 +165,8 @@ def test_sweep_numbers_equal_a_plain_fit_and_evaluation(
     assert result.values == [0, 2]
     for layer in (0, 2):
         one, one_text = load_recipe(path, {"edits.0.layer": layer})
-        table = erasure_table(fit(one, one_text), fast=False)
+        f = fit(one, one_text)
+        table = erasure_table(f.edit, f.cm, eval_inputs(f), f.recipe.eval, fast=False)
         for row in table.rows:
             swept = next(
                 r for r in result.rows if r["layer"] == layer and r["method"] == row.method

@@ -35,8 +35,9 @@ def test_deprecated_argument_passed_by_other_code_only_warns() -> None:
 def test_prefix_cached_passes_raise_no_deprecation(tiny_models, tiny_data) -> None:
     from conftest import recipe_dict
 
-    from nledit.evaluation.erasure import erasure_table
+    from nledit.evaluation.suite import erasure_table
     from nledit.fitting.recipe_fit import fit
+    from nledit.pipeline import eval_inputs
     from nledit.recipe import parse_recipe
 
     recipe = parse_recipe(recipe_dict(tiny_models["llama"], tiny_data), "recipe")
@@ -45,7 +46,7 @@ def test_prefix_cached_passes_raise_no_deprecation(tiny_models, tiny_data) -> No
         warnings.simplefilter("error", DeprecationWarning)
         fitted = fit(recipe, "")
         assert fitted.cm.use_prefix_cache
-        erasure_table(fitted)
+        erasure_table(fitted.edit, fitted.cm, eval_inputs(fitted), fitted.recipe.eval)
 
 
 def test_guard_catches_the_real_cache_deprecation(tiny_models) -> None:

@@ -1,4 +1,4 @@
-"""`nledit check`, `run`, `fit` and `export`: the recipe commands over ``nledit.pipeline``."""
+"""`nledit check`, `run`, `fit` and `export`: the recipe commands over the API's recipe jobs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..cli_errors import INCOMPETENT_BASE, USAGE_ERROR
 from ..errors import NleditError
-from ..folders.preflight import check_apart, recipe_inputs
+from ..folders import check_apart, recipe_inputs
 from ..recipe import Recipe, edit_definition, load_recipe
 from .args import check_outputs, recipe_from_args
 
@@ -41,10 +41,10 @@ def refuse_refit(fitted: Recipe, asked: Recipe) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate the recipe and print the plan, without loading weights."""
-    from ..plan import make_plan
+    from .. import api
 
     recipe, _ = recipe_from_args(args, train=False)
-    plan = make_plan(recipe)
+    plan = api.check(recipe)
     if plan.problems:  # never "valid" first and a problem after
         print(f"recipe {args.recipe} has {len(plan.problems)} problem(s)")
         print(plan.render())
@@ -60,11 +60,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Fit, evaluate and export in one go."""
-    from ..pipeline import run
+    from .. import api
 
     recipe, text = recipe_from_args(args)
     check_outputs(("output.dir", recipe.output.dir), inputs=recipe_inputs(recipe))
-    done = run(recipe, text, Path(recipe.output.dir), recipe.output.overwrite)
+    done = api.run_recipe(recipe, text, Path(recipe.output.dir), recipe.output.overwrite)
     comp = done.result.competence if done.result is not None else {}
     if getattr(args, "strict", False) and comp and not comp["competent"]:
         print(
@@ -77,28 +77,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     """One streaming pass into a fit directory (statistics, ranges, gates)."""
-    from ..fitting.distributed import fit_distributed_or_local
-    from ..folders.atomic import check_destination
-    from ..pipeline import FIT_MARKERS, save_fit
+    from .. import api
 
     recipe, text = recipe_from_args(args)
     out = Path(args.out or (recipe.output.dir + "-fit"))
     field = "--out" if args.out else "output.dir (+ -fit)"
     check_apart([(field, str(out))], recipe_inputs(recipe))
-    check_destination(out, recipe.output.overwrite, FIT_MARKERS, field)
-    fitted = fit_distributed_or_local(recipe, text)
-    if fitted is not None:  # the main process writes
-        save_fit(fitted, out, recipe.output.overwrite)
-        print(f"fit written to {out} ({len(fitted.edit.gates)} range gate(s))")
+    api.fit_to_folder(recipe, text, out, field)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Evaluate a fit directory and export the patched checkpoint."""
-    from ..checkpoint.write import EXPORT_MARKERS
-    from ..evaluation.results import summary
-    from ..folders.atomic import check_destination
-    from ..pipeline import evaluate, export_fitted, load_fit
+    from .. import api
 
     fit_dir = Path(args.fit_dir)
     if not (fit_dir / "nledit_fit.json").is_file():
@@ -108,12 +99,5 @@ def cmd_export(args: argparse.Namespace) -> int:
     refuse_refit(load_recipe(args.recipe)[0], recipe)
     inputs = [("fit folder", str(fit_dir)), *recipe_inputs(recipe)]
     check_outputs(("output.dir", recipe.output.dir), inputs=inputs)
-    out = Path(recipe.output.dir)
-    check_destination(out, recipe.output.overwrite, EXPORT_MARKERS)
-    fitted = load_fit(fit_dir, recipe, text)
-    result = evaluate(fitted) if (recipe.eval.enabled and not args.no_eval) else None
-    if result is not None:
-        print(summary(result))
-    export_fitted(fitted, out, result, recipe.output.overwrite)
-    print(f"exported checkpoint to {out}")
+    api.export_fit_folder(fit_dir, recipe, text, evaluated=not args.no_eval)
     return 0

@@ -23,7 +23,6 @@ from tqdm.auto import tqdm
 from ..data.concept import Batch, ConceptModel
 from ..data.dataset import Examples
 from ..fitting.collect import capture
-from ..fitting.recipe_fit import Fitted
 from ..models.arch import Layout
 from ..models.compat import with_cache
 from ..models.fastpath import replay_from
@@ -247,29 +246,6 @@ def resolve_calibration(cm: ConceptModel, setting: Any, fit: Examples, batch_siz
     return calibration.resolve(cm, setting, fit, base_probs)
 
 
-def erasure_table(
-    fitted: Fitted, examples: Examples | None = None, fast: bool = True, diagnose: bool = True
-) -> EvalResult:
-    """The erasure table on the held-out evaluation examples; with ``diagnose``, each range
-    row also carries its gate's firing rates and verdict (``diagnostics``)."""
-    recipe, cm = fitted.recipe, fitted.cm
-    examples = examples or fitted.data.eval
-    conds = conditions_for(fitted.edit)
-    counter = diagnostics.FiringCounter([g for c in conds for g in c.gates])
-    observe = counter.observe if diagnose and counter.gates else None
-    choice = resolve_calibration(cm, recipe.prompt.calibrate, fitted.data.fit, recipe.batch_size)
-    ev = recipe.eval
-    result = measure(
-        cm, examples, conds, recipe.batch_size, ev.curate, False, fast, observe, ev.collateral
-    )
-    result.calibration = choice
-    if diagnose:
-        t0 = time.perf_counter()
-        _add_firing(fitted, examples, conds, result.rows, counter, result.competence)
-        fitted.timings["diagnostics_s"] = time.perf_counter() - t0
-    return result
-
-
 def measure(
     cm: ConceptModel,
     examples: Examples,
@@ -342,40 +318,3 @@ def rows_from_probs(
             )
         )
     return rows, comp, keep
-
-
-def _add_firing(
-    fitted: Fitted,
-    examples: Examples,
-    conds: list[Condition],
-    rows: list[ConceptRow],
-    counter: diagnostics.FiringCounter | None = None,
-    comp: dict[str, Any] | None = None,
-) -> None:
-    """Firing rates of each range-mode gate (eval examples and the perplexity text) and a
-    verdict on every row; ``rows`` follow the non-base ``conds`` in order."""
-    recipe, cm = fitted.recipe, fitted.cm
-    general = None
-    ev = recipe.eval
-    if ev.perplexity_source and ev.perplexity_windows and cm.is_lm:
-        from ..data.text import load_text, windows
-
-        text = load_text(ev.perplexity_source, steps=ev.perplexity_preprocess)
-        general = windows(
-            cm.tokenizer,
-            text,
-            ev.perplexity_window,
-            ev.perplexity_windows,
-            count_field="eval.perplexity_windows",
-        )
-    edited = [c for c in conds if c.concept is not None]
-    gates = [g for c in edited for g in c.gates if g.spec.mode == "range"]
-    rates = diagnostics.firing_rates(
-        cm, gates, examples.texts, examples.labels, recipe.batch_size, general, counter
-    )
-    for cond, row in zip(edited, rows):
-        for g in cond.gates:
-            if g.spec.mode == "neuron":  # acts on every activation of its neurons
-                row.diag.update(dict.fromkeys(diagnostics.FIRING, 1.0))
-            row.diag.update(rates.get(g.spec.name, {}))
-        row.diag["verdict"], row.diag["selective"] = diagnostics.verdict(row.to_dict(), comp)

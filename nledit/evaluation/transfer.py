@@ -22,8 +22,8 @@ import torch
 
 from ..data.concept import ConceptModel
 from ..data.dataset import Examples
-from ..fitting.recipe_fit import Fitted
-from ..recipe import PromptSpec
+from ..recipe import EvalSpec, PromptSpec
+from ..runtime.edit import Edit
 from .erasure import conditions_of, label_probs, rows_from_probs
 from .transfer_table import stops as stops
 
@@ -46,9 +46,10 @@ def derived(prompt: PromptSpec) -> tuple[str, str]:
     return template, answer
 
 
-def prompts(fitted: Fitted) -> dict[str, tuple[PromptSpec, Examples]]:
-    """Each transfer setting's prompt and demonstrations."""
-    p, ev = fitted.recipe.prompt, fitted.recipe.eval
+def prompts(edit: Edit, ev: EvalSpec) -> dict[str, tuple[PromptSpec, Examples]]:
+    """Each transfer setting's prompt and demonstrations (``edit``'s own prompt and shots,
+    the settings ``ev`` names)."""
+    p = edit.prompt
     template, answer = derived(p)
     none = Examples([], [])
     second = {
@@ -58,16 +59,15 @@ def prompts(fitted: Fitted) -> dict[str, tuple[PromptSpec, Examples]]:
     bare = {"instruction": "", "template": "{text}", "answer_prefix": "", "chat": False}
     return {
         "zero_shot": (p.updated(shots=0, demonstrations=None), none),
-        "template": (p.updated(**second), fitted.data.shots),
+        "template": (p.updated(**second), edit.shots),
         "free_text": (p.updated(**bare, shots=0, demonstrations=None), none),
     }
 
 
-def applies(fitted: Fitted) -> bool:
-    """Whether the recipe asks for the figure and it can be measured (a prompted language
-    model on sequence examples)."""
-    rec = fitted.recipe
-    return rec.eval.transfer and fitted.cm.is_lm and rec.data.token_classes is None
+def applies(ev: EvalSpec, cm: ConceptModel, token_level: bool = False) -> bool:
+    """Whether ``ev`` asks for the figure and it can be measured (a prompted language model on
+    sequence examples, not token-level concepts)."""
+    return ev.transfer and cm.is_lm and not token_level
 
 
 def _verdict(row: dict[str, Any], changed: float) -> tuple[bool, str]:
@@ -84,15 +84,16 @@ def _verdict(row: dict[str, Any], changed: float) -> tuple[bool, str]:
     return True, f"acts: ΔAcc {row['d_acc']:+.3f}, ΔConf {row['d_conf']:+.3f}"
 
 
-def measure_transfer(fitted: Fitted) -> dict[str, Any]:
-    """The transfer figure of the edit's own gates (``fitted.edit.gates``) on the evaluation split:
-    per setting, the prompt used and each target's row with its intervals and verdict."""
-    cm0, rec = fitted.cm, fitted.recipe
-    conds = conditions_of(fitted.edit.gates)
-    examples = fitted.data.eval
+def measure_transfer(
+    edit: Edit, cm0: ConceptModel, examples: Examples, ev: EvalSpec, batch_size: int
+) -> dict[str, Any]:
+    """The transfer figure of the edit's own gates (``edit.gates``) on ``examples`` (the
+    evaluation split): per setting, the prompt used and each target's row with its intervals
+    and verdict."""
+    conds = conditions_of(edit.gates)
     gold = torch.tensor(examples.labels)
     out: dict[str, Any] = {}
-    for name, (prompt, shots) in prompts(fitted).items():
+    for name, (prompt, shots) in prompts(edit, ev).items():
         cm = ConceptModel(
             cm0.model,
             cm0.tokenizer,
@@ -101,10 +102,10 @@ def measure_transfer(fitted: Fitted) -> dict[str, Any]:
             list(cm0.label_names),
             prompt,
             shots,
-            rec.data.max_length,
+            edit.max_length,
         )
-        probs = label_probs(cm, examples.texts, conds, rec.batch_size)
-        rows, comp, _ = rows_from_probs(cm, probs, gold, conds, collateral=rec.eval.collateral)
+        probs = label_probs(cm, examples.texts, conds, batch_size)
+        rows, comp, _ = rows_from_probs(cm, probs, gold, conds, collateral=ev.collateral)
         entries = []
         for cond, row in zip([c for c in conds if c.concept is not None], rows):
             moved = (probs[cond.key] - probs["base"]).abs().amax(1) > CHANGED

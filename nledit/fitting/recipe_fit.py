@@ -29,8 +29,9 @@ __all__ = ["Fitted", "fit", "general_means", "load_for_recipe", "recipe_edit"]
 
 @dataclass
 class Fitted:
-    """A fitted recipe: its ``edit`` (the gates, the one fitted object the API, export and
-    evaluation take) and where it came from (recipe, data, model), with the fit's statistics."""
+    """The record of a recipe's fit: its ``edit`` (the gates; the evaluation and export stages
+    take it, with the loaded model and data, never this record) and where it came from (recipe,
+    data, model), with the fit's statistics, range tables and timings."""
 
     recipe: Recipe
     recipe_text: str
