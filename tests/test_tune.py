@@ -166,7 +166,7 @@ def test_resume_and_pick_reuse_statistics_and_base_cache(
     # a trial measured on the stored cache equals the same trial measured fresh
     ctx = prepare(recipe3, text3, log=lambda *_: None)
     t0 = complete_trials(open_study(recipe3))[0]
-    again_m = tune_mod.evaluate_edit(ctx, to_edit(t0.user_attrs["edit"]))
+    again_m = tune_mod.trial_metrics(ctx, to_edit(t0.user_attrs["edit"]))
     for key in ("d_acc", "d_cacc", "d_ppl"):
         assert again_m[key] == pytest.approx(t0.user_attrs[key], abs=1e-5)
     recipe_p, text_p = load_recipe(path, {"tune.trials": 3, "tune.pick": 0})

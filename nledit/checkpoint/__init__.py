@@ -15,6 +15,8 @@ _EXPORTS: dict[str, str] = {
     "check_export": "integrity",
     "verify": "integrity",
     "RECIPE_FILE": "write",
+    "compare_export": "side_by_side",
+    "read_prompts": "side_by_side",
     "push": "hub",
 }
 

@@ -15,7 +15,7 @@ import yaml
 from ..recipe import Recipe
 from ..runtime import operators
 from .pick import selectivity
-from .trial import DIRECTIONS, TuneContext, TuneError, edit_mapping, evaluate_edit, suggest, to_edit
+from .trial import DIRECTIONS, TuneContext, TuneError, edit_mapping, suggest, to_edit, trial_metrics
 
 # ---- the study -------------------------------------------------------------------------------
 
@@ -134,7 +134,7 @@ def run_trials(ctx: TuneContext, study: Any, log: Callable[[str], None] = print)
     def objective(trial: Any) -> tuple[float, ...]:
         p = suggest(trial, tune.space, ctx.layers)
         mapping = edit_mapping(base_edit, p)
-        m = evaluate_edit(ctx, to_edit(mapping))
+        m = trial_metrics(ctx, to_edit(mapping))
         trial.set_user_attr("edit", mapping)
         trial.set_user_attr("params", p)
         for key, value in m.items():
@@ -164,6 +164,6 @@ def reference_metrics(ctx: TuneContext, study: Any) -> dict[str, Any]:
     """The recipe's own edit on the validation split (stored in the study once)."""
     ref = study.user_attrs.get("reference")
     if ref is None:
-        ref = evaluate_edit(ctx, ctx.edit)
+        ref = trial_metrics(ctx, ctx.edit)
         study.set_user_attr("reference", ref)
     return {**ref, "selectivity": selectivity(ref)}

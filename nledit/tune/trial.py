@@ -221,7 +221,7 @@ def build_gates(
     return [built[mode] for _, built in edit_gates(ctx.prep, edit, i, layer, (mode,))]
 
 
-def evaluate_edit(ctx: TuneContext, edit: EditSpec) -> dict[str, Any]:
+def trial_metrics(ctx: TuneContext, edit: EditSpec) -> dict[str, Any]:
     """Validation metrics of one edit (memoised: the same edit is measured once).
 
     As in the erasure table, each concept's gate is measured on its own; the metrics (and
