@@ -321,3 +321,23 @@ def _deprecated_calls_fail() -> Any:
     original = install()
     yield
     warnings.warn = original
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--reference``: also run the full reference-protocol reproductions."""
+    parser.addoption(
+        "--reference",
+        action="store_true",
+        help="run the tests marked reference (a reference protocol's table on the real model, "
+        "several minutes each); .ci/run runs them as their own step",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``reference`` are skipped, with the way to run them, unless ``--reference``."""
+    if config.getoption("--reference"):
+        return
+    skip = pytest.mark.skip(reason="full reference-protocol run: pytest --reference -m reference")
+    for item in items:
+        if item.get_closest_marker("reference") is not None:
+            item.add_marker(skip)
