@@ -291,13 +291,10 @@ def _refuse_missing(model: Any, info: dict[str, Any], origin: str, task: str) ->
 # Hub kernels replace module forwards (which nledit's gates hook) with code fetched from the Hub;
 # transformers >= 5.2x turns them on by default. A base model is always loaded without them.
 NO_HUB_KERNELS: dict[str, Any] = {"use_kernels": False}
-# A base folder's weights are read from safetensors only: a pickled checkpoint
-# (pytorch_model.bin) is never opened, even with torch.load's weights_only guard.
+# A base folder's weights are read from safetensors only: a pickle (pytorch_model.bin) never.
 BASE_FOLDER_KW: dict[str, Any] = {**NO_HUB_KERNELS, "use_safetensors": True}
 GGUF_MAGIC = b"GGUF"
 EXPORT_MANIFEST = "nledit_manifest.json"  # what every nledit export carries
-
-
 GGUF_SHAPE_KEYS = ("block_count", "embedding_length")
 
 
@@ -314,10 +311,7 @@ def gguf_shape(path: Path) -> tuple[int | None, int | None, int | None]:
         header = read_header(path)
         arch = header.strings["general.architecture"]
 
-        def value(key: str) -> int | float | None:
-            return header.numbers.get(f"{arch}.{key}")
-
-        shape = value("block_count"), value("embedding_length")
+        shape = tuple(header.numbers.get(f"{arch}.{key}") for key in GGUF_SHAPE_KEYS)
     except Exception as err:  # the reader's own errors on a damaged file: name the file
         reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
         raise ModelLoadError(
