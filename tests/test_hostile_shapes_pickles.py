@@ -100,3 +100,23 @@ def test_a_pickled_checkpoint_is_never_opened(
     shown = refused(argv, capsys, out, "model.safetensors")
     assert "Weights only load failed" not in shown  # never handed to torch.load at all
     assert not canary.exists()
+
+
+@pytest.mark.parametrize("name", ["Model.safetensors", "model-00002-of-00002.safetensors"])
+def test_a_weight_file_nledit_did_not_copy_is_refused(
+    trusted_folders: dict[str, Path], tmp_path: Path, name: str
+) -> None:
+    """``checkpoint.schema.manifest_problems``: the weight files are those base_weights names,
+    even when the manifest lists the added file with its new sha256."""
+    import hashlib
+
+    from nledit.checkpoint.integrity import IntegrityError, check_export
+
+    export = tmp_path / "export"
+    shutil.copytree(trusted_folders["export"], export)
+    (export / name).write_bytes((export / "model.safetensors").read_bytes())
+    manifest = json.loads((export / "nledit_manifest.json").read_text())
+    manifest["files"][name] = hashlib.sha256((export / name).read_bytes()).hexdigest()
+    (export / "nledit_manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IntegrityError, match=f"{name}: a weight file the manifest's base_weights"):
+        check_export(export)
