@@ -120,3 +120,16 @@ def test_a_weight_file_nledit_did_not_copy_is_refused(
     (export / "nledit_manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IntegrityError, match=f"{name}: a weight file the manifest's base_weights"):
         check_export(export)
+
+
+@pytest.mark.parametrize("how", ["file", "set"])
+def test_an_integer_too_long_to_read_is_a_yaml_error(
+    tmp_path: Path, tiny_data: Path, how: str, capsys
+) -> None:
+    """``recipe.strict_yaml.StrictLoader.construct_yaml_int``: Python refuses to convert an
+    integer of more than 4300 digits; the recipe names its line instead of a traceback."""
+    huge = "9" * 5000
+    extra = {"top": [f"seed: {huge}"]} if how == "file" else {}
+    recipe = write_recipe(tmp_path, tmp_path / "model", tiny_data, extra)
+    argv = ["check", str(recipe)] + (["--set", f"seed={huge}"] if how == "set" else [])
+    refused(argv, capsys, None, "an integer of 5000 digits is larger than any setting takes")
