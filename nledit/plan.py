@@ -15,6 +15,7 @@ from .fitting.saliency_registry import top_count
 from .folders.preflight import output_problems
 from .models.arch import ArchError, resolve_layer
 from .models.batching import auto_batch_size, available_memory
+from .models.config_facts import shape_problem
 from .models.cost_basis import Estimate, estimate
 from .models.hub_shape import HubShapeUnknown, hub_shape
 from .models.loading import ModelLoadError, gguf_shape, load_on_meta, pypi_location, refuse_export
@@ -88,6 +89,15 @@ class Plan:
         return "\n".join(lines)
 
 
+_LAYER_KEYS = ("num_hidden_layers", "n_layer", "n_layers")
+_WIDTH_KEYS = ("hidden_size", "n_embd", "dim")
+
+
+def _first_key(cfg: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, Any]:
+    """The first of ``keys`` that ``cfg`` holds, with its value (the first key and None if none)."""
+    return next(((k, cfg[k]) for k in keys if k in cfg), (keys[0], None))
+
+
 def _config_shape(folder: Path) -> tuple[int | None, int | None, int | None]:
     try:
         cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -98,8 +108,11 @@ def _config_shape(folder: Path) -> tuple[int | None, int | None, int | None]:
     cfg = cfg.get("text_config", cfg)
     if not isinstance(cfg, dict):
         raise ModelLoadError(f"model.id: {folder / 'config.json'}: text_config is not an object")
-    n_layers = cfg.get("num_hidden_layers") or cfg.get("n_layer") or cfg.get("n_layers")
-    d = cfg.get("hidden_size") or cfg.get("n_embd") or cfg.get("dim")
+    n_layers, d = _first_key(cfg, _LAYER_KEYS), _first_key(cfg, _WIDTH_KEYS)
+    for kind, (key, value) in (("layers", n_layers), ("hidden size", d)):
+        if problem := shape_problem(kind, f"config.json: {key}", value):
+            raise ModelLoadError(f"model.id: cannot load '{folder}': {problem}")
+    n_layers, d = n_layers[1], d[1]
     size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
     n_params = size // DTYPE_BYTES.get(str(cfg.get("torch_dtype", cfg.get("dtype"))), 4) or None
     return n_layers, d, n_params

@@ -94,6 +94,14 @@ def manifest_problems(doc: dict[str, Any]) -> list[str]:
         isinstance(w, str) and is_weight_file(w) for w in weights
     ):
         problems.append(f"{where}: base_weights names something other than weight files")
+    listed = set(weights) if isinstance(weights, list) else set()
+    files = doc.get("files") if isinstance(doc.get("files"), dict) else {}
+    # a weight file nledit did not copy (Model.safetensors beside model.safetensors, say)
+    problems += [
+        f"{name}: a weight file the manifest's base_weights does not name"
+        for name in sorted(files)
+        if is_weight_file(name) and name not in listed
+    ]
     return problems
 
 

@@ -10,6 +10,21 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+# Bounds no real model's shape comes near: a value past them is a damaged or hand-made file
+# (and building that many layers on the meta device would not end).
+SHAPE_LIMITS = {"layers": 100_000, "hidden size": 1 << 20}
+
+
+def shape_problem(kind: str, field: str, value: object) -> str | None:
+    """Why ``value``, read as the model's ``kind`` (a key of ``SHAPE_LIMITS``) from ``field``,
+    is not a shape nledit can use (None when it is, or when it is absent)."""
+    if value is None:
+        return None
+    limit = SHAPE_LIMITS[kind]
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+        return f"{field} is {value!r}; the {kind} must be a whole number from 1 to {limit:,}"
+    return None
+
 
 class IgnoredCodeWarning(UserWarning):
     """The base model's own code (its ``auto_map``) was not run."""

@@ -28,7 +28,7 @@ from ..folders.owned import cache_dir, remove_owned
 from ..recipe import ModelSpec
 from ..recipe.flags import check_device
 from . import base_id as basemodel
-from .config_facts import detect_task, warn_ignored_code
+from .config_facts import detect_task, shape_problem, warn_ignored_code
 from .gguf_header import read_header
 
 CACHE_RECORD = "nledit_cache.json"  # sha256 of every converted file, checked before reuse
@@ -262,7 +262,7 @@ def load_on_meta(folder: Path, task: str) -> None:
         task = detect_task(config, task)
         with _quiet_loading():
             model, info = auto_class(task).from_pretrained(
-                folder, device_map="meta", output_loading_info=True, **kw, **NO_HUB_KERNELS
+                folder, device_map="meta", output_loading_info=True, **kw, **BASE_FOLDER_KW
             )
     except LOAD_ERRORS as err:
         raise ModelLoadError(f"model.id: cannot load {folder}: {load_reason(err)}") from None
@@ -291,8 +291,11 @@ def _refuse_missing(model: Any, info: dict[str, Any], origin: str, task: str) ->
 # Hub kernels replace module forwards (which nledit's gates hook) with code fetched from the Hub;
 # transformers >= 5.2x turns them on by default. A base model is always loaded without them.
 NO_HUB_KERNELS: dict[str, Any] = {"use_kernels": False}
+# A base folder's weights are read from safetensors only: a pickle (pytorch_model.bin) never.
+BASE_FOLDER_KW: dict[str, Any] = {**NO_HUB_KERNELS, "use_safetensors": True}
 GGUF_MAGIC = b"GGUF"
 EXPORT_MANIFEST = "nledit_manifest.json"  # what every nledit export carries
+GGUF_SHAPE_KEYS = ("block_count", "embedding_length")
 
 
 def gguf_shape(path: Path) -> tuple[int | None, int | None, int | None]:
@@ -308,16 +311,17 @@ def gguf_shape(path: Path) -> tuple[int | None, int | None, int | None]:
         header = read_header(path)
         arch = header.strings["general.architecture"]
 
-        def value(key: str) -> int | None:
-            found = header.numbers.get(f"{arch}.{key}")
-            return int(found) if found is not None else None
-
-        return value("block_count"), value("embedding_length"), header.n_params
+        shape = tuple(header.numbers.get(f"{arch}.{key}") for key in GGUF_SHAPE_KEYS)
     except Exception as err:  # the reader's own errors on a damaged file: name the file
         reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
         raise ModelLoadError(
             f"model.id: {path} is a damaged or truncated GGUF file ({reason[:200]})"
         ) from None
+    for kind, key, found in zip(("layers", "hidden size"), GGUF_SHAPE_KEYS, shape, strict=True):
+        problem = shape_problem(kind, f"{path}: {arch}.{key}", found)
+        if problem or found is None:  # a GGUF model without its shape cannot be converted
+            raise ModelLoadError(f"model.id: {problem or f'{path} has no {arch}.{key}'}")
+    return shape[0], shape[1], header.n_params
 
 
 def refuse_export(folder: Path, mid: str) -> None:
@@ -369,7 +373,7 @@ def load_model(spec: ModelSpec, source: ModelSource) -> tuple[Any, Any, str]:
         warn_ignored_code(config, source.origin)
         task = detect_task(config, spec.task)
         cls = auto_class(task)
-        load_kw: dict[str, Any] = {**kw, **NO_HUB_KERNELS, "dtype": getattr(torch, spec.dtype)}
+        load_kw: dict[str, Any] = {**kw, **BASE_FOLDER_KW, "dtype": getattr(torch, spec.dtype)}
         if spec.device_map is not None:
             load_kw["device_map"] = spec.device_map
             if spec.max_memory:

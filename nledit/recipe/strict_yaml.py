@@ -36,6 +36,9 @@ _CORE_RE = {tag: re.compile(rf"^(?:{rx})$") for tag, rx in _CORE.items()}
 _BOOL_11 = re.compile(r"yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF")
 
 
+_MAX_INT_CHARS = 100
+
+
 class StrictLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` resolving plain scalars under the YAML 1.2 core schema."""
 
@@ -44,6 +47,13 @@ class StrictLoader(yaml.SafeLoader):
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:  # type: ignore[override]
         """A YAML 1.2 core int: decimal (leading zeros allowed), ``0o`` octal or ``0x`` hex."""
         text = str(self.construct_scalar(node))
+        if len(text) > _MAX_INT_CHARS:  # no setting takes one; Python would refuse to read it
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"an integer of {len(text)} digits is larger than any setting takes",
+                node.start_mark,
+            )
         if text.startswith("0o"):
             return int(text[2:], 8)
         return int(text, 16) if text.startswith("0x") else int(text, 10)

@@ -44,7 +44,7 @@ def load_base(spec: TrainHeadSpec, names: list[str]) -> tuple[Any, Any, str]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from ..models.loading import ModelLoadError, resolve_source
+    from ..models.loading import BASE_FOLDER_KW, ModelLoadError, resolve_source
 
     source = resolve_source(ModelSpec(id=spec.base))
     try:
@@ -56,6 +56,7 @@ def load_base(spec: TrainHeadSpec, names: list[str]) -> tuple[Any, Any, str]:
             id2label=dict(enumerate(names)),
             label2id={n: i for i, n in enumerate(names)},
             dtype=torch.float32,
+            **BASE_FOLDER_KW,
         )
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"train_head.base: cannot load {spec.base!r}: {err}") from err
