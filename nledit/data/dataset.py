@@ -153,11 +153,15 @@ def _labels_file(path: Path) -> list[str]:
 def _label_id(y: Any, names: list[str]) -> int | str:
     """The label id of a row's label value, or a message saying why it is not one."""
     if isinstance(y, str) and re.fullmatch(r"\s*-?[0-9]+\s*", y):
+        if y != y.strip():
+            return f"label {y!r} has spaces around its digits; write it as {y.strip()}"
+        if not re.fullmatch(r"0|-?[1-9][0-9]*", y):
+            return f"label {y!r} has a leading zero; write the label id as {int(y)}"
         y = int(y)
     elif isinstance(y, str):
         return names.index(y) if y in names else f"label {y!r} not in {names}"
-    if isinstance(y, float) and y.is_integer():
-        y = int(y)
+    if isinstance(y, float):
+        return f"label {json.dumps(y)} is a decimal number; a label id is a whole number"
     if isinstance(y, bool) or not isinstance(y, int):
         shown = json.dumps(y) if isinstance(y, (bool, float, type(None))) else repr(y)[:40]
         return f"label {shown} is not a label id (a whole number) or a label name"
