@@ -325,6 +325,15 @@ def test_a_seed_no_generator_takes_as_it_is_is_refused(
     refused(["check", str(recipe), "--set", setting], capsys, None, setting.split("=")[0])
 
 
+@pytest.mark.parametrize("setting", ["batch_size=65537", f"batch_size={10**40}"])
+def test_a_batch_larger_than_any_batch_is_refused(
+    tiny_models: dict[str, Path], tiny_data: Path, tmp_path: Path, setting: str, capsys
+) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(recipe_dict(tiny_models["llama"], tiny_data)))
+    refused(["check", str(recipe), "--set", setting], capsys, None, "batch_size", "65536")
+
+
 @pytest.mark.parametrize("header", ["text,label,text", "text,label,label", "a,a,text,label"])
 def test_a_csv_column_named_twice_is_refused(
     tiny_models: dict[str, Path], tiny_data: Path, tmp_path: Path, header: str, capsys

@@ -81,6 +81,8 @@ PathStr = Annotated[str, AfterValidator(_expandable)]  # a file or folder path (
 # A random seed: what every generator nledit seeds (torch, numpy, random) takes as it is,
 # so a negative or larger seed is refused rather than wrapped.
 Seed = Annotated[int, Field(ge=0, lt=2**32)]
+MAX_BATCH = 2**16  # rows per batch; anything larger is a typo, not a batch
+BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH)]
 
 
 def _visible(value: str) -> str:

@@ -14,6 +14,7 @@ from pydantic import (
 from ..runtime import operators
 from .base import (
     STORAGE,
+    BatchSize,
     Objective,
     PathStr,
     RangeShape,
@@ -255,7 +256,7 @@ class TrainHeadSpec(StrictModel):
     lr: Annotated[float, Field(gt=0)] = 5e-5
     weight_decay: Annotated[float, Field(ge=0)] = 0.01
     warmup: Annotated[float, Field(ge=0, lt=1)] = Field(0.1, description="share of steps")
-    batch_size: Annotated[int, Field(ge=1)] = 16
+    batch_size: BatchSize = 16
     max_length: Annotated[int, Field(ge=8)] = 64
     seed: Seed = 0
     out: PathStr | None = Field(

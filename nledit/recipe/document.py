@@ -11,7 +11,16 @@ from pydantic import (
     model_validator,
 )
 
-from .base import Seed, StrictModel, duplicate_items, shown_value, suggestion, yaml_type_name
+from .base import (
+    MAX_BATCH,
+    BatchSize,
+    Seed,
+    StrictModel,
+    duplicate_items,
+    shown_value,
+    suggestion,
+    yaml_type_name,
+)
 from .commands import OutputSpec, SweepSpec, TrainHeadSpec, TuneSpec
 from .sections import (
     DataSpec,
@@ -39,7 +48,7 @@ class Recipe(StrictModel):
         None, description="how `nledit train-head` makes the classifier that model.id names"
     )
     seed: Seed = 0
-    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+    batch_size: BatchSize | Literal["auto"] = Field(
         8, description="rows per batch, or auto: from the model's size and free memory"
     )
     threads: Annotated[int, Field(ge=1)] | None = Field(
@@ -49,8 +58,10 @@ class Recipe(StrictModel):
     @field_validator("batch_size", mode="before")
     @classmethod
     def _batch_size(cls, v: Any) -> Any:
-        if v == "auto" or (type(v) is int and v >= 1):
+        if v == "auto" or (type(v) is int and 1 <= v <= MAX_BATCH):
             return v
+        if type(v) is int and v > MAX_BATCH:
+            raise ValueError(f"Input should be at most {MAX_BATCH} rows per batch, or auto")
         if type(v) is int:
             raise ValueError("Input should be greater than or equal to 1, or auto")
         given = f"{yaml_type_name(v)} {shown_value(v)}".strip()
