@@ -16,8 +16,7 @@ from nledit.fitting.recipe_fit import fit as fit_recipe
 from nledit.recipe import load_recipe
 from nledit.runtime.gate import RangeGate, gate_tensors
 from nledit.sweep.points import build_points
-from nledit.tune.trial import build_gates
-from nledit.tune.trial import prepare as tune_prepare
+from nledit.tune.trial import build_gates, tune_context
 
 SETTINGS = {"saliency": "probeless", "range": "quantile", "top_p": 0.3}  # samples needed
 
@@ -49,7 +48,7 @@ def test_every_job_builds_the_same_gates(
     api = nledit.fit(model, tok, d["data"], d["edits"], d["prompt"], batch_size=d["batch_size"])
     assert _bytes(api.gates) == want and [g.spec for g in api.gates] == specs
 
-    ctx = tune_prepare(recipe, text, log=lambda *_: None)  # nledit tune
+    ctx = tune_context(recipe, text, log=lambda *_: None)  # nledit tune
     tuned = build_gates(ctx, edit)
     assert _bytes(tuned) == want and [g.spec for g in tuned] == specs
 

@@ -24,9 +24,9 @@ from nledit.tune.trial import (
     build_gates,
     candidate_layers,
     edit_mapping,
-    prepare,
     suggest,
     to_edit,
+    tune_context,
 )
 
 optuna = pytest.importorskip("optuna")
@@ -78,7 +78,7 @@ def test_a_cached_trial_equals_the_plain_forward_pass(
 ) -> None:
     path = _tune_recipe(make_recipe, tiny_models, tiny_data, wiki, tmp_path / "t")
     recipe, text = load_recipe(path, {"eval.perplexity_windows": 0})
-    ctx = prepare(recipe, text, log=lambda *_: None)
+    ctx = tune_context(recipe, text, log=lambda *_: None)
     cm = ctx.cm
     for layer, positions, op in ((1, "all", "zero"), (2, "last", "dampen"), (1, "last", "zero")):
         edit = ctx.edit.updated(layer=layer, positions=positions, top_p=0.5, operator=op)
@@ -164,7 +164,7 @@ def test_resume_and_pick_reuse_statistics_and_base_cache(
     assert again.trials == 3 and any("statistics loaded" in x for x in lines)
     assert any("validation data loaded" in x for x in lines)
     # a trial measured on the stored cache equals the same trial measured fresh
-    ctx = prepare(recipe3, text3, log=lambda *_: None)
+    ctx = tune_context(recipe3, text3, log=lambda *_: None)
     t0 = complete_trials(open_study(recipe3))[0]
     again_m = tune_mod.trial_metrics(ctx, to_edit(t0.user_attrs["edit"]))
     for key in ("d_acc", "d_cacc", "d_ppl"):

@@ -64,7 +64,7 @@ from .study import (
     run_trials,
     storage_url,
 )
-from .trial import DIRECTIONS, TuneContext, TuneError, build_gates, prepare, to_edit
+from .trial import DIRECTIONS, TuneContext, TuneError, build_gates, to_edit, tune_context
 
 # ---- the pick (rule: ``tune_pick``) ---------------------------------------------------------
 
@@ -149,7 +149,7 @@ def run_tune(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> T
     from . import report as tune_report
 
     t0 = time.perf_counter()
-    ctx = prepare(recipe, text, log)
+    ctx = tune_context(recipe, text, log)
     refuse_incompetent(ctx, log)
     study = open_study(recipe)
     ref = reference_metrics(ctx, study)

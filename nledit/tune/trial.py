@@ -299,7 +299,7 @@ def tune_windows(recipe: Recipe, tokenizer: Any) -> torch.Tensor | None:
     return ids[ev.perplexity_windows :]
 
 
-def prepare(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> TuneContext:
+def tune_context(recipe: Recipe, text: str, log: Callable[[str], None] = print) -> TuneContext:
     """Load data and model, one statistics pass for all candidate layers, the base cache."""
     tune = recipe.tune
     t0 = time.perf_counter()
