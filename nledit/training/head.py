@@ -83,7 +83,7 @@ def fine_tune(
     """AdamW with linear warm-up and decay over every parameter; returns (steps, last loss)."""
     import torch
 
-    from .optim import make_optimizer
+    from .optim import make_optimizer, take_step
 
     torch.manual_seed(spec.seed)
     rng = random.Random(spec.seed)
@@ -100,14 +100,8 @@ def fine_tune(
             enc = _encode(tokenizer, [train.texts[i] for i in rows], spec.max_length)
             labels = torch.tensor([train.labels[i] for i in rows])
             loss = model(**enc, labels=labels).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            loss_ema = take_step(loss, model.parameters(), opt, sched, loss_ema)
             step += 1
-            value = float(loss.detach())
-            loss_ema = value if math.isnan(loss_ema) else 0.9 * loss_ema + 0.1 * value
             if step % every == 0 or step == total:
                 log(
                     f"  step {step}/{total}  loss {loss_ema:.3f}  ({time.perf_counter() - t0:.0f}s)"

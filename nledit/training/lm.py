@@ -275,7 +275,7 @@ def train_answer(
     Returns (steps, last smoothed loss, per-epoch reports)."""
     from tqdm.auto import tqdm
 
-    from .optim import make_optimizer
+    from .optim import make_optimizer, take_step
 
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
@@ -302,14 +302,8 @@ def train_answer(
             with cache.top_only(states):
                 logits = answer_logits(model, ids, mask, last)
             loss = loss_fn(logits, answers[rows])
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            ema = take_step(loss, params, opt, sched, ema)
             step += 1
-            value = float(loss.detach())
-            ema = value if math.isnan(ema) else 0.9 * ema + 0.1 * value
             bar.set_postfix(loss=f"{ema:.3f}")
         bar.close()
         pred = predict(cache, held_batches, held, label_ids, pad_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -25,3 +26,15 @@ def make_optimizer(params: list[Any], settings: Any, total: int) -> tuple[Any, A
         return max(0.0, (total - step) / max(1, total - warm))
 
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+
+
+def take_step(loss: torch.Tensor, params: Any, opt: Any, sched: Any, ema: float) -> float:
+    """One optimiser step on ``loss`` (gradients clipped to norm 1) and the loss's moving
+    average after it (``ema``: the average so far, NaN before the first step)."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    value = float(loss.detach())
+    return value if math.isnan(ema) else 0.9 * ema + 0.1 * value
