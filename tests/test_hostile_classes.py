@@ -166,7 +166,7 @@ BAD_ROWS: list[tuple[str, dict | None, dict | None, list[str]]] = [
     ("nul_escaped", None, {"text": "foo\u0000bar", "label": 1}, ["NUL character"]),
     ("lone_surrogate", None, {"text": "bad \ud800 x", "label": 1}, ["lone surrogate U+D800"]),
     # a label id is read as written, never coerced: no decimal point, spaces or leading zero
-    ("decimal_id", None, {"text": "hello world", "label": 1.0}, ["label 1.0 is a decimal"]),
+    ("decimal_id", None, {"text": "hello world", "label": 1.0}, ["label 1.0", "no decimal point"]),
     ("spaced_id", None, {"text": "hello world", "label": " 1"}, ["spaces around"]),
     ("leading_zero_id", None, {"text": "hello world", "label": "01"}, ["leading zero"]),
 ]

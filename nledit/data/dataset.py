@@ -161,7 +161,7 @@ def _label_id(y: Any, names: list[str]) -> int | str:
     elif isinstance(y, str):
         return names.index(y) if y in names else f"label {y!r} not in {names}"
     if isinstance(y, float):
-        return f"label {json.dumps(y)} is a decimal number; a label id is a whole number"
+        return f"label {json.dumps(y)} is not a label id (a whole number, with no decimal point)"
     if isinstance(y, bool) or not isinstance(y, int):
         shown = json.dumps(y) if isinstance(y, (bool, float, type(None))) else repr(y)[:40]
         return f"label {shown} is not a label id (a whole number) or a label name"
